@@ -1,0 +1,3 @@
+//! Codec benchmark (lands with the codec issue).
+
+fn main() {}
