@@ -63,6 +63,10 @@ impl TopicName {
         self.0.is_empty()
     }
 
+    pub fn as_mqtt_string(&self) -> &MqttString {
+        &self.0
+    }
+
     /// Topics starting with `$` are not matched by filters starting with a wildcard.
     pub fn is_system(&self) -> bool {
         self.0.as_bytes().first() == Some(&b'$')
@@ -124,6 +128,10 @@ impl TopicFilter {
 
     pub fn as_bytes(&self) -> &Bytes {
         self.0.as_bytes()
+    }
+
+    pub fn as_mqtt_string(&self) -> &MqttString {
+        &self.0
     }
 
     /// For `$share/{group}/{filter}`, the group name; otherwise `None`.
