@@ -170,6 +170,7 @@ fn non_zero_u16(r: &mut Reader, id: u8) -> Result<u16, DecodeError> {
 impl Properties {
     /// Decodes a property length and list for `ctx`, refusing unknown, misplaced, duplicated
     /// and out-of-range properties.
+    #[inline]
     pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Self, DecodeError> {
         let len = r.var_int()? as usize;
         let mut props = Self::default();
@@ -304,19 +305,19 @@ impl Properties {
     /// encoding, so the two cannot disagree.
     fn visit(&self, ctx: PropertyContext, sink: &mut impl Sink) -> Result<(), EncodeError> {
         let on = |id| ctx.allows(id) == Some(true);
-        if let (true, Some(v)) = (on(0x01), self.payload_format_indicator) {
+        if let (Some(v), true) = (self.payload_format_indicator, on(0x01)) {
             sink.u8(0x01, v);
         }
-        if let (true, Some(v)) = (on(0x02), self.message_expiry_interval) {
+        if let (Some(v), true) = (self.message_expiry_interval, on(0x02)) {
             sink.u32(0x02, v);
         }
-        if let (true, Some(v)) = (on(0x03), &self.content_type) {
+        if let (Some(v), true) = (&self.content_type, on(0x03)) {
             sink.string(0x03, v);
         }
-        if let (true, Some(v)) = (on(0x08), &self.response_topic) {
+        if let (Some(v), true) = (&self.response_topic, on(0x08)) {
             sink.binary(0x08, v.as_bytes())?;
         }
-        if let (true, Some(v)) = (on(0x09), &self.correlation_data) {
+        if let (Some(v), true) = (&self.correlation_data, on(0x09)) {
             sink.binary(0x09, v)?;
         }
         if on(0x0B) {
@@ -324,52 +325,52 @@ impl Properties {
                 sink.var_int(0x0B, v)?;
             }
         }
-        if let (true, Some(v)) = (on(0x11), self.session_expiry_interval) {
+        if let (Some(v), true) = (self.session_expiry_interval, on(0x11)) {
             sink.u32(0x11, v);
         }
-        if let (true, Some(v)) = (on(0x12), &self.assigned_client_identifier) {
+        if let (Some(v), true) = (&self.assigned_client_identifier, on(0x12)) {
             sink.string(0x12, v);
         }
-        if let (true, Some(v)) = (on(0x13), self.server_keep_alive) {
+        if let (Some(v), true) = (self.server_keep_alive, on(0x13)) {
             sink.u16(0x13, v);
         }
-        if let (true, Some(v)) = (on(0x15), &self.authentication_method) {
+        if let (Some(v), true) = (&self.authentication_method, on(0x15)) {
             sink.string(0x15, v);
         }
-        if let (true, Some(v)) = (on(0x16), &self.authentication_data) {
+        if let (Some(v), true) = (&self.authentication_data, on(0x16)) {
             sink.binary(0x16, v)?;
         }
-        if let (true, Some(v)) = (on(0x17), self.request_problem_information) {
+        if let (Some(v), true) = (self.request_problem_information, on(0x17)) {
             sink.u8(0x17, v);
         }
-        if let (true, Some(v)) = (on(0x18), self.will_delay_interval) {
+        if let (Some(v), true) = (self.will_delay_interval, on(0x18)) {
             sink.u32(0x18, v);
         }
-        if let (true, Some(v)) = (on(0x19), self.request_response_information) {
+        if let (Some(v), true) = (self.request_response_information, on(0x19)) {
             sink.u8(0x19, v);
         }
-        if let (true, Some(v)) = (on(0x1A), &self.response_information) {
+        if let (Some(v), true) = (&self.response_information, on(0x1A)) {
             sink.string(0x1A, v);
         }
-        if let (true, Some(v)) = (on(0x1C), &self.server_reference) {
+        if let (Some(v), true) = (&self.server_reference, on(0x1C)) {
             sink.string(0x1C, v);
         }
-        if let (true, Some(v)) = (on(0x1F), &self.reason_string) {
+        if let (Some(v), true) = (&self.reason_string, on(0x1F)) {
             sink.string(0x1F, v);
         }
-        if let (true, Some(v)) = (on(0x21), self.receive_maximum) {
+        if let (Some(v), true) = (self.receive_maximum, on(0x21)) {
             sink.u16(0x21, v);
         }
-        if let (true, Some(v)) = (on(0x22), self.topic_alias_maximum) {
+        if let (Some(v), true) = (self.topic_alias_maximum, on(0x22)) {
             sink.u16(0x22, v);
         }
-        if let (true, Some(v)) = (on(0x23), self.topic_alias) {
+        if let (Some(v), true) = (self.topic_alias, on(0x23)) {
             sink.u16(0x23, v);
         }
-        if let (true, Some(v)) = (on(0x24), self.maximum_qos) {
+        if let (Some(v), true) = (self.maximum_qos, on(0x24)) {
             sink.u8(0x24, v);
         }
-        if let (true, Some(v)) = (on(0x25), self.retain_available) {
+        if let (Some(v), true) = (self.retain_available, on(0x25)) {
             sink.u8(0x25, v);
         }
         if on(0x26) {
@@ -377,16 +378,16 @@ impl Properties {
                 sink.string_pair(0x26, key, value);
             }
         }
-        if let (true, Some(v)) = (on(0x27), self.maximum_packet_size) {
+        if let (Some(v), true) = (self.maximum_packet_size, on(0x27)) {
             sink.u32(0x27, v);
         }
-        if let (true, Some(v)) = (on(0x28), self.wildcard_subscription_available) {
+        if let (Some(v), true) = (self.wildcard_subscription_available, on(0x28)) {
             sink.u8(0x28, v);
         }
-        if let (true, Some(v)) = (on(0x29), self.subscription_identifier_available) {
+        if let (Some(v), true) = (self.subscription_identifier_available, on(0x29)) {
             sink.u8(0x29, v);
         }
-        if let (true, Some(v)) = (on(0x2A), self.shared_subscription_available) {
+        if let (Some(v), true) = (self.shared_subscription_available, on(0x2A)) {
             sink.u8(0x2A, v);
         }
         Ok(())
