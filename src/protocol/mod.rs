@@ -167,6 +167,7 @@ fn decode_frame(
 }
 
 impl Packet {
+    #[inline]
     pub fn packet_type(&self) -> PacketType {
         match self {
             Self::Connect(_) => PacketType::Connect,
@@ -187,6 +188,7 @@ impl Packet {
         }
     }
 
+    #[inline]
     fn first_byte(&self) -> u8 {
         let flags = match self {
             Self::Publish(p) => p.flags(),
@@ -197,6 +199,7 @@ impl Packet {
     }
 
     /// The remaining length in `version` (CONNECT uses its own version).
+    #[inline]
     fn body_len(&self, version: ProtocolVersion) -> usize {
         match self {
             Self::Connect(c) => c.body_len(),
@@ -215,6 +218,7 @@ impl Packet {
         }
     }
 
+    #[inline]
     fn encode_body(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Self::Connect(c) => c.encode_body(out),

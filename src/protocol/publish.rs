@@ -79,6 +79,7 @@ fn decode_topic(topic: Bytes, has_alias: bool) -> Result<TopicName, DecodeError>
 }
 
 impl Publish {
+    #[inline]
     pub(crate) fn flags(&self) -> u8 {
         let mut flags = (self.qos as u8) << 1;
         if self.dup {
@@ -90,6 +91,7 @@ impl Publish {
         flags
     }
 
+    #[inline]
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
         let mut len = prefixed_len(self.topic.as_bytes().len()) + self.payload.len();
         if self.qos != QoS::AtMostOnce {
@@ -101,6 +103,7 @@ impl Publish {
         len
     }
 
+    #[inline]
     pub(crate) fn encode_body(
         &self,
         version: ProtocolVersion,
