@@ -1,0 +1,1036 @@
+//! `ShardState`: everything one shard owns and every broker decision it makes (CONNECT
+//! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
+//! No sockets: connections are outbound byte buffers plus a waker for their writer task.
+
+use super::MeshMsg;
+use super::encode::PublishEncoder;
+use crate::config::Config;
+use crate::mesh::MeshEnds;
+use crate::protocol::{
+    self, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS,
+    ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
+};
+use crate::session::{self, Action, Delivery, Message, Session};
+use crate::timer::TimerWheel;
+use crate::trie::Trie;
+use bytes::BytesMut;
+use hashbrown::HashMap;
+use monoio::io::Canceller;
+use slab::Slab;
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Bounds and timeouts of a shard, from the broker config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub session: session::Limits,
+    /// Largest packet accepted from a client (and advertised to 5.0 clients).
+    pub max_packet_size: usize,
+    /// Outbound bytes buffered per connection before QoS 0 is dropped and QoS 1/2 queued.
+    pub max_outbound_bytes: usize,
+    /// How long a connection may stay over `max_outbound_bytes` before it is disconnected.
+    pub stall_timeout: Duration,
+    /// Messages held per peer when its mesh ring is full before reading pauses.
+    pub max_mesh_overflow: usize,
+    /// The timer wheel's tick.
+    pub timer_tick: Duration,
+    /// Connections this shard accepts at once.
+    pub max_connections: usize,
+    /// Retained messages are stored (5.0 Retain Available).
+    pub retain_available: bool,
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
+}
+
+impl Limits {
+    /// The limits of one of `config.shards` shards.
+    pub fn from_config(config: &Config) -> Self {
+        let shards = config.shards.get();
+        Self {
+            session: session::Limits {
+                max_inflight: config.mqtt.max_inflight.get(),
+                max_queued_messages: config.queues.max_queued_messages.get(),
+                max_queued_bytes: config.queues.max_queued_bytes.get(),
+                max_inbound_qos2: config.mqtt.receive_maximum.get(),
+            },
+            max_packet_size: config.mqtt.max_packet_size.get() as usize,
+            max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
+            timer_tick: config.runtime.timer_tick,
+            max_connections: config.max_connections.get().div_ceil(shards),
+            retain_available: config.retained.enabled,
+            max_retained_messages: config.retained.max_messages,
+            max_retained_bytes: config.retained.max_bytes,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            session: session::Limits::default(),
+            max_packet_size: 1024 * 1024,
+            max_outbound_bytes: 1024 * 1024,
+            stall_timeout: Duration::from_secs(30),
+            max_mesh_overflow: 4096,
+            timer_tick: Duration::from_millis(100),
+            max_connections: usize::MAX,
+            retain_available: true,
+            max_retained_messages: usize::MAX,
+            max_retained_bytes: usize::MAX,
+        }
+    }
+}
+
+/// Slots of the timer wheel: with 100 ms ticks one rotation is about 51 s.
+const TIMER_SLOTS: usize = 512;
+
+/// A connection slot plus the generation that tells a reused slot apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    key: usize,
+    generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TimerKey {
+    KeepAlive(ConnId),
+    Stalled(ConnId),
+}
+
+/// One client connection as the shard sees it.
+#[derive(Debug)]
+struct Conn {
+    generation: u64,
+    /// Key into `sessions`; meaningless once `closing`.
+    session: usize,
+    version: ProtocolVersion,
+    /// Bytes waiting for the writer task.
+    outbound: BytesMut,
+    writer: Option<Waker>,
+    closing: bool,
+    /// Abort pending IO instead of flushing (a stalled client).
+    abort: bool,
+    last_activity: Instant,
+    /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
+    keep_alive: Option<Duration>,
+    over_cap_since: Option<Instant>,
+    /// Cancels the reader's and writer's pending IO.
+    cancel: IoCancel,
+}
+
+/// The connection's `Canceller` (which has no `Debug`).
+#[derive(Default)]
+struct IoCancel(Option<Canceller>);
+
+impl IoCancel {
+    fn fire(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
+        }
+    }
+}
+
+impl std::fmt::Debug for IoCancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "IoCancel(armed)"
+        } else {
+            "IoCancel(none)"
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    session: Session,
+    conn: Option<ConnId>,
+}
+
+/// A local subscription as the trie stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSub {
+    session: usize,
+    options: SubscriptionOptions,
+}
+
+/// What the writer task should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriterStep {
+    /// Write the swapped-in buffer.
+    Write,
+    /// Nothing to write and the connection is closing: shut down.
+    Finish,
+    /// Nothing to write yet; the waker is registered.
+    Wait,
+}
+
+/// Why a CONNECT cannot be accepted, with the CONNACK to answer before closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub version: ProtocolVersion,
+    pub reason: ReasonCode,
+}
+
+/// Counters a shard keeps (exposed for tests and stats).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub dropped_qos0_outbound_full: u64,
+    pub mesh_overflowed: u64,
+    pub stalled_disconnects: u64,
+}
+
+/// Everything one shard owns.
+#[derive(Debug)]
+pub struct ShardState {
+    id: usize,
+    shards: usize,
+    limits: Limits,
+    conns: Slab<Conn>,
+    next_generation: u64,
+    sessions: Slab<SessionEntry>,
+    by_client_id: HashMap<String, usize>,
+    local: Trie<LocalSub>,
+    /// Local subscribers per filter, to tell first/last for interest messages.
+    local_refs: HashMap<TopicFilter, u32>,
+    /// Filters peers have subscribers for; the value is the peer's shard id.
+    remote: Trie<usize>,
+    retained: HashMap<TopicName, Message>,
+    retained_bytes: usize,
+    timers: TimerWheel<TimerKey>,
+    mesh: MeshEnds<MeshMsg>,
+    overflow: Vec<VecDeque<MeshMsg>>,
+    overflow_waker: Option<Waker>,
+    paused_readers: Vec<Waker>,
+    handoffs: Vec<super::Handoff>,
+    encoder: PublishEncoder,
+    /// Scratch buffers kept for their capacity.
+    actions: Vec<Action>,
+    matches: Vec<LocalSub>,
+    peer_marks: Vec<bool>,
+    expired: Vec<TimerKey>,
+    mesh_inbox: Vec<(usize, MeshMsg)>,
+    next_assigned_id: u64,
+    counters: Counters,
+}
+
+impl ShardState {
+    pub fn new(mesh: MeshEnds<MeshMsg>, limits: Limits, now: Instant) -> Self {
+        let id = mesh.id();
+        let shards = mesh.shards();
+        Self {
+            id,
+            shards,
+            limits,
+            conns: Slab::new(),
+            next_generation: 0,
+            sessions: Slab::new(),
+            by_client_id: HashMap::new(),
+            local: Trie::new(),
+            local_refs: HashMap::new(),
+            remote: Trie::new(),
+            retained: HashMap::new(),
+            retained_bytes: 0,
+            timers: TimerWheel::new(limits.timer_tick, TIMER_SLOTS, now),
+            mesh,
+            overflow: (0..shards).map(|_| VecDeque::new()).collect(),
+            overflow_waker: None,
+            paused_readers: Vec::new(),
+            handoffs: Vec::new(),
+            encoder: PublishEncoder::default(),
+            actions: Vec::new(),
+            matches: Vec::new(),
+            peer_marks: vec![false; shards],
+            expired: Vec::new(),
+            mesh_inbox: Vec::new(),
+            next_assigned_id: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    // ----- CONNECT -----------------------------------------------------------------------
+
+    /// Checks a CONNECT before anything else; on success returns the client id to use and
+    /// whether the broker assigned it. An assigned id is picked so that this shard is its home.
+    pub fn admit(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
+        let refuse = |reason| Refusal {
+            version: connect.version,
+            reason,
+        };
+        if !connect.client_id.is_empty() {
+            return Ok((connect.client_id.as_str().to_owned(), false));
+        }
+        match connect.version {
+            // MQTT 3.1 requires 1..=23 characters; 3.1.1 allows empty only with clean session
+            // [MQTT-3.1.3-8].
+            ProtocolVersion::V3 => Err(refuse(ReasonCode::ClientIdentifierNotValid)),
+            ProtocolVersion::V4 if !connect.clean_start => {
+                Err(refuse(ReasonCode::ClientIdentifierNotValid))
+            }
+            _ => Ok((self.assign_client_id(), true)),
+        }
+    }
+
+    fn assign_client_id(&mut self) -> String {
+        loop {
+            self.next_assigned_id += 1;
+            let id = format!("ringmq-{}-{}", self.id, self.next_assigned_id);
+            if super::home_shard(id.as_bytes(), self.shards) == self.id {
+                return id;
+            }
+        }
+    }
+
+    /// Takes a CONNECT at the client id's home shard: takes over a live connection with the
+    /// same id, resumes or replaces the session, registers the connection and queues CONNACK
+    /// (plus resends) in its outbound buffer.
+    pub fn open(
+        &mut self,
+        connect: &Connect,
+        client_id: String,
+        assigned_id: bool,
+        now: Instant,
+    ) -> ConnId {
+        let existing = self.by_client_id.get(&client_id).copied();
+        if let Some(key) = existing {
+            self.take_over(key);
+        }
+        // The takeover may have ended a non-persistent session.
+        let existing = self.by_client_id.get(&client_id).copied();
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        let (session_key, session_present) = match existing {
+            Some(key) if !connect.clean_start => {
+                if let Some(entry) = self.sessions.get_mut(key) {
+                    entry.session.resume(connect, &mut actions);
+                }
+                (key, true)
+            }
+            other => {
+                if let Some(key) = other {
+                    self.remove_session(key);
+                }
+                let session = Session::new(client_id.clone(), connect, self.limits.session);
+                let key = self.sessions.insert(SessionEntry {
+                    session,
+                    conn: None,
+                });
+                self.by_client_id.insert(client_id.clone(), key);
+                (key, false)
+            }
+        };
+        let conn = self.insert_conn(connect, session_key, now);
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.conn = Some(conn);
+        }
+        let connack = self.connack(connect, session_present, assigned_id.then_some(client_id));
+        self.write_packet(conn, &connack);
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+        conn
+    }
+
+    fn take_over(&mut self, session_key: usize) {
+        let old = self.sessions.get(session_key).and_then(|e| e.conn);
+        if let Some(old) = old {
+            // 5.0: DISCONNECT 0x8E first; the old connection's will is published.
+            self.close(old, Some(ReasonCode::SessionTakenOver), true);
+        }
+    }
+
+    fn insert_conn(&mut self, connect: &Connect, session: usize, now: Instant) -> ConnId {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let keep_alive = (connect.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+        let key = self.conns.insert(Conn {
+            generation,
+            session,
+            version: connect.version,
+            outbound: BytesMut::new(),
+            writer: None,
+            closing: false,
+            abort: false,
+            last_activity: now,
+            keep_alive,
+            over_cap_since: None,
+            cancel: IoCancel::default(),
+        });
+        let id = ConnId { key, generation };
+        if let Some(period) = keep_alive {
+            self.timers.arm(now + period, TimerKey::KeepAlive(id));
+        }
+        id
+    }
+
+    fn connack(
+        &self,
+        connect: &Connect,
+        session_present: bool,
+        assigned: Option<String>,
+    ) -> Packet {
+        let mut properties = Properties::default();
+        if connect.version == ProtocolVersion::V5 {
+            properties.assigned_client_identifier =
+                assigned.and_then(|id| protocol::MqttString::try_from(id).ok());
+            properties.receive_maximum = Some(self.limits.session.max_inbound_qos2);
+            properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
+            properties.subscription_identifier_available = Some(0);
+            properties.shared_subscription_available = Some(0);
+            if !self.limits.retain_available {
+                properties.retain_available = Some(0);
+            }
+        }
+        Packet::ConnAck(ConnAck {
+            session_present,
+            reason: ReasonCode::Success,
+            properties,
+        })
+    }
+
+    // ----- packets from a connection ---------------------------------------------------
+
+    /// Handles one packet from a connection. Returns false once the connection is closing
+    /// (the reader stops).
+    pub fn on_packet(&mut self, conn: ConnId, packet: Packet) -> bool {
+        let Some(session_key) = self.live_session(conn) else {
+            return false;
+        };
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.session.on_packet(packet, &mut actions);
+        }
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+        self.is_live(conn)
+    }
+
+    /// The reader finished a batch: record activity (for keepalive) and ring the peers.
+    pub fn end_of_batch(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.last_activity = now;
+        }
+        self.mesh.flush_wakes();
+    }
+
+    /// The byte stream is not MQTT: 5.0 gets DISCONNECT with the reason, then close.
+    pub fn on_malformed(&mut self, conn: ConnId, error: &DecodeError) {
+        self.close(conn, Some(error.reason_code()), true);
+        self.mesh.flush_wakes();
+    }
+
+    /// The socket hit EOF or an error without a DISCONNECT: the will goes out.
+    pub fn on_connection_lost(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        self.mesh.flush_wakes();
+    }
+
+    fn live_session(&self, conn: ConnId) -> Option<usize> {
+        self.conn(conn).filter(|c| !c.closing).map(|c| c.session)
+    }
+
+    pub fn is_live(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(|c| !c.closing)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns
+            .get(id.key)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.key)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    fn apply(&mut self, conn: ConnId, actions: &mut Vec<Action>) {
+        let Some(session_key) = self.conn(conn).map(|c| c.session) else {
+            return;
+        };
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(packet) => self.write_packet(conn, &packet),
+                Action::Deliver(outgoing) => self.write_packet(conn, &outgoing.to_packet()),
+                Action::Route(msg) => self.route(&msg, Some(session_key)),
+                Action::Subscribe {
+                    filter,
+                    options,
+                    is_new,
+                } => self.subscribe(session_key, conn, filter, options, is_new),
+                Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
+                Action::Close {
+                    reason,
+                    publish_will,
+                } => self.close(conn, reason, publish_will),
+            }
+        }
+    }
+
+    fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        let was_empty = c.outbound.is_empty();
+        if protocol::encode(packet, c.version, &mut c.outbound).is_ok() && was_empty {
+            wake(&mut c.writer);
+        }
+    }
+
+    // ----- subscriptions and interest ---------------------------------------------------
+
+    fn subscribe(
+        &mut self,
+        session_key: usize,
+        conn: ConnId,
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        is_new: bool,
+    ) {
+        if !is_new {
+            // A repeated SUBSCRIBE replaces the options [MQTT-3.8.4-3].
+            self.local.remove(&filter, |s| s.session == session_key);
+        } else {
+            self.add_local_ref(&filter);
+        }
+        self.local.insert(
+            &filter,
+            LocalSub {
+                session: session_key,
+                options,
+            },
+        );
+        let send_retained = match options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendAtSubscribeIfNew => is_new,
+            RetainHandling::DoNotSend => false,
+        };
+        if send_retained {
+            self.send_retained(session_key, conn, &filter, options.qos);
+        }
+    }
+
+    fn unsubscribe(&mut self, session_key: usize, filter: &TopicFilter) {
+        self.local.remove(filter, |s| s.session == session_key);
+        self.drop_local_ref(filter);
+    }
+
+    fn add_local_ref(&mut self, filter: &TopicFilter) {
+        let count = self.local_refs.entry(filter.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.broadcast_interest(filter, true);
+        }
+    }
+
+    fn drop_local_ref(&mut self, filter: &TopicFilter) {
+        let Some(count) = self.local_refs.get_mut(filter) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.local_refs.remove(filter);
+            self.broadcast_interest(filter, false);
+        }
+    }
+
+    fn broadcast_interest(&mut self, filter: &TopicFilter, add: bool) {
+        for peer in 0..self.shards {
+            if peer != self.id {
+                let msg = MeshMsg::Interest {
+                    filter: filter.clone(),
+                    add,
+                };
+                self.send_to_peer(peer, msg);
+            }
+        }
+    }
+
+    /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
+    fn send_retained(&mut self, session_key: usize, conn: ConnId, filter: &TopicFilter, qos: QoS) {
+        let matching: Vec<Message> = self
+            .retained
+            .values()
+            .filter(|m| filter.matches(&m.topic))
+            .cloned()
+            .collect();
+        for msg in matching {
+            let granted = msg.qos.min(qos);
+            self.encoder.begin();
+            self.deliver_to(session_key, &msg, granted, true);
+        }
+        let _ = conn;
+    }
+
+    // ----- routing ------------------------------------------------------------------------
+
+    /// Routes a PUBLISH from a local client: retained store, local subscribers, and once to
+    /// each peer shard that has interest (retained messages go to every peer).
+    fn route(&mut self, msg: &Message, origin: Option<usize>) {
+        if msg.retain {
+            self.store_retained(msg);
+            for peer in 0..self.shards {
+                if peer != self.id {
+                    self.send_to_peer(peer, MeshMsg::Retain(msg.clone()));
+                }
+            }
+        } else {
+            self.forward_to_interested_peers(msg);
+        }
+        self.deliver_local(msg, origin);
+    }
+
+    fn forward_to_interested_peers(&mut self, msg: &Message) {
+        if self.shards < 2 {
+            return;
+        }
+        let marks = &mut self.peer_marks;
+        marks.iter_mut().for_each(|m| *m = false);
+        self.remote.for_each_match(&msg.topic, |&peer| {
+            if let Some(m) = marks.get_mut(peer) {
+                *m = true;
+            }
+        });
+        for peer in 0..self.shards {
+            if self.peer_marks[peer] {
+                self.send_to_peer(peer, MeshMsg::Publish(msg.clone()));
+            }
+        }
+    }
+
+    /// [MQTT-3.3.4-1..] delivers to each local subscriber once, at the highest QoS of its
+    /// matching subscriptions, capped by the publish QoS.
+    fn deliver_local(&mut self, msg: &Message, origin: Option<usize>) {
+        let matches = &mut self.matches;
+        matches.clear();
+        self.local
+            .for_each_match(&msg.topic, |sub| matches.push(*sub));
+        if self.matches.is_empty() {
+            return;
+        }
+        self.matches.sort_unstable_by_key(|s| s.session);
+        self.encoder.begin();
+        let mut i = 0;
+        while i < self.matches.len() {
+            let first = self.matches[i];
+            let mut qos = first.options.qos;
+            let mut retain_as_published = first.options.retain_as_published;
+            let mut no_local = first.options.no_local;
+            i += 1;
+            while i < self.matches.len() && self.matches[i].session == first.session {
+                let o = self.matches[i].options;
+                qos = qos.max(o.qos);
+                retain_as_published |= o.retain_as_published;
+                no_local &= o.no_local;
+                i += 1;
+            }
+            // [MQTT-3.8.3-3] No Local: not back to the publishing client.
+            if no_local && origin == Some(first.session) {
+                continue;
+            }
+            // [MQTT-3.3.1-9] / 5.0 Retain As Published.
+            let retain = msg.retain && retain_as_published;
+            self.deliver_to(first.session, msg, msg.qos.min(qos), retain);
+        }
+    }
+
+    /// Offers one message to one session and writes it to its connection if it goes out now.
+    fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
+        let Some(entry) = self.sessions.get_mut(session_key) else {
+            return;
+        };
+        let conn_id = entry.conn;
+        let version = entry.session.version();
+        let Delivery::Send { qos, packet_id } = entry.session.deliver(msg, qos, retain) else {
+            return;
+        };
+        let max = entry.session.max_packet_size();
+        if let Some(max) = max {
+            let len = self.encoder.encoded_len(msg, version, qos, retain);
+            if len > max as usize {
+                let mut actions = Vec::new();
+                entry.session.discard_too_large(packet_id, &mut actions);
+                if let Some(conn) = conn_id {
+                    self.apply(conn, &mut actions);
+                }
+                return;
+            }
+        }
+        let Some(conn_id) = conn_id else {
+            return;
+        };
+        let cap = self.limits.max_outbound_bytes;
+        let Some(c) = self
+            .conns
+            .get_mut(conn_id.key)
+            .filter(|c| c.generation == conn_id.generation)
+        else {
+            return;
+        };
+        let was_empty = c.outbound.is_empty();
+        self.encoder
+            .append(msg, version, qos, retain, packet_id, &mut c.outbound);
+        if was_empty {
+            wake(&mut c.writer);
+        }
+        if c.outbound.len() > cap && c.over_cap_since.is_none() {
+            self.mark_over_cap(session_key, conn_id);
+        }
+    }
+
+    /// The client is not reading fast enough: QoS 0 gets dropped and QoS 1/2 queued from now
+    /// on; the stall timer disconnects it if this lasts.
+    fn mark_over_cap(&mut self, session_key: usize, conn: ConnId) {
+        let now = Instant::now();
+        if let Some(c) = self.conn_mut(conn) {
+            c.over_cap_since = Some(now);
+        }
+        let mut actions = Vec::new();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.session.set_writable(false, &mut actions);
+        }
+        self.timers
+            .arm(now + self.limits.stall_timeout, TimerKey::Stalled(conn));
+    }
+
+    /// Updates this shard's copy of the retained store; a store over its bounds keeps its
+    /// existing messages and refuses new topics.
+    fn store_retained(&mut self, msg: &Message) {
+        if !self.limits.retain_available {
+            return;
+        }
+        if let Some(old) = self.retained.remove(&msg.topic) {
+            self.retained_bytes -= old.size();
+        }
+        // [MQTT-3.3.1-10] an empty retained payload only deletes.
+        let fits = self.retained.len() < self.limits.max_retained_messages
+            && self.retained_bytes + msg.size() <= self.limits.max_retained_bytes;
+        if !msg.payload.is_empty() && fits {
+            self.retained_bytes += msg.size();
+            self.retained.insert(msg.topic.clone(), msg.clone());
+        }
+    }
+
+    // ----- closing ------------------------------------------------------------------------
+
+    /// Closes a connection once: queues the 5.0 DISCONNECT, detaches the session (removing a
+    /// non-persistent one), publishes the will if asked, and lets the writer flush and finish.
+    pub fn close(&mut self, conn: ConnId, reason: Option<ReasonCode>, publish_will: bool) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        let session_key = c.session;
+        let version = c.version;
+        if let (Some(reason), ProtocolVersion::V5) = (reason, version) {
+            let packet = Packet::Disconnect(Disconnect::new(reason));
+            let _ = protocol::encode(&packet, version, &mut c.outbound);
+        }
+        wake(&mut c.writer);
+        let will = self.detach_session(session_key, conn, publish_will);
+        if let Some(will) = will {
+            self.route(&will, None);
+        }
+    }
+
+    fn detach_session(
+        &mut self,
+        session_key: usize,
+        conn: ConnId,
+        publish_will: bool,
+    ) -> Option<Message> {
+        let entry = self.sessions.get_mut(session_key)?;
+        if entry.conn != Some(conn) {
+            return None;
+        }
+        entry.conn = None;
+        let will = entry.session.detach(publish_will);
+        if !entry.session.is_persistent() {
+            self.remove_session(session_key);
+        }
+        will
+    }
+
+    fn remove_session(&mut self, session_key: usize) {
+        let Some(entry) = self.sessions.try_remove(session_key) else {
+            return;
+        };
+        let filters: Vec<TopicFilter> = entry
+            .session
+            .subscriptions()
+            .map(|(f, _)| f.clone())
+            .collect();
+        for filter in filters {
+            self.unsubscribe(session_key, &filter);
+        }
+        self.by_client_id.remove(entry.session.client_id());
+    }
+
+    // ----- the writer task ------------------------------------------------------------------
+
+    /// Swaps the connection's pending bytes into `spare` (which must be empty), or registers
+    /// the writer's waker.
+    pub fn writer_step(&mut self, conn: ConnId, spare: &mut BytesMut, waker: &Waker) -> WriterStep {
+        let Some(c) = self.conn_mut(conn) else {
+            return WriterStep::Finish;
+        };
+        if c.abort {
+            return WriterStep::Finish;
+        }
+        if c.outbound.is_empty() {
+            if c.closing {
+                return WriterStep::Finish;
+            }
+            c.writer = Some(waker.clone());
+            return WriterStep::Wait;
+        }
+        std::mem::swap(&mut c.outbound, spare);
+        if c.over_cap_since.take().is_some() {
+            let session_key = c.session;
+            if !c.closing {
+                self.release_writable(conn, session_key);
+            }
+        }
+        WriterStep::Write
+    }
+
+    fn release_writable(&mut self, conn: ConnId, session_key: usize) {
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.session.set_writable(true, &mut actions);
+        }
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+    }
+
+    /// The writer failed to write: the connection is lost.
+    pub fn on_write_error(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        if let Some(c) = self.conn_mut(conn) {
+            c.abort = true;
+        }
+        self.mesh.flush_wakes();
+    }
+
+    /// Whether the connection must stop without flushing (stalled client).
+    pub fn is_aborted(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_none_or(|c| c.abort)
+    }
+
+    pub fn set_canceller(&mut self, conn: ConnId, canceller: Canceller) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.cancel = IoCancel(Some(canceller));
+        }
+    }
+
+    /// The writer task ended: stop the reader and free the slot.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        if let Some(c) = self.conn_mut(conn) {
+            c.cancel.fire();
+            self.conns.remove(conn.key);
+        }
+        self.mesh.flush_wakes();
+    }
+
+    // ----- timers ---------------------------------------------------------------------------
+
+    /// Fires due timers: keepalive timeouts [MQTT-3.1.2-24] and stalled connections.
+    pub fn tick(&mut self, now: Instant) {
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        self.timers.expire(now, &mut expired);
+        for key in expired.drain(..) {
+            match key {
+                TimerKey::KeepAlive(conn) => self.check_keep_alive(conn, now),
+                TimerKey::Stalled(conn) => self.check_stalled(conn, now),
+            }
+        }
+        self.expired = expired;
+        self.mesh.flush_wakes();
+    }
+
+    fn check_keep_alive(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conn(conn).filter(|c| !c.closing) else {
+            return;
+        };
+        let Some(period) = c.keep_alive else {
+            return;
+        };
+        let deadline = c.last_activity + period;
+        if deadline > now {
+            self.timers.arm(deadline, TimerKey::KeepAlive(conn));
+        } else {
+            self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
+        }
+    }
+
+    fn check_stalled(&mut self, conn: ConnId, now: Instant) {
+        let limit = self.limits.stall_timeout;
+        let stalled = self
+            .conn(conn)
+            .and_then(|c| c.over_cap_since)
+            .is_some_and(|since| now.duration_since(since) >= limit);
+        if stalled {
+            self.counters.stalled_disconnects += 1;
+            self.close(conn, None, true);
+            if let Some(c) = self.conn_mut(conn) {
+                c.abort = true;
+                c.cancel.fire();
+                wake(&mut c.writer);
+            }
+        }
+    }
+
+    // ----- the mesh -------------------------------------------------------------------------
+
+    /// Sends to a peer, or holds the message in that peer's overflow while its ring is full.
+    /// Overflowed messages keep their order and are never dropped.
+    fn send_to_peer(&mut self, peer: usize, msg: MeshMsg) {
+        let Some(queue) = self.overflow.get_mut(peer) else {
+            return;
+        };
+        if !queue.is_empty() {
+            queue.push_back(msg);
+            return;
+        }
+        if let Err(msg) = self.mesh.try_send(peer, msg) {
+            self.counters.mesh_overflowed += 1;
+            queue.push_back(msg);
+            wake(&mut self.overflow_waker);
+        }
+    }
+
+    /// Retries overflowed messages; returns true when every overflow is empty.
+    pub fn flush_overflow(&mut self) -> bool {
+        let mut all_empty = true;
+        for peer in 0..self.overflow.len() {
+            while let Some(msg) = self.overflow[peer].pop_front() {
+                if let Err(msg) = self.mesh.try_send(peer, msg) {
+                    self.overflow[peer].push_front(msg);
+                    all_empty = false;
+                    break;
+                }
+            }
+        }
+        self.mesh.flush_wakes();
+        if !self.is_paused() {
+            self.paused_readers.drain(..).for_each(Waker::wake);
+        }
+        all_empty
+    }
+
+    pub fn has_overflow(&self) -> bool {
+        self.overflow.iter().any(|q| !q.is_empty())
+    }
+
+    pub fn set_overflow_waker(&mut self, waker: &Waker) {
+        self.overflow_waker = Some(waker.clone());
+    }
+
+    /// Publishing connections stop reading while a peer's overflow is over its bound.
+    pub fn is_paused(&self) -> bool {
+        self.overflow
+            .iter()
+            .any(|q| q.len() > self.limits.max_mesh_overflow)
+    }
+
+    pub fn park_reader(&mut self, waker: &Waker) {
+        self.paused_readers.push(waker.clone());
+    }
+
+    pub fn mesh(&self) -> &MeshEnds<MeshMsg> {
+        &self.mesh
+    }
+
+    /// Handles up to `max` messages from peers; returns how many. Handoffs are left in
+    /// `take_handoffs` for the caller to spawn.
+    pub fn drain_mesh(&mut self, max: usize) -> usize {
+        let mut inbox = std::mem::take(&mut self.mesh_inbox);
+        let n = self.mesh.drain(max, |from, msg| inbox.push((from, msg)));
+        for (from, msg) in inbox.drain(..) {
+            self.on_mesh_msg(from, msg);
+        }
+        self.mesh_inbox = inbox;
+        self.mesh.flush_wakes();
+        n
+    }
+
+    fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Publish(msg) => self.deliver_local(&msg, None),
+            MeshMsg::Retain(msg) => {
+                self.store_retained(&msg);
+                self.deliver_local(&msg, None);
+            }
+            MeshMsg::Interest { filter, add: true } => {
+                self.remote.insert(&filter, from);
+            }
+            MeshMsg::Interest { filter, add: false } => {
+                self.remote.remove(&filter, |&peer| peer == from);
+            }
+            MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
+        }
+    }
+
+    pub fn take_handoffs(&mut self) -> Vec<super::Handoff> {
+        std::mem::take(&mut self.handoffs)
+    }
+
+    /// Hands a connection to its home shard.
+    pub fn send_handoff(&mut self, home: usize, handoff: Box<super::Handoff>) {
+        self.send_to_peer(home, MeshMsg::Handoff(handoff));
+        self.mesh.flush_wakes();
+    }
+
+    // ----- shutdown ---------------------------------------------------------------------------
+
+    /// Closes every connection (5.0: DISCONNECT 0x8B Server Shutting Down) without wills.
+    pub fn shut_down(&mut self) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .map(|(key, c)| ConnId {
+                key,
+                generation: c.generation,
+            })
+            .collect();
+        for id in ids {
+            self.close(id, Some(ReasonCode::ServerShuttingDown), false);
+        }
+        self.mesh.flush_wakes();
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
