@@ -38,7 +38,7 @@ impl Broker {
                 &SHARDS.to_string(),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn ringmq");
         let broker = Self { child, addr };
