@@ -296,3 +296,41 @@ fn rumqttc_v4_persistent_session_receives_messages_queued_while_offline() {
     }
     panic!("queued message never arrived");
 }
+
+#[test]
+fn v5_session_expires_after_its_session_expiry_interval() {
+    let broker = Broker::start();
+    let id = id_on_shard("brief", 0);
+    let mut connect = connect_packet(ProtocolVersion::V5, &id, true);
+    connect.properties.session_expiry_interval = Some(1);
+    let (mut c, _) = RawClient::connect(&broker, connect.clone());
+    c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
+    c.expect_closed(PATIENCE);
+    std::thread::sleep(Duration::from_millis(1500));
+    connect.clean_start = false;
+    let (_c, ack) = RawClient::connect(&broker, connect);
+    assert!(
+        !ack.session_present,
+        "the session expired (section 3.1.2.11.2)"
+    );
+}
+
+#[test]
+fn shutdown_sends_v5_clients_server_shutting_down_0x8b() {
+    let mut broker = Broker::start();
+    let id = id_on_shard("bystander", 1);
+    let (mut c, _) = RawClient::connect(&broker, connect_packet(ProtocolVersion::V5, &id, true));
+    c.sync();
+    broker.terminate();
+    let seen = c.expect_closed(PATIENCE);
+    assert!(
+        seen.iter().any(
+            |p| matches!(p, Packet::Disconnect(d) if d.reason == ReasonCode::ServerShuttingDown)
+        ),
+        "DISCONNECT 0x8B before close: {seen:?}"
+    );
+    assert!(
+        broker.wait_exit(PATIENCE),
+        "the broker exits after shutdown"
+    );
+}

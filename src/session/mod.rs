@@ -8,7 +8,8 @@ pub use message::Message;
 
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, PubResp, Publish, QoS,
-    ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, UnsubAck, Unsubscribe,
+    ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
+    Unsubscribe,
 };
 use hashbrown::{HashMap, HashSet};
 use std::collections::VecDeque;
@@ -24,6 +25,8 @@ pub struct Limits {
     pub max_queued_bytes: usize,
     /// Most inbound QoS 2 packet ids awaiting PUBREL (the Receive Maximum we grant).
     pub max_inbound_qos2: u16,
+    /// Topic Alias Maximum granted to 5.0 clients (0: aliases refused).
+    pub topic_alias_maximum: u16,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             max_inbound_qos2: 64,
+            topic_alias_maximum: 16,
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct Session {
     version: ProtocolVersion,
     /// Whether the session outlives the network connection.
     persistent: bool,
+    /// Seconds the session outlives it (5.0 Session Expiry Interval; 3.1.1: `u32::MAX`).
+    expiry_interval: u32,
     connected: bool,
     /// The shard clears this while the client's outbound buffer is over its cap.
     writable: bool,
@@ -146,6 +152,8 @@ pub struct Session {
     queue: VecDeque<Message>,
     queued_bytes: usize,
     inbound_qos2: HashSet<u16>,
+    /// Inbound topic aliases of the current connection, index alias - 1.
+    topic_aliases: Vec<Option<TopicName>>,
     /// The client's Maximum Packet Size (5.0), if it set one.
     max_packet_size: Option<u32>,
     limits: Limits,
@@ -159,6 +167,7 @@ impl Session {
             client_id,
             version: connect.version,
             persistent: false,
+            expiry_interval: 0,
             connected: false,
             writable: true,
             keep_alive: 0,
@@ -170,6 +179,7 @@ impl Session {
             queue: VecDeque::new(),
             queued_bytes: 0,
             inbound_qos2: HashSet::new(),
+            topic_aliases: Vec::new(),
             max_packet_size: None,
             limits,
             stats: Stats::default(),
@@ -189,6 +199,11 @@ impl Session {
     fn attach(&mut self, connect: &Connect) {
         self.version = connect.version;
         self.persistent = Self::wants_persistence(connect);
+        self.expiry_interval = match connect.version {
+            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
+            _ if self.persistent => u32::MAX,
+            _ => 0,
+        };
         self.connected = true;
         self.writable = true;
         self.keep_alive = connect.keep_alive;
@@ -196,6 +211,8 @@ impl Session {
         let receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
         self.window = usize::from(receive_maximum.min(self.limits.max_inflight).max(1));
         self.max_packet_size = connect.properties.maximum_packet_size;
+        // Topic aliases live as long as the network connection [MQTT-3.3.2-7].
+        self.topic_aliases.clear();
         // Inbound QoS 2 state belongs to the session; a 3.1.1 client that reconnects may
         // resend a PUBLISH it never saw PUBREC for, which must still not be routed twice.
     }
@@ -225,6 +242,11 @@ impl Session {
 
     pub fn is_persistent(&self) -> bool {
         self.persistent
+    }
+
+    /// Seconds the session outlives its connection; `u32::MAX` means it never expires.
+    pub fn expiry_interval(&self) -> u32 {
+        self.expiry_interval
     }
 
     pub fn is_connected(&self) -> bool {
@@ -294,10 +316,9 @@ impl Session {
         });
     }
 
-    fn on_publish(&mut self, publish: Publish, out: &mut Vec<Action>) {
-        // No Topic Alias Maximum is granted, so any alias is invalid [MQTT-3.3.2-9].
-        if publish.properties.topic_alias.is_some() || publish.topic.is_empty() {
-            return self.protocol_error(ReasonCode::TopicAliasInvalid, out);
+    fn on_publish(&mut self, mut publish: Publish, out: &mut Vec<Action>) {
+        if let Err(reason) = self.resolve_topic_alias(&mut publish) {
+            return self.protocol_error(reason, out);
         }
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
@@ -308,6 +329,34 @@ impl Session {
             (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, out),
             (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
         }
+    }
+
+    /// Replaces a 5.0 Topic Alias by its topic, or records a new mapping (section 3.3.2.3.4).
+    fn resolve_topic_alias(&mut self, publish: &mut Publish) -> Result<(), ReasonCode> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return if publish.topic.is_empty() {
+                Err(ReasonCode::ProtocolError)
+            } else {
+                Ok(())
+            };
+        };
+        // [MQTT-3.3.2-8] / [MQTT-3.3.2-9] 0 and values above our maximum are invalid.
+        let slot = usize::from(alias);
+        if slot == 0 || slot > usize::from(self.limits.topic_alias_maximum) {
+            return Err(ReasonCode::TopicAliasInvalid);
+        }
+        if self.topic_aliases.len() < slot {
+            self.topic_aliases
+                .resize(usize::from(self.limits.topic_alias_maximum), None);
+        }
+        let entry = &mut self.topic_aliases[slot - 1];
+        if publish.topic.is_empty() {
+            // Using an alias that has no mapping yet is a Protocol Error (section 3.3.2.3.4).
+            publish.topic = entry.clone().ok_or(ReasonCode::ProtocolError)?;
+        } else {
+            *entry = Some(publish.topic.clone());
+        }
+        Ok(())
     }
 
     /// Method B of [MQTT-4.3.3-2]: store the id, route once, answer PUBREC; a duplicate before
@@ -454,6 +503,7 @@ impl Session {
     fn on_disconnect(&mut self, disconnect: Disconnect, out: &mut Vec<Action>) {
         if let Some(secs) = disconnect.properties.session_expiry_interval {
             self.persistent = secs > 0;
+            self.expiry_interval = secs;
         }
         // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it (5.0).
         let publish_will = disconnect.reason == ReasonCode::DisconnectWithWillMessage;

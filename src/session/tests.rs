@@ -384,20 +384,60 @@ fn second_connect_is_a_protocol_violation_mqtt_3_1_0_2() {
     );
 }
 
-#[test]
-fn topic_alias_is_refused_because_none_was_granted() {
-    let mut s = session(ProtocolVersion::V5, true, Limits::default());
-    let mut p = match publish(QoS::AtMostOnce, None) {
-        Packet::Publish(p) => p,
-        _ => unreachable!(),
+fn aliased(alias: u16, topic: Option<&str>) -> Packet {
+    let Packet::Publish(mut p) = publish(QoS::AtMostOnce, None) else {
+        unreachable!("publish() builds a PUBLISH")
     };
-    p.properties.topic_alias = Some(1);
+    p.properties.topic_alias = Some(alias);
+    p.topic = topic.map_or_else(TopicName::empty, |t| TopicName::try_from(t).expect("valid"));
+    Packet::Publish(p)
+}
+
+#[test]
+fn topic_alias_maps_to_the_topic_it_was_set_with() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
     let mut out = Vec::new();
-    s.on_packet(Packet::Publish(p), &mut out);
+    s.on_packet(aliased(3, Some("long/topic")), &mut out);
+    s.on_packet(aliased(3, None), &mut out);
+    let topics: Vec<&str> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Route(m) => Some(m.topic.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(topics, ["long/topic", "long/topic"]);
+    assert!(
+        out.iter().all(|a| match a {
+            Action::Route(m) => m.properties.is_none(),
+            _ => true,
+        }),
+        "the alias is not forwarded"
+    );
+}
+
+#[test]
+fn topic_alias_above_maximum_or_unset_closes_mqtt_3_3_2_9() {
+    let limits = Limits {
+        topic_alias_maximum: 2,
+        ..Limits::default()
+    };
+    let mut s = session(ProtocolVersion::V5, true, limits);
+    let mut out = Vec::new();
+    s.on_packet(aliased(3, Some("t")), &mut out);
     assert!(matches!(
         out.as_slice(),
         [Action::Close {
             reason: Some(ReasonCode::TopicAliasInvalid),
+            ..
+        }]
+    ));
+    out.clear();
+    s.on_packet(aliased(1, None), &mut out);
+    assert!(matches!(
+        out.as_slice(),
+        [Action::Close {
+            reason: Some(ReasonCode::ProtocolError),
             ..
         }]
     ));

@@ -35,6 +35,12 @@ pub struct Limits {
     pub max_mesh_overflow: usize,
     /// The timer wheel's tick.
     pub timer_tick: Duration,
+    /// 5.0 keep alives above this are lowered to it (Server Keep Alive).
+    pub max_keepalive: Option<u16>,
+    /// Keep alive imposed on 5.0 clients that ask for 0.
+    pub zero_keepalive: Option<u16>,
+    /// Cap on a 5.0 Session Expiry Interval, seconds (`u32::MAX`: never expires).
+    pub max_session_expiry: u32,
     /// Connections this shard accepts at once.
     pub max_connections: usize,
     /// Retained messages are stored (5.0 Retain Available).
@@ -53,7 +59,11 @@ impl Limits {
                 max_queued_messages: config.queues.max_queued_messages.get(),
                 max_queued_bytes: config.queues.max_queued_bytes.get(),
                 max_inbound_qos2: config.mqtt.receive_maximum.get(),
+                topic_alias_maximum: config.mqtt.topic_alias_maximum,
             },
+            max_keepalive: config.mqtt.max_keepalive.map(|k| k.get()),
+            zero_keepalive: config.mqtt.zero_keepalive.map(|k| k.get()),
+            max_session_expiry: config.mqtt.max_session_expiry,
             max_packet_size: config.mqtt.max_packet_size.get() as usize,
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
             timer_tick: config.runtime.timer_tick,
@@ -75,6 +85,9 @@ impl Default for Limits {
             stall_timeout: Duration::from_secs(30),
             max_mesh_overflow: 4096,
             timer_tick: Duration::from_millis(100),
+            max_keepalive: None,
+            zero_keepalive: None,
+            max_session_expiry: u32::MAX,
             max_connections: usize::MAX,
             retain_available: true,
             max_retained_messages: usize::MAX,
@@ -97,6 +110,12 @@ pub struct ConnId {
 enum TimerKey {
     KeepAlive(ConnId),
     Stalled(ConnId),
+    /// An offline session reaches its Session Expiry Interval; `epoch` tells a later
+    /// disconnect of the same session apart.
+    SessionExpiry {
+        session: usize,
+        epoch: u64,
+    },
 }
 
 /// One client connection as the shard sees it.
@@ -146,6 +165,8 @@ impl std::fmt::Debug for IoCancel {
 struct SessionEntry {
     session: Session,
     conn: Option<ConnId>,
+    /// Unique per disconnect, for the expiry timer.
+    epoch: u64,
 }
 
 /// A local subscription as the trie stores it.
@@ -331,6 +352,7 @@ impl ShardState {
                 let key = self.sessions.insert(SessionEntry {
                     session,
                     conn: None,
+                    epoch: 0,
                 });
                 self.by_client_id.insert(client_id.clone(), key);
                 (key, false)
@@ -355,11 +377,27 @@ impl ShardState {
         }
     }
 
+    /// 5.0 clients get the configured cap or default (announced as Server Keep Alive);
+    /// 3.1.1 has no way to tell the client, so its keep alive is honoured as asked.
+    fn effective_keep_alive(&self, connect: &Connect) -> u16 {
+        if connect.version != ProtocolVersion::V5 {
+            return connect.keep_alive;
+        }
+        let wanted = match connect.keep_alive {
+            0 => self.limits.zero_keepalive.unwrap_or(0),
+            n => n,
+        };
+        match self.limits.max_keepalive {
+            Some(cap) if wanted > cap => cap,
+            _ => wanted,
+        }
+    }
+
     fn insert_conn(&mut self, connect: &Connect, session: usize, now: Instant) -> ConnId {
         self.next_generation += 1;
         let generation = self.next_generation;
-        let keep_alive = (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+        let keep_alive =
+            crate::config::MqttConfig::keepalive_timeout(self.effective_keep_alive(connect));
         let key = self.conns.insert(Conn {
             generation,
             session,
@@ -394,6 +432,10 @@ impl ShardState {
             properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
             properties.subscription_identifier_available = Some(0);
             properties.shared_subscription_available = Some(0);
+            let aliases = self.limits.session.topic_alias_maximum;
+            properties.topic_alias_maximum = (aliases > 0).then_some(aliases);
+            let keep_alive = self.effective_keep_alive(connect);
+            properties.server_keep_alive = (keep_alive != connect.keep_alive).then_some(keep_alive);
             if !self.limits.retain_available {
                 properties.retain_available = Some(0);
             }
@@ -769,6 +811,21 @@ impl ShardState {
         let will = entry.session.detach(publish_will);
         if !entry.session.is_persistent() {
             self.remove_session(session_key);
+            return will;
+        }
+        let interval = entry
+            .session
+            .expiry_interval()
+            .min(self.limits.max_session_expiry);
+        if interval != u32::MAX {
+            self.next_generation += 1;
+            entry.epoch = self.next_generation;
+            let key = TimerKey::SessionExpiry {
+                session: session_key,
+                epoch: entry.epoch,
+            };
+            let deadline = Instant::now() + Duration::from_secs(u64::from(interval));
+            self.timers.arm(deadline, key);
         }
         will
     }
@@ -867,6 +924,7 @@ impl ShardState {
             match key {
                 TimerKey::KeepAlive(conn) => self.check_keep_alive(conn, now),
                 TimerKey::Stalled(conn) => self.check_stalled(conn, now),
+                TimerKey::SessionExpiry { session, epoch } => self.expire_session(session, epoch),
             }
         }
         self.expired = expired;
@@ -885,6 +943,16 @@ impl ShardState {
             self.timers.arm(deadline, TimerKey::KeepAlive(conn));
         } else {
             self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
+        }
+    }
+
+    fn expire_session(&mut self, session_key: usize, epoch: u64) {
+        let expired = self
+            .sessions
+            .get(session_key)
+            .is_some_and(|e| e.conn.is_none() && e.epoch == epoch);
+        if expired {
+            self.remove_session(session_key);
         }
     }
 
