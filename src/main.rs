@@ -1,7 +1,7 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
 use clap::Parser;
-use ringmq::config::Config;
+use ringmq::config::{Config, ConfigError, MAX_SHARDS};
 use ringmq::runtime::{self, ShardSetup};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -26,7 +26,7 @@ struct Cli {
     print_default_config: bool,
 }
 
-fn load_config(cli: &Cli) -> Result<Config, ringmq::config::ConfigError> {
+fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -35,6 +35,14 @@ fn load_config(cli: &Cli) -> Result<Config, ringmq::config::ConfigError> {
         config.listen = listen;
     }
     if let Some(shards) = cli.shards {
+        if shards.get() > MAX_SHARDS {
+            return Err(ConfigError::OutOfRange {
+                field: "--shards",
+                value: shards.get() as u64,
+                min: 1,
+                max: MAX_SHARDS as u64,
+            });
+        }
         config.shards = shards;
     }
     Ok(config)
