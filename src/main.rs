@@ -1,7 +1,8 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
 use clap::Parser;
-use ringmq::config::Config;
+use ringmq::config::{Config, ConfigError, MAX_SHARDS};
+use ringmq::runtime;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -9,40 +10,62 @@ use std::process::ExitCode;
 
 /// A thread-per-core MQTT broker on io_uring.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, about)]
 struct Cli {
-    /// A TOML config file; built-in defaults fill what it leaves out.
-    #[arg(long)]
+    /// TOML config file; built-in defaults otherwise.
+    #[arg(long, short)]
     config: Option<PathBuf>,
-    /// The address to listen on (overrides the config file).
+    /// Address to listen on (overrides the config file), e.g. 127.0.0.1:1883.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// The number of shards, one thread each (overrides the config file).
+    /// Number of shards (overrides the config file); default one per core.
     #[arg(long)]
     shards: Option<NonZeroUsize>,
+    /// Print the configuration (defaults, then the file and flags) as TOML and exit.
+    #[arg(long)]
+    print_default_config: bool,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match &cli.config {
-        Some(path) => Config::load(path),
-        None => Ok(Config::default()),
-    };
-    let mut config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ringmq: {e}");
-            return ExitCode::FAILURE;
-        }
+fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
     if let Some(shards) = cli.shards {
+        if shards.get() > MAX_SHARDS {
+            return Err(ConfigError::OutOfRange {
+                field: "--shards",
+                value: shards.get() as u64,
+                min: 1,
+                max: MAX_SHARDS as u64,
+            });
+        }
         config.shards = shards;
     }
-    match ringmq::runtime::run(config, ringmq::shard::run) {
-        Ok(()) => ExitCode::SUCCESS,
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_default_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    match runtime::run(config, ringmq::shard::run) {
+        Ok(()) => {
+            eprintln!("ringmq: stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("ringmq: {e}");
             ExitCode::FAILURE

@@ -470,6 +470,13 @@ impl Session {
         if refuse_all {
             return ReasonCode::SubscriptionIdentifiersNotSupported;
         }
+        if filter.levels().nth(crate::trie::MAX_LEVELS).is_some() {
+            return if v5 {
+                ReasonCode::TopicFilterInvalid
+            } else {
+                ReasonCode::UnspecifiedError
+            };
+        }
         if filter.share_group().is_some() {
             return if v5 {
                 ReasonCode::SharedSubscriptionsNotSupported

@@ -551,16 +551,18 @@ impl ShardState {
         if !is_new {
             // A repeated SUBSCRIBE replaces the options [MQTT-3.8.4-3].
             self.local.remove(&filter, |s| s.session == session_key);
-        } else {
+        }
+        let sub = LocalSub {
+            session: session_key,
+            options,
+        };
+        // The session already refused filters deeper than the trie takes.
+        if self.local.insert(&filter, sub).is_err() {
+            return;
+        }
+        if is_new {
             self.add_local_ref(&filter);
         }
-        self.local.insert(
-            &filter,
-            LocalSub {
-                session: session_key,
-                options,
-            },
-        );
         let send_retained = match options.retain_handling {
             RetainHandling::SendAtSubscribe => true,
             RetainHandling::SendAtSubscribeIfNew => is_new,
@@ -1055,7 +1057,8 @@ impl ShardState {
                 self.deliver_local(&msg, None);
             }
             MeshMsg::Interest { filter, add: true } => {
-                self.remote.insert(&filter, from);
+                // Peers only announce filters their own trie accepted.
+                let _ = self.remote.insert(&filter, from);
             }
             MeshMsg::Interest { filter, add: false } => {
                 self.remote.remove(&filter, |&peer| peer == from);
