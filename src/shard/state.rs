@@ -1098,7 +1098,17 @@ impl ShardState {
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+
+    /// The drop counters of a client's session, if this shard holds it.
+    pub fn session_stats(&self, client_id: &str) -> Option<session::Stats> {
+        let key = self.by_client_id.get(client_id)?;
+        self.sessions.get(*key).map(|e| e.session.stats())
+    }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
 
 fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {
