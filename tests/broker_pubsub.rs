@@ -234,3 +234,58 @@ fn wait_for<T>(step: &mut dyn FnMut() -> Option<T>) -> T {
     }
     panic!("gave up waiting")
 }
+
+#[test]
+fn qos1_stream_arrives_complete_and_in_order_across_shards_mqtt_4_6_0_6() {
+    let broker = Broker::start();
+    let mut sub = client(&broker, "order-s", 0, ProtocolVersion::V4);
+    sub.subscribe("seq", QoS::AtLeastOnce);
+    let mut publisher = client(&broker, "order-p", 1, ProtocolVersion::V4);
+    settle();
+    const N: u16 = 500;
+    for i in 1..=N {
+        publisher.send(&publish(
+            "seq",
+            &i.to_be_bytes(),
+            QoS::AtLeastOnce,
+            Some(i),
+            false,
+        ));
+    }
+    for i in 1..=N {
+        let got = sub.expect_publish();
+        assert_eq!(&got.payload[..], &i.to_be_bytes(), "message {i} in order");
+        sub.ack(&got);
+    }
+    for _ in 1..=N {
+        assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    }
+}
+
+#[test]
+fn a_subscriber_that_never_reads_does_not_stall_the_others() {
+    let broker = Broker::start();
+    let mut stuck = client(&broker, "stuck", 0, ProtocolVersion::V4);
+    stuck.subscribe("big", QoS::AtLeastOnce);
+    let mut reader = client(&broker, "reader", 0, ProtocolVersion::V4);
+    reader.subscribe("big", QoS::AtLeastOnce);
+    let mut publisher = client(&broker, "bigpub", 1, ProtocolVersion::V4);
+    settle();
+    const N: u16 = 100;
+    let payload = vec![7u8; 64 * 1024];
+    let reading = std::thread::spawn(move || {
+        for i in 1..=N {
+            let got = reader.expect_publish();
+            assert_eq!(got.payload.len(), 64 * 1024, "message {i}");
+            reader.ack(&got);
+        }
+    });
+    for i in 1..=N {
+        publisher.send(&publish("big", &payload, QoS::AtLeastOnce, Some(i), false));
+        assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    }
+    reading
+        .join()
+        .expect("the reading subscriber got every message");
+    drop(stuck);
+}
