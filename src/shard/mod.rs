@@ -2,7 +2,8 @@
 //! of the retained store, its timer wheel and its ends of the mesh. Single-threaded; the
 //! shard's tasks share one `Rc<RefCell<ShardState>>` and never hold a borrow across `.await`.
 //!
-//! - `state`: the shard's data and every decision (no sockets).
+//! - `state`: the shard's data and every decision (no sockets): connections and CONNECT in
+//!   `mod.rs`, `routing`, `peers` (mesh side), `timers`.
 //! - `encode`: encode-once fan-out of a PUBLISH to many subscribers.
 //! - `conn`: the only socket code: accept, CONNECT, handoff, reader and writer tasks.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).

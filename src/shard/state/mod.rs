@@ -2,8 +2,8 @@
 //! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
 //! No sockets: connections are outbound byte buffers plus a waker for their writer task.
 
-use super::MeshMsg;
 use super::encode::PublishEncoder;
+use super::{Handoff, MeshMsg};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::protocol::{
@@ -17,6 +17,10 @@ use bytes::BytesMut;
 use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
+
+mod peers;
+mod routing;
+mod timers;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -224,7 +228,7 @@ pub struct ShardState {
     overflow: Vec<VecDeque<MeshMsg>>,
     overflow_waker: Option<Waker>,
     paused_readers: Vec<Waker>,
-    handoffs: Vec<super::Handoff>,
+    handoffs: Vec<Handoff>,
     encoder: PublishEncoder,
     /// Scratch buffers kept for their capacity.
     actions: Vec<Action>,
@@ -538,242 +542,6 @@ impl ShardState {
         }
     }
 
-    // ----- subscriptions and interest ---------------------------------------------------
-
-    fn subscribe(
-        &mut self,
-        session_key: usize,
-        conn: ConnId,
-        filter: TopicFilter,
-        options: SubscriptionOptions,
-        is_new: bool,
-    ) {
-        if !is_new {
-            // A repeated SUBSCRIBE replaces the options [MQTT-3.8.4-3].
-            self.local.remove(&filter, |s| s.session == session_key);
-        }
-        let sub = LocalSub {
-            session: session_key,
-            options,
-        };
-        // The session already refused filters deeper than the trie takes.
-        if self.local.insert(&filter, sub).is_err() {
-            return;
-        }
-        if is_new {
-            self.add_local_ref(&filter);
-        }
-        let send_retained = match options.retain_handling {
-            RetainHandling::SendAtSubscribe => true,
-            RetainHandling::SendAtSubscribeIfNew => is_new,
-            RetainHandling::DoNotSend => false,
-        };
-        if send_retained {
-            self.send_retained(session_key, conn, &filter, options.qos);
-        }
-    }
-
-    fn unsubscribe(&mut self, session_key: usize, filter: &TopicFilter) {
-        self.local.remove(filter, |s| s.session == session_key);
-        self.drop_local_ref(filter);
-    }
-
-    fn add_local_ref(&mut self, filter: &TopicFilter) {
-        let count = self.local_refs.entry(filter.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1 {
-            self.broadcast_interest(filter, true);
-        }
-    }
-
-    fn drop_local_ref(&mut self, filter: &TopicFilter) {
-        let Some(count) = self.local_refs.get_mut(filter) else {
-            return;
-        };
-        *count -= 1;
-        if *count == 0 {
-            self.local_refs.remove(filter);
-            self.broadcast_interest(filter, false);
-        }
-    }
-
-    fn broadcast_interest(&mut self, filter: &TopicFilter, add: bool) {
-        for peer in 0..self.shards {
-            if peer != self.id {
-                let msg = MeshMsg::Interest {
-                    filter: filter.clone(),
-                    add,
-                };
-                self.send_to_peer(peer, msg);
-            }
-        }
-    }
-
-    /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
-    fn send_retained(&mut self, session_key: usize, conn: ConnId, filter: &TopicFilter, qos: QoS) {
-        let matching: Vec<Message> = self
-            .retained
-            .values()
-            .filter(|m| filter.matches(&m.topic))
-            .cloned()
-            .collect();
-        for msg in matching {
-            let granted = msg.qos.min(qos);
-            self.encoder.begin();
-            self.deliver_to(session_key, &msg, granted, true);
-        }
-        let _ = conn;
-    }
-
-    // ----- routing ------------------------------------------------------------------------
-
-    /// Routes a PUBLISH from a local client: retained store, local subscribers, and once to
-    /// each peer shard that has interest (retained messages go to every peer).
-    fn route(&mut self, msg: &Message, origin: Option<usize>) {
-        if msg.retain {
-            self.store_retained(msg);
-            for peer in 0..self.shards {
-                if peer != self.id {
-                    self.send_to_peer(peer, MeshMsg::Retain(msg.clone()));
-                }
-            }
-        } else {
-            self.forward_to_interested_peers(msg);
-        }
-        self.deliver_local(msg, origin);
-    }
-
-    fn forward_to_interested_peers(&mut self, msg: &Message) {
-        if self.shards < 2 {
-            return;
-        }
-        let marks = &mut self.peer_marks;
-        marks.iter_mut().for_each(|m| *m = false);
-        self.remote.for_each_match(&msg.topic, |&peer| {
-            if let Some(m) = marks.get_mut(peer) {
-                *m = true;
-            }
-        });
-        for peer in 0..self.shards {
-            if self.peer_marks[peer] {
-                self.send_to_peer(peer, MeshMsg::Publish(msg.clone()));
-            }
-        }
-    }
-
-    /// [MQTT-3.3.4-1..] delivers to each local subscriber once, at the highest QoS of its
-    /// matching subscriptions, capped by the publish QoS.
-    fn deliver_local(&mut self, msg: &Message, origin: Option<usize>) {
-        let matches = &mut self.matches;
-        matches.clear();
-        self.local
-            .for_each_match(&msg.topic, |sub| matches.push(*sub));
-        if self.matches.is_empty() {
-            return;
-        }
-        self.matches.sort_unstable_by_key(|s| s.session);
-        self.encoder.begin();
-        let mut i = 0;
-        while i < self.matches.len() {
-            let first = self.matches[i];
-            let mut qos = first.options.qos;
-            let mut retain_as_published = first.options.retain_as_published;
-            let mut no_local = first.options.no_local;
-            i += 1;
-            while i < self.matches.len() && self.matches[i].session == first.session {
-                let o = self.matches[i].options;
-                qos = qos.max(o.qos);
-                retain_as_published |= o.retain_as_published;
-                no_local &= o.no_local;
-                i += 1;
-            }
-            // [MQTT-3.8.3-3] No Local: not back to the publishing client.
-            if no_local && origin == Some(first.session) {
-                continue;
-            }
-            // [MQTT-3.3.1-9] / 5.0 Retain As Published.
-            let retain = msg.retain && retain_as_published;
-            self.deliver_to(first.session, msg, msg.qos.min(qos), retain);
-        }
-    }
-
-    /// Offers one message to one session and writes it to its connection if it goes out now.
-    fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
-        let Some(entry) = self.sessions.get_mut(session_key) else {
-            return;
-        };
-        let conn_id = entry.conn;
-        let version = entry.session.version();
-        let Delivery::Send { qos, packet_id } = entry.session.deliver(msg, qos, retain) else {
-            return;
-        };
-        let max = entry.session.max_packet_size();
-        if let Some(max) = max {
-            let len = self.encoder.encoded_len(msg, version, qos, retain);
-            if len > max as usize {
-                let mut actions = Vec::new();
-                entry.session.discard_too_large(packet_id, &mut actions);
-                if let Some(conn) = conn_id {
-                    self.apply(conn, &mut actions);
-                }
-                return;
-            }
-        }
-        let Some(conn_id) = conn_id else {
-            return;
-        };
-        let cap = self.limits.max_outbound_bytes;
-        let Some(c) = self
-            .conns
-            .get_mut(conn_id.key)
-            .filter(|c| c.generation == conn_id.generation)
-        else {
-            return;
-        };
-        let was_empty = c.outbound.is_empty();
-        self.encoder
-            .append(msg, version, qos, retain, packet_id, &mut c.outbound);
-        if was_empty {
-            wake(&mut c.writer);
-        }
-        if c.outbound.len() > cap && c.over_cap_since.is_none() {
-            self.mark_over_cap(session_key, conn_id);
-        }
-    }
-
-    /// The client is not reading fast enough: QoS 0 gets dropped and QoS 1/2 queued from now
-    /// on; the stall timer disconnects it if this lasts.
-    fn mark_over_cap(&mut self, session_key: usize, conn: ConnId) {
-        let now = Instant::now();
-        if let Some(c) = self.conn_mut(conn) {
-            c.over_cap_since = Some(now);
-        }
-        let mut actions = Vec::new();
-        if let Some(entry) = self.sessions.get_mut(session_key) {
-            entry.session.set_writable(false, &mut actions);
-        }
-        self.timers
-            .arm(now + self.limits.stall_timeout, TimerKey::Stalled(conn));
-    }
-
-    /// Updates this shard's copy of the retained store; a store over its bounds keeps its
-    /// existing messages and refuses new topics.
-    fn store_retained(&mut self, msg: &Message) {
-        if !self.limits.retain_available {
-            return;
-        }
-        if let Some(old) = self.retained.remove(&msg.topic) {
-            self.retained_bytes -= old.size();
-        }
-        // [MQTT-3.3.1-10] an empty retained payload only deletes.
-        let fits = self.retained.len() < self.limits.max_retained_messages
-            && self.retained_bytes + msg.size() <= self.limits.max_retained_bytes;
-        if !msg.payload.is_empty() && fits {
-            self.retained_bytes += msg.size();
-            self.retained.insert(msg.topic.clone(), msg.clone());
-        }
-    }
-
     // ----- closing ------------------------------------------------------------------------
 
     /// Closes a connection once: queues the 5.0 DISCONNECT, detaches the session (removing a
@@ -915,168 +683,6 @@ impl ShardState {
         self.mesh.flush_wakes();
     }
 
-    // ----- timers ---------------------------------------------------------------------------
-
-    /// Fires due timers: keepalive timeouts [MQTT-3.1.2-24] and stalled connections.
-    pub fn tick(&mut self, now: Instant) {
-        let mut expired = std::mem::take(&mut self.expired);
-        expired.clear();
-        self.timers.expire(now, &mut expired);
-        for key in expired.drain(..) {
-            match key {
-                TimerKey::KeepAlive(conn) => self.check_keep_alive(conn, now),
-                TimerKey::Stalled(conn) => self.check_stalled(conn, now),
-                TimerKey::SessionExpiry { session, epoch } => self.expire_session(session, epoch),
-            }
-        }
-        self.expired = expired;
-        self.mesh.flush_wakes();
-    }
-
-    fn check_keep_alive(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conn(conn).filter(|c| !c.closing) else {
-            return;
-        };
-        let Some(period) = c.keep_alive else {
-            return;
-        };
-        let deadline = c.last_activity + period;
-        if deadline > now {
-            self.timers.arm(deadline, TimerKey::KeepAlive(conn));
-        } else {
-            self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
-        }
-    }
-
-    fn expire_session(&mut self, session_key: usize, epoch: u64) {
-        let expired = self
-            .sessions
-            .get(session_key)
-            .is_some_and(|e| e.conn.is_none() && e.epoch == epoch);
-        if expired {
-            self.remove_session(session_key);
-        }
-    }
-
-    fn check_stalled(&mut self, conn: ConnId, now: Instant) {
-        let limit = self.limits.stall_timeout;
-        let stalled = self
-            .conn(conn)
-            .and_then(|c| c.over_cap_since)
-            .is_some_and(|since| now.duration_since(since) >= limit);
-        if stalled {
-            self.counters.stalled_disconnects += 1;
-            self.close(conn, None, true);
-            if let Some(c) = self.conn_mut(conn) {
-                c.abort = true;
-                c.cancel.fire();
-                wake(&mut c.writer);
-            }
-        }
-    }
-
-    // ----- the mesh -------------------------------------------------------------------------
-
-    /// Sends to a peer, or holds the message in that peer's overflow while its ring is full.
-    /// Overflowed messages keep their order and are never dropped.
-    fn send_to_peer(&mut self, peer: usize, msg: MeshMsg) {
-        let Some(queue) = self.overflow.get_mut(peer) else {
-            return;
-        };
-        if !queue.is_empty() {
-            queue.push_back(msg);
-            return;
-        }
-        if let Err(msg) = self.mesh.try_send(peer, msg) {
-            self.counters.mesh_overflowed += 1;
-            queue.push_back(msg);
-            wake(&mut self.overflow_waker);
-        }
-    }
-
-    /// Retries overflowed messages; returns true when every overflow is empty.
-    pub fn flush_overflow(&mut self) -> bool {
-        let mut all_empty = true;
-        for peer in 0..self.overflow.len() {
-            while let Some(msg) = self.overflow[peer].pop_front() {
-                if let Err(msg) = self.mesh.try_send(peer, msg) {
-                    self.overflow[peer].push_front(msg);
-                    all_empty = false;
-                    break;
-                }
-            }
-        }
-        self.mesh.flush_wakes();
-        if !self.is_paused() {
-            self.paused_readers.drain(..).for_each(Waker::wake);
-        }
-        all_empty
-    }
-
-    pub fn has_overflow(&self) -> bool {
-        self.overflow.iter().any(|q| !q.is_empty())
-    }
-
-    pub fn set_overflow_waker(&mut self, waker: &Waker) {
-        self.overflow_waker = Some(waker.clone());
-    }
-
-    /// Publishing connections stop reading while a peer's overflow is over its bound.
-    pub fn is_paused(&self) -> bool {
-        self.overflow
-            .iter()
-            .any(|q| q.len() > self.limits.max_mesh_overflow)
-    }
-
-    pub fn park_reader(&mut self, waker: &Waker) {
-        self.paused_readers.push(waker.clone());
-    }
-
-    pub fn mesh(&self) -> &MeshEnds<MeshMsg> {
-        &self.mesh
-    }
-
-    /// Handles up to `max` messages from peers; returns how many. Handoffs are left in
-    /// `take_handoffs` for the caller to spawn.
-    pub fn drain_mesh(&mut self, max: usize) -> usize {
-        let mut inbox = std::mem::take(&mut self.mesh_inbox);
-        let n = self.mesh.drain(max, |from, msg| inbox.push((from, msg)));
-        for (from, msg) in inbox.drain(..) {
-            self.on_mesh_msg(from, msg);
-        }
-        self.mesh_inbox = inbox;
-        self.mesh.flush_wakes();
-        n
-    }
-
-    fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg) {
-        match msg {
-            MeshMsg::Publish(msg) => self.deliver_local(&msg, None),
-            MeshMsg::Retain(msg) => {
-                self.store_retained(&msg);
-                self.deliver_local(&msg, None);
-            }
-            MeshMsg::Interest { filter, add: true } => {
-                // Peers only announce filters their own trie accepted.
-                let _ = self.remote.insert(&filter, from);
-            }
-            MeshMsg::Interest { filter, add: false } => {
-                self.remote.remove(&filter, |&peer| peer == from);
-            }
-            MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
-        }
-    }
-
-    pub fn take_handoffs(&mut self) -> Vec<super::Handoff> {
-        std::mem::take(&mut self.handoffs)
-    }
-
-    /// Hands a connection to its home shard.
-    pub fn send_handoff(&mut self, home: usize, handoff: Box<super::Handoff>) {
-        self.send_to_peer(home, MeshMsg::Handoff(handoff));
-        self.mesh.flush_wakes();
-    }
-
     // ----- shutdown ---------------------------------------------------------------------------
 
     /// Closes every connection (5.0: DISCONNECT 0x8B Server Shutting Down) without wills.
@@ -1107,7 +713,6 @@ impl ShardState {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;
 
 fn wake(slot: &mut Option<Waker>) {
