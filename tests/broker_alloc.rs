@@ -195,3 +195,52 @@ fn routing_a_publish_to_subscribers_allocates_nothing_in_steady_state() {
     });
     assert_eq!(allocations, 0, "allocations over 1000 rounds");
 }
+
+#[test]
+fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
+    let mut ends = mesh::build::<MeshMsg>(2, 64);
+    let b_ends = ends.pop().expect("two shards");
+    let a_ends = ends.pop().expect("two shards");
+    let mut a = ShardState::new(a_ends, Limits::default(), Instant::now());
+    let mut b = ShardState::new(b_ends, Limits::default(), Instant::now());
+    let mut publisher = Client::open(&mut a, ProtocolVersion::V4, "pub");
+    let mut sub = Client::open(&mut b, ProtocolVersion::V5, "sub");
+    sub.subscribe(&mut b, "x/#", QoS::AtLeastOnce);
+    a.drain_mesh(64);
+
+    let mut wire = BytesMut::new();
+    let publish = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: TopicName::try_from("x/y").expect("valid"),
+        packet_id: PacketId::new(3),
+        properties: Properties::default(),
+        payload: Bytes::from_static(&[1u8; 64]),
+    });
+    protocol::encode(&publish, ProtocolVersion::V4, &mut wire).expect("encodable");
+    let wire = wire.freeze();
+    let mut input = BytesMut::with_capacity(4096);
+
+    let mut round = |a: &mut ShardState, b: &mut ShardState| {
+        input.clear();
+        input.extend_from_slice(&wire);
+        while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
+            assert!(a.on_packet(publisher.conn, packet));
+        }
+        a.end_of_batch(publisher.conn, Instant::now());
+        let acks = publisher.take_output(a);
+        publisher.give_back(acks);
+        assert_eq!(b.drain_mesh(64), 1);
+        assert_eq!(sub.read_and_ack(b), 1);
+    };
+    for _ in 0..200 {
+        round(&mut a, &mut b);
+    }
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            round(&mut a, &mut b);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations over 1000 forwarded messages");
+}
