@@ -1,7 +1,7 @@
 //! Byte fixtures: every packet type in every protocol version (3.1, 3.1.1, 5.0), each decoded
 //! from annotated bytes and encoded back to exactly those bytes.
 
-mod common;
+pub mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
