@@ -1,7 +1,7 @@
 //! CONNECT handling end to end: CONNACK codes per protocol level, client id rules, first
 //! packet and second CONNECT rules, malformed input, keepalive.
 
-mod broker_support;
+pub mod broker_support;
 
 use broker_support::*;
 use ringmq::protocol::{Disconnect, Packet, Properties, ProtocolVersion, QoS, ReasonCode};

@@ -2,7 +2,7 @@
 //! messages, overlapping subscriptions, across shards, with our raw client and with rumqttc
 //! (3.1.1 and 5.0).
 
-mod broker_support;
+pub mod broker_support;
 
 use broker_support::*;
 use ringmq::protocol::{Packet, ProtocolVersion, PubResp, QoS};

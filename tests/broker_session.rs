@@ -1,7 +1,7 @@
 //! Sessions end to end: wills, takeover, persistent sessions (queued messages, resends,
 //! session present), clean sessions, with our raw client and rumqttc.
 
-mod broker_support;
+pub mod broker_support;
 
 use broker_support::*;
 use ringmq::protocol::{Disconnect, Packet, Properties, ProtocolVersion, PubResp, QoS, ReasonCode};

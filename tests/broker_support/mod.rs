@@ -21,6 +21,7 @@ pub const SHARDS: usize = 2;
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A running broker process, killed on drop.
+#[derive(Debug)]
 pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
@@ -178,6 +179,7 @@ pub enum Recv {
 }
 
 /// A blocking MQTT client speaking through our codec, for exact control of the bytes.
+#[derive(Debug)]
 pub struct RawClient {
     pub stream: TcpStream,
     buf: BytesMut,
