@@ -25,7 +25,11 @@ use std::time::{Duration, Instant};
 
 pub type Shared = Rc<RefCell<ShardState>>;
 
-/// Each read asks for at least this much free space; the buffer grows by `READ_BUF`.
+/// A new connection reads into this much; idle connections never need more, which keeps
+/// the memory of many idle clients small.
+const FIRST_READ_BUF: usize = 4096;
+/// Each read asks for at least this much free space; when less is left the buffer grows by
+/// `READ_BUF`, so a busy connection reads 64 KiB at a time.
 const MIN_READ: usize = 4096;
 const READ_BUF: usize = 64 * 1024;
 /// A writer's spare buffer shrinks back after a burst larger than this.
@@ -124,7 +128,7 @@ async fn read_connect(
     stream: &mut TcpStream,
     max_packet: usize,
 ) -> Result<(Box<Connect>, BytesMut), ConnectFailure> {
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut buf = BytesMut::with_capacity(FIRST_READ_BUF);
     loop {
         match protocol::decode(&mut buf, ProtocolVersion::V4, max_packet) {
             Ok(Some(Packet::Connect(connect))) => return Ok((connect, buf)),
@@ -136,7 +140,7 @@ async fn read_connect(
             }
             Err(_) => return Err(ConnectFailure::Close),
         }
-        reserve(&mut buf);
+        reserve(&mut buf, true);
         let len = buf.len();
         let (res, slice) = monoio::io::AsyncReadRent::read(stream, buf.slice_mut(len..)).await;
         buf = slice.into_inner();
@@ -147,9 +151,11 @@ async fn read_connect(
     }
 }
 
-fn reserve(buf: &mut BytesMut) {
+/// Makes room for the next read: 4 KiB (reclaimed in place when the buffer is unshared)
+/// until a read has filled all the room it had, then 64 KiB steps.
+fn reserve(buf: &mut BytesMut, busy: bool) {
     if buf.capacity() - buf.len() < MIN_READ {
-        buf.reserve(READ_BUF);
+        buf.reserve(if busy { READ_BUF } else { FIRST_READ_BUF });
     }
 }
 
@@ -187,6 +193,7 @@ async fn read_loop(
     version: ProtocolVersion,
 ) {
     let max_packet = state.borrow().limits().max_packet_size;
+    let mut busy = false;
     loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, version, max_packet) {
@@ -197,8 +204,9 @@ async fn read_loop(
         if !state.borrow().is_live(conn) {
             return;
         }
-        reserve(&mut buf);
+        reserve(&mut buf, busy);
         let len = buf.len();
+        let room = buf.capacity() - len;
         let read = reader.cancelable_read(buf.slice_mut(len..), cancel.clone());
         let (res, slice): (_, SliceMut<BytesMut>) = read.await;
         buf = slice.into_inner();
@@ -207,7 +215,7 @@ async fn read_loop(
                 state.borrow_mut().on_connection_lost(conn);
                 return;
             }
-            Ok(_) => {}
+            Ok(n) => busy |= n == room,
         }
     }
 }
@@ -257,7 +265,8 @@ async fn write_loop(
     mut writer: OwnedWriteHalf<TcpStream>,
     cancel: CancelHandle,
 ) {
-    let mut spare = BytesMut::with_capacity(READ_BUF);
+    // Grows with the first write; an idle connection holds no write buffer.
+    let mut spare = BytesMut::new();
     loop {
         let step =
             poll_fn(
@@ -274,7 +283,7 @@ async fn write_loop(
         spare = written;
         spare.clear();
         if spare.capacity() > MAX_IDLE_WRITE_BUF {
-            spare = BytesMut::with_capacity(READ_BUF);
+            spare = BytesMut::new();
         }
         if res.is_err() {
             state.borrow_mut().on_write_error(conn);
