@@ -334,3 +334,41 @@ fn shutdown_sends_v5_clients_server_shutting_down_0x8b() {
         "the broker exits after shutdown"
     );
 }
+
+fn delayed_will_connect(id: &str, delay: u32) -> ringmq::protocol::Connect {
+    let mut connect = with_will(ProtocolVersion::V5, id, "will/late");
+    connect.properties.session_expiry_interval = Some(60);
+    if let Some(will) = connect.will.as_mut() {
+        will.properties.will_delay_interval = Some(delay);
+    }
+    connect
+}
+
+#[test]
+fn v5_will_waits_for_its_will_delay_interval() {
+    let broker = Broker::start();
+    let mut watch = watcher(&broker, "will/#", 0);
+    let id = id_on_shard("late", 1);
+    let (client, _) = RawClient::connect(&broker, delayed_will_connect(&id, 1));
+    drop(client);
+    watch.expect_silence(Duration::from_millis(600));
+    assert_eq!(watch.expect_publish().topic.as_str(), "will/late");
+}
+
+#[test]
+fn v5_reconnect_within_the_will_delay_cancels_the_will_mqtt_3_1_3_9() {
+    let broker = Broker::start();
+    let mut watch = watcher(&broker, "will/#", 1);
+    let id = id_on_shard("back", 0);
+    let connect = delayed_will_connect(&id, 1);
+    let (client, _) = RawClient::connect(&broker, connect.clone());
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = connect;
+    again.clean_start = false;
+    let (mut client, ack) = RawClient::connect(&broker, again);
+    assert!(ack.session_present);
+    watch.expect_silence(Duration::from_millis(1500));
+    client.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
+    client.expect_closed(PATIENCE);
+}

@@ -273,6 +273,14 @@ impl Session {
         self.queue.len()
     }
 
+    /// The 5.0 Will Delay Interval of the current will, in seconds (0: publish at once).
+    pub fn will_delay(&self) -> u32 {
+        self.will
+            .as_ref()
+            .and_then(|w| w.properties.will_delay_interval)
+            .unwrap_or(0)
+    }
+
     /// The network connection is gone. Returns the will to publish if `publish_will`
     /// (the shard decides: never after a normal DISCONNECT [MQTT-3.14.4-3]).
     pub fn detach(&mut self, publish_will: bool) -> Option<Message> {

@@ -120,6 +120,11 @@ enum TimerKey {
         session: usize,
         epoch: u64,
     },
+    /// A delayed will is due (5.0 Will Delay Interval).
+    WillDelay {
+        session: usize,
+        epoch: u64,
+    },
 }
 
 /// One client connection as the shard sees it.
@@ -169,8 +174,10 @@ impl std::fmt::Debug for IoCancel {
 struct SessionEntry {
     session: Session,
     conn: Option<ConnId>,
-    /// Unique per disconnect, for the expiry timer.
+    /// Unique per disconnect, for the expiry and will delay timers.
     epoch: u64,
+    /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
+    pending_will: Option<Message>,
 }
 
 /// A local subscription as the trie stores it.
@@ -344,6 +351,8 @@ impl ShardState {
         let (session_key, session_present) = match existing {
             Some(key) if !connect.clean_start => {
                 if let Some(entry) = self.sessions.get_mut(key) {
+                    // Back before the Will Delay Interval passed: no will [MQTT-3.1.3-9].
+                    entry.pending_will = None;
                     entry.session.resume(connect, &mut actions);
                 }
                 (key, true)
@@ -357,6 +366,7 @@ impl ShardState {
                     session,
                     conn: None,
                     epoch: 0,
+                    pending_will: None,
                 });
                 self.by_client_id.insert(client_id.clone(), key);
                 (key, false)
@@ -578,24 +588,36 @@ impl ShardState {
             return None;
         }
         entry.conn = None;
+        let will_delay = entry.session.will_delay();
         let will = entry.session.detach(publish_will);
         if !entry.session.is_persistent() {
+            // The session ends now, so a delayed will goes out now too.
             self.remove_session(session_key);
             return will;
         }
+        self.next_generation += 1;
+        entry.epoch = self.next_generation;
+        let epoch = entry.epoch;
         let interval = entry
             .session
             .expiry_interval()
             .min(self.limits.max_session_expiry);
+        let now = Instant::now();
         if interval != u32::MAX {
-            self.next_generation += 1;
-            entry.epoch = self.next_generation;
             let key = TimerKey::SessionExpiry {
                 session: session_key,
-                epoch: entry.epoch,
+                epoch,
             };
-            let deadline = Instant::now() + Duration::from_secs(u64::from(interval));
-            self.timers.arm(deadline, key);
+            self.timers.arm(now + secs(interval), key);
+        }
+        if will.is_some() && will_delay > 0 {
+            entry.pending_will = will;
+            let key = TimerKey::WillDelay {
+                session: session_key,
+                epoch,
+            };
+            self.timers.arm(now + secs(will_delay.min(interval)), key);
+            return None;
         }
         will
     }
@@ -613,6 +635,10 @@ impl ShardState {
             self.unsubscribe(session_key, &filter);
         }
         self.by_client_id.remove(entry.session.client_id());
+        // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
+        if let Some(will) = entry.pending_will {
+            self.route(&will, None);
+        }
     }
 
     // ----- the writer task ------------------------------------------------------------------
@@ -714,6 +740,10 @@ impl ShardState {
 
 #[cfg(test)]
 mod tests;
+
+fn secs(seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(seconds))
+}
 
 fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {

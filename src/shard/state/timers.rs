@@ -13,6 +13,7 @@ impl ShardState {
                 TimerKey::KeepAlive(conn) => self.check_keep_alive(conn, now),
                 TimerKey::Stalled(conn) => self.check_stalled(conn, now),
                 TimerKey::SessionExpiry { session, epoch } => self.expire_session(session, epoch),
+                TimerKey::WillDelay { session, epoch } => self.publish_delayed_will(session, epoch),
             }
         }
         self.expired = expired;
@@ -31,6 +32,17 @@ impl ShardState {
             self.timers.arm(deadline, TimerKey::KeepAlive(conn));
         } else {
             self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
+        }
+    }
+
+    fn publish_delayed_will(&mut self, session_key: usize, epoch: u64) {
+        let will = self
+            .sessions
+            .get_mut(session_key)
+            .filter(|e| e.conn.is_none() && e.epoch == epoch)
+            .and_then(|e| e.pending_will.take());
+        if let Some(will) = will {
+            self.route(&will, None);
         }
     }
 
