@@ -289,3 +289,75 @@ fn a_subscriber_that_never_reads_does_not_stall_the_others() {
         .expect("the reading subscriber got every message");
     drop(stuck);
 }
+
+fn expiring(
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    id: Option<u16>,
+    retain: bool,
+    secs: u32,
+) -> Packet {
+    let mut packet = publish(topic, payload, qos, id, retain);
+    if let Packet::Publish(p) = &mut packet {
+        p.properties.message_expiry_interval = Some(secs);
+    }
+    packet
+}
+
+#[test]
+fn expired_retained_and_queued_messages_are_not_delivered_mqtt_3_3_2_5() {
+    let broker = Broker::start();
+    let mut publisher = client(&broker, "xp", 1, ProtocolVersion::V5);
+    let durable = id_on_shard("xq", 0);
+    let mut offline = connect_packet(ProtocolVersion::V4, &durable, false);
+    let (mut sub, _) = RawClient::connect(&broker, offline.clone());
+    sub.subscribe("x/q", QoS::AtLeastOnce);
+    sub.send(&Packet::Disconnect(ringmq::protocol::Disconnect::new(
+        ringmq::protocol::ReasonCode::Success,
+    )));
+    sub.expect_closed(PATIENCE);
+    settle();
+
+    publisher.send(&expiring("x/r", b"short", QoS::AtMostOnce, None, true, 1));
+    publisher.send(&expiring(
+        "x/q",
+        b"short",
+        QoS::AtLeastOnce,
+        Some(1),
+        false,
+        1,
+    ));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    publisher.send(&expiring(
+        "x/q",
+        b"long",
+        QoS::AtLeastOnce,
+        Some(2),
+        false,
+        60,
+    ));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+
+    let mut early = client(&broker, "xe", 0, ProtocolVersion::V5);
+    early.subscribe("x/r", QoS::AtMostOnce);
+    let got = early.expect_publish();
+    assert_eq!(
+        got.properties.message_expiry_interval,
+        Some(1),
+        "remaining time, rounded up"
+    );
+
+    std::thread::sleep(Duration::from_millis(1300));
+    let mut late = client(&broker, "xl", 1, ProtocolVersion::V5);
+    late.subscribe("x/r", QoS::AtMostOnce);
+    late.expect_silence(Duration::from_millis(300));
+
+    offline.clean_start = false;
+    let (mut sub, ack) = RawClient::connect(&broker, offline);
+    assert!(ack.session_present);
+    let got = sub.expect_publish();
+    assert_eq!(&got.payload[..], b"long", "the expired one was dropped");
+    sub.ack(&got);
+    sub.expect_silence(Duration::from_millis(300));
+}

@@ -3,6 +3,7 @@
 use crate::protocol::{LastWill, Properties, Publish, QoS, TopicName};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One application message on its way from a publisher to subscribers (local or on another
 /// shard). Cloning shares the topic and payload `Bytes` (a refcount, no copy). `Properties` is
@@ -17,6 +18,8 @@ pub struct Message {
     /// MQTT 5.0 properties forwarded to subscribers (topic alias and subscription identifiers
     /// are per connection and never stored here).
     pub properties: Option<Arc<Properties>>,
+    /// When a 5.0 Message Expiry Interval runs out; stamped by the shard on arrival.
+    pub expires_at: Option<Instant>,
 }
 
 impl Message {
@@ -31,6 +34,7 @@ impl Message {
             qos: publish.qos,
             retain: publish.retain,
             properties: shared(properties),
+            expires_at: None,
         }
     }
 
@@ -45,7 +49,35 @@ impl Message {
             qos: will.qos,
             retain: will.retain,
             properties: shared(properties),
+            expires_at: None,
         }
+    }
+
+    /// Starts the Message Expiry Interval clock, if the message has one.
+    pub fn stamp_expiry(&mut self, now: Instant) {
+        let interval = self
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval);
+        self.expires_at = interval.map(|secs| now + Duration::from_secs(u64::from(secs)));
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The copy to send after waiting: its Message Expiry Interval lowered by the time spent
+    /// in the broker [MQTT-3.3.2-6]. `None` when the message has no expiry (send it as is).
+    pub fn with_remaining_expiry(&self, now: Instant) -> Option<Self> {
+        let at = self.expires_at?;
+        let remaining = at.saturating_duration_since(now);
+        // Round up so an unexpired message never goes out with an interval of 0.
+        let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+        let mut properties = self.properties.as_deref().cloned().unwrap_or_default();
+        properties.message_expiry_interval = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        let mut out = self.clone();
+        out.properties = Some(Arc::new(properties));
+        Some(out)
     }
 
     /// The bytes this message pins in memory, for the queue's byte bound.

@@ -107,6 +107,15 @@ pub struct Stats {
     pub dropped_queue_full: u64,
     /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
     pub dropped_too_large: u64,
+    /// Messages whose Message Expiry Interval ran out while queued [MQTT-3.3.2-5].
+    pub expired: u64,
+}
+
+/// Why the shard did not write a message `deliver` or the queue handed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    TooLarge,
+    Expired,
 }
 
 /// An outbound QoS 1/2 exchange not yet finished.
@@ -560,10 +569,13 @@ impl Session {
         self.enqueue(msg.for_subscriber(qos, retain))
     }
 
-    /// Counts a message the shard did not write because it exceeds the client's Maximum
-    /// Packet Size; for QoS 1/2 it also takes back the window slot `deliver` gave it.
-    pub fn discard_too_large(&mut self, packet_id: Option<PacketId>, out: &mut Vec<Action>) {
-        self.stats.dropped_too_large += 1;
+    /// Counts a message the shard did not write (too large for the client, or expired); for
+    /// QoS 1/2 it also takes back the window slot it was given.
+    pub fn discard(&mut self, packet_id: Option<PacketId>, why: Discard, out: &mut Vec<Action>) {
+        match why {
+            Discard::TooLarge => self.stats.dropped_too_large += 1,
+            Discard::Expired => self.stats.expired += 1,
+        }
         let found =
             packet_id.and_then(|id| self.position(id, |s| matches!(s, Stage::Published(_))));
         if let Some(i) = found {

@@ -32,6 +32,7 @@ fn message(topic: &str, qos: QoS) -> Message {
         qos,
         retain: false,
         properties: None,
+        expires_at: None,
     }
 }
 
@@ -459,4 +460,55 @@ fn v5_persistence_follows_session_expiry_not_clean_start() {
         ProtocolVersion::V4,
         true
     )));
+}
+
+#[test]
+fn message_expiry_counts_down_and_rounds_up_mqtt_3_3_2_6() {
+    let mut m = message("t", QoS::AtLeastOnce);
+    let start = std::time::Instant::now();
+    m.stamp_expiry(start);
+    assert_eq!(
+        m.expires_at, None,
+        "no Message Expiry Interval, no deadline"
+    );
+    assert_eq!(m.with_remaining_expiry(start), None);
+
+    let properties = Properties {
+        message_expiry_interval: Some(10),
+        ..Properties::default()
+    };
+    m.properties = Some(std::sync::Arc::new(properties));
+    m.stamp_expiry(start);
+    let later = start + std::time::Duration::from_millis(3500);
+    let sent = m.with_remaining_expiry(later).expect("has an expiry");
+    let interval = sent
+        .properties
+        .as_ref()
+        .and_then(|p| p.message_expiry_interval);
+    assert_eq!(interval, Some(7), "10 s minus 3.5 s waited, rounded up");
+    assert!(!m.is_expired(later));
+    assert!(m.is_expired(start + std::time::Duration::from_secs(10)));
+}
+
+#[test]
+fn discarding_an_expired_release_frees_its_slot_for_the_next() {
+    let limits = Limits {
+        max_inflight: 1,
+        ..Limits::default()
+    };
+    let mut s = session(ProtocolVersion::V4, false, limits);
+    let first = sent_id(s.deliver(&message("t/1", QoS::AtLeastOnce), QoS::AtLeastOnce, false));
+    assert_eq!(
+        s.deliver(&message("t/2", QoS::AtLeastOnce), QoS::AtLeastOnce, false),
+        Delivery::Queued
+    );
+    let mut out = Vec::new();
+    s.on_packet(Packet::PubAck(PubResp::new(first)), &mut out);
+    let Some(Action::Deliver(released)) = out.pop() else {
+        panic!("t/2 is released")
+    };
+    out.clear();
+    s.discard(released.packet_id, Discard::Expired, &mut out);
+    assert_eq!(s.inflight_len(), 0);
+    assert_eq!(s.stats().expired, 1);
 }

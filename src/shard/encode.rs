@@ -131,6 +131,7 @@ mod tests {
             qos: QoS::ExactlyOnce,
             retain: false,
             properties: None,
+            expires_at: None,
         }
     }
 

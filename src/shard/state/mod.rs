@@ -10,7 +10,7 @@ use crate::protocol::{
     self, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS,
     ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
 };
-use crate::session::{self, Action, Delivery, Message, Session};
+use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
 use crate::timer::TimerWheel;
 use crate::trie::Trie;
 use bytes::BytesMut;
@@ -526,8 +526,13 @@ impl ShardState {
         for action in actions.drain(..) {
             match action {
                 Action::Send(packet) => self.write_packet(conn, &packet),
-                Action::Deliver(outgoing) => self.write_packet(conn, &outgoing.to_packet()),
-                Action::Route(msg) => self.route(&msg, Some(session_key)),
+                Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing),
+                Action::Route(mut msg) => {
+                    if msg.properties.is_some() {
+                        msg.stamp_expiry(Instant::now());
+                    }
+                    self.route(&msg, Some(session_key));
+                }
                 Action::Subscribe {
                     filter,
                     options,
@@ -540,6 +545,28 @@ impl ShardState {
                 } => self.close(conn, reason, publish_will),
             }
         }
+    }
+
+    /// Writes a resent or released PUBLISH. One that expired while it waited is dropped
+    /// [MQTT-3.3.2-5] (a resend has started delivery already and still goes); the rest carry
+    /// the remaining expiry [MQTT-3.3.2-6].
+    fn write_outgoing(&mut self, conn: ConnId, session_key: usize, mut outgoing: Outgoing) {
+        if outgoing.msg.expires_at.is_some() {
+            let now = Instant::now();
+            if outgoing.msg.is_expired(now) && !outgoing.dup {
+                let mut released = Vec::new();
+                if let Some(entry) = self.sessions.get_mut(session_key) {
+                    let id = outgoing.packet_id;
+                    entry.session.discard(id, Discard::Expired, &mut released);
+                }
+                self.apply(conn, &mut released);
+                return;
+            }
+            if let Some(msg) = outgoing.msg.with_remaining_expiry(now) {
+                outgoing.msg = msg;
+            }
+        }
+        self.write_packet(conn, &outgoing.to_packet());
     }
 
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
@@ -573,8 +600,16 @@ impl ShardState {
         wake(&mut c.writer);
         let will = self.detach_session(session_key, conn, publish_will);
         if let Some(will) = will {
-            self.route(&will, None);
+            self.route_will(will);
         }
+    }
+
+    /// Publishes a will as if its client had: from now on its Message Expiry Interval runs.
+    fn route_will(&mut self, mut will: Message) {
+        if will.properties.is_some() {
+            will.stamp_expiry(Instant::now());
+        }
+        self.route(&will, None);
     }
 
     fn detach_session(
@@ -637,7 +672,7 @@ impl ShardState {
         self.by_client_id.remove(entry.session.client_id());
         // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
         if let Some(will) = entry.pending_will {
-            self.route(&will, None);
+            self.route_will(will);
         }
     }
 

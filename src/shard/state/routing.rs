@@ -75,11 +75,12 @@ impl ShardState {
 
     /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
     fn send_retained(&mut self, session_key: usize, conn: ConnId, filter: &TopicFilter, qos: QoS) {
+        let now = Instant::now();
         let matching: Vec<Message> = self
             .retained
             .values()
-            .filter(|m| filter.matches(&m.topic))
-            .cloned()
+            .filter(|m| filter.matches(&m.topic) && !m.is_expired(now))
+            .map(|m| m.with_remaining_expiry(now).unwrap_or_else(|| m.clone()))
             .collect();
         for msg in matching {
             let granted = msg.qos.min(qos);
@@ -176,7 +177,9 @@ impl ShardState {
             let len = self.encoder.encoded_len(msg, version, qos, retain);
             if len > max as usize {
                 let mut actions = Vec::new();
-                entry.session.discard_too_large(packet_id, &mut actions);
+                entry
+                    .session
+                    .discard(packet_id, Discard::TooLarge, &mut actions);
                 if let Some(conn) = conn_id {
                     self.apply(conn, &mut actions);
                 }

@@ -42,7 +42,7 @@ impl ShardState {
             .filter(|e| e.conn.is_none() && e.epoch == epoch)
             .and_then(|e| e.pending_will.take());
         if let Some(will) = will {
-            self.route(&will, None);
+            self.route_will(will);
         }
     }
 
