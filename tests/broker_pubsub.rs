@@ -361,3 +361,71 @@ fn expired_retained_and_queued_messages_are_not_delivered_mqtt_3_3_2_5() {
     sub.ack(&got);
     sub.expect_silence(Duration::from_millis(300));
 }
+
+/// Every PUBLISH received until `quiet` passes without one, acknowledged.
+fn drain_publishes(client: &mut RawClient, quiet: Duration) -> Vec<ringmq::protocol::Publish> {
+    let mut got = Vec::new();
+    while let Recv::Packet(packet) = client.recv(quiet) {
+        match packet {
+            Packet::Publish(p) => {
+                client.ack(&p);
+                got.push(p);
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn shared_subscription_delivers_each_message_to_one_member_across_shards_mqtt_4_8_2() {
+    let broker = Broker::start();
+    let mut members: Vec<RawClient> = (0..4)
+        .map(|i| {
+            client(
+                &broker,
+                &format!("member{i}"),
+                i % SHARDS,
+                ProtocolVersion::V5,
+            )
+        })
+        .collect();
+    for m in &mut members {
+        m.subscribe("$share/workers/jobs/+", QoS::AtLeastOnce);
+    }
+    let mut watcher = client(&broker, "all", 1, ProtocolVersion::V5);
+    watcher.subscribe("jobs/#", QoS::AtMostOnce);
+    let mut publisher = client(&broker, "boss", 0, ProtocolVersion::V5);
+    settle();
+    const N: u16 = 40;
+    for i in 1..=N {
+        publisher.send(&publish(
+            "jobs/a",
+            &i.to_be_bytes(),
+            QoS::AtLeastOnce,
+            Some(i),
+            false,
+        ));
+        assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    }
+    let mut seen = Vec::new();
+    for m in &mut members {
+        let got = drain_publishes(m, Duration::from_millis(300));
+        assert!(!got.is_empty(), "round robin reaches every member");
+        assert!(got.iter().all(|p| !p.retain));
+        seen.extend(
+            got.iter()
+                .map(|p| u16::from_be_bytes([p.payload[0], p.payload[1]])),
+        );
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=N).collect::<Vec<_>>(),
+        "each message to exactly one member"
+    );
+    assert_eq!(
+        drain_publishes(&mut watcher, Duration::from_millis(300)).len(),
+        usize::from(N)
+    );
+}

@@ -454,11 +454,19 @@ impl Session {
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
+        // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+        let shared_no_local = subscribe
+            .subscriptions
+            .iter()
+            .any(|s| s.options.no_local && s.filter.share_group().is_some());
+        if shared_no_local {
+            return self.protocol_error(ReasonCode::ProtocolError, out);
+        }
         let refuse_all = !subscribe.properties.subscription_identifiers.is_empty();
         let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
         let mut granted = Vec::with_capacity(subscribe.subscriptions.len());
         for sub in subscribe.subscriptions {
-            let reason = self.grant(&sub.filter, refuse_all);
+            let reason = self.grant(&sub.filter, sub.options.qos, refuse_all);
             reasons.push(reason);
             if !reason.is_error() {
                 let is_new = self
@@ -480,9 +488,9 @@ impl Session {
         out.append(&mut granted);
     }
 
-    /// The SUBACK reason for one filter: the requested QoS is always granted; shared
-    /// subscriptions and subscription identifiers are not offered (CONNACK says so).
-    fn grant(&self, filter: &TopicFilter, refuse_all: bool) -> ReasonCode {
+    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3);
+    /// subscription identifiers are not offered (CONNACK says so).
+    fn grant(&self, filter: &TopicFilter, qos: QoS, refuse_all: bool) -> ReasonCode {
         let v5 = self.version == ProtocolVersion::V5;
         if refuse_all {
             return ReasonCode::SubscriptionIdentifiersNotSupported;
@@ -494,14 +502,11 @@ impl Session {
                 ReasonCode::UnspecifiedError
             };
         }
-        if filter.share_group().is_some() {
-            return if v5 {
-                ReasonCode::SharedSubscriptionsNotSupported
-            } else {
-                ReasonCode::UnspecifiedError
-            };
+        match qos {
+            QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+            QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+            QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
         }
-        ReasonCode::Success
     }
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {

@@ -30,6 +30,11 @@ pub enum MeshMsg {
     /// The sender's local trie gained its first (`add`) or lost its last subscriber for
     /// `filter`.
     Interest { filter: TopicFilter, add: bool },
+    /// The sender gained its first (`add`) or lost its last member of a shared subscription
+    /// group (`$share/{group}/{filter}`).
+    ShareInterest { filter: TopicFilter, add: bool },
+    /// Deliver to one local member of this shared subscription group.
+    SharedPublish { filter: TopicFilter, msg: Message },
     /// A connection whose CONNECT arrived at a shard that is not the client id's home.
     Handoff(Box<Handoff>),
 }

@@ -20,6 +20,7 @@ use slab::Slab;
 
 mod peers;
 mod routing;
+mod shared;
 mod timers;
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -228,6 +229,10 @@ pub struct ShardState {
     local_refs: HashMap<TopicFilter, u32>,
     /// Filters peers have subscribers for; the value is the peer's shard id.
     remote: Trie<usize>,
+    /// Shared subscription groups this shard knows of (any shard's members), by match filter.
+    shared: Trie<TopicFilter>,
+    groups: HashMap<TopicFilter, shared::Group>,
+    shared_matches: Vec<TopicFilter>,
     retained: HashMap<TopicName, Message>,
     retained_bytes: usize,
     timers: TimerWheel<TimerKey>,
@@ -262,6 +267,9 @@ impl ShardState {
             local: Trie::new(),
             local_refs: HashMap::new(),
             remote: Trie::new(),
+            shared: Trie::new(),
+            groups: HashMap::new(),
+            shared_matches: Vec::new(),
             retained: HashMap::new(),
             retained_bytes: 0,
             timers: TimerWheel::new(limits.timer_tick, TIMER_SLOTS, now),
@@ -445,7 +453,6 @@ impl ShardState {
             properties.receive_maximum = Some(self.limits.session.max_inbound_qos2);
             properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
             properties.subscription_identifier_available = Some(0);
-            properties.shared_subscription_available = Some(0);
             let aliases = self.limits.session.topic_alias_maximum;
             properties.topic_alias_maximum = (aliases > 0).then_some(aliases);
             let keep_alive = self.effective_keep_alive(connect);

@@ -12,6 +12,9 @@ impl ShardState {
         options: SubscriptionOptions,
         is_new: bool,
     ) {
+        if filter.share_group().is_some() {
+            return self.join_shared(session_key, filter, options);
+        }
         if !is_new {
             // A repeated SUBSCRIBE replaces the options [MQTT-3.8.4-3].
             self.local.remove(&filter, |s| s.session == session_key);
@@ -38,6 +41,9 @@ impl ShardState {
     }
 
     pub(super) fn unsubscribe(&mut self, session_key: usize, filter: &TopicFilter) {
+        if filter.share_group().is_some() {
+            return self.leave_shared(session_key, filter);
+        }
         self.local.remove(filter, |s| s.session == session_key);
         self.drop_local_ref(filter);
     }
@@ -105,6 +111,7 @@ impl ShardState {
         } else {
             self.forward_to_interested_peers(msg);
         }
+        self.route_shared(msg);
         self.deliver_local(msg, origin);
     }
 
@@ -163,7 +170,7 @@ impl ShardState {
     }
 
     /// Offers one message to one session and writes it to its connection if it goes out now.
-    fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
+    pub(super) fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
         let Some(entry) = self.sessions.get_mut(session_key) else {
             return;
         };

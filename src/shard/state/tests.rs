@@ -229,3 +229,49 @@ fn qos1_publish_is_acknowledged_and_delivered_to_a_local_subscriber() {
         other => panic!("expected one PUBLISH, got {other:?}"),
     }
 }
+
+#[test]
+fn shared_group_alternates_between_member_shards_and_tracks_membership() {
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
+    let member = open(&mut state, ProtocolVersion::V5, "m");
+    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
+    drain_packets(&mut state, member, ProtocolVersion::V5);
+    assert!(matches!(
+        peer_messages(&mut peer).as_slice(),
+        [MeshMsg::ShareInterest { add: true, .. }]
+    ));
+    let remote = MeshMsg::ShareInterest {
+        filter: filter.clone(),
+        add: true,
+    };
+    assert!(peer.try_send(0, remote).is_ok());
+    state.drain_mesh(16);
+
+    let publisher = open(&mut state, ProtocolVersion::V4, "p");
+    for _ in 0..4 {
+        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+    }
+    let local = drain_packets(&mut state, member, ProtocolVersion::V5).len();
+    let forwarded = peer_messages(&mut peer)
+        .iter()
+        .filter(|m| matches!(m, MeshMsg::SharedPublish { .. }))
+        .count();
+    assert_eq!(
+        (local, forwarded),
+        (2, 2),
+        "round robin over the two member shards"
+    );
+
+    state.close(member, None, false);
+    assert!(matches!(
+        peer_messages(&mut peer).as_slice(),
+        [MeshMsg::ShareInterest { add: false, .. }]
+    ));
+    state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+    assert_eq!(
+        peer_messages(&mut peer).len(),
+        1,
+        "only the peer has members now"
+    );
+}
