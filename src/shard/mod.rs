@@ -14,7 +14,7 @@ mod run;
 mod state;
 
 pub use run::{run, serve};
-pub use state::{ConnId, Limits, ShardState};
+pub use state::{ConnId, Counters, Limits, ShardState};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;

@@ -206,10 +206,14 @@ pub struct Refusal {
     pub reason: ReasonCode,
 }
 
-/// Counters a shard keeps (exposed for tests and stats).
+/// Counters a shard keeps (exposed for tests and the periodic stats line).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    pub dropped_qos0_outbound_full: u64,
+    /// QoS 0 messages not delivered: subscriber offline or its outbound buffer full.
+    pub dropped_qos0: u64,
+    /// QoS 1/2 messages not delivered: the subscriber's session queue was full.
+    pub dropped_queue_full: u64,
+    /// Mesh messages that waited in an overflow queue (none is ever dropped).
     pub mesh_overflowed: u64,
     pub stalled_disconnects: u64,
 }

@@ -176,8 +176,17 @@ impl ShardState {
         };
         let conn_id = entry.conn;
         let version = entry.session.version();
-        let Delivery::Send { qos, packet_id } = entry.session.deliver(msg, qos, retain) else {
-            return;
+        let (qos, packet_id) = match entry.session.deliver(msg, qos, retain) {
+            Delivery::Send { qos, packet_id } => (qos, packet_id),
+            Delivery::Queued => return,
+            Delivery::Dropped if qos == QoS::AtMostOnce => {
+                self.counters.dropped_qos0 += 1;
+                return;
+            }
+            Delivery::Dropped => {
+                self.counters.dropped_queue_full += 1;
+                return;
+            }
         };
         let max = entry.session.max_packet_size();
         if let Some(max) = max {

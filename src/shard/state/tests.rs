@@ -185,6 +185,7 @@ fn slow_subscriber_drops_qos0_queues_qos1_and_resumes_when_drained() {
     state.on_packet(publisher, publish("s/t", QoS::AtLeastOnce, Some(7)));
     let stats = state.session_stats("slow").expect("session");
     assert_eq!(stats.dropped_qos0, 1, "QoS 0 over the cap is dropped");
+    assert_eq!(state.counters().dropped_qos0, 1, "and counted by the shard");
     let first = drain_packets(&mut state, sub, ProtocolVersion::V4);
     assert_eq!(first.len(), 3);
     let released = drain_packets(&mut state, sub, ProtocolVersion::V4);
