@@ -429,3 +429,44 @@ fn shared_subscription_delivers_each_message_to_one_member_across_shards_mqtt_4_
         usize::from(N)
     );
 }
+
+#[test]
+fn subscription_identifiers_of_every_matching_subscription_are_sent_mqtt_3_3_4_3() {
+    let broker = Broker::start();
+    let mut tagged = client(&broker, "tagged", 0, ProtocolVersion::V5);
+    let mut plain = client(&broker, "plain", 0, ProtocolVersion::V5);
+    for (filter_str, id) in [("s/+", 7), ("s/#", 9)] {
+        let mut packet = subscribe(2, filter_str, QoS::AtMostOnce);
+        if let Packet::Subscribe(s) = &mut packet {
+            s.properties.subscription_identifiers = vec![id];
+        }
+        tagged.send(&packet);
+        assert!(matches!(tagged.expect_packet(), Packet::SubAck(_)));
+    }
+    plain.subscribe("s/#", QoS::AtMostOnce);
+    let mut publisher = client(&broker, "sp", 1, ProtocolVersion::V4);
+    settle();
+    publisher.send(&publish("s/a", b"x", QoS::AtMostOnce, None, true));
+    let mut ids = tagged.expect_publish().properties.subscription_identifiers;
+    ids.sort_unstable();
+    assert_eq!(ids, [7, 9], "one PUBLISH listing both identifiers");
+    assert!(
+        plain
+            .expect_publish()
+            .properties
+            .subscription_identifiers
+            .is_empty()
+    );
+
+    // A retained message sent on subscribe carries that subscription's identifier.
+    let mut late = client(&broker, "late-tagged", 1, ProtocolVersion::V5);
+    let mut packet = subscribe(3, "s/a", QoS::AtMostOnce);
+    if let Packet::Subscribe(s) = &mut packet {
+        s.properties.subscription_identifiers = vec![42];
+    }
+    late.send(&packet);
+    assert!(matches!(late.expect_packet(), Packet::SubAck(_)));
+    let retained = late.expect_publish();
+    assert!(retained.retain);
+    assert_eq!(retained.properties.subscription_identifiers, [42]);
+}

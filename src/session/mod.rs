@@ -54,11 +54,13 @@ pub enum Action {
     Route(Message),
     /// Write this PUBLISH to the client (a resend or a message released from the queue).
     Deliver(Outgoing),
-    /// Add the subscription to the trie; `is_new` tells Retain Handling 1 apart.
+    /// Add the subscription to the trie; `is_new` tells Retain Handling 1 apart; `id` is the
+    /// 5.0 Subscription Identifier (0: none).
     Subscribe {
         filter: TopicFilter,
         options: SubscriptionOptions,
         is_new: bool,
+        id: u32,
     },
     /// Remove the session's subscription for this filter from the trie.
     Unsubscribe(TopicFilter),
@@ -462,11 +464,17 @@ impl Session {
         if shared_no_local {
             return self.protocol_error(ReasonCode::ProtocolError, out);
         }
-        let refuse_all = !subscribe.properties.subscription_identifiers.is_empty();
+        // SUBSCRIBE carries at most one Subscription Identifier, for all its filters.
+        let id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied()
+            .unwrap_or(0);
         let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
         let mut granted = Vec::with_capacity(subscribe.subscriptions.len());
         for sub in subscribe.subscriptions {
-            let reason = self.grant(&sub.filter, sub.options.qos, refuse_all);
+            let reason = self.grant(&sub.filter, sub.options.qos);
             reasons.push(reason);
             if !reason.is_error() {
                 let is_new = self
@@ -477,6 +485,7 @@ impl Session {
                     filter: sub.filter,
                     options: sub.options,
                     is_new,
+                    id,
                 });
             }
         }
@@ -488,13 +497,9 @@ impl Session {
         out.append(&mut granted);
     }
 
-    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3);
-    /// subscription identifiers are not offered (CONNACK says so).
-    fn grant(&self, filter: &TopicFilter, qos: QoS, refuse_all: bool) -> ReasonCode {
+    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3).
+    fn grant(&self, filter: &TopicFilter, qos: QoS) -> ReasonCode {
         let v5 = self.version == ProtocolVersion::V5;
-        if refuse_all {
-            return ReasonCode::SubscriptionIdentifiersNotSupported;
-        }
         if filter.levels().nth(crate::trie::MAX_LEVELS).is_some() {
             return if v5 {
                 ReasonCode::TopicFilterInvalid

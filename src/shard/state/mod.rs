@@ -186,6 +186,8 @@ struct SessionEntry {
 pub struct LocalSub {
     session: usize,
     options: SubscriptionOptions,
+    /// 5.0 Subscription Identifier, 0 for none.
+    id: u32,
 }
 
 /// What the writer task should do next.
@@ -249,6 +251,8 @@ pub struct ShardState {
     /// Scratch buffers kept for their capacity.
     actions: Vec<Action>,
     matches: Vec<LocalSub>,
+    /// The Subscription Identifiers of one subscriber's matching subscriptions.
+    sub_ids: Vec<u32>,
     peer_marks: Vec<bool>,
     expired: Vec<TimerKey>,
     mesh_inbox: Vec<(usize, MeshMsg)>,
@@ -285,6 +289,7 @@ impl ShardState {
             encoder: PublishEncoder::default(),
             actions: Vec::new(),
             matches: Vec::new(),
+            sub_ids: Vec::new(),
             peer_marks: vec![false; shards],
             expired: Vec::new(),
             mesh_inbox: Vec::new(),
@@ -456,7 +461,6 @@ impl ShardState {
                 assigned.and_then(|id| protocol::MqttString::try_from(id).ok());
             properties.receive_maximum = Some(self.limits.session.max_inbound_qos2);
             properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
-            properties.subscription_identifier_available = Some(0);
             let aliases = self.limits.session.topic_alias_maximum;
             properties.topic_alias_maximum = (aliases > 0).then_some(aliases);
             let keep_alive = self.effective_keep_alive(connect);
@@ -548,7 +552,15 @@ impl ShardState {
                     filter,
                     options,
                     is_new,
-                } => self.subscribe(session_key, conn, filter, options, is_new),
+                    id,
+                } => {
+                    let sub = LocalSub {
+                        session: session_key,
+                        options,
+                        id,
+                    };
+                    self.subscribe(filter, sub, is_new);
+                }
                 Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
                 Action::Close {
                     reason,

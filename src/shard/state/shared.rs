@@ -22,21 +22,13 @@ pub(super) struct Group {
 impl ShardState {
     /// A session joins a group (or changes its options in it). Retained messages are not
     /// sent for shared subscriptions (section 4.8.2).
-    pub(super) fn join_shared(
-        &mut self,
-        session_key: usize,
-        filter: TopicFilter,
-        opts: SubscriptionOptions,
-    ) {
+    pub(super) fn join_shared(&mut self, filter: TopicFilter, sub: LocalSub) {
         let group = self.group_entry(&filter);
-        if let Some(existing) = group.local.iter_mut().find(|s| s.session == session_key) {
-            existing.options = opts;
+        if let Some(existing) = group.local.iter_mut().find(|s| s.session == sub.session) {
+            *existing = sub;
             return;
         }
-        group.local.push(LocalSub {
-            session: session_key,
-            options: opts,
-        });
+        group.local.push(sub);
         if group.local.len() == 1 {
             self.add_group_shard(&filter, self.id);
             self.broadcast_share_interest(&filter, true);
@@ -149,7 +141,13 @@ impl ShardState {
         };
         group.next_local = group.next_local.wrapping_add(1);
         let retain = msg.retain && member.options.retain_as_published;
-        self.encoder.begin();
-        self.deliver_to(member.session, msg, msg.qos.min(member.options.qos), retain);
+        let qos = msg.qos.min(member.options.qos);
+        if member.id == 0 {
+            self.encoder.begin();
+            self.deliver_to(member.session, msg, qos, retain);
+        } else {
+            let tagged = msg.with_subscription_ids(&[member.id]);
+            self.deliver_tagged(member.session, &tagged, qos, retain);
+        }
     }
 }
