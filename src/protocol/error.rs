@@ -58,6 +58,15 @@ pub enum DecodeError {
     EmptyTopic,
     /// A packet that does not exist in the connection's protocol version (AUTH before 5.0).
     PacketNotInVersion,
+    /// A QoS 0 PUBLISH with the DUP flag set [MQTT-3.3.1-2].
+    DupWithQoS0,
+    /// A SUBSCRIBE or UNSUBSCRIBE topic filter that breaks the wildcard or `$share` rules
+    /// [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.8.2-2].
+    TopicFilter(TopicError),
+    /// No Local set on a shared subscription [MQTT-3.8.3-4].
+    NoLocalOnSharedSubscription,
+    /// CONNACK acknowledge flags with reserved bits set [MQTT-3.2.2-1].
+    InvalidConnAckFlags,
 }
 
 impl DecodeError {
@@ -65,20 +74,109 @@ impl DecodeError {
     pub fn reason_code(&self) -> ReasonCode {
         match self {
             Self::PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
-            Self::UnsupportedProtocolVersion(_) => ReasonCode::UnsupportedProtocolVersion,
+            Self::UnsupportedProtocolVersion(_) | Self::InvalidProtocolName => {
+                ReasonCode::UnsupportedProtocolVersion
+            }
+            // Ill-formed UTF-8 is malformed wherever it appears [MQTT-1.5.4-1].
+            Self::Topic(TopicError::String(_)) | Self::TopicFilter(TopicError::String(_)) => {
+                ReasonCode::MalformedPacket
+            }
             Self::Topic(_) | Self::EmptyTopic => ReasonCode::TopicNameInvalid,
+            Self::TopicFilter(_) => ReasonCode::TopicFilterInvalid,
             Self::DuplicateProperty(_)
             | Self::PropertyNotAllowed(_)
             | Self::InvalidPropertyValue(_)
-            | Self::ZeroPacketId => ReasonCode::ProtocolError,
-            _ => ReasonCode::MalformedPacket,
+            | Self::ZeroPacketId
+            | Self::PacketNotInVersion
+            | Self::NoLocalOnSharedSubscription => ReasonCode::ProtocolError,
+            Self::MalformedVarInt
+            | Self::ReservedPacketType
+            | Self::ReservedFlags { .. }
+            | Self::InvalidQoS
+            | Self::UnexpectedEnd
+            | Self::TrailingBytes
+            | Self::String(_)
+            | Self::InvalidConnectFlags
+            | Self::UnknownProperty(_)
+            | Self::InvalidReasonCode(_)
+            | Self::InvalidSubscriptionOptions
+            | Self::NoTopicFilters
+            | Self::DupWithQoS0
+            | Self::InvalidConnAckFlags => ReasonCode::MalformedPacket,
         }
     }
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::PacketTooLarge { size, max } => write!(
+                f,
+                "[MQTT-3.2.2-15] packet of {size} bytes exceeds the maximum packet size {max}"
+            ),
+            Self::MalformedVarInt => {
+                f.write_str("[MQTT-1.5.5-1] variable byte integer longer than 4 bytes")
+            }
+            Self::ReservedPacketType => f.write_str("[MQTT-2.1.2] reserved packet type 0"),
+            Self::ReservedFlags { packet_type, flags } => write!(
+                f,
+                "[MQTT-2.1.3-1] packet type {packet_type} with reserved flags {flags:#06b}"
+            ),
+            Self::InvalidQoS => f.write_str("[MQTT-3.3.1-4] QoS 3"),
+            Self::UnexpectedEnd => {
+                f.write_str("[MQTT-2.1.4] remaining length ends inside a field")
+            }
+            Self::TrailingBytes => {
+                f.write_str("[MQTT-2.1.4] bytes left over inside the remaining length")
+            }
+            Self::String(e) => write!(f, "{e}"),
+            Self::Topic(e) => write!(f, "topic name: {e}"),
+            Self::ZeroPacketId => f.write_str("[MQTT-2.2.1-3] packet identifier 0"),
+            Self::InvalidProtocolName => {
+                f.write_str("[MQTT-3.1.2-1] protocol name is not \"MQTT\" or \"MQIsdp\"")
+            }
+            Self::UnsupportedProtocolVersion(level) => {
+                write!(f, "[MQTT-3.1.2-2] unsupported protocol level {level}")
+            }
+            Self::InvalidConnectFlags => f.write_str(
+                "[MQTT-3.1.2-3] [MQTT-3.1.2-11] [MQTT-3.1.2-15] [MQTT-3.1.2-22] invalid CONNECT flags",
+            ),
+            Self::UnknownProperty(id) => {
+                write!(f, "[MQTT-2.2.2.2] unknown property identifier {id:#04x}")
+            }
+            Self::DuplicateProperty(id) => {
+                write!(f, "[MQTT-2.2.2.2] property {id:#04x} appears more than once")
+            }
+            Self::PropertyNotAllowed(id) => {
+                write!(f, "[MQTT-2.2.2.2] property {id:#04x} not allowed in this packet")
+            }
+            Self::InvalidPropertyValue(id) => {
+                write!(f, "[MQTT-2.2.2.2] property {id:#04x} has an invalid value")
+            }
+            Self::InvalidReasonCode(code) => {
+                write!(f, "[MQTT-2.4] reason code {code:#04x} not allowed in this packet")
+            }
+            Self::InvalidSubscriptionOptions => f.write_str(
+                "[MQTT-3.8.3-5] subscription options with reserved bits or Retain Handling 3",
+            ),
+            Self::NoTopicFilters => {
+                f.write_str("[MQTT-3.8.3-3] [MQTT-3.10.3-2] no topic filter in the payload")
+            }
+            Self::EmptyTopic => {
+                f.write_str("[MQTT-3.3.2-1] [MQTT-4.7.3-1] empty topic name without a topic alias")
+            }
+            Self::PacketNotInVersion => {
+                f.write_str("[MQTT-3.15] packet type does not exist in this protocol version")
+            }
+            Self::DupWithQoS0 => f.write_str("[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH"),
+            Self::TopicFilter(e) => write!(f, "topic filter: {e}"),
+            Self::NoLocalOnSharedSubscription => {
+                f.write_str("[MQTT-3.8.3-4] No Local set on a shared subscription")
+            }
+            Self::InvalidConnAckFlags => {
+                f.write_str("[MQTT-3.2.2-1] CONNACK acknowledge flags with reserved bits")
+            }
+        }
     }
 }
 
@@ -103,11 +201,29 @@ pub enum EncodeError {
     PacketTooLarge(usize),
     /// The packet does not exist in the target protocol version (AUTH before 5.0).
     PacketNotInVersion,
+    /// Binary data (password, will payload, correlation or authentication data) longer than
+    /// the 65,535 bytes its two-byte length can express (section 1.5.6).
+    BinaryTooLong(usize),
+    /// A QoS 1 or 2 PUBLISH without a packet identifier [MQTT-2.2.1-2].
+    MissingPacketId,
 }
 
 impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::PacketTooLarge(len) => {
+                write!(f, "[MQTT-1.5.5] remaining length {len} exceeds 268,435,455")
+            }
+            Self::PacketNotInVersion => {
+                f.write_str("packet type does not exist in this protocol version")
+            }
+            Self::BinaryTooLong(len) => {
+                write!(f, "[MQTT-1.5.6] binary data of {len} bytes exceeds 65,535")
+            }
+            Self::MissingPacketId => {
+                f.write_str("[MQTT-2.2.1-2] QoS > 0 PUBLISH without a packet identifier")
+            }
+        }
     }
 }
 

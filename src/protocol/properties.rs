@@ -1,8 +1,10 @@
 //! MQTT 5.0 properties (section 2.2.2): one typed struct, and which packet may carry which.
 
+use super::error::{DecodeError, EncodeError};
 use super::string::MqttString;
 use super::topic::TopicName;
-use bytes::Bytes;
+use super::wire::{Reader, prefixed_len, put_binary, put_string, put_var_int, var_int_len};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Every MQTT 5.0 property. A packet carries the subset the spec allows it; decode refuses a
 /// property that appears in the wrong packet or twice (except User Property and, in PUBLISH,
@@ -64,4 +66,405 @@ pub struct Properties {
     pub subscription_identifier_available: Option<u8>,
     /// 0x2A, 0 or 1
     pub shared_subscription_available: Option<u8>,
+}
+
+/// Which packet (or the will of a CONNECT) a property list belongs to; it decides which
+/// properties are allowed (MQTT 5.0 section 2.2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PropertyContext {
+    Connect,
+    Will,
+    ConnAck,
+    Publish,
+    /// PUBACK, PUBREC, PUBREL and PUBCOMP.
+    PubResp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth,
+}
+
+impl PropertyContext {
+    const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
+    /// Whether a property with identifier `id` may appear in this context; `None` for an
+    /// identifier the spec does not define.
+    pub fn allows(self, id: u8) -> Option<bool> {
+        allowed_mask(id).map(|mask| mask & self.bit() != 0)
+    }
+}
+
+const fn mask(contexts: &[PropertyContext]) -> u16 {
+    let mut m = 0;
+    let mut i = 0;
+    while i < contexts.len() {
+        m |= contexts[i].bit();
+        i += 1;
+    }
+    m
+}
+
+/// The table of section 2.2.2.2: for each property identifier, the contexts that may carry it.
+fn allowed_mask(id: u8) -> Option<u16> {
+    use PropertyContext::*;
+    const MESSAGE: u16 = mask(&[Publish, Will]);
+    const CONNECTION: u16 = mask(&[Connect, ConnAck]);
+    const REASON_STRING: u16 = mask(&[ConnAck, PubResp, SubAck, UnsubAck, Disconnect, Auth]);
+    const USER: u16 = mask(&[
+        Connect,
+        Will,
+        ConnAck,
+        Publish,
+        PubResp,
+        Subscribe,
+        SubAck,
+        Unsubscribe,
+        UnsubAck,
+        Disconnect,
+        Auth,
+    ]);
+    Some(match id {
+        0x01 | 0x02 | 0x03 | 0x08 | 0x09 => MESSAGE,
+        0x0B => mask(&[Publish, Subscribe]),
+        0x11 => mask(&[Connect, ConnAck, Disconnect]),
+        0x12 | 0x13 | 0x1A | 0x24 | 0x25 | 0x28 | 0x29 | 0x2A => mask(&[ConnAck]),
+        0x15 | 0x16 => mask(&[Connect, ConnAck, Auth]),
+        0x17 | 0x19 => mask(&[Connect]),
+        0x18 => mask(&[Will]),
+        0x1C => mask(&[ConnAck, Disconnect]),
+        0x1F => REASON_STRING,
+        0x21 | 0x22 | 0x27 => CONNECTION,
+        0x23 => mask(&[Publish]),
+        0x26 => USER,
+        _ => return None,
+    })
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, id: u8) -> Result<(), DecodeError> {
+    if slot.is_some() {
+        return Err(DecodeError::DuplicateProperty(id));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn flag_byte(r: &mut Reader, id: u8) -> Result<u8, DecodeError> {
+    match r.u8()? {
+        v @ (0 | 1) => Ok(v),
+        _ => Err(DecodeError::InvalidPropertyValue(id)),
+    }
+}
+
+fn non_zero_u16(r: &mut Reader, id: u8) -> Result<u16, DecodeError> {
+    match r.u16()? {
+        0 => Err(DecodeError::InvalidPropertyValue(id)),
+        v => Ok(v),
+    }
+}
+
+impl Properties {
+    /// Decodes a property length and list for `ctx`, refusing unknown, misplaced, duplicated
+    /// and out-of-range properties.
+    pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Self, DecodeError> {
+        let len = r.var_int()? as usize;
+        let mut props = Self::default();
+        if len == 0 {
+            return Ok(props);
+        }
+        r.with_limit(len, |r| {
+            while !r.is_empty() {
+                props.decode_one(r, ctx)?;
+            }
+            Ok(())
+        })?;
+        Ok(props)
+    }
+
+    fn decode_one(&mut self, r: &mut Reader, ctx: PropertyContext) -> Result<(), DecodeError> {
+        let raw_id = r.var_int()?;
+        let id = u8::try_from(raw_id).map_err(|_| DecodeError::UnknownProperty(u8::MAX))?;
+        match ctx.allows(id) {
+            None => return Err(DecodeError::UnknownProperty(id)),
+            Some(false) => return Err(DecodeError::PropertyNotAllowed(id)),
+            Some(true) => {}
+        }
+        match id {
+            0x01 => set_once(&mut self.payload_format_indicator, flag_byte(r, id)?, id),
+            0x02 => set_once(&mut self.message_expiry_interval, r.u32()?, id),
+            0x03 => set_once(&mut self.content_type, r.string()?, id),
+            0x08 => {
+                let topic = TopicName::from_mqtt_string(r.string()?)
+                    .map_err(|_| DecodeError::InvalidPropertyValue(id))?;
+                set_once(&mut self.response_topic, topic, id)
+            }
+            0x09 => set_once(&mut self.correlation_data, r.binary()?, id),
+            0x0B => self.decode_subscription_identifier(r, ctx, id),
+            0x11 => set_once(&mut self.session_expiry_interval, r.u32()?, id),
+            0x12 => set_once(&mut self.assigned_client_identifier, r.string()?, id),
+            0x13 => set_once(&mut self.server_keep_alive, r.u16()?, id),
+            0x15 => set_once(&mut self.authentication_method, r.string()?, id),
+            0x16 => set_once(&mut self.authentication_data, r.binary()?, id),
+            0x17 => set_once(&mut self.request_problem_information, flag_byte(r, id)?, id),
+            0x18 => set_once(&mut self.will_delay_interval, r.u32()?, id),
+            0x19 => set_once(
+                &mut self.request_response_information,
+                flag_byte(r, id)?,
+                id,
+            ),
+            0x1A => set_once(&mut self.response_information, r.string()?, id),
+            0x1C => set_once(&mut self.server_reference, r.string()?, id),
+            0x1F => set_once(&mut self.reason_string, r.string()?, id),
+            0x21 => set_once(&mut self.receive_maximum, non_zero_u16(r, id)?, id),
+            0x22 => set_once(&mut self.topic_alias_maximum, r.u16()?, id),
+            0x23 => set_once(&mut self.topic_alias, non_zero_u16(r, id)?, id),
+            0x24 => set_once(&mut self.maximum_qos, flag_byte(r, id)?, id),
+            0x25 => set_once(&mut self.retain_available, flag_byte(r, id)?, id),
+            0x26 => {
+                let pair = (r.string()?, r.string()?);
+                self.user_properties.push(pair);
+                Ok(())
+            }
+            0x27 => match r.u32()? {
+                0 => Err(DecodeError::InvalidPropertyValue(id)),
+                v => set_once(&mut self.maximum_packet_size, v, id),
+            },
+            0x28 => set_once(
+                &mut self.wildcard_subscription_available,
+                flag_byte(r, id)?,
+                id,
+            ),
+            0x29 => set_once(
+                &mut self.subscription_identifier_available,
+                flag_byte(r, id)?,
+                id,
+            ),
+            0x2A => set_once(
+                &mut self.shared_subscription_available,
+                flag_byte(r, id)?,
+                id,
+            ),
+            _ => Err(DecodeError::UnknownProperty(id)),
+        }
+    }
+
+    /// Subscription Identifier: 1..=268,435,455 [MQTT-3.8.2.1.2]; several only in PUBLISH.
+    fn decode_subscription_identifier(
+        &mut self,
+        r: &mut Reader,
+        ctx: PropertyContext,
+        id: u8,
+    ) -> Result<(), DecodeError> {
+        let value = r.var_int()?;
+        if value == 0 {
+            return Err(DecodeError::InvalidPropertyValue(id));
+        }
+        if ctx != PropertyContext::Publish && !self.subscription_identifiers.is_empty() {
+            return Err(DecodeError::DuplicateProperty(id));
+        }
+        self.subscription_identifiers.push(value);
+        Ok(())
+    }
+
+    /// Whether no property is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The length of the property list for `ctx`, without its own length prefix. Properties
+    /// that `ctx` does not allow are left out, as `encode` leaves them out.
+    pub fn content_len(&self, ctx: PropertyContext) -> usize {
+        let mut counter = LenCounter(0);
+        let written = self.visit(ctx, &mut counter);
+        debug_assert!(written.is_ok(), "LenCounter never fails");
+        counter.0
+    }
+
+    /// The property length prefix and the list: what the packet's variable header holds.
+    pub fn encoded_len(&self, ctx: PropertyContext) -> usize {
+        let len = self.content_len(ctx);
+        var_int_len(len) + len
+    }
+
+    /// Writes the property length and the properties `ctx` allows, in identifier order.
+    pub(crate) fn encode(
+        &self,
+        ctx: PropertyContext,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        put_var_int(out, self.content_len(ctx))?;
+        self.visit(ctx, &mut Writer(out))
+    }
+
+    /// Feeds every property `ctx` allows to `sink`: the single walk behind both length and
+    /// encoding, so the two cannot disagree.
+    fn visit(&self, ctx: PropertyContext, sink: &mut impl Sink) -> Result<(), EncodeError> {
+        let on = |id| ctx.allows(id) == Some(true);
+        if let (true, Some(v)) = (on(0x01), self.payload_format_indicator) {
+            sink.u8(0x01, v);
+        }
+        if let (true, Some(v)) = (on(0x02), self.message_expiry_interval) {
+            sink.u32(0x02, v);
+        }
+        if let (true, Some(v)) = (on(0x03), &self.content_type) {
+            sink.string(0x03, v);
+        }
+        if let (true, Some(v)) = (on(0x08), &self.response_topic) {
+            sink.binary(0x08, v.as_bytes())?;
+        }
+        if let (true, Some(v)) = (on(0x09), &self.correlation_data) {
+            sink.binary(0x09, v)?;
+        }
+        if on(0x0B) {
+            for &v in &self.subscription_identifiers {
+                sink.var_int(0x0B, v)?;
+            }
+        }
+        if let (true, Some(v)) = (on(0x11), self.session_expiry_interval) {
+            sink.u32(0x11, v);
+        }
+        if let (true, Some(v)) = (on(0x12), &self.assigned_client_identifier) {
+            sink.string(0x12, v);
+        }
+        if let (true, Some(v)) = (on(0x13), self.server_keep_alive) {
+            sink.u16(0x13, v);
+        }
+        if let (true, Some(v)) = (on(0x15), &self.authentication_method) {
+            sink.string(0x15, v);
+        }
+        if let (true, Some(v)) = (on(0x16), &self.authentication_data) {
+            sink.binary(0x16, v)?;
+        }
+        if let (true, Some(v)) = (on(0x17), self.request_problem_information) {
+            sink.u8(0x17, v);
+        }
+        if let (true, Some(v)) = (on(0x18), self.will_delay_interval) {
+            sink.u32(0x18, v);
+        }
+        if let (true, Some(v)) = (on(0x19), self.request_response_information) {
+            sink.u8(0x19, v);
+        }
+        if let (true, Some(v)) = (on(0x1A), &self.response_information) {
+            sink.string(0x1A, v);
+        }
+        if let (true, Some(v)) = (on(0x1C), &self.server_reference) {
+            sink.string(0x1C, v);
+        }
+        if let (true, Some(v)) = (on(0x1F), &self.reason_string) {
+            sink.string(0x1F, v);
+        }
+        if let (true, Some(v)) = (on(0x21), self.receive_maximum) {
+            sink.u16(0x21, v);
+        }
+        if let (true, Some(v)) = (on(0x22), self.topic_alias_maximum) {
+            sink.u16(0x22, v);
+        }
+        if let (true, Some(v)) = (on(0x23), self.topic_alias) {
+            sink.u16(0x23, v);
+        }
+        if let (true, Some(v)) = (on(0x24), self.maximum_qos) {
+            sink.u8(0x24, v);
+        }
+        if let (true, Some(v)) = (on(0x25), self.retain_available) {
+            sink.u8(0x25, v);
+        }
+        if on(0x26) {
+            for (key, value) in &self.user_properties {
+                sink.string_pair(0x26, key, value);
+            }
+        }
+        if let (true, Some(v)) = (on(0x27), self.maximum_packet_size) {
+            sink.u32(0x27, v);
+        }
+        if let (true, Some(v)) = (on(0x28), self.wildcard_subscription_available) {
+            sink.u8(0x28, v);
+        }
+        if let (true, Some(v)) = (on(0x29), self.subscription_identifier_available) {
+            sink.u8(0x29, v);
+        }
+        if let (true, Some(v)) = (on(0x2A), self.shared_subscription_available) {
+            sink.u8(0x2A, v);
+        }
+        Ok(())
+    }
+}
+
+/// Receives the properties `visit` walks: either counts their size or writes them.
+trait Sink {
+    fn u8(&mut self, id: u8, v: u8);
+    fn u16(&mut self, id: u8, v: u16);
+    fn u32(&mut self, id: u8, v: u32);
+    fn var_int(&mut self, id: u8, v: u32) -> Result<(), EncodeError>;
+    fn string(&mut self, id: u8, v: &MqttString);
+    fn string_pair(&mut self, id: u8, key: &MqttString, value: &MqttString);
+    fn binary(&mut self, id: u8, v: &[u8]) -> Result<(), EncodeError>;
+}
+
+/// Every property identifier defined so far is below 128, so it takes one byte.
+const ID_LEN: usize = 1;
+
+struct LenCounter(usize);
+
+impl Sink for LenCounter {
+    fn u8(&mut self, _: u8, _: u8) {
+        self.0 += ID_LEN + 1;
+    }
+    fn u16(&mut self, _: u8, _: u16) {
+        self.0 += ID_LEN + 2;
+    }
+    fn u32(&mut self, _: u8, _: u32) {
+        self.0 += ID_LEN + 4;
+    }
+    fn var_int(&mut self, _: u8, v: u32) -> Result<(), EncodeError> {
+        self.0 += ID_LEN + var_int_len(v as usize);
+        Ok(())
+    }
+    fn string(&mut self, _: u8, v: &MqttString) {
+        self.0 += ID_LEN + prefixed_len(v.len());
+    }
+    fn string_pair(&mut self, _: u8, key: &MqttString, value: &MqttString) {
+        self.0 += ID_LEN + prefixed_len(key.len()) + prefixed_len(value.len());
+    }
+    fn binary(&mut self, _: u8, v: &[u8]) -> Result<(), EncodeError> {
+        self.0 += ID_LEN + prefixed_len(v.len());
+        Ok(())
+    }
+}
+
+struct Writer<'a>(&'a mut BytesMut);
+
+impl Sink for Writer<'_> {
+    fn u8(&mut self, id: u8, v: u8) {
+        self.0.put_u8(id);
+        self.0.put_u8(v);
+    }
+    fn u16(&mut self, id: u8, v: u16) {
+        self.0.put_u8(id);
+        self.0.put_u16(v);
+    }
+    fn u32(&mut self, id: u8, v: u32) {
+        self.0.put_u8(id);
+        self.0.put_u32(v);
+    }
+    fn var_int(&mut self, id: u8, v: u32) -> Result<(), EncodeError> {
+        self.0.put_u8(id);
+        put_var_int(self.0, v as usize)
+    }
+    fn string(&mut self, id: u8, v: &MqttString) {
+        self.0.put_u8(id);
+        put_string(self.0, v);
+    }
+    fn string_pair(&mut self, id: u8, key: &MqttString, value: &MqttString) {
+        self.0.put_u8(id);
+        put_string(self.0, key);
+        put_string(self.0, value);
+    }
+    fn binary(&mut self, id: u8, v: &[u8]) -> Result<(), EncodeError> {
+        self.0.put_u8(id);
+        put_binary(self.0, v)
+    }
 }

@@ -20,16 +20,22 @@ pub struct MqttString(Bytes);
 impl MqttString {
     /// Validates `bytes` and wraps it without copying.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
-        todo!("codec issue: validate {bytes:?}")
+        validate(&bytes)?;
+        Ok(Self(bytes))
     }
 
     /// Wraps a `&'static str` (for constants); panics only on a programming error.
     pub fn from_static(s: &'static str) -> Self {
-        todo!("codec issue: {s}")
+        match validate(s.as_bytes()) {
+            Ok(()) => Self(Bytes::from_static(s.as_bytes())),
+            Err(e) => panic!("MqttString::from_static({s:?}): {e:?}"),
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        todo!()
+        // SAFETY: every constructor runs `validate`, which checks the bytes are well-formed
+        // UTF-8 with `std::str::from_utf8`, and `Bytes` is immutable afterwards.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
     pub fn as_bytes(&self) -> &Bytes {
@@ -43,6 +49,18 @@ impl MqttString {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Checks the rules of section 1.5.4 on a candidate string's bytes.
+pub fn validate(bytes: &[u8]) -> Result<(), StringError> {
+    if bytes.len() > usize::from(u16::MAX) {
+        return Err(StringError::TooLong);
+    }
+    let s = std::str::from_utf8(bytes).map_err(|_| StringError::InvalidUtf8)?;
+    if s.as_bytes().contains(&0) {
+        return Err(StringError::NullCharacter);
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for MqttString {
@@ -62,5 +80,80 @@ impl TryFrom<String> for MqttString {
     type Error = StringError;
     fn try_from(s: String) -> Result<Self, StringError> {
         Self::from_bytes(Bytes::from(s))
+    }
+}
+
+impl std::fmt::Display for MqttString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for StringError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InvalidUtf8 => "[MQTT-1.5.4-1] ill-formed UTF-8 in a string",
+            Self::NullCharacter => "[MQTT-1.5.4-2] U+0000 in a string",
+            Self::TooLong => "[MQTT-1.5.4] string longer than 65,535 bytes",
+        })
+    }
+}
+
+impl std::error::Error for StringError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_well_formed_utf8_without_copying() {
+        let bytes = Bytes::from_static("a/ü/€/𝄞".as_bytes());
+        let s = MqttString::from_bytes(bytes.clone()).expect("valid");
+        assert_eq!(s.as_str(), "a/ü/€/𝄞");
+        assert_eq!(s.as_bytes().as_ptr(), bytes.as_ptr());
+    }
+
+    #[test]
+    fn refuses_ill_formed_utf8_mqtt_1_5_4_1() {
+        for bad in [
+            &b"\xff"[..],
+            b"\xc3",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf",
+            b"ab\x80",
+        ] {
+            assert_eq!(
+                MqttString::from_bytes(Bytes::copy_from_slice(bad)),
+                Err(StringError::InvalidUtf8),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_null_character_mqtt_1_5_4_2() {
+        assert_eq!(
+            MqttString::try_from("a\0b"),
+            Err(StringError::NullCharacter)
+        );
+    }
+
+    #[test]
+    fn accepts_65535_bytes_and_refuses_65536() {
+        assert!(MqttString::try_from("x".repeat(65_535)).is_ok());
+        assert_eq!(
+            MqttString::try_from("x".repeat(65_536)),
+            Err(StringError::TooLong)
+        );
+    }
+
+    #[test]
+    fn empty_string_is_valid() {
+        assert!(MqttString::try_from("").expect("valid").is_empty());
+    }
+
+    #[test]
+    fn from_static_wraps_constant() {
+        assert_eq!(MqttString::from_static("MQTT").as_str(), "MQTT");
     }
 }
