@@ -238,7 +238,18 @@ pub async fn fill<R: AsyncReadRent>(
             while_,
         }),
         Ok(n) => Ok(n),
-        Err(source) => Err(io_error(client_id, source)),
+        Err(source) => Err(stream_error(client_id, source, while_)),
+    }
+}
+
+/// A reset or broken pipe means the broker dropped the connection: say so.
+fn stream_error(client_id: &str, source: std::io::Error, while_: &'static str) -> LoadError {
+    match source.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => LoadError::Closed {
+            client: client_id.into(),
+            while_,
+        },
+        _ => io_error(client_id, source),
     }
 }
 

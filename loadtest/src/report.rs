@@ -89,23 +89,28 @@ impl Report {
     /// The human summary printed at the end of a run.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "scenario {}  mqtt {}  qos {}  size {} B  publishers {}  subscribers {}  clients {}  threads {}  {}",
-            self.scenario,
-            self.mqtt,
-            self.qos,
-            self.size,
-            self.publishers,
-            self.subscribers,
-            self.clients,
-            self.threads,
-            if self.rate > 0.0 {
-                format!("open loop {} msg/s each", self.rate)
-            } else {
-                format!("closed loop, window {}", self.inflight)
-            }
+            "scenario {}  mqtt {}  threads {}",
+            self.scenario, self.mqtt, self.threads
         );
+        if self.publishers > 0 {
+            let _ = writeln!(
+                out,
+                "  qos {}  size {} B  publishers {}  subscribers {}  {}",
+                self.qos,
+                self.size,
+                self.publishers,
+                self.subscribers,
+                if self.rate > 0.0 {
+                    format!("open loop {} msg/s each", self.rate)
+                } else {
+                    format!("closed loop, window {}", self.inflight)
+                }
+            );
+        } else {
+            let _ = writeln!(out, "  clients {}", self.clients);
+        }
         let _ = writeln!(
             out,
             "window {:.2} s after {:.1} s warm-up",
@@ -160,7 +165,7 @@ impl Report {
                     share * 100.0,
                     self.cores
                 );
-                if let Some(rate) = self.msgs_per_cpu_sec() {
+                if let Some(rate) = self.msgs_per_cpu_sec().filter(|r| *r > 0.0) {
                     let _ = write!(
                         out,
                         ", {} msgs (sent+received) per cpu-second",

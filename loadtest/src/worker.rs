@@ -39,6 +39,46 @@ const RECHECK: Duration = Duration::from_millis(20);
 /// not overflow the broker's listen backlog.
 const IDLE_CONNECT_WAVE: usize = 128;
 
+/// Connection handshakes in flight per thread at most: a burst of thousands of SYNs overflows
+/// the broker's listen backlog and turns into one-second SYN retransmits.
+const MAX_HANDSHAKES_PER_THREAD: usize = 32;
+
+thread_local! {
+    static HANDSHAKES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A slot among this thread's concurrent handshakes, released on drop.
+struct HandshakeSlot;
+
+impl HandshakeSlot {
+    async fn acquire() -> Self {
+        while HANDSHAKES.with(Cell::get) >= MAX_HANDSHAKES_PER_THREAD {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
+        HANDSHAKES.with(|h| h.set(h.get() + 1));
+        Self
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        HANDSHAKES.with(|h| h.set(h.get().saturating_sub(1)));
+    }
+}
+
+/// Opens a connection once this thread has a free handshake slot; the connect latency is
+/// measured from when the slot was granted.
+async fn open_gated(
+    settings: &Settings,
+    client_id: &str,
+    rbuf_capacity: usize,
+) -> Result<(Session, u64), LoadError> {
+    let _slot = HandshakeSlot::acquire().await;
+    let t0 = now_ns();
+    let session = mqtt::open(settings, client_id, rbuf_capacity).await?;
+    Ok((session, now_ns() - t0))
+}
+
 /// What every client of a run shares, fixed before it starts.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -431,10 +471,9 @@ async fn run_subscriber(
     let cfg = &shared.cfg;
     let version = cfg.settings.version;
     let client = shared.client_id('s', spec.id);
-    let t0 = now_ns();
-    let mut session = mqtt::open(&cfg.settings, &client, SUBSCRIBER_READ_BUF).await?;
+    let (mut session, connect_ns) = open_gated(&cfg.settings, &client, SUBSCRIBER_READ_BUF).await?;
+    record_ns(&mut stats.borrow_mut().connect_latency, connect_ns);
     mqtt::subscribe(&mut session, &cfg.settings, &spec.filter, cfg.qos, &client).await?;
-    record_ns(&mut stats.borrow_mut().connect_latency, now_ns() - t0);
     let expected: Vec<bool> = (0..shared.plan.publishers.len() as u32)
         .map(|p| shared.plan.expects(spec.group, p))
         .collect();
@@ -658,9 +697,8 @@ async fn run_publisher(
 ) -> Result<(), LoadError> {
     let cfg = &shared.cfg;
     let client = shared.client_id('p', spec.id);
-    let t0 = now_ns();
-    let session = mqtt::open(&cfg.settings, &client, PUBLISHER_READ_BUF).await?;
-    record_ns(&mut stats.borrow_mut().connect_latency, now_ns() - t0);
+    let (session, connect_ns) = open_gated(&cfg.settings, &client, PUBLISHER_READ_BUF).await?;
+    record_ns(&mut stats.borrow_mut().connect_latency, connect_ns);
     let mut window = u64::from(cfg.inflight.max(1));
     if cfg.qos != QoS::AtMostOnce
         && let Some(max) = session.connack.properties.receive_maximum
@@ -1018,14 +1056,13 @@ async fn open_idle_connections(index: usize, threads: usize, shared: &Arc<Shared
 
 async fn idle_connection(shared: Arc<Shared>, stats: Stats, n: u32, settled: Rc<Cell<usize>>) {
     let client = shared.client_id('i', n);
-    let t0 = now_ns();
-    let opened = mqtt::open(&shared.cfg.settings, &client, IDLE_READ_BUF).await;
+    let opened = open_gated(&shared.cfg.settings, &client, IDLE_READ_BUF).await;
     settled.set(settled.get() + 1);
-    let session = match opened {
-        Ok(s) => s,
+    let (session, connect_ns) = match opened {
+        Ok(opened) => opened,
         Err(e) => return shared.fail(e),
     };
-    record_ns(&mut stats.borrow_mut().connect_latency, now_ns() - t0);
+    record_ns(&mut stats.borrow_mut().connect_latency, connect_ns);
     shared.ready.fetch_add(1, Ordering::AcqRel);
     let Session { stream, rbuf, .. } = session;
     let (reader, mut writer) = stream.into_split();
