@@ -176,7 +176,9 @@ fn nice_ceiling(value: f64) -> f64 {
 }
 
 fn format_ms(value: f64) -> String {
-    if value >= 10.0 {
+    if value == 0.0 {
+        "0".into()
+    } else if value >= 10.0 {
         format!("{value:.0}")
     } else if value >= 0.1 {
         format!("{value:.2}")

@@ -213,6 +213,8 @@ impl Report {
             "duplicated": self.duplicated,
             "unexpected": self.unexpected,
             "latency_kind": self.latency_kind,
+            "latency_p50_us": quantile(&self.latency, 0.5),
+            "latency_p99_us": quantile(&self.latency, 0.99),
             "latency_us": hist_json(&self.latency),
             "connect_latency_us": hist_json(&self.connect_latency),
             "connects": self.connects,
@@ -245,6 +247,10 @@ fn write_hist_row(out: &mut String, name: &str, hist: &Histogram<u64>) {
         hist.mean(),
         hist.len()
     );
+}
+
+fn quantile(hist: &Histogram<u64>, q: f64) -> Option<u64> {
+    (!hist.is_empty()).then(|| hist.value_at_quantile(q))
 }
 
 fn hist_json(hist: &Histogram<u64>) -> Value {
