@@ -152,9 +152,10 @@ pub struct Common {
     /// Persistent sessions (clean session 0; in 5.0 a session expiry of 1 hour).
     #[arg(long)]
     pub persistent: bool,
-    /// Keepalive seconds sent in CONNECT (0 = off); idle connections ping every half of it.
-    #[arg(long, default_value_t = 0)]
-    pub keepalive: u16,
+    /// Keepalive seconds sent in CONNECT (0 = off; default 30 for `idle`, else 0); idle
+    /// connections ping every half of it.
+    #[arg(long)]
+    pub keepalive: Option<u16>,
     /// Write the latency percentile distribution (HdrHistogram .hgrm text, ms) here.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,

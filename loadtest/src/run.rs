@@ -24,6 +24,9 @@ use std::time::Duration;
 const READY_TIMEOUT_NS: u64 = 20_000_000_000;
 /// The first send happens this long after everyone is ready, so every thread sees the start.
 const START_DELAY_NS: u64 = 20_000_000;
+/// Idle connections keep a realistic keepalive unless told otherwise; load clients send none,
+/// since a subscriber that only receives would otherwise have to ping.
+const IDLE_DEFAULT_KEEPALIVE: u16 = 30;
 const TICK: Duration = Duration::from_millis(20);
 
 /// The options shared by every scenario subcommand.
@@ -94,7 +97,11 @@ fn run_config(common: &Common, plan: &Plan) -> Result<RunConfig, LoadError> {
             addr,
             version,
             clean: !common.persistent,
-            keepalive: common.keepalive,
+            keepalive: common.keepalive.unwrap_or(if plan.kind == Kind::Idle {
+                IDLE_DEFAULT_KEEPALIVE
+            } else {
+                0
+            }),
         },
         qos: common.qos,
         size: common.size,

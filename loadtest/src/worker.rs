@@ -26,7 +26,11 @@ use std::time::Duration;
 /// Subscribers read into (at least) this much free buffer: one read takes thousands of
 /// messages, all decoded before the next read.
 const SUBSCRIBER_READ_BUF: usize = 512 * 1024;
-const PUBLISHER_READ_BUF: usize = 64 * 1024;
+/// A publisher only reads acks (4 bytes each): a small buffer that grows if ever needed keeps
+/// thousands of IoT devices cheap.
+const PUBLISHER_READ_BUF: usize = 4096;
+/// Write buffers start small and grow to the largest batch once.
+const WRITE_BUF: usize = 4096;
 const IDLE_READ_BUF: usize = 256;
 /// Publishes encoded into one write at most.
 const MAX_BATCH: u64 = 1024;
@@ -490,7 +494,7 @@ async fn run_subscriber(
         mut rbuf,
         ..
     } = session;
-    let mut wbuf = BytesMut::with_capacity(64 * 1024);
+    let mut wbuf = BytesMut::with_capacity(WRITE_BUF);
     // Bytes read with SUBACK may already hold messages: decode them before the first read.
     let mut need_read = rbuf.is_empty();
     loop {
@@ -699,12 +703,14 @@ async fn run_publisher(
     let client = shared.client_id('p', spec.id);
     let (session, connect_ns) = open_gated(&cfg.settings, &client, PUBLISHER_READ_BUF).await?;
     record_ns(&mut stats.borrow_mut().connect_latency, connect_ns);
-    let mut window = u64::from(cfg.inflight.max(1));
-    if cfg.qos != QoS::AtMostOnce
-        && let Some(max) = session.connack.properties.receive_maximum
-    {
-        window = window.min(u64::from(max));
-    }
+    let window = u64::from(cfg.inflight.max(1));
+    // MQTT 5.0: never more unacknowledged QoS 1/2 publishes than the server's Receive
+    // Maximum [MQTT-3.3.4-7], open loop or closed.
+    let receive_maximum = session
+        .connack
+        .properties
+        .receive_maximum
+        .map_or(u64::from(u16::MAX), u64::from);
     let topic = mqtt::topic_name(&spec.topic)?;
     shared.ready.fetch_add(1, Ordering::AcqRel);
     let Some(start) = shared.wait_for_start().await else {
@@ -730,10 +736,11 @@ async fn run_publisher(
         client,
         topic,
         template: Bytes::from(vec![0u8; cfg.size]),
-        wbuf: BytesMut::with_capacity(64 * 1024),
+        wbuf: BytesMut::with_capacity(WRITE_BUF),
         writer,
         schedule: (cfg.rate > 0.0).then(|| Schedule::new(start, spec.phase_ns, cfg.rate)),
         window,
+        receive_maximum,
         warmup_end: shared.warmup_end_ns(start),
         end: shared.end_ns(start),
         seq: 0,
@@ -760,6 +767,7 @@ struct PublisherWriter<'a> {
     writer: OwnedWriteHalf<TcpStream>,
     schedule: Option<Schedule>,
     window: u64,
+    receive_maximum: u64,
     warmup_end: u64,
     end: u64,
     seq: u64,
@@ -808,10 +816,11 @@ impl PublisherWriter<'_> {
         };
         let n = n.min(count - self.seq);
         if qos0 {
-            n
-        } else {
-            n.min(self.state.ids.borrow().free())
+            return n;
         }
+        let ids = self.state.ids.borrow();
+        n.min(ids.free())
+            .min(self.receive_maximum.saturating_sub(ids.in_use() as u64))
     }
 
     /// Closed-loop QoS 0: the window is messages sent but not yet received by every group.
@@ -834,7 +843,9 @@ impl PublisherWriter<'_> {
 
     async fn wait(&mut self, seen: u64) {
         let wait = match self.schedule {
-            Some(schedule) => until(schedule.intended_ns(self.seq).min(self.end)).min(RECHECK),
+            // Open loop sleeps until the next send is due (acks, PUBRECs and a failure of
+            // the run wake it earlier); closed loop rechecks for a stalled QoS 0 window.
+            Some(schedule) => until(schedule.intended_ns(self.seq).min(self.end)),
             None => RECHECK,
         };
         let _ = monoio::time::timeout(wait, self.flow.changed(seen)).await;
