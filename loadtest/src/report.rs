@@ -161,7 +161,7 @@ impl Report {
             (Some(cpu), Some(share)) => {
                 let _ = write!(
                     out,
-                    "generator cpu {cpu:.2} s = {:.0}% of one core ({} cores)",
+                    "generator cpu {cpu:.2} s = {:.0}% of one core ({} cores available)",
                     share * 100.0,
                     self.cores
                 );
