@@ -4,6 +4,10 @@
 //! order, one bit per message sent, and members of a shared subscription (each of which sees an
 //! interleaved subset) merge with a word-wise OR.
 
+/// The largest forward jump a stream may make: beyond it a sequence number is corrupt (a
+/// corrupted payload must not make the bitmap allocate gigabytes).
+pub const MAX_JUMP: u64 = 1 << 24;
+
 /// The set of sequence numbers received on one stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeqTracker {
@@ -17,6 +21,11 @@ pub struct SeqTracker {
 impl SeqTracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether `seq` is close enough to what arrived so far to be believed.
+    pub fn plausible(&self, seq: u64) -> bool {
+        seq < self.end.saturating_add(MAX_JUMP)
     }
 
     /// Records the arrival of `seq`; returns false when it had already arrived (a duplicate).

@@ -481,11 +481,13 @@ async fn run_subscriber(
     let expected: Vec<bool> = (0..shared.plan.publishers.len() as u32)
         .map(|p| shared.plan.expects(spec.group, p))
         .collect();
+    // Closed-loop QoS 0 publishers count their window in receptions.
     let closed_loop_qos0 = cfg.qos == QoS::AtMostOnce && cfg.rate <= 0.0;
-    let mut credits = Credits {
+    let mut credits = closed_loop_qos0.then(|| Credits {
         per_publisher: vec![0; expected.len()],
         touched: Vec::new(),
-    };
+    });
+    let inbox = Inbox { slot, expected };
     let track_gaps = !shared.plan.shared_groups;
     shared.ready.fetch_add(1, Ordering::AcqRel);
 
@@ -518,13 +520,11 @@ async fn run_subscriber(
                     Packet::Publish(publish) => {
                         on_publish(
                             &mut st,
-                            slot,
-                            &expected,
+                            &inbox,
                             &publish.payload,
                             window,
                             &mut batch,
-                            &mut credits,
-                            closed_loop_qos0,
+                            credits.as_mut(),
                         );
                         match (publish.qos, publish.packet_id) {
                             (QoS::AtLeastOnce, Some(id)) => mqtt::encode_packet(
@@ -561,7 +561,9 @@ async fn run_subscriber(
         if !wbuf.is_empty() {
             mqtt::write_batch(&mut stream, &mut wbuf, &client).await?;
         }
-        credits.flush(&shared.flows);
+        if let Some(credits) = credits.as_mut() {
+            credits.flush(&shared.flows);
+        }
         shared
             .progress
             .received
@@ -582,22 +584,26 @@ struct Batch {
     gaps_delta: i64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Which subscriber record a subscriber writes to and which publishers it should hear.
+struct Inbox {
+    slot: usize,
+    expected: Vec<bool>,
+}
+
 fn on_publish(
     st: &mut ThreadStats,
-    slot: usize,
-    expected: &[bool],
+    inbox: &Inbox,
     payload: &[u8],
     window: Window,
     batch: &mut Batch,
-    credits: &mut Credits,
-    closed_loop_qos0: bool,
+    credits: Option<&mut Credits>,
 ) {
     let Some(header) = Header::read_from(payload) else {
         st.unexpected += 1;
         return;
     };
-    if !expected
+    if !inbox
+        .expected
         .get(header.publisher as usize)
         .copied()
         .unwrap_or(false)
@@ -605,7 +611,11 @@ fn on_publish(
         st.unexpected += 1;
         return;
     }
-    let tracker = &mut st.subscribers[slot].trackers[header.publisher as usize];
+    let tracker = &mut st.subscribers[inbox.slot].trackers[header.publisher as usize];
+    if !tracker.plausible(header.seq) {
+        st.unexpected += 1;
+        return;
+    }
     let gaps_before = tracker.gaps();
     tracker.record(header.seq);
     batch.gaps_delta += tracker.gaps() as i64 - gaps_before as i64;
@@ -617,7 +627,7 @@ fn on_publish(
     if header.sent_ns >= window.warmup_end {
         record_ns(&mut st.latency, window.now.saturating_sub(header.sent_ns));
     }
-    if closed_loop_qos0 {
+    if let Some(credits) = credits {
         credits.add(header.publisher);
     }
 }

@@ -129,3 +129,13 @@ fn shared_group_members_on_different_threads_merge_before_counting() {
     t1.subscribers.push(record(1, 0, &[&[1, 3]]));
     assert_eq!(count_losses(&plan, &[5], &[t0, t1]), (0, 0, 5));
 }
+
+#[test]
+fn a_sequence_number_far_beyond_the_stream_is_not_plausible() {
+    let mut t = SeqTracker::new();
+    assert!(t.plausible(0));
+    assert!(!t.plausible(u64::MAX));
+    assert!(!t.plausible(ringmq_load::tracker::MAX_JUMP));
+    t.record(10);
+    assert!(t.plausible(10 + ringmq_load::tracker::MAX_JUMP));
+}
