@@ -835,7 +835,12 @@ impl PublisherWriter<'_> {
 
     /// Closed-loop QoS 0: the window is messages sent but not yet received by every group.
     fn qos0_window_free(&mut self, now: u64) -> u64 {
-        let units = u64::from(self.shared.fanout[self.id as usize].max(1));
+        let fanout = self.shared.fanout[self.id as usize];
+        if fanout == 0 {
+            // Nobody subscribes (e.g. `iot -s 0`): nothing can complete, so no window.
+            return self.window;
+        }
+        let units = u64::from(fanout);
         let completed = self.flow.completed.load(Ordering::SeqCst);
         if completed != self.last_completed {
             self.last_completed = completed;
