@@ -1,1 +1,647 @@
-//! (lands with the broker issue)
+//! The broker's configuration: the TOML file format (`RawConfig`), its validation into typed
+//! values (`Config`), the built-in defaults, and printing a config back as commented TOML.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use std::path::Path;
+use std::time::Duration;
+
+/// The largest packet MQTT can frame: a 268,435,455-byte remaining length plus a 5-byte header.
+pub const MAX_POSSIBLE_PACKET_SIZE: u32 = 268_435_460;
+/// Below this a CONNECT with a client id and a will would not fit.
+pub const MIN_PACKET_SIZE: u32 = 128;
+
+/// A validated configuration. Build it with `Config::default()`, `Config::from_toml_str` or
+/// `Config::load`; every field already satisfies its constraints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub shards: NonZeroUsize,
+    /// Connections accepted at once over all shards; each shard takes its share.
+    pub max_connections: NonZeroUsize,
+    pub mqtt: MqttConfig,
+    pub queues: QueueConfig,
+    pub retained: RetainedConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// Limits the broker announces in CONNACK and enforces per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// Largest packet accepted (MQTT 5.0 Maximum Packet Size we announce), in bytes.
+    pub max_packet_size: NonZeroU32,
+    /// Keep alives above this are lowered to it (MQTT 5.0 Server Keep Alive); `None`: no cap.
+    pub max_keepalive: Option<NonZeroU16>,
+    /// Keep alive imposed on MQTT 5.0 clients that ask for 0; `None`: 0 is honoured.
+    pub zero_keepalive: Option<NonZeroU16>,
+    /// Receive Maximum we grant: inbound QoS 1/2 publishes in flight per connection.
+    pub receive_maximum: NonZeroU16,
+    /// Outbound QoS 1/2 publishes in flight per session (also capped by the client's own
+    /// Receive Maximum).
+    pub max_inflight: NonZeroU16,
+    /// Topic Alias Maximum we grant MQTT 5.0 clients; 0 disables inbound aliases.
+    pub topic_alias_maximum: u16,
+    /// Session Expiry Interval cap, in seconds; `u32::MAX` means sessions may never expire.
+    pub max_session_expiry: u32,
+}
+
+/// Bounds on what waits for a slow or offline client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Messages queued per session beyond the in-flight window.
+    pub max_queued_messages: NonZeroUsize,
+    /// Payload bytes queued per session beyond the in-flight window.
+    pub max_queued_bytes: NonZeroUsize,
+    /// Encoded bytes waiting to be written per connection before it counts as slow.
+    pub outbound_buffer_limit: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedConfig {
+    /// Retain Available: when false, PUBLISH with RETAIN is refused (MQTT 5.0) or stored not.
+    pub enabled: bool,
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Messages per shard-to-shard ring (rounded up to a power of two).
+    pub mesh_capacity: NonZeroUsize,
+    /// Submission queue entries per shard's io_uring (a power of two).
+    pub io_uring_entries: NonZeroU32,
+    /// Ask io_uring for DEFER_TASKRUN | SINGLE_ISSUER (falls back when the kernel refuses).
+    pub defer_taskrun: bool,
+    /// The timer wheel's tick: how late at most a keep alive or expiry timer fires.
+    pub timer_tick: Duration,
+}
+
+impl MqttConfig {
+    /// The keep alive a client actually gets when it asks for `requested` seconds.
+    pub fn effective_keepalive(&self, requested: u16) -> u16 {
+        let wanted = match requested {
+            0 => self.zero_keepalive.map_or(0, NonZeroU16::get),
+            n => n,
+        };
+        match self.max_keepalive {
+            Some(cap) if wanted > cap.get() => cap.get(),
+            _ => wanted,
+        }
+    }
+
+    /// How long a connection with `keepalive` seconds may stay silent: one and a half times
+    /// the keep alive [MQTT-3.1.2-24]; `None` when keep alive is off.
+    pub fn keepalive_timeout(keepalive: u16) -> Option<Duration> {
+        (keepalive != 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500))
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        path: String,
+        reason: String,
+    },
+    /// The text is not valid TOML or does not fit the format (unknown key, wrong type).
+    Parse(String),
+    BadListenAddress(String),
+    /// A field that must be positive is 0.
+    Zero(&'static str),
+    OutOfRange {
+        field: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    NotPowerOfTwo {
+        field: &'static str,
+        value: u64,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, reason } => write!(f, "cannot read {path}: {reason}"),
+            Self::Parse(msg) => write!(f, "invalid config: {msg}"),
+            Self::BadListenAddress(addr) => {
+                write!(f, "listen: {addr:?} is not an IP:port socket address")
+            }
+            Self::Zero(field) => write!(f, "{field} must be greater than 0"),
+            Self::OutOfRange {
+                field,
+                value,
+                min,
+                max,
+            } => write!(f, "{field} = {value} is outside {min}..={max}"),
+            Self::NotPowerOfTwo { field, value } => {
+                write!(f, "{field} = {value} is not a power of two")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The config file as written: plain numbers, every field optional (defaults fill the gaps).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: String,
+    /// 0: one shard per core available to the process.
+    pub shards: usize,
+    pub max_connections: usize,
+    pub mqtt: RawMqtt,
+    pub queues: RawQueues,
+    pub retained: RawRetained,
+    pub runtime: RawRuntime,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMqtt {
+    pub max_packet_size: u32,
+    pub max_keepalive: u16,
+    pub zero_keepalive: u16,
+    pub receive_maximum: u16,
+    pub max_inflight: u16,
+    pub topic_alias_maximum: u16,
+    pub max_session_expiry: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawQueues {
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub outbound_buffer_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRetained {
+    pub enabled: bool,
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRuntime {
+    pub mesh_capacity: usize,
+    pub io_uring_entries: u32,
+    pub defer_taskrun: bool,
+    pub timer_tick_ms: u64,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:1883".into(),
+            shards: 0,
+            max_connections: 100_000,
+            mqtt: RawMqtt::default(),
+            queues: RawQueues::default(),
+            retained: RawRetained::default(),
+            runtime: RawRuntime::default(),
+        }
+    }
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        Self {
+            max_packet_size: 1024 * 1024,
+            max_keepalive: 0,
+            zero_keepalive: 0,
+            receive_maximum: 64,
+            max_inflight: 64,
+            topic_alias_maximum: 16,
+            max_session_expiry: u32::MAX,
+        }
+    }
+}
+
+impl Default for RawQueues {
+    fn default() -> Self {
+        Self {
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            outbound_buffer_limit: 2 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RawRetained {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_messages: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        Self {
+            mesh_capacity: 4096,
+            io_uring_entries: 1024,
+            defer_taskrun: true,
+            timer_tick_ms: 100,
+        }
+    }
+}
+
+fn nonzero_usize(field: &'static str, v: usize) -> Result<NonZeroUsize, ConfigError> {
+    NonZeroUsize::new(v).ok_or(ConfigError::Zero(field))
+}
+
+fn nonzero_u16(field: &'static str, v: u16) -> Result<NonZeroU16, ConfigError> {
+    NonZeroU16::new(v).ok_or(ConfigError::Zero(field))
+}
+
+fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::OutOfRange {
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// The number of cores this process may run on (1 if the OS will not say).
+fn available_cores() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::BadListenAddress(self.listen.clone()))?;
+        let shards = match self.shards {
+            0 => available_cores(),
+            n => NonZeroUsize::new(in_range("shards", n as u64, 1, 1024)? as usize)
+                .unwrap_or(NonZeroUsize::MIN),
+        };
+        Ok(Config {
+            listen,
+            shards,
+            max_connections: nonzero_usize("max_connections", self.max_connections)?,
+            mqtt: self.mqtt.validate()?,
+            queues: self.queues.validate()?,
+            retained: RetainedConfig {
+                enabled: self.retained.enabled,
+                max_messages: self.retained.max_messages,
+                max_bytes: self.retained.max_bytes,
+            },
+            runtime: self.runtime.validate()?,
+        })
+    }
+}
+
+impl RawMqtt {
+    fn validate(self) -> Result<MqttConfig, ConfigError> {
+        let max_packet_size = in_range(
+            "mqtt.max_packet_size",
+            u64::from(self.max_packet_size),
+            u64::from(MIN_PACKET_SIZE),
+            u64::from(MAX_POSSIBLE_PACKET_SIZE),
+        )?;
+        let max_keepalive = NonZeroU16::new(self.max_keepalive);
+        let zero_keepalive = NonZeroU16::new(self.zero_keepalive);
+        if let (Some(cap), Some(imposed)) = (max_keepalive, zero_keepalive) {
+            in_range(
+                "mqtt.zero_keepalive",
+                u64::from(imposed.get()),
+                1,
+                u64::from(cap.get()),
+            )?;
+        }
+        Ok(MqttConfig {
+            max_packet_size: NonZeroU32::new(max_packet_size as u32).unwrap_or(NonZeroU32::MIN),
+            max_keepalive,
+            zero_keepalive,
+            receive_maximum: nonzero_u16("mqtt.receive_maximum", self.receive_maximum)?,
+            max_inflight: nonzero_u16("mqtt.max_inflight", self.max_inflight)?,
+            topic_alias_maximum: self.topic_alias_maximum,
+            max_session_expiry: self.max_session_expiry,
+        })
+    }
+}
+
+impl RawQueues {
+    fn validate(self) -> Result<QueueConfig, ConfigError> {
+        Ok(QueueConfig {
+            max_queued_messages: nonzero_usize(
+                "queues.max_queued_messages",
+                self.max_queued_messages,
+            )?,
+            max_queued_bytes: nonzero_usize("queues.max_queued_bytes", self.max_queued_bytes)?,
+            outbound_buffer_limit: nonzero_usize(
+                "queues.outbound_buffer_limit",
+                self.outbound_buffer_limit,
+            )?,
+        })
+    }
+}
+
+impl RawRuntime {
+    fn validate(self) -> Result<RuntimeConfig, ConfigError> {
+        let mesh_capacity = in_range(
+            "runtime.mesh_capacity",
+            self.mesh_capacity as u64,
+            2,
+            1 << 24,
+        )?;
+        let entries = in_range(
+            "runtime.io_uring_entries",
+            u64::from(self.io_uring_entries),
+            8,
+            32_768,
+        )?;
+        if !entries.is_power_of_two() {
+            return Err(ConfigError::NotPowerOfTwo {
+                field: "runtime.io_uring_entries",
+                value: entries,
+            });
+        }
+        let tick_ms = in_range("runtime.timer_tick_ms", self.timer_tick_ms, 1, 1000)?;
+        Ok(RuntimeConfig {
+            mesh_capacity: NonZeroUsize::new(mesh_capacity as usize).unwrap_or(NonZeroUsize::MIN),
+            io_uring_entries: NonZeroU32::new(entries as u32).unwrap_or(NonZeroU32::MIN),
+            defer_taskrun: self.defer_taskrun,
+            timer_tick: Duration::from_millis(tick_ms),
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let raw = RawConfig::default();
+        match raw.validate() {
+            Ok(config) => config,
+            // The built-in defaults are valid; `defaults_are_valid` checks it.
+            Err(e) => unreachable!("built-in defaults are invalid: {e}"),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        raw.validate()
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// This configuration as a commented TOML file that `from_toml_str` reads back.
+    pub fn to_toml(&self) -> String {
+        let m = &self.mqtt;
+        let q = &self.queues;
+        let r = &self.retained;
+        let rt = &self.runtime;
+        let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
+        format!(
+            r#"# ringmq configuration. Every key is optional; the values below are the defaults.
+
+listen = "{listen}"
+# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
+shards = {shards}
+# Connections over all shards.
+max_connections = {max_connections}
+
+[mqtt]
+# Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
+max_packet_size = {max_packet_size}
+# Keep alives above this (seconds) are lowered to it; 0 = no cap.
+max_keepalive = {max_keepalive}
+# Keep alive (seconds) imposed on MQTT 5.0 clients asking for none; 0 = allow none.
+zero_keepalive = {zero_keepalive}
+# Inbound QoS 1/2 publishes in flight per connection (Receive Maximum granted).
+receive_maximum = {receive_maximum}
+# Outbound QoS 1/2 publishes in flight per session.
+max_inflight = {max_inflight}
+# Topic Alias Maximum granted to MQTT 5.0 clients; 0 = none.
+topic_alias_maximum = {topic_alias_maximum}
+# Longest Session Expiry Interval honoured, in seconds (4294967295 = never expire).
+max_session_expiry = {max_session_expiry}
+
+[queues]
+# Per session, beyond the in-flight window: the oldest QoS 0 messages go first when full.
+max_queued_messages = {max_queued_messages}
+max_queued_bytes = {max_queued_bytes}
+# Unwritten bytes per connection before it counts as slow.
+outbound_buffer_limit = {outbound_buffer_limit}
+
+[retained]
+enabled = {enabled}
+max_messages = {max_messages}
+max_bytes = {max_bytes}
+
+[runtime]
+# Messages per shard-to-shard ring (rounded up to a power of two).
+mesh_capacity = {mesh_capacity}
+# io_uring submission queue entries per shard (a power of two).
+io_uring_entries = {io_uring_entries}
+# Use IORING_SETUP_DEFER_TASKRUN | SINGLE_ISSUER when the kernel supports them.
+defer_taskrun = {defer_taskrun}
+# Timer resolution in milliseconds (keep alive and expiry checks).
+timer_tick_ms = {timer_tick_ms}
+"#,
+            listen = self.listen,
+            shards = self.shards,
+            max_connections = self.max_connections,
+            max_packet_size = m.max_packet_size,
+            max_keepalive = or_zero(m.max_keepalive),
+            zero_keepalive = or_zero(m.zero_keepalive),
+            receive_maximum = m.receive_maximum,
+            max_inflight = m.max_inflight,
+            topic_alias_maximum = m.topic_alias_maximum,
+            max_session_expiry = m.max_session_expiry,
+            max_queued_messages = q.max_queued_messages,
+            max_queued_bytes = q.max_queued_bytes,
+            outbound_buffer_limit = q.outbound_buffer_limit,
+            enabled = r.enabled,
+            max_messages = r.max_messages,
+            max_bytes = r.max_bytes,
+            mesh_capacity = rt.mesh_capacity,
+            io_uring_entries = rt.io_uring_entries,
+            defer_taskrun = rt.defer_taskrun,
+            timer_tick_ms = rt.timer_tick.as_millis(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> ConfigError {
+        match Config::from_toml_str(text) {
+            Ok(c) => panic!("accepted {text:?} as {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.listen, SocketAddr::from(([0, 0, 0, 0], 1883)));
+        assert_eq!(c.shards, available_cores());
+        assert_eq!(c.mqtt.max_packet_size.get(), 1024 * 1024);
+        assert_eq!(c.runtime.timer_tick, Duration::from_millis(100));
+        assert_eq!(Config::from_toml_str(""), Ok(c));
+    }
+
+    #[test]
+    fn printed_config_reads_back_identically() {
+        let mut c = Config::default();
+        c.mqtt.max_keepalive = NonZeroU16::new(300);
+        c.retained.enabled = false;
+        c.listen = SocketAddr::from(([127, 0, 0, 1], 18830));
+        assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    }
+
+    #[test]
+    fn partial_files_keep_defaults_for_the_rest() {
+        let c = Config::from_toml_str("shards = 3\n[mqtt]\nmax_inflight = 10\n");
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.shards.get(), 3);
+        assert_eq!(c.mqtt.max_inflight.get(), 10);
+        assert_eq!(c.mqtt.receive_maximum.get(), 64);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_parse_errors() {
+        assert!(matches!(refused("colour = 3"), ConfigError::Parse(_)));
+        assert!(matches!(
+            refused("[mqtt]\nmax_inflight = \"x\""),
+            ConfigError::Parse(_)
+        ));
+        assert!(matches!(
+            refused("[mqtt]\nmax_inflight = 70000"),
+            ConfigError::Parse(_)
+        ));
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_named() {
+        assert_eq!(
+            refused("listen = \"localhost\""),
+            ConfigError::BadListenAddress("localhost".into())
+        );
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert_eq!(
+            refused("max_connections = 0"),
+            ConfigError::Zero("max_connections")
+        );
+        assert_eq!(
+            refused("[mqtt]\nreceive_maximum = 0"),
+            ConfigError::Zero("mqtt.receive_maximum")
+        );
+        assert_eq!(
+            refused("[queues]\noutbound_buffer_limit = 0"),
+            ConfigError::Zero("queues.outbound_buffer_limit")
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(matches!(
+            refused("[mqtt]\nmax_packet_size = 10"),
+            ConfigError::OutOfRange {
+                field: "mqtt.max_packet_size",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused("[mqtt]\nmax_packet_size = 300000000"),
+            ConfigError::OutOfRange {
+                field: "mqtt.max_packet_size",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused("[runtime]\ntimer_tick_ms = 0"),
+            ConfigError::OutOfRange {
+                field: "runtime.timer_tick_ms",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused("[mqtt]\nmax_keepalive = 60\nzero_keepalive = 120"),
+            ConfigError::OutOfRange {
+                field: "mqtt.zero_keepalive",
+                ..
+            }
+        ));
+        assert_eq!(
+            refused("[runtime]\nio_uring_entries = 1000"),
+            ConfigError::NotPowerOfTwo {
+                field: "runtime.io_uring_entries",
+                value: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn keepalive_is_capped_and_zero_may_be_overridden() {
+        let mut m = Config::default().mqtt;
+        assert_eq!(m.effective_keepalive(0), 0);
+        assert_eq!(m.effective_keepalive(600), 600);
+        m.max_keepalive = NonZeroU16::new(120);
+        assert_eq!(m.effective_keepalive(600), 120);
+        assert_eq!(m.effective_keepalive(30), 30);
+        assert_eq!(m.effective_keepalive(0), 0);
+        m.zero_keepalive = NonZeroU16::new(60);
+        assert_eq!(m.effective_keepalive(0), 60);
+    }
+
+    #[test]
+    fn keepalive_timeout_is_one_and_a_half_times_the_interval() {
+        // [MQTT-3.1.2-24]
+        assert_eq!(MqttConfig::keepalive_timeout(0), None);
+        assert_eq!(
+            MqttConfig::keepalive_timeout(10),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            MqttConfig::keepalive_timeout(1),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn errors_read_clearly() {
+        let e = ConfigError::OutOfRange {
+            field: "mqtt.max_packet_size",
+            value: 10,
+            min: 128,
+            max: 268_435_460,
+        };
+        assert_eq!(
+            e.to_string(),
+            "mqtt.max_packet_size = 10 is outside 128..=268435460"
+        );
+    }
+}

@@ -249,3 +249,314 @@ impl ConnAck {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::packet::{ConnAck, Connect, LastWill, Packet};
+    use super::super::{DecodeError, Properties, QoS, ReasonCode};
+
+    fn connect(version: super::ProtocolVersion) -> Connect {
+        Connect {
+            version,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: s(""),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        }
+    }
+
+    #[test]
+    fn connect_v3_with_will_user_and_password() {
+        let bytes = [
+            0x10, 30, // CONNECT, remaining length 30
+            0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', // protocol name (3.1)
+            0x03, // protocol level 3
+            0xEE, // user, password, will retain, will QoS 1, will, clean session
+            0x00, 0x3C, // keep alive 60 s
+            0x00, 0x02, b'c', b'1', // client identifier
+            0x00, 0x01, b'w', // will topic
+            0x00, 0x03, b'b', b'y', b'e', // will message
+            0x00, 0x01, b'u', // user name
+            0x00, 0x01, b'p', // password
+        ];
+        let expected = Connect {
+            client_id: s("c1"),
+            will: Some(LastWill {
+                topic: topic("w"),
+                payload: b(b"bye"),
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: Properties::default(),
+            }),
+            username: Some(s("u")),
+            password: Some(b(b"p")),
+            ..connect(V3)
+        };
+        // CONNECT carries its own version: the connection's is ignored.
+        assert_codec(&bytes, V5, &Packet::Connect(Box::new(expected)));
+    }
+
+    #[test]
+    fn connect_v4_minimal_with_empty_client_id() {
+        let bytes = [
+            0x10, 12, // CONNECT, remaining length 12
+            0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name [MQTT-3.1.2-1]
+            0x04, // protocol level 4 [MQTT-3.1.2-2]
+            0x02, // clean session
+            0x00, 0x3C, // keep alive
+            0x00, 0x00, // zero-length client identifier [MQTT-3.1.3-6]
+        ];
+        assert_codec(&bytes, V4, &Packet::Connect(Box::new(connect(V4))));
+    }
+
+    #[test]
+    fn connect_v5_with_properties_and_will_properties() {
+        let bytes = [
+            0x10, 30, // CONNECT, remaining length 30
+            0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, // "MQTT" level 5
+            0x06, // will, clean start
+            0x00, 0x0A, // keep alive 10 s
+            0x05, 0x11, 0x00, 0x00, 0x00, 0x78, // properties: session expiry 120
+            0x00, 0x01, b'a', // client identifier
+            0x05, 0x18, 0x00, 0x00, 0x00, 0x05, // will properties: will delay 5 (3.1.3.2)
+            0x00, 0x01, b't', // will topic
+            0x00, 0x00, // empty will payload
+        ];
+        let expected = Connect {
+            keep_alive: 10,
+            client_id: s("a"),
+            will: Some(LastWill {
+                topic: topic("t"),
+                payload: b(b""),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Properties {
+                    will_delay_interval: Some(5),
+                    ..Properties::default()
+                },
+            }),
+            properties: Properties {
+                session_expiry_interval: Some(120),
+                ..Properties::default()
+            },
+            ..connect(V5)
+        };
+        assert_codec(&bytes, V4, &Packet::Connect(Box::new(expected)));
+    }
+
+    const V4_HEAD: [u8; 8] = [0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x00];
+
+    fn v4_connect_with_flags(flags: u8) -> Vec<u8> {
+        let mut bytes = vec![0x10, 12];
+        bytes.extend_from_slice(&V4_HEAD);
+        bytes[9] = flags;
+        bytes.extend_from_slice(&[0x00, 0x3C, 0x00, 0x00]);
+        bytes
+    }
+
+    #[test]
+    fn connect_refuses_reserved_flag_mqtt_3_1_2_3() {
+        assert_refused(
+            &v4_connect_with_flags(0x03),
+            V4,
+            DecodeError::InvalidConnectFlags,
+        );
+    }
+
+    #[test]
+    fn connect_refuses_will_qos_or_retain_without_will_mqtt_3_1_2_11_and_15() {
+        assert_refused(
+            &v4_connect_with_flags(0x0A),
+            V4,
+            DecodeError::InvalidConnectFlags,
+        );
+        assert_refused(
+            &v4_connect_with_flags(0x22),
+            V4,
+            DecodeError::InvalidConnectFlags,
+        );
+    }
+
+    #[test]
+    fn connect_refuses_will_qos_3_mqtt_3_1_2_12() {
+        assert_refused(&v4_connect_with_flags(0x1E), V4, DecodeError::InvalidQoS);
+    }
+
+    #[test]
+    fn connect_v4_refuses_password_without_user_name_mqtt_3_1_2_22() {
+        assert_refused(
+            &v4_connect_with_flags(0x42),
+            V4,
+            DecodeError::InvalidConnectFlags,
+        );
+    }
+
+    #[test]
+    fn connect_refuses_unknown_protocol_name_mqtt_3_1_2_1() {
+        let mut bytes = v4_connect_with_flags(0x02);
+        bytes[7] = b'X';
+        assert_refused(&bytes, V4, DecodeError::InvalidProtocolName);
+    }
+
+    #[test]
+    fn connect_refuses_unsupported_level_mqtt_3_1_2_2() {
+        let mut bytes = v4_connect_with_flags(0x02);
+        bytes[8] = 6;
+        assert_refused(&bytes, V4, DecodeError::UnsupportedProtocolVersion(6));
+        bytes[8] = 3;
+        assert_refused(&bytes, V4, DecodeError::UnsupportedProtocolVersion(3));
+    }
+
+    #[test]
+    fn connect_refuses_trailing_bytes() {
+        let mut bytes = v4_connect_with_flags(0x02);
+        bytes[1] = 13;
+        bytes.push(0);
+        assert_refused(&bytes, V4, DecodeError::TrailingBytes);
+    }
+
+    fn v5_connect_with_properties(props: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![
+            0x10, 0, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x00,
+        ];
+        bytes.push(props.len() as u8);
+        bytes.extend_from_slice(props);
+        bytes.extend_from_slice(&[0x00, 0x00]);
+        bytes[1] = (bytes.len() - 2) as u8;
+        bytes
+    }
+
+    #[test]
+    fn connect_properties_are_checked_against_the_table() {
+        let refused =
+            |props: &[u8], error| assert_refused(&v5_connect_with_properties(props), V5, error);
+        refused(&[0x23, 0x00, 0x01], DecodeError::PropertyNotAllowed(0x23));
+        refused(&[0x7F, 0x00], DecodeError::UnknownProperty(0x7F));
+        refused(&[0x21, 0x00, 0x00], DecodeError::InvalidPropertyValue(0x21));
+        refused(&[0x27, 0, 0, 0, 0], DecodeError::InvalidPropertyValue(0x27));
+        refused(&[0x17, 0x02], DecodeError::InvalidPropertyValue(0x17));
+        refused(
+            &[0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2],
+            DecodeError::DuplicateProperty(0x11),
+        );
+        refused(&[0x11, 0, 0], DecodeError::UnexpectedEnd);
+    }
+
+    #[test]
+    fn connect_accepts_repeated_user_properties_in_order() {
+        let props = [0x26, 0, 1, b'k', 0, 1, b'1', 0x26, 0, 1, b'k', 0, 1, b'2'];
+        let mut buf = bytes::BytesMut::from(&v5_connect_with_properties(&props)[..]);
+        let Ok(Some(Packet::Connect(c))) = super::super::decode(&mut buf, V5, usize::MAX) else {
+            panic!("valid CONNECT");
+        };
+        assert_eq!(
+            c.properties.user_properties,
+            [(s("k"), s("1")), (s("k"), s("2"))]
+        );
+    }
+
+    fn connack(session_present: bool, reason: ReasonCode) -> Packet {
+        Packet::ConnAck(ConnAck {
+            session_present,
+            reason,
+            properties: Properties::default(),
+        })
+    }
+
+    #[test]
+    fn connack_v4_maps_return_codes() {
+        // Session present, return code 0 (3.2.2.2, 3.2.2.3 of 3.1.1).
+        assert_codec(
+            &[0x20, 0x02, 0x01, 0x00],
+            V4,
+            &connack(true, ReasonCode::Success),
+        );
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x01],
+            V4,
+            &connack(false, ReasonCode::UnsupportedProtocolVersion),
+        );
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x02],
+            V4,
+            &connack(false, ReasonCode::ClientIdentifierNotValid),
+        );
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x03],
+            V4,
+            &connack(false, ReasonCode::ServerUnavailable),
+        );
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x04],
+            V4,
+            &connack(false, ReasonCode::BadUserNameOrPassword),
+        );
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x05],
+            V4,
+            &connack(false, ReasonCode::NotAuthorized),
+        );
+        assert_refused(
+            &[0x20, 0x02, 0x00, 0x06],
+            V4,
+            DecodeError::InvalidReasonCode(6),
+        );
+    }
+
+    #[test]
+    fn connack_v3_has_no_session_present() {
+        assert_codec(
+            &[0x20, 0x02, 0x00, 0x02],
+            V3,
+            &connack(false, ReasonCode::ClientIdentifierNotValid),
+        );
+    }
+
+    #[test]
+    fn connack_v4_encodes_v5_reasons_as_nearest_return_code() {
+        let mut out = bytes::BytesMut::new();
+        super::super::encode(&connack(false, ReasonCode::Banned), V4, &mut out).expect("encodes");
+        assert_eq!(&out[..], [0x20, 0x02, 0x00, 0x05]);
+    }
+
+    #[test]
+    fn connack_v5_with_properties() {
+        let bytes = [
+            0x20, 0x06, // CONNACK, remaining length 6
+            0x00, // no session present
+            0x00, // Success
+            0x03, 0x21, 0x00, 0x14, // properties: receive maximum 20
+        ];
+        let expected = Packet::ConnAck(ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: Properties {
+                receive_maximum: Some(20),
+                ..Properties::default()
+            },
+        });
+        assert_codec(&bytes, V5, &expected);
+    }
+
+    #[test]
+    fn connack_refuses_reserved_acknowledge_flags_mqtt_3_2_2_1() {
+        assert_refused(
+            &[0x20, 0x02, 0x02, 0x00],
+            V4,
+            DecodeError::InvalidConnAckFlags,
+        );
+    }
+
+    #[test]
+    fn connack_v5_refuses_reason_codes_outside_its_table() {
+        assert_refused(
+            &[0x20, 0x03, 0x00, 0x10, 0x00],
+            V5,
+            DecodeError::InvalidReasonCode(0x10),
+        );
+    }
+}

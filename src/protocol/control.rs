@@ -121,3 +121,105 @@ impl Auth {
         encode_reason_and_properties(self.reason, &self.properties, PropertyContext::Auth, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::packet::{Auth, Disconnect, Packet};
+    use super::super::{DecodeError, Properties, ReasonCode};
+
+    #[test]
+    fn ping_in_every_version() {
+        for version in [V3, V4, V5] {
+            assert_codec(&[0xC0, 0x00], version, &Packet::PingReq);
+            assert_codec(&[0xD0, 0x00], version, &Packet::PingResp);
+        }
+    }
+
+    #[test]
+    fn ping_refuses_a_body() {
+        assert_refused(&[0xC0, 0x01, 0x00], V4, DecodeError::TrailingBytes);
+    }
+
+    #[test]
+    fn disconnect_v4_is_empty() {
+        let expected = Packet::Disconnect(Disconnect::new(ReasonCode::Success));
+        assert_codec(&[0xE0, 0x00], V4, &expected);
+        assert_refused(&[0xE0, 0x01, 0x00], V4, DecodeError::TrailingBytes);
+    }
+
+    #[test]
+    fn disconnect_v5_short_forms_3_14_2_1() {
+        let normal = Packet::Disconnect(Disconnect::new(ReasonCode::Success));
+        assert_codec(&[0xE0, 0x00], V5, &normal);
+        let taken_over = Packet::Disconnect(Disconnect::new(ReasonCode::SessionTakenOver));
+        assert_codec(&[0xE0, 0x01, 0x8E], V5, &taken_over);
+    }
+
+    #[test]
+    fn disconnect_v5_with_properties() {
+        let bytes = [
+            0xE0, 0x07, // DISCONNECT
+            0x04, // Disconnect with Will Message
+            0x05, 0x11, 0x00, 0x00, 0x00, 0x00, // properties: session expiry 0
+        ];
+        let expected = Disconnect {
+            reason: ReasonCode::DisconnectWithWillMessage,
+            properties: Properties {
+                session_expiry_interval: Some(0),
+                ..Properties::default()
+            },
+        };
+        assert_codec(&bytes, V5, &Packet::Disconnect(expected));
+    }
+
+    #[test]
+    fn disconnect_refuses_reserved_flags_and_foreign_reasons() {
+        let error = DecodeError::ReservedFlags {
+            packet_type: 14,
+            flags: 1,
+        };
+        assert_refused(&[0xE1, 0x00], V5, error);
+        assert_refused(
+            &[0xE0, 0x01, 0x18],
+            V5,
+            DecodeError::InvalidReasonCode(0x18),
+        );
+    }
+
+    #[test]
+    fn auth_v5() {
+        assert_codec(
+            &[0xF0, 0x00],
+            V5,
+            &Packet::Auth(Auth {
+                reason: ReasonCode::Success,
+                properties: Properties::default(),
+            }),
+        );
+        let bytes = [
+            0xF0, 0x0A, // AUTH
+            0x18, // Continue authentication
+            0x08, 0x15, 0x00, 0x05, b'S', b'C', b'R', b'A', b'M', // authentication method
+        ];
+        let expected = Auth {
+            reason: ReasonCode::ContinueAuthentication,
+            properties: Properties {
+                authentication_method: Some(s("SCRAM")),
+                ..Properties::default()
+            },
+        };
+        assert_codec(&bytes, V5, &Packet::Auth(expected));
+        assert_refused(
+            &[0xF0, 0x01, 0x80],
+            V5,
+            DecodeError::InvalidReasonCode(0x80),
+        );
+    }
+
+    #[test]
+    fn auth_does_not_exist_before_v5() {
+        assert_refused(&[0xF0, 0x00], V4, DecodeError::PacketNotInVersion);
+        assert_refused(&[0xF0, 0x00], V3, DecodeError::PacketNotInVersion);
+    }
+}

@@ -17,6 +17,8 @@
 mod connect;
 mod control;
 pub mod error;
+#[cfg(test)]
+mod fixture;
 pub mod packet;
 pub mod properties;
 mod publish;
