@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const LOAD: &str = env!("CARGO_BIN_EXE_ringmq-load");
@@ -72,14 +73,35 @@ fn wait_until_up(child: &mut Child, port: u16) -> bool {
     false
 }
 
-fn ringmq_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn built_ringmq() -> Option<PathBuf> {
     ["debug", "release"]
         .iter()
-        .map(|profile| target.join(profile).join("ringmq"))
+        .map(|profile| target_dir().join(profile).join("ringmq"))
         .find(|p| p.is_file())
+}
+
+/// The broker binary from the workspace target dir, built once with `cargo build -p ringmq`
+/// when missing (`cargo test -p ringmq-load` alone does not build it).
+fn ringmq_binary() -> Option<PathBuf> {
+    static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            built_ringmq().or_else(|| {
+                let built = Command::new(env!("CARGO"))
+                    .args(["build", "-q", "-p", "ringmq"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if built { built_ringmq() } else { None }
+            })
+        })
+        .clone()
 }
 
 fn start_ringmq() -> Option<Broker> {
