@@ -7,15 +7,16 @@
 //! `flush_wakes`, which rings each touched peer's doorbell once. The owner awaits `wait` and
 //! then `drain`s. The message type is the shard's business.
 
-mod notify;
+pub(crate) mod notify;
 pub mod ring;
+mod yielding;
 
 use notify::Notifier;
 use ring::{CachePadded, Consumer, Producer};
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
-use std::task::Poll;
+pub use yielding::yield_now;
 
 /// How many messages `drain` takes from one peer before moving on to the next.
 const DRAIN_BATCH: usize = 64;
@@ -113,22 +114,14 @@ impl<T> MeshEnds<T> {
     }
 
     /// Returns once something may be queued for us: a peer rang our doorbell, or the last
-    /// `drain` stopped at its `max` (then it yields to other tasks once first). A notification
-    /// that arrives before the call is not lost.
+    /// `drain` stopped at its `max` (then it first yields to the other tasks, see
+    /// [`yield_now`]). A notification that arrives before the call is not lost.
     pub async fn wait(&self) {
-        let mut yielded = false;
-        std::future::poll_fn(|cx| {
-            if self.backlog.get() {
-                if yielded {
-                    return Poll::Ready(());
-                }
-                yielded = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            self.doorbells[self.id].0.poll_notified(cx)
-        })
-        .await
+        if self.backlog.get() {
+            yield_now().await;
+            return;
+        }
+        std::future::poll_fn(|cx| self.doorbells[self.id].0.poll_notified(cx)).await
     }
 
     /// Hands up to `max` queued messages to `f(from_shard, msg)`, taking a batch from each peer
@@ -265,23 +258,23 @@ mod tests {
     }
 
     #[test]
-    fn wait_returns_while_a_drain_left_a_backlog() {
+    fn wait_after_a_drain_left_a_backlog_returns_after_the_other_tasks_ran() {
         let mut mesh = build::<u32>(2, 8);
         for v in 0..4 {
             assert!(mesh[0].try_send(1, v).is_ok());
         }
-        mesh[0].flush_wakes();
-        assert!(is_ready(mesh[1].wait()));
         assert_eq!(mesh[1].drain(2, |_, _| {}), 2);
-        // A backlog: ready after yielding once (the noop-waker poll sees the yield as Pending).
-        {
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut fut = pin!(mesh[1].wait());
-            assert!(fut.as_mut().poll(&mut cx).is_pending());
-            assert!(fut.as_mut().poll(&mut cx).is_ready());
-        }
-        assert_eq!(mesh[1].drain(8, |_, _| {}), 2);
-        assert!(!is_ready(mesh[1].wait()));
+        let mut rx = mesh.swap_remove(1);
+        monoio_runtime().block_on(async move {
+            let other_ran = std::rc::Rc::new(std::cell::Cell::new(false));
+            let flag = std::rc::Rc::clone(&other_ran);
+            monoio::spawn(async move { flag.set(true) });
+            let waited = monoio::time::timeout(Duration::from_secs(5), rx.wait()).await;
+            assert!(waited.is_ok(), "a backlog must not need a doorbell");
+            assert!(other_ran.get(), "wait must yield to ready tasks");
+            assert_eq!(rx.drain(8, |_, _| {}), 2);
+            assert!(!is_ready(rx.wait()));
+        });
     }
 
     fn monoio_runtime() -> monoio::FusionRuntime<

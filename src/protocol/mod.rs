@@ -68,8 +68,11 @@ pub fn decode(
     if buf.len() < size {
         return Ok(None);
     }
-    let frame = buf.split_to(size).freeze();
-    decode_frame(header, Reader::new(frame, header.header_len), version).map(Some)
+    let reader = Reader::new(buf.split_to(size).freeze(), header.header_len);
+    if header.packet_type == PacketType::Publish as u8 {
+        return publish::decode_publish(reader, header.flags, version);
+    }
+    decode_frame(header, reader, version).map(Some)
 }
 
 /// The first byte and remaining length of a packet, checked before its body is buffered.
@@ -83,6 +86,7 @@ struct FixedHeader {
 
 impl FixedHeader {
     /// `Ok(None)` while the fixed header itself is incomplete.
+    #[inline]
     fn parse(buf: &[u8], version: ProtocolVersion) -> Result<Option<Self>, DecodeError> {
         let Some(&first) = buf.first() else {
             return Ok(None);
@@ -108,6 +112,7 @@ impl FixedHeader {
 
 /// The fixed-header flags are fixed for every packet but PUBLISH [MQTT-2.1.3-1]. MQTT 3.1 set
 /// DUP on retransmitted PUBREL, SUBSCRIBE and UNSUBSCRIBE, so that bit is tolerated there.
+#[inline]
 fn check_type_and_flags(
     packet_type: u8,
     flags: u8,
@@ -135,9 +140,6 @@ fn decode_frame(
     mut reader: Reader,
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
-    if header.packet_type == 3 {
-        return publish::decode_publish(reader, header.flags, version).map(Packet::Publish);
-    }
     let r = &mut reader;
     Ok(match header.packet_type {
         1 => Packet::Connect(Box::new(connect::decode_connect(r)?)),
@@ -159,11 +161,13 @@ fn decode_frame(
             Packet::PingResp
         }
         14 => Packet::Disconnect(control::decode_disconnect(r, version)?),
-        _ => Packet::Auth(control::decode_auth(r)?),
+        15 => Packet::Auth(control::decode_auth(r)?),
+        _ => return Err(DecodeError::ReservedPacketType),
     })
 }
 
 impl Packet {
+    #[inline]
     pub fn packet_type(&self) -> PacketType {
         match self {
             Self::Connect(_) => PacketType::Connect,
@@ -184,6 +188,7 @@ impl Packet {
         }
     }
 
+    #[inline]
     fn first_byte(&self) -> u8 {
         let flags = match self {
             Self::Publish(p) => p.flags(),
@@ -194,6 +199,7 @@ impl Packet {
     }
 
     /// The remaining length in `version` (CONNECT uses its own version).
+    #[inline]
     fn body_len(&self, version: ProtocolVersion) -> usize {
         match self {
             Self::Connect(c) => c.body_len(),
@@ -212,6 +218,7 @@ impl Packet {
         }
     }
 
+    #[inline]
     fn encode_body(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Self::Connect(c) => c.encode_body(out),

@@ -170,6 +170,7 @@ fn non_zero_u16(r: &mut Reader, id: u8) -> Result<u16, DecodeError> {
 impl Properties {
     /// Decodes a property length and list for `ctx`, refusing unknown, misplaced, duplicated
     /// and out-of-range properties.
+    #[inline]
     pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Self, DecodeError> {
         let len = r.var_int()? as usize;
         let mut props = Self::default();
@@ -270,14 +271,50 @@ impl Properties {
         Ok(())
     }
 
+    /// Whether any property is set, without branches: the common empty case stays cheap.
+    #[inline]
+    fn any_set(&self) -> bool {
+        self.payload_format_indicator.is_some()
+            | self.message_expiry_interval.is_some()
+            | self.content_type.is_some()
+            | self.response_topic.is_some()
+            | self.correlation_data.is_some()
+            | !self.subscription_identifiers.is_empty()
+            | self.session_expiry_interval.is_some()
+            | self.assigned_client_identifier.is_some()
+            | self.server_keep_alive.is_some()
+            | self.authentication_method.is_some()
+            | self.authentication_data.is_some()
+            | self.request_problem_information.is_some()
+            | self.will_delay_interval.is_some()
+            | self.request_response_information.is_some()
+            | self.response_information.is_some()
+            | self.server_reference.is_some()
+            | self.reason_string.is_some()
+            | self.receive_maximum.is_some()
+            | self.topic_alias_maximum.is_some()
+            | self.topic_alias.is_some()
+            | self.maximum_qos.is_some()
+            | self.retain_available.is_some()
+            | !self.user_properties.is_empty()
+            | self.maximum_packet_size.is_some()
+            | self.wildcard_subscription_available.is_some()
+            | self.subscription_identifier_available.is_some()
+            | self.shared_subscription_available.is_some()
+    }
+
     /// Whether no property is set.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        !self.any_set()
     }
 
     /// The length of the property list for `ctx`, without its own length prefix. Properties
     /// that `ctx` does not allow are left out, as `encode` leaves them out.
+    #[inline]
     pub fn content_len(&self, ctx: PropertyContext) -> usize {
+        if !self.any_set() {
+            return 0;
+        }
         let mut counter = LenCounter(0);
         let written = self.visit(ctx, &mut counter);
         debug_assert!(written.is_ok(), "LenCounter never fails");
@@ -285,6 +322,7 @@ impl Properties {
     }
 
     /// The property length prefix and the list: what the packet's variable header holds.
+    #[inline]
     pub fn encoded_len(&self, ctx: PropertyContext) -> usize {
         let len = self.content_len(ctx);
         var_int_len(len) + len
@@ -296,7 +334,11 @@ impl Properties {
         ctx: PropertyContext,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        put_var_int(out, self.content_len(ctx))?;
+        let len = self.content_len(ctx);
+        put_var_int(out, len)?;
+        if len == 0 {
+            return Ok(());
+        }
         self.visit(ctx, &mut Writer(out))
     }
 
@@ -304,90 +346,140 @@ impl Properties {
     /// encoding, so the two cannot disagree.
     fn visit(&self, ctx: PropertyContext, sink: &mut impl Sink) -> Result<(), EncodeError> {
         let on = |id| ctx.allows(id) == Some(true);
-        if let (true, Some(v)) = (on(0x01), self.payload_format_indicator) {
-            sink.u8(0x01, v);
+        if let Some(v) = self.payload_format_indicator {
+            if on(0x01) {
+                sink.u8(0x01, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x02), self.message_expiry_interval) {
-            sink.u32(0x02, v);
+        if let Some(v) = self.message_expiry_interval {
+            if on(0x02) {
+                sink.u32(0x02, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x03), &self.content_type) {
-            sink.string(0x03, v);
+        if let Some(v) = &self.content_type {
+            if on(0x03) {
+                sink.string(0x03, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x08), &self.response_topic) {
-            sink.binary(0x08, v.as_bytes())?;
+        if let Some(v) = &self.response_topic {
+            if on(0x08) {
+                sink.binary(0x08, v.as_bytes())?;
+            }
         }
-        if let (true, Some(v)) = (on(0x09), &self.correlation_data) {
-            sink.binary(0x09, v)?;
+        if let Some(v) = &self.correlation_data {
+            if on(0x09) {
+                sink.binary(0x09, v)?;
+            }
         }
         if on(0x0B) {
             for &v in &self.subscription_identifiers {
                 sink.var_int(0x0B, v)?;
             }
         }
-        if let (true, Some(v)) = (on(0x11), self.session_expiry_interval) {
-            sink.u32(0x11, v);
+        if let Some(v) = self.session_expiry_interval {
+            if on(0x11) {
+                sink.u32(0x11, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x12), &self.assigned_client_identifier) {
-            sink.string(0x12, v);
+        if let Some(v) = &self.assigned_client_identifier {
+            if on(0x12) {
+                sink.string(0x12, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x13), self.server_keep_alive) {
-            sink.u16(0x13, v);
+        if let Some(v) = self.server_keep_alive {
+            if on(0x13) {
+                sink.u16(0x13, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x15), &self.authentication_method) {
-            sink.string(0x15, v);
+        if let Some(v) = &self.authentication_method {
+            if on(0x15) {
+                sink.string(0x15, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x16), &self.authentication_data) {
-            sink.binary(0x16, v)?;
+        if let Some(v) = &self.authentication_data {
+            if on(0x16) {
+                sink.binary(0x16, v)?;
+            }
         }
-        if let (true, Some(v)) = (on(0x17), self.request_problem_information) {
-            sink.u8(0x17, v);
+        if let Some(v) = self.request_problem_information {
+            if on(0x17) {
+                sink.u8(0x17, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x18), self.will_delay_interval) {
-            sink.u32(0x18, v);
+        if let Some(v) = self.will_delay_interval {
+            if on(0x18) {
+                sink.u32(0x18, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x19), self.request_response_information) {
-            sink.u8(0x19, v);
+        if let Some(v) = self.request_response_information {
+            if on(0x19) {
+                sink.u8(0x19, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x1A), &self.response_information) {
-            sink.string(0x1A, v);
+        if let Some(v) = &self.response_information {
+            if on(0x1A) {
+                sink.string(0x1A, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x1C), &self.server_reference) {
-            sink.string(0x1C, v);
+        if let Some(v) = &self.server_reference {
+            if on(0x1C) {
+                sink.string(0x1C, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x1F), &self.reason_string) {
-            sink.string(0x1F, v);
+        if let Some(v) = &self.reason_string {
+            if on(0x1F) {
+                sink.string(0x1F, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x21), self.receive_maximum) {
-            sink.u16(0x21, v);
+        if let Some(v) = self.receive_maximum {
+            if on(0x21) {
+                sink.u16(0x21, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x22), self.topic_alias_maximum) {
-            sink.u16(0x22, v);
+        if let Some(v) = self.topic_alias_maximum {
+            if on(0x22) {
+                sink.u16(0x22, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x23), self.topic_alias) {
-            sink.u16(0x23, v);
+        if let Some(v) = self.topic_alias {
+            if on(0x23) {
+                sink.u16(0x23, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x24), self.maximum_qos) {
-            sink.u8(0x24, v);
+        if let Some(v) = self.maximum_qos {
+            if on(0x24) {
+                sink.u8(0x24, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x25), self.retain_available) {
-            sink.u8(0x25, v);
+        if let Some(v) = self.retain_available {
+            if on(0x25) {
+                sink.u8(0x25, v);
+            }
         }
         if on(0x26) {
             for (key, value) in &self.user_properties {
                 sink.string_pair(0x26, key, value);
             }
         }
-        if let (true, Some(v)) = (on(0x27), self.maximum_packet_size) {
-            sink.u32(0x27, v);
+        if let Some(v) = self.maximum_packet_size {
+            if on(0x27) {
+                sink.u32(0x27, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x28), self.wildcard_subscription_available) {
-            sink.u8(0x28, v);
+        if let Some(v) = self.wildcard_subscription_available {
+            if on(0x28) {
+                sink.u8(0x28, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x29), self.subscription_identifier_available) {
-            sink.u8(0x29, v);
+        if let Some(v) = self.subscription_identifier_available {
+            if on(0x29) {
+                sink.u8(0x29, v);
+            }
         }
-        if let (true, Some(v)) = (on(0x2A), self.shared_subscription_available) {
-            sink.u8(0x2A, v);
+        if let Some(v) = self.shared_subscription_available {
+            if on(0x2A) {
+                sink.u8(0x2A, v);
+            }
         }
         Ok(())
     }

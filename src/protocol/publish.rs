@@ -2,19 +2,20 @@
 //! topic and payload of a decoded PUBLISH are zero-copy slices of the read buffer.
 
 use super::error::{DecodeError, EncodeError};
-use super::packet::{PubResp, Publish};
+use super::packet::{Packet, PubResp, Publish};
 use super::properties::{Properties, PropertyContext};
 use super::reasons;
 use super::topic::TopicName;
 use super::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 use super::wire::{Reader, prefixed_len, put_binary};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 const DUP: u8 = 0x08;
 const RETAIN: u8 = 0x01;
 
 /// Checks the PUBLISH fixed-header flags before the body is buffered: QoS 3 [MQTT-3.3.1-4],
 /// DUP on QoS 0 [MQTT-3.3.1-2].
+#[inline]
 pub(crate) fn check_publish_flags(flags: u8) -> Result<QoS, DecodeError> {
     let qos = QoS::from_bits((flags >> 1) & 0x03).ok_or(DecodeError::InvalidQoS)?;
     if qos == QoS::AtMostOnce && flags & DUP != 0 {
@@ -23,48 +24,62 @@ pub(crate) fn check_publish_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
+#[inline]
 pub(crate) fn decode_packet_id(r: &mut Reader) -> Result<PacketId, DecodeError> {
     PacketId::new(r.u16()?).ok_or(DecodeError::ZeroPacketId)
 }
 
+/// Decodes a PUBLISH straight into the value `decode` returns: the packet is large, and
+/// building it in one place saves copying it between stack slots on the hottest path.
+#[inline(always)]
 pub(crate) fn decode_publish(
     mut r: Reader,
     flags: u8,
     version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
     let qos = check_publish_flags(flags)?;
     let topic = r.binary()?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(decode_packet_id(&mut r)?),
     };
-    let properties = if version.has_properties() {
-        Properties::decode(&mut r, PropertyContext::Publish)?
-    } else {
-        Properties::default()
-    };
-    // A 5.0 PUBLISH may leave the topic empty when a Topic Alias names it [MQTT-3.3.2-1]
-    // [MQTT-3.3.2-8]; everywhere else the topic is at least one character [MQTT-4.7.3-1].
-    let topic = if topic.is_empty() {
-        if properties.topic_alias.is_none() {
-            return Err(DecodeError::EmptyTopic);
-        }
-        TopicName::empty()
-    } else {
-        TopicName::new(topic)?
-    };
-    Ok(Publish {
-        dup: flags & DUP != 0,
-        qos,
-        retain: flags & RETAIN != 0,
-        topic,
-        packet_id,
-        properties,
-        payload: r.rest(),
-    })
+    // One struct literal per path, so the packet is written once, in place.
+    macro_rules! publish {
+        ($topic:expr, $properties:expr) => {
+            Ok(Some(Packet::Publish(Publish {
+                dup: flags & DUP != 0,
+                qos,
+                retain: flags & RETAIN != 0,
+                topic: $topic,
+                packet_id,
+                properties: $properties,
+                payload: r.rest(),
+            })))
+        };
+    }
+    if !version.has_properties() || r.skip_zero_byte() {
+        return publish!(decode_topic(topic, false)?, Properties::default());
+    }
+    let properties = Properties::decode(&mut r, PropertyContext::Publish)?;
+    publish!(
+        decode_topic(topic, properties.topic_alias.is_some())?,
+        properties
+    )
+}
+
+/// A 5.0 PUBLISH may leave the topic empty when a Topic Alias names it [MQTT-3.3.2-1]
+/// [MQTT-3.3.2-8]; everywhere else the topic is at least one character [MQTT-4.7.3-1].
+#[inline]
+fn decode_topic(topic: Bytes, has_alias: bool) -> Result<TopicName, DecodeError> {
+    match (topic.is_empty(), has_alias) {
+        (true, true) => Ok(TopicName::empty()),
+        (true, false) => Err(DecodeError::EmptyTopic),
+        (false, _) => Ok(TopicName::new(topic)?),
+    }
 }
 
 impl Publish {
+    #[inline]
     pub(crate) fn flags(&self) -> u8 {
         let mut flags = (self.qos as u8) << 1;
         if self.dup {
@@ -76,6 +91,7 @@ impl Publish {
         flags
     }
 
+    #[inline]
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
         let mut len = prefixed_len(self.topic.as_bytes().len()) + self.payload.len();
         if self.qos != QoS::AtMostOnce {
@@ -87,6 +103,7 @@ impl Publish {
         len
     }
 
+    #[inline]
     pub(crate) fn encode_body(
         &self,
         version: ProtocolVersion,

@@ -19,9 +19,34 @@ pub struct MqttString(Bytes);
 
 impl MqttString {
     /// Validates `bytes` and wraps it without copying.
+    #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
         validate(&bytes)?;
         Ok(Self(bytes))
+    }
+
+    /// Validates `bytes` in one pass that also reports whether it holds a wildcard character
+    /// (`+` or `#`), so topic names cost a single scan on the hot path.
+    #[inline]
+    pub(crate) fn scan(bytes: Bytes) -> Result<Scanned, StringError> {
+        if bytes.len() > usize::from(u16::MAX) {
+            return Err(StringError::TooLong);
+        }
+        let (mut nul, mut wildcard) = (false, false);
+        for &b in bytes.iter() {
+            nul |= b == 0;
+            wildcard |= (b == b'+') | (b == b'#');
+        }
+        if std::str::from_utf8(&bytes).is_err() {
+            return Err(StringError::InvalidUtf8);
+        }
+        if nul {
+            return Err(StringError::NullCharacter);
+        }
+        Ok(Scanned {
+            string: Self(bytes),
+            has_wildcard: wildcard,
+        })
     }
 
     /// Wraps a `&'static str` (for constants); panics only on a programming error.
@@ -32,6 +57,7 @@ impl MqttString {
         }
     }
 
+    #[inline]
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor runs `validate`, which checks the bytes are well-formed
         // UTF-8 with `std::str::from_utf8`, and `Bytes` is immutable afterwards.
@@ -51,7 +77,15 @@ impl MqttString {
     }
 }
 
+/// A validated string and whether it contains a wildcard character.
+#[derive(Debug)]
+pub(crate) struct Scanned {
+    pub string: MqttString,
+    pub has_wildcard: bool,
+}
+
 /// Checks the rules of section 1.5.4 on a candidate string's bytes.
+#[inline]
 pub fn validate(bytes: &[u8]) -> Result<(), StringError> {
     if bytes.len() > usize::from(u16::MAX) {
         return Err(StringError::TooLong);

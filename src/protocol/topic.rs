@@ -25,14 +25,16 @@ pub enum TopicError {
 pub struct TopicName(MqttString);
 
 impl TopicName {
+    #[inline]
     pub fn new(bytes: Bytes) -> Result<Self, TopicError> {
         if bytes.is_empty() {
             return Err(TopicError::Empty);
         }
-        if bytes.iter().any(|&b| b == b'+' || b == b'#') {
+        let scanned = MqttString::scan(bytes)?;
+        if scanned.has_wildcard {
             return Err(TopicError::WildcardInName);
         }
-        Ok(Self(MqttString::from_bytes(bytes)?))
+        Ok(Self(scanned.string))
     }
 
     /// A topic name from an already validated MQTT string: checks only the topic rules.

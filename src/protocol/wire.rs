@@ -19,19 +19,23 @@ pub(crate) struct Reader {
 
 impl Reader {
     /// A reader over `buf` starting at `pos` (after the fixed header).
+    #[inline]
     pub fn new(buf: Bytes, pos: usize) -> Self {
         let end = buf.len();
         Self { buf, pos, end }
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.end - self.pos
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.pos == self.end
     }
 
+    #[inline]
     fn take_slice(&mut self, len: usize) -> Result<&[u8], DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::UnexpectedEnd);
@@ -41,21 +45,33 @@ impl Reader {
         Ok(&self.buf[start..start + len])
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take_slice(1)?[0])
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         let s = self.take_slice(2)?;
         Ok(u16::from_be_bytes([s[0], s[1]]))
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         let s = self.take_slice(4)?;
         Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
 
+    /// Consumes the next byte if it is zero (an empty property list) and says whether it did.
+    #[inline]
+    pub fn skip_zero_byte(&mut self) -> bool {
+        let zero = self.pos < self.end && self.buf[self.pos] == 0;
+        self.pos += usize::from(zero);
+        zero
+    }
+
     /// A variable byte integer of at most 4 bytes [MQTT-1.5.5-1].
+    #[inline]
     pub fn var_int(&mut self) -> Result<u32, DecodeError> {
         let rest = &self.buf[self.pos..self.end];
         match parse_var_int(rest)? {
@@ -68,6 +84,7 @@ impl Reader {
     }
 
     /// `len` bytes as a zero-copy slice of the frame.
+    #[inline]
     pub fn bytes(&mut self, len: usize) -> Result<Bytes, DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::UnexpectedEnd);
@@ -78,17 +95,20 @@ impl Reader {
     }
 
     /// Binary data: a two-byte length and that many bytes (section 1.5.6).
+    #[inline]
     pub fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()?;
         self.bytes(usize::from(len))
     }
 
     /// A UTF-8 encoded string (section 1.5.4), validated.
+    #[inline]
     pub fn string(&mut self) -> Result<MqttString, DecodeError> {
         Ok(MqttString::from_bytes(self.binary()?)?)
     }
 
     /// Runs `f` with reads confined to the next `len` bytes, which `f` must consume exactly.
+    #[inline]
     pub fn with_limit<T>(
         &mut self,
         len: usize,
@@ -108,6 +128,7 @@ impl Reader {
     }
 
     /// The unread rest of the frame, without copying (the PUBLISH payload).
+    #[inline]
     pub fn rest(self) -> Bytes {
         let mut buf = self.buf;
         buf.truncate(self.end);
@@ -116,6 +137,7 @@ impl Reader {
     }
 
     /// Fails unless every byte of the frame was read.
+    #[inline]
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.is_empty() {
             Ok(())
@@ -127,6 +149,7 @@ impl Reader {
 
 /// Parses a variable byte integer at the front of `buf`: `Ok(None)` when `buf` ends before its
 /// last byte, else the value and its length in bytes.
+#[inline]
 pub fn parse_var_int(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
     let mut value = 0usize;
     for (i, &byte) in buf.iter().take(4).enumerate() {
@@ -143,6 +166,7 @@ pub fn parse_var_int(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> 
 }
 
 /// How many bytes the variable byte integer encoding of `value` takes.
+#[inline]
 pub fn var_int_len(value: usize) -> usize {
     match value {
         0..=127 => 1,
@@ -153,6 +177,7 @@ pub fn var_int_len(value: usize) -> usize {
 }
 
 /// Writes `value` (at most `MAX_VAR_INT`) as a variable byte integer in the fewest bytes.
+#[inline]
 pub fn put_var_int(out: &mut BytesMut, value: usize) -> Result<(), EncodeError> {
     if value > MAX_VAR_INT {
         return Err(EncodeError::PacketTooLarge(value));
@@ -170,6 +195,7 @@ pub fn put_var_int(out: &mut BytesMut, value: usize) -> Result<(), EncodeError> 
 }
 
 /// Writes binary data with its two-byte length (section 1.5.6).
+#[inline]
 pub fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
     let len = u16::try_from(data.len()).map_err(|_| EncodeError::BinaryTooLong(data.len()))?;
     out.put_u16(len);
@@ -178,12 +204,14 @@ pub fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
 }
 
 /// Writes a string with its two-byte length; `MqttString` guarantees it fits.
+#[inline]
 pub fn put_string(out: &mut BytesMut, s: &MqttString) {
     out.put_u16(s.len() as u16);
     out.put_slice(s.as_bytes());
 }
 
 /// The encoded size of a string or binary field: the two-byte length and the bytes.
+#[inline]
 pub fn prefixed_len(len: usize) -> usize {
     2 + len
 }
