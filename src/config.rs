@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// The largest packet MQTT can frame: a 268,435,455-byte remaining length plus a 5-byte header.
 pub const MAX_POSSIBLE_PACKET_SIZE: u32 = 268_435_460;
+/// The most shards a config may ask for.
+pub const MAX_SHARDS: usize = 1024;
 /// Below this a CONNECT with a client id and a will would not fit.
 pub const MIN_PACKET_SIZE: u32 = 128;
 
@@ -291,7 +293,7 @@ impl RawConfig {
             .map_err(|_| ConfigError::BadListenAddress(self.listen.clone()))?;
         let shards = match self.shards {
             0 => available_cores(),
-            n => NonZeroUsize::new(in_range("shards", n as u64, 1, 1024)? as usize)
+            n => NonZeroUsize::new(in_range("shards", n as u64, 1, MAX_SHARDS as u64)? as usize)
                 .unwrap_or(NonZeroUsize::MIN),
         };
         Ok(Config {

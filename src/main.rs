@@ -1,5 +1,88 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
-fn main() {
-    eprintln!("ringmq: the broker lands with the thread-per-core broker issue");
+use clap::Parser;
+use ringmq::config::{Config, ConfigError, MAX_SHARDS};
+use ringmq::runtime::{self, ShardSetup};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A thread-per-core MQTT broker on io_uring.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file; built-in defaults otherwise.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the config file), e.g. 127.0.0.1:1883.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Number of shards (overrides the config file); default one per core.
+    #[arg(long)]
+    shards: Option<NonZeroUsize>,
+    /// Print the configuration (defaults, then the file and flags) as TOML and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(shards) = cli.shards {
+        if shards.get() > MAX_SHARDS {
+            return Err(ConfigError::OutOfRange {
+                field: "--shards",
+                value: shards.get() as u64,
+                min: 1,
+                max: MAX_SHARDS as u64,
+            });
+        }
+        config.shards = shards;
+    }
+    Ok(config)
+}
+
+/// Stand-in until the shard lands: accepts connections and closes them at once.
+async fn placeholder_shard(setup: ShardSetup<()>) {
+    loop {
+        monoio::select! {
+            _ = setup.shutdown.wait() => return,
+            accepted = setup.listener.accept() => {
+                if let Err(e) = accepted {
+                    eprintln!("ringmq[shard {}]: accept failed: {e}", setup.id);
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_default_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    match runtime::run(config, placeholder_shard) {
+        Ok(()) => {
+            eprintln!("ringmq: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,6 +21,9 @@ use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Generous for recursion such as trie matching (bounded by `trie::MAX_LEVELS`).
+const SHARD_STACK_SIZE: usize = 8 * 1024 * 1024;
+
 /// The runtime type every shard runs on.
 pub type ShardRuntime = monoio::FusionRuntime<
     monoio::time::TimeDriver<monoio::IoUringDriver>,
@@ -64,6 +67,8 @@ pub enum RuntimeError {
         shard: usize,
         reason: String,
     },
+    /// A shard thread ended during start-up without saying why.
+    StartupAborted,
     ShardPanicked(usize),
 }
 
@@ -80,6 +85,7 @@ impl fmt::Display for RuntimeError {
             Self::ShardStartup { shard, reason } => {
                 write!(f, "shard {shard} failed to start: {reason}")
             }
+            Self::StartupAborted => f.write_str("a shard thread ended during start-up"),
             Self::ShardPanicked(shard) => write!(f, "shard {shard} panicked"),
         }
     }
@@ -438,6 +444,7 @@ where
         };
         let spawned = std::thread::Builder::new()
             .name(format!("ringmq-shard-{id}"))
+            .stack_size(SHARD_STACK_SIZE)
             .spawn(move || shard_thread(plan));
         match spawned {
             Ok(handle) => threads.push(handle),
@@ -473,12 +480,7 @@ fn await_startup(
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             // Every sender is gone without reporting: a shard thread died during start-up.
-            Err(_) => {
-                return Err(RuntimeError::ShardStartup {
-                    shard: usize::MAX,
-                    reason: "a shard thread ended during start-up".into(),
-                });
-            }
+            Err(_) => return Err(RuntimeError::StartupAborted),
         }
     }
     Ok(())

@@ -54,7 +54,7 @@ fn for_each_match_allocates_nothing() {
         "other/deep/path/x",
     ];
     for (i, f) in filters.into_iter().enumerate() {
-        trie.insert(&parse::<TopicFilter>(f), i);
+        assert!(trie.insert(&parse::<TopicFilter>(f), i).is_ok());
     }
     let topics: Vec<TopicName> = [
         "sensors/kitchen/temperature",

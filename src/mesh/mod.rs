@@ -186,6 +186,12 @@ mod tests {
     }
 
     #[test]
+    fn mesh_ends_can_move_to_their_shard_thread() {
+        fn assert_send<S: Send>() {}
+        assert_send::<MeshEnds<Box<u8>>>();
+    }
+
+    #[test]
     fn every_shard_gets_a_ring_to_each_peer_and_none_to_itself() {
         let mesh = build::<u32>(3, 4);
         assert_eq!(mesh.len(), 3);

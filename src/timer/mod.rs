@@ -114,7 +114,8 @@ impl<K: Copy> TimerWheel<K> {
 
     /// The earliest instant at which `expire` may fire something, or `None` when nothing is
     /// armed. Never later than the true next firing; may be earlier when the nearest filled
-    /// slot only holds timers of a later rotation (a harmless early wake-up).
+    /// slot only holds timers of a later rotation (a harmless early wake-up). Scans up to one
+    /// rotation of slots: call it once per event-loop turn, not per timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.armed == 0 {
             return None;

@@ -12,6 +12,21 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::EntryRef;
 use std::str::Split;
 
+/// The most levels a stored filter may have (a client-controlled recursion depth otherwise).
+pub const MAX_LEVELS: usize = 128;
+
+/// `Trie::insert` refused a filter with more than `MAX_LEVELS` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterTooDeep;
+
+impl std::fmt::Display for FilterTooDeep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "topic filter has more than {MAX_LEVELS} levels")
+    }
+}
+
+impl std::error::Error for FilterTooDeep {}
+
 /// Subscriptions of type `V` organised by topic filter.
 #[derive(Debug)]
 pub struct Trie<V> {
@@ -167,13 +182,17 @@ impl<V> Trie<V> {
         self.len == 0
     }
 
-    /// Stores `v` under `filter`'s match filter. Returns `true` if it is the filter's first
-    /// value (the shard just gained interest in it).
-    pub fn insert(&mut self, filter: &TopicFilter, v: V) -> bool {
+    /// Stores `v` under `filter`'s match filter. Returns `Ok(true)` if it is the filter's
+    /// first value (the shard just gained interest in it). Filters deeper than `MAX_LEVELS`
+    /// are refused: matching recurses once per level, so depth must stay bounded.
+    pub fn insert(&mut self, filter: &TopicFilter, v: V) -> Result<bool, FilterTooDeep> {
+        if filter.levels().nth(MAX_LEVELS).is_some() {
+            return Err(FilterTooDeep);
+        }
         let values = self.root.values_at_or_create(filter.levels());
         values.push(v);
         self.len += 1;
-        values.len() == 1
+        Ok(values.len() == 1)
     }
 
     /// Removes and returns the first value under `filter` accepted by `pred`; nodes left
@@ -258,7 +277,7 @@ mod tests {
     fn trie_of(filters: &[&str]) -> Trie<usize> {
         let mut trie = Trie::new();
         for (i, f) in filters.iter().enumerate() {
-            trie.insert(&filter(f), i);
+            assert_eq!(trie.insert(&filter(f), i).map(|_| ()), Ok(()));
         }
         trie
     }
@@ -305,8 +324,8 @@ mod tests {
     #[test]
     fn shared_subscriptions_are_filed_under_their_match_filter() {
         let mut trie = Trie::new();
-        assert!(trie.insert(&filter("$share/g1/a/+"), 1));
-        assert!(!trie.insert(&filter("a/+"), 2));
+        assert_eq!(trie.insert(&filter("$share/g1/a/+"), 1), Ok(true));
+        assert_eq!(trie.insert(&filter("a/+"), 2), Ok(false));
         assert_eq!(matches(&trie, "a/b"), [1, 2]);
         assert_eq!(trie.values(&filter("a/+")).len(), 2);
     }
@@ -314,9 +333,9 @@ mod tests {
     #[test]
     fn insert_reports_the_first_value_of_a_filter() {
         let mut trie = Trie::new();
-        assert!(trie.insert(&filter("a/#"), 1));
-        assert!(!trie.insert(&filter("a/#"), 2));
-        assert!(trie.insert(&filter("a"), 3));
+        assert_eq!(trie.insert(&filter("a/#"), 1), Ok(true));
+        assert_eq!(trie.insert(&filter("a/#"), 2), Ok(false));
+        assert_eq!(trie.insert(&filter("a"), 3), Ok(true));
         assert_eq!(trie.len(), 3);
     }
 
@@ -353,6 +372,18 @@ mod tests {
         }
         assert_eq!(matches(&trie, "a/b"), [0, 10]);
         assert!(trie.find_mut(&filter("a/c"), |_| true).is_none());
+    }
+
+    #[test]
+    fn filters_deeper_than_the_limit_are_refused() {
+        let mut trie = Trie::new();
+        let deepest = vec!["+"; MAX_LEVELS].join("/");
+        assert_eq!(trie.insert(&filter(&deepest), 1), Ok(true));
+        let too_deep = format!("{deepest}/#");
+        assert_eq!(trie.insert(&filter(&too_deep), 2), Err(FilterTooDeep));
+        assert_eq!(trie.len(), 1);
+        let topic_name = vec!["x"; MAX_LEVELS].join("/");
+        assert_eq!(matches(&trie, &topic_name), [1]);
     }
 
     #[test]
@@ -394,7 +425,7 @@ mod tests {
         }
         let mut trie = Trie::new();
         for (i, f) in filters.iter().enumerate() {
-            trie.insert(f, i);
+            assert_eq!(trie.insert(f, i).map(|_| ()), Ok(()));
         }
         for i in (0..filters.len()).step_by(3) {
             assert_eq!(trie.remove(&filters[i], |&v| v == i), Some(i));
