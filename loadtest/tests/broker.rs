@@ -46,17 +46,29 @@ fn scratch_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A minimal MQTT 3.1.1 CONNECT; a broker that answers it with CONNACK is up.
-fn answers_connect(port: u16) -> bool {
+/// What a port does with a minimal MQTT 3.1.1 CONNECT.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    NotListening,
+    /// Accepted the connection but gave no CONNACK: not (yet) a working broker.
+    NoConnAck,
+    ConnAck,
+}
+
+fn probe_connect(port: u16) -> Probe {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
+        return Probe::NotListening;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
     let connect = [
         0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 30, 0, 2, b'h', b'c',
     ];
     let mut ack = [0u8; 4];
-    s.write_all(&connect).is_ok() && s.read_exact(&mut ack).is_ok() && ack[0] == 0x20
+    if s.write_all(&connect).is_ok() && s.read_exact(&mut ack).is_ok() && ack[0] == 0x20 {
+        Probe::ConnAck
+    } else {
+        Probe::NoConnAck
+    }
 }
 
 fn wait_until_up(child: &mut Child, port: u16) -> bool {
@@ -65,10 +77,11 @@ fn wait_until_up(child: &mut Child, port: u16) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if answers_connect(port) {
-            return true;
+        match probe_connect(port) {
+            Probe::ConnAck => return true,
+            Probe::NoConnAck => return false,
+            Probe::NotListening => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
     false
 }
