@@ -577,19 +577,36 @@ impl ShardState {
         if outgoing.msg.expires_at.is_some() {
             let now = Instant::now();
             if outgoing.msg.is_expired(now) && !outgoing.dup {
-                let mut released = Vec::new();
-                if let Some(entry) = self.sessions.get_mut(session_key) {
-                    let id = outgoing.packet_id;
-                    entry.session.discard(id, Discard::Expired, &mut released);
-                }
-                self.apply(conn, &mut released);
-                return;
+                return self.discard(conn, session_key, &outgoing, Discard::Expired);
             }
             if let Some(msg) = outgoing.msg.with_remaining_expiry(now) {
                 outgoing.msg = msg;
             }
         }
-        self.write_packet(conn, &outgoing.to_packet());
+        let packet = outgoing.to_packet();
+        let limit = self
+            .sessions
+            .get(session_key)
+            .and_then(|e| e.session.max_packet_size());
+        if let Some(limit) = limit {
+            let version = self.conn(conn).map_or(ProtocolVersion::V5, |c| c.version);
+            if protocol::encoded_len(&packet, version) > limit as usize {
+                // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size.
+                return self.discard(conn, session_key, &outgoing, Discard::TooLarge);
+            }
+        }
+        self.write_packet(conn, &packet);
+    }
+
+    /// Drops a released or resent PUBLISH and gives its window slot to the next message.
+    fn discard(&mut self, conn: ConnId, session_key: usize, outgoing: &Outgoing, why: Discard) {
+        let mut released = Vec::new();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry
+                .session
+                .discard(outgoing.packet_id, why, &mut released);
+        }
+        self.apply(conn, &mut released);
     }
 
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
