@@ -601,10 +601,14 @@ impl Session {
             && self.inflight.len() < self.window
     }
 
+    /// The byte bound always applies. The count bound applies to offline sessions; a
+    /// connected one is protected by flow control instead (the shard holds back publishers'
+    /// acknowledgements while it is congested), and the publishers' in-flight windows, which
+    /// together may exceed the count, still arrive.
     fn enqueue(&mut self, msg: Message) -> Delivery {
         let size = msg.size();
-        let full = self.queue.len() >= self.limits.max_queued_messages
-            || self.queued_bytes + size > self.limits.max_queued_bytes;
+        let over_count = !self.connected && self.queue.len() >= self.limits.max_queued_messages;
+        let full = over_count || self.queued_bytes + size > self.limits.max_queued_bytes;
         if full {
             self.stats.dropped_queue_full += 1;
             return Delivery::Dropped;

@@ -18,6 +18,7 @@ use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
 
+mod flow;
 mod peers;
 mod routing;
 mod shared;
@@ -147,6 +148,9 @@ struct Conn {
     over_cap_since: Option<Instant>,
     /// Cancels the reader's and writer's pending IO.
     cancel: IoCancel,
+    /// Set while this publisher's acknowledgements are held back (`flow`).
+    gate: Option<flow::Gate>,
+    held_acks: VecDeque<Packet>,
 }
 
 /// The connection's `Canceller` (which has no `Debug`).
@@ -179,6 +183,10 @@ struct SessionEntry {
     epoch: u64,
     /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
     pending_will: Option<Message>,
+    /// Its queue is filling while connected: publishers wait for it (`flow`).
+    congested: bool,
+    /// It stayed congested past the limit: nobody waits for it until its queue drains.
+    ignore_congestion: bool,
 }
 
 /// A local subscription as the trie stores it.
@@ -258,6 +266,13 @@ pub struct ShardState {
     mesh_inbox: Vec<(usize, MeshMsg)>,
     next_assigned_id: u64,
     counters: Counters,
+    /// What made the message being routed wait (`flow`), if anything.
+    congestion: Option<flow::GateCause>,
+    /// Connections whose acknowledgements are held.
+    gated: Vec<ConnId>,
+    /// The mesh is not drained while this local session is congested (`flow`).
+    mesh_pause: Option<(usize, Instant)>,
+    mesh_waker: Option<Waker>,
 }
 
 impl ShardState {
@@ -295,6 +310,10 @@ impl ShardState {
             mesh_inbox: Vec::new(),
             next_assigned_id: 0,
             counters: Counters::default(),
+            congestion: None,
+            gated: Vec::new(),
+            mesh_pause: None,
+            mesh_waker: None,
         }
     }
 
@@ -384,6 +403,8 @@ impl ShardState {
                     conn: None,
                     epoch: 0,
                     pending_will: None,
+                    congested: false,
+                    ignore_congestion: false,
                 });
                 self.by_client_id.insert(client_id.clone(), key);
                 (key, false)
@@ -441,6 +462,8 @@ impl ShardState {
             keep_alive,
             over_cap_since: None,
             cancel: IoCancel::default(),
+            gate: None,
+            held_acks: VecDeque::new(),
         });
         let id = ConnId { key, generation };
         if let Some(period) = keep_alive {
@@ -486,11 +509,18 @@ impl ShardState {
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
+        let ack = matches!(
+            packet,
+            Packet::PubAck(_) | Packet::PubComp(_) | Packet::PubRec(_)
+        );
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.session.on_packet(packet, &mut actions);
         }
         self.apply(conn, &mut actions);
         self.actions = actions;
+        if ack {
+            self.after_acks(session_key);
+        }
         self.is_live(conn)
     }
 
@@ -546,7 +576,11 @@ impl ShardState {
                     if msg.properties.is_some() {
                         msg.stamp_expiry(Instant::now());
                     }
+                    self.congestion = None;
                     self.route(&msg, Some(session_key));
+                    if let Some(cause) = self.congestion.take() {
+                        self.gate(conn, cause, Instant::now());
+                    }
                 }
                 Action::Subscribe {
                     filter,
@@ -610,6 +644,9 @@ impl ShardState {
     }
 
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
+        if self.hold_ack(conn, packet) {
+            return;
+        }
         let Some(c) = self.conn_mut(conn) else {
             return;
         };
