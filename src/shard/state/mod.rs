@@ -18,6 +18,7 @@ use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
 
+mod barrier;
 mod peers;
 mod routing;
 mod timers;
@@ -245,6 +246,11 @@ pub struct ShardState {
     mesh_inbox: Vec<(usize, MeshMsg)>,
     next_assigned_id: u64,
     counters: Counters,
+    /// SUBACKs waiting for every peer to acknowledge a barrier (see `barrier`).
+    pending_subacks: HashMap<u64, barrier::PendingSubAck>,
+    next_barrier: u64,
+    /// While a SUBSCRIBE is applied behind a barrier: its token (retained messages wait).
+    barrier_token: Option<u64>,
 }
 
 impl ShardState {
@@ -278,6 +284,9 @@ impl ShardState {
             mesh_inbox: Vec::new(),
             next_assigned_id: 0,
             counters: Counters::default(),
+            pending_subacks: HashMap::new(),
+            next_barrier: 0,
+            barrier_token: None,
         }
     }
 
@@ -525,6 +534,9 @@ impl ShardState {
         };
         for action in actions.drain(..) {
             match action {
+                Action::Send(Packet::SubAck(suback)) if self.shards > 1 => {
+                    self.barrier_token = Some(self.hold_suback(conn, session_key, suback));
+                }
                 Action::Send(packet) => self.write_packet(conn, &packet),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing),
                 Action::Route(mut msg) => {
@@ -544,6 +556,9 @@ impl ShardState {
                     publish_will,
                 } => self.close(conn, reason, publish_will),
             }
+        }
+        if let Some(token) = self.barrier_token.take() {
+            self.send_barrier(token);
         }
     }
 

@@ -91,6 +91,8 @@ impl ShardState {
                 self.remote.remove(&filter, |&peer| peer == from);
             }
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
+            MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
+            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),
         }
     }
 

@@ -33,7 +33,10 @@ impl ShardState {
             RetainHandling::DoNotSend => false,
         };
         if send_retained {
-            self.send_retained(session_key, conn, &filter, options.qos);
+            match self.barrier_token {
+                Some(token) => self.defer_retained(token, &filter, options.qos),
+                None => self.send_retained(session_key, conn, &filter, options.qos),
+            }
         }
     }
 
@@ -74,7 +77,13 @@ impl ShardState {
     }
 
     /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
-    fn send_retained(&mut self, session_key: usize, conn: ConnId, filter: &TopicFilter, qos: QoS) {
+    pub(super) fn send_retained(
+        &mut self,
+        session_key: usize,
+        conn: ConnId,
+        filter: &TopicFilter,
+        qos: QoS,
+    ) {
         let now = Instant::now();
         let matching: Vec<Message> = self
             .retained

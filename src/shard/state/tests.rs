@@ -75,10 +75,43 @@ fn drain_packets(state: &mut ShardState, conn: ConnId, version: ProtocolVersion)
     packets
 }
 
+/// What the peer received, without the SUBACK barriers (see `subscribe_waits_for_barrier`).
 fn peer_messages(peer: &mut MeshEnds<MeshMsg>) -> Vec<MeshMsg> {
     let mut got = Vec::new();
-    peer.drain(usize::MAX, |_, m| got.push(m));
+    peer.drain(usize::MAX, |_, m| {
+        if !matches!(m, MeshMsg::Barrier { .. }) {
+            got.push(m)
+        }
+    });
     got
+}
+
+#[test]
+fn suback_waits_until_every_peer_has_applied_the_interest() {
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    let sub = open(&mut state, ProtocolVersion::V4, "sub");
+    state.on_packet(sub, subscribe("b/#", QoS::AtLeastOnce));
+    assert!(
+        drain_packets(&mut state, sub, ProtocolVersion::V4).is_empty(),
+        "no SUBACK before the peer has seen the interest"
+    );
+    let mut sent = Vec::new();
+    peer.drain(usize::MAX, |_, m| sent.push(m));
+    let token = match sent.as_slice() {
+        [
+            MeshMsg::Interest { add: true, .. },
+            MeshMsg::Barrier { token },
+        ] => *token,
+        other => panic!("interest then barrier, in ring order: {other:?}"),
+    };
+    assert!(peer.try_send(0, MeshMsg::BarrierAck { token }).is_ok());
+    peer.flush_wakes();
+    state.drain_mesh(usize::MAX);
+    let packets = drain_packets(&mut state, sub, ProtocolVersion::V4);
+    assert!(
+        matches!(packets.as_slice(), [Packet::SubAck(_)]),
+        "{packets:?}"
+    );
 }
 
 #[test]
