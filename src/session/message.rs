@@ -80,6 +80,16 @@ impl Message {
         Some(out)
     }
 
+    /// The copy for a subscriber whose matching subscriptions carry Subscription
+    /// Identifiers: the PUBLISH lists them [MQTT-3.3.4-3].
+    pub fn with_subscription_ids(&self, ids: &[u32]) -> Self {
+        let mut properties = self.properties.as_deref().cloned().unwrap_or_default();
+        properties.subscription_identifiers = ids.to_vec();
+        let mut out = self.clone();
+        out.properties = Some(Arc::new(properties));
+        out
+    }
+
     /// The bytes this message pins in memory, for the queue's byte bound.
     pub fn size(&self) -> usize {
         self.topic.as_bytes().len() + self.payload.len()

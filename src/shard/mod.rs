@@ -14,7 +14,7 @@ mod run;
 mod state;
 
 pub use run::{run, serve};
-pub use state::{ConnId, Limits, ShardState};
+pub use state::{ConnId, Counters, Limits, ShardState};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;
@@ -32,6 +32,17 @@ pub enum MeshMsg {
     Interest {
         filter: TopicFilter,
         add: bool,
+    },
+    /// The sender gained its first (`add`) or lost its last member of a shared subscription
+    /// group (`$share/{group}/{filter}`).
+    ShareInterest {
+        filter: TopicFilter,
+        add: bool,
+    },
+    /// Deliver to one local member of this shared subscription group.
+    SharedPublish {
+        filter: TopicFilter,
+        msg: Message,
     },
     /// Answer with `BarrierAck` once everything sent before it has been applied: the sender
     /// holds a SUBACK until every peer has seen the subscription's interest.

@@ -16,8 +16,8 @@ pub(super) struct PendingSubAck {
     conn: ConnId,
     session_key: usize,
     suback: SubAck,
-    /// Filters (with granted QoS) whose retained messages follow the SUBACK [MQTT-3.3.1-6].
-    retained: Vec<(TopicFilter, QoS)>,
+    /// Subscriptions whose retained messages follow the SUBACK [MQTT-3.3.1-6].
+    retained: Vec<(TopicFilter, LocalSub)>,
     acks_left: usize,
 }
 
@@ -39,9 +39,9 @@ impl ShardState {
     }
 
     /// Remembers to send the retained messages for `filter` once the SUBACK is out.
-    pub(super) fn defer_retained(&mut self, token: u64, filter: &TopicFilter, qos: QoS) {
+    pub(super) fn defer_retained(&mut self, token: u64, filter: &TopicFilter, sub: LocalSub) {
         if let Some(pending) = self.pending_subacks.get_mut(&token) {
-            pending.retained.push((filter.clone(), qos));
+            pending.retained.push((filter.clone(), sub));
         }
     }
 
@@ -73,8 +73,8 @@ impl ShardState {
             return;
         }
         self.write_packet(pending.conn, &Packet::SubAck(pending.suback));
-        for (filter, qos) in pending.retained {
-            self.send_retained(pending.session_key, pending.conn, &filter, qos);
+        for (filter, sub) in pending.retained {
+            self.send_retained(&filter, sub);
         }
     }
 }
