@@ -31,7 +31,7 @@ mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
-pub use properties::{Properties, PropertyContext};
+pub use properties::{Properties, PropertyContext, PropertyValues};
 pub use string::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};
