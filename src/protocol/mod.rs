@@ -135,6 +135,8 @@ fn check_type_and_flags(
     Ok(())
 }
 
+/// Every packet but PUBLISH; kept out of line so `decode` stays a small frame for PUBLISH.
+#[inline(never)]
 fn decode_frame(
     header: FixedHeader,
     mut reader: Reader,

@@ -69,7 +69,7 @@ pub(crate) fn decode_publish(
 
 /// A 5.0 PUBLISH may leave the topic empty when a Topic Alias names it [MQTT-3.3.2-1]
 /// [MQTT-3.3.2-8]; everywhere else the topic is at least one character [MQTT-4.7.3-1].
-#[inline]
+#[inline(always)]
 fn decode_topic(topic: Bytes, has_alias: bool) -> Result<TopicName, DecodeError> {
     match (topic.is_empty(), has_alias) {
         (true, true) => Ok(TopicName::empty()),

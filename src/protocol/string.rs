@@ -32,12 +32,15 @@ impl MqttString {
         if bytes.len() > usize::from(u16::MAX) {
             return Err(StringError::TooLong);
         }
-        let (mut nul, mut wildcard) = (false, false);
+        // One branch-free pass the compiler vectorises; UTF-8 needs checking only when a byte
+        // is non-ASCII, and multi-byte sequences never contain NUL, `+` or `#` bytes.
+        let (mut nul, mut wildcard, mut non_ascii) = (false, false, false);
         for &b in bytes.iter() {
             nul |= b == 0;
             wildcard |= (b == b'+') | (b == b'#');
+            non_ascii |= b >= 0x80;
         }
-        if std::str::from_utf8(&bytes).is_err() {
+        if non_ascii && std::str::from_utf8(&bytes).is_err() {
             return Err(StringError::InvalidUtf8);
         }
         if nul {
