@@ -24,7 +24,7 @@ pub(crate) fn check_publish_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn decode_packet_id(r: &mut Reader) -> Result<PacketId, DecodeError> {
     PacketId::new(r.u16()?).ok_or(DecodeError::ZeroPacketId)
 }

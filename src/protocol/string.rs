@@ -27,7 +27,7 @@ impl MqttString {
 
     /// Validates `bytes` in one pass that also reports whether it holds a wildcard character
     /// (`+` or `#`), so topic names cost a single scan on the hot path.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn scan(bytes: Bytes) -> Result<Scanned, StringError> {
         if bytes.len() > usize::from(u16::MAX) {
             return Err(StringError::TooLong);

@@ -35,7 +35,7 @@ impl Reader {
         self.pos == self.end
     }
 
-    #[inline]
+    #[inline(always)]
     fn take_slice(&mut self, len: usize) -> Result<&[u8], DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::UnexpectedEnd);
@@ -50,7 +50,7 @@ impl Reader {
         Ok(self.take_slice(1)?[0])
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         let s = self.take_slice(2)?;
         Ok(u16::from_be_bytes([s[0], s[1]]))
