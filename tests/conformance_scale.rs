@@ -1,0 +1,82 @@
+//! Conformance at the process level against the real `ringmq` binary: many concurrent clients
+//! on all shards, and graceful shutdown on SIGTERM.
+
+mod support;
+
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use std::time::Duration;
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+#[test]
+fn two_hundred_clients_each_receive_their_own_and_the_broadcast_message() {
+    let broker = Broker::start();
+    const N: usize = 200;
+    let mut clients: Vec<RawClient> = (0..N)
+        .map(|i| {
+            let version = if i % 2 == 0 { V4 } else { V5 };
+            let mut c = RawClient::connect(broker.addr, version, &format!("many-{i}"));
+            c.subscribe_granted(1, &[(&format!("many/{i}"), 1), ("many/all", 0)]);
+            c
+        })
+        .collect();
+    let homes: Vec<usize> = (0..N)
+        .map(|i| home_shard(&format!("many-{i}"), SHARDS))
+        .collect();
+    assert!(
+        (0..SHARDS).all(|s| homes.contains(&s)),
+        "clients on every shard"
+    );
+
+    let mut publisher = RawClient::connect(broker.addr, V5, "many-publisher");
+    for i in 0..N {
+        publisher.publish(&format!("many/{i}"), format!("to-{i}").as_bytes(), 1, false);
+    }
+    publisher.publish("many/all", b"everyone", 0, false);
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut got: Vec<String> = Vec::new();
+        while got.len() < 2 {
+            let p = c.expect_publish_acked();
+            got.push(format!("{}={}", p.topic.as_str(), payload_str(&p)));
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            [format!("many/{i}=to-{i}"), "many/all=everyone".to_string()],
+            "client {i}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_closes_every_connection_and_exits_0() {
+    let mut broker = Broker::start();
+    let mut clients: Vec<RawClient> = (0..6)
+        .map(|i| {
+            let version = if i % 2 == 0 { V4 } else { V5 };
+            let mut c = RawClient::connect(broker.addr, version, &format!("term-{i}"));
+            c.subscribe_granted(1, &[("term/t", 1)]);
+            c
+        })
+        .collect();
+    broker.sigterm();
+    for c in clients.iter_mut() {
+        match c.recv(Duration::from_secs(5)) {
+            Recv::Closed => {}
+            // 5.0 section 4.13: the server may say why it closes (0x8B Server shutting down).
+            Recv::Packet(Packet::Disconnect(d)) if c.version == V5 => {
+                assert_eq!(d.reason, ReasonCode::ServerShuttingDown, "{}", c.name);
+                c.expect_closed(PROMPT);
+            }
+            other => panic!("{}: expected the close on SIGTERM, got {other:?}", c.name),
+        }
+    }
+    let status = broker.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status after SIGTERM: {status:?}"
+    );
+}

@@ -1,0 +1,223 @@
+//! Conformance of persistent sessions (MQTT 3.1.1 / 5.0 sections 3.1.2.4, 4.1, 4.4) against
+//! the real `ringmq` binary: subscriptions and offline messages kept across reconnects,
+//! redelivery of unacknowledged messages, and clean sessions discarding state.
+
+mod support;
+
+use ringmq::protocol::packet::PubResp;
+use ringmq::protocol::{Packet, ProtocolVersion, QoS};
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// A CONNECT that resumes (or starts) a persistent session in `version`.
+fn persistent(version: ProtocolVersion, id: &str) -> ConnectBuilder {
+    let c = ConnectBuilder::new(version, id).clean(false);
+    if version == V5 {
+        c.session_expiry(300)
+    } else {
+        c
+    }
+}
+
+fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
+    let (client, ack) = RawClient::connect_with(broker.addr, persistent(version, id));
+    assert!(
+        ack.session_present,
+        "{version:?}: [MQTT-3.2.2-2] session present on resume"
+    );
+    client
+}
+
+fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards(&format!("persist-{version:?}"));
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    sub.subscribe_granted(1, &[("p/q1", 1), ("p/q2", 2)]);
+    sub.disconnect();
+
+    let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+    for i in 0..5 {
+        publisher.publish("p/q1", format!("one-{i}").as_bytes(), 1, false);
+        publisher.publish("p/q2", format!("two-{i}").as_bytes(), 2, false);
+    }
+
+    let mut sub = resume(&broker, version, &sub_id);
+    let got = collect_publishes(&mut sub, QUIET);
+    for (t, prefix) in [("p/q1", "one"), ("p/q2", "two")] {
+        let payloads: Vec<String> = got
+            .iter()
+            .filter(|p| p.topic.as_str() == t)
+            .map(payload_str)
+            .collect();
+        let want: Vec<String> = (0..5).map(|i| format!("{prefix}-{i}")).collect();
+        assert_eq!(
+            payloads, want,
+            "{version:?} {t}: queued while offline, in order"
+        );
+    }
+    // The subscriptions themselves survived [MQTT-3.1.2-4]: live traffic still arrives.
+    publisher.publish("p/q1", b"live", 1, false);
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"live");
+}
+
+#[test]
+fn subscriptions_and_qos_1_2_messages_sent_while_offline_survive_a_reconnect_3_1_1() {
+    // [MQTT-3.1.2-4] the session resumes; [MQTT-3.1.2-5] QoS 1 and 2 messages that arrive
+    // while disconnected are stored and delivered.
+    subscriptions_and_offline_messages_survive(V4);
+}
+
+#[test]
+fn subscriptions_and_qos_1_2_messages_sent_while_offline_survive_a_reconnect_5_0() {
+    // 5.0 with Session Expiry 300 s: [MQTT-3.1.2-4] / section 3.1.2.11.2.
+    subscriptions_and_offline_messages_survive(V5);
+}
+
+fn unacked_qos1_is_redelivered_with_dup(version: ProtocolVersion) {
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards(&format!("redeliver-{version:?}"));
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    sub.subscribe_granted(1, &[("rd/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+    publisher.publish("rd/t", b"unacked", 1, false);
+    let first = sub.expect_publish();
+    assert_eq!(first.qos, QoS::AtLeastOnce);
+    assert!(!first.dup);
+    sub.drop_connection();
+
+    let mut sub = resume(&broker, version, &sub_id);
+    let again = sub.expect_publish();
+    assert_eq!(&again.payload[..], b"unacked");
+    assert_eq!(
+        again.packet_id, first.packet_id,
+        "[MQTT-4.4.0-1] original packet id"
+    );
+    assert!(again.dup, "[MQTT-3.3.1-1] DUP 1 on redelivery");
+    sub.ack(&again);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn an_unacknowledged_qos1_publish_is_resent_with_dup_and_its_id_on_reconnect_3_1_1() {
+    // [MQTT-4.4.0-1] resend unacknowledged PUBLISH with the original packet id;
+    // [MQTT-3.3.1-1] with DUP 1.
+    unacked_qos1_is_redelivered_with_dup(V4);
+}
+
+#[test]
+fn an_unacknowledged_qos1_publish_is_resent_with_dup_and_its_id_on_reconnect_5_0() {
+    unacked_qos1_is_redelivered_with_dup(V5);
+}
+
+#[test]
+fn an_unacknowledged_qos2_publish_and_pubrel_are_resent_on_reconnect() {
+    // [MQTT-4.4.0-1] unacknowledged PUBLISH (no PUBREC yet) and PUBREL (no PUBCOMP yet) are
+    // resent with their original ids.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("qos2resend");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_granted(1, &[("q2/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("q2/t", b"a", 2, false);
+    publisher.publish("q2/t", b"b", 2, false);
+
+    // "a": PUBREC sent, PUBREL received, PUBCOMP withheld. "b": not acknowledged at all.
+    let a = sub.expect_publish();
+    let a_id = a.packet_id.unwrap_or_else(|| panic!("QoS 2 without id"));
+    sub.send(&Packet::PubRec(PubResp::new(a_id)));
+    let mut b = None;
+    let mut pubrel_seen = false;
+    while b.is_none() || !pubrel_seen {
+        match sub.expect_packet(PROMPT) {
+            Packet::PubRel(r) if r.packet_id == a_id => pubrel_seen = true,
+            Packet::Publish(p) => b = Some(p),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let b = b.unwrap_or_else(|| panic!("loop exits only with b"));
+    assert_eq!(&b.payload[..], b"b");
+    sub.drop_connection();
+
+    let mut sub = resume(&broker, V4, &sub_id);
+    let mut pubrel_again = false;
+    let mut b_again = false;
+    while !(pubrel_again && b_again) {
+        match sub.expect_packet(PROMPT) {
+            Packet::PubRel(r) => {
+                assert_eq!(r.packet_id, a_id, "PUBREL with its original id");
+                pubrel_again = true;
+                sub.send(&Packet::PubComp(PubResp::new(a_id)));
+            }
+            Packet::Publish(p) => {
+                assert_eq!(&p.payload[..], b"b", "\"a\" was received: never resent");
+                assert_eq!(p.packet_id, b.packet_id, "original id");
+                assert!(p.dup, "[MQTT-3.3.1-1] DUP 1");
+                sub.ack(&p);
+                b_again = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn a_clean_session_discards_subscriptions_and_queued_messages_3_1_1() {
+    // [MQTT-3.1.2-6] CleanSession 1 discards the previous session; nothing queued for it is
+    // delivered and its subscriptions are gone.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("clean");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_granted(1, &[("c/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("c/t", b"queued", 1, false);
+
+    let (mut sub, ack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &sub_id).clean(true));
+    assert!(!ack.session_present, "[MQTT-3.2.2-1]");
+    sub.expect_nothing(QUIET);
+    publisher.publish("c/t", b"live", 1, false);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn clean_start_discards_the_session_in_5_0() {
+    // 5.0 [MQTT-3.1.2-4] Clean Start 1 discards any existing session.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("clean5");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V5, &sub_id));
+    sub.subscribe_granted(1, &[("c5/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("c5/t", b"queued", 1, false);
+
+    let connect = ConnectBuilder::new(V5, &sub_id)
+        .clean(true)
+        .session_expiry(300);
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect);
+    assert!(!ack.session_present, "[MQTT-3.2.2-2]");
+    sub.expect_nothing(QUIET);
+    publisher.publish("c5/t", b"live", 1, false);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
+    // 5.0 section 3.1.2.11.2: Session Expiry 0 (absent) - the session ends when the network
+    // connection closes, even with Clean Start 0.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("expiry0");
+    let (mut sub, _) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    sub.subscribe_granted(1, &[("e0/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("e0/t", b"nobody", 1, false);
+    let (mut sub, ack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    assert!(!ack.session_present, "the session must have ended");
+    sub.expect_nothing(QUIET);
+}
