@@ -72,7 +72,7 @@ fn a_first_packet_other_than_connect_closes_the_connection() {
     let broker = Broker::start();
     let [sub_id, _] = ids_on_distinct_shards("first-not-connect");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("first/not/connect", 0)]);
+    sub.subscribe_ok(1, &[("first/not/connect", 0)]);
 
     let mut pinger = RawClient::tcp(broker.addr, V4, "pinger");
     pinger.send(&Packet::PingReq);
@@ -208,7 +208,7 @@ fn mqtt_3_1_clients_publish_and_subscribe() {
     let broker = Broker::start();
     let [a, b] = ids_on_distinct_shards("v3");
     let mut sub = RawClient::connect(broker.addr, V3, &a);
-    sub.subscribe_granted(1, &[("v3/t", 1)]);
+    sub.subscribe_ok(1, &[("v3/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &b);
     publisher.publish("v3/t", b"from-5.0", 1, false);
     let got = sub.expect_publish_acked();

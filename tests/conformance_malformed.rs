@@ -22,7 +22,7 @@ impl Bystanders {
     fn new(broker: &Broker) -> Self {
         let [p, s] = ids_on_distinct_shards("bystander");
         let mut subscriber = RawClient::connect(broker.addr, V4, &s);
-        subscriber.subscribe_granted(1, &[("healthy/t", 1)]);
+        subscriber.subscribe_ok(1, &[("healthy/t", 1)]);
         let publisher = RawClient::connect(broker.addr, V5, &p);
         let mut this = Self {
             publisher,

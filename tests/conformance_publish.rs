@@ -17,7 +17,7 @@ fn qos_round_trip_between_shards(version: ProtocolVersion) {
     // Both directions: shard 0 -> shard 1 and shard 1 -> shard 0.
     for (pub_id, sub_id) in [(&ids[0], &ids[1]), (&ids[1], &ids[0])] {
         let mut sub = RawClient::connect(broker.addr, version, sub_id);
-        sub.subscribe_granted(1, &[("rt/t", 2)]);
+        sub.subscribe_ok(1, &[("rt/t", 2)]);
         let mut publisher = RawClient::connect(broker.addr, version, pub_id);
         for level in 0..=2u8 {
             let payload = format!("{pub_id}-q{level}");
@@ -54,7 +54,7 @@ fn delivered_qos_is_the_minimum_of_publish_and_subscription_qos() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("minqos");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("min/0", 0), ("min/1", 1), ("min/2", 2)]);
+    sub.subscribe_ok(1, &[("min/0", 0), ("min/1", 1), ("min/2", 2)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     for sub_qos in 0..=2u8 {
         for pub_qos in 0..=2u8 {
@@ -80,10 +80,10 @@ fn a_duplicate_qos2_publish_before_pubrel_is_acknowledged_but_delivered_once() {
     let [pub_id, sub_id] = ids_on_distinct_shards("qos2dup");
     // One subscriber on the publisher's shard and one on the other.
     let mut remote = RawClient::connect(broker.addr, V4, &sub_id);
-    remote.subscribe_granted(1, &[("dup/t", 2)]);
+    remote.subscribe_ok(1, &[("dup/t", 2)]);
     let local_id = id_on_shard("qos2dup-local", home_shard(&pub_id, SHARDS));
     let mut local = RawClient::connect(broker.addr, V4, &local_id);
-    local.subscribe_granted(1, &[("dup/t", 1)]);
+    local.subscribe_ok(1, &[("dup/t", 1)]);
 
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     let first = publish_packet("dup/t", b"once", 2, Some(7), false);
@@ -148,7 +148,7 @@ fn messages_on_one_topic_arrive_in_the_order_they_were_published() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("order");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("order/q0", 0), ("order/q1", 1)]);
+    sub.subscribe_ok(1, &[("order/q0", 0), ("order/q1", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     const N: u16 = 300;
     let mut bytes = Vec::new();
@@ -260,7 +260,7 @@ fn route(topics: &[&str], filters: &[&str]) -> Vec<Vec<String>> {
         .enumerate()
         .map(|(i, f)| {
             let mut c = RawClient::connect(broker.addr, V4, &id_on_shard(&format!("wc{i}"), 1));
-            c.subscribe_granted(1, &[(f, 1)]);
+            c.subscribe_ok(1, &[(f, 1)]);
             c
         })
         .collect();
@@ -321,7 +321,7 @@ fn unsubscribe_is_acknowledged_and_stops_delivery() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("unsub");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("u/+", 1), ("u/keep", 0)]);
+    sub.subscribe_ok(1, &[("u/+", 1), ("u/keep", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("u/x", b"1", 1, false);
     sub.expect_publish_acked();
@@ -353,8 +353,8 @@ fn a_resubscription_replaces_the_existing_one_without_duplicates() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("resub");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("r/t", 0)]);
-    sub.subscribe_granted(2, &[("r/t", 1)]);
+    sub.subscribe_ok(1, &[("r/t", 0)]);
+    sub.subscribe_ok(2, &[("r/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("r/t", b"x", 1, false);
     let got = collect_publishes(&mut sub, QUIET);
@@ -427,9 +427,9 @@ fn a_5_0_publisher_reaches_a_3_1_1_subscriber_and_back() {
     let broker = Broker::start();
     let [a, b] = ids_on_distinct_shards("mixed");
     let mut v4 = RawClient::connect(broker.addr, V4, &a);
-    v4.subscribe_granted(1, &[("mixed/to4", 1)]);
+    v4.subscribe_ok(1, &[("mixed/to4", 1)]);
     let mut v5 = RawClient::connect(broker.addr, V5, &b);
-    v5.subscribe_granted(1, &[("mixed/to5", 1)]);
+    v5.subscribe_ok(1, &[("mixed/to5", 1)]);
     let mut with_props = publish_packet("mixed/to4", b"hello4", 1, Some(3), false);
     if let Packet::Publish(p) = &mut with_props {
         p.properties.content_type = Some(mqtt_string("text/plain"));

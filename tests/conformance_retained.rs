@@ -19,7 +19,7 @@ fn a_retained_message_is_delivered_on_subscribe_with_retain_1() {
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("ret/a", b"kept", 1, true);
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("ret/a", 1)]);
+    sub.subscribe_ok(1, &[("ret/a", 1)]);
     let got = sub.expect_publish_acked();
     assert_eq!(got.topic.as_str(), "ret/a");
     assert_eq!(&got.payload[..], b"kept");
@@ -44,7 +44,7 @@ fn retained_messages_are_visible_to_subscribers_on_every_shard() {
             for version in [V4, V5] {
                 let id = id_on_shard(&format!("rs{pub_shard}-{version:?}"), sub_shard);
                 let mut sub = RawClient::connect(broker.addr, version, &id);
-                sub.subscribe_granted(1, &[(&t, 0)]);
+                sub.subscribe_ok(1, &[(&t, 0)]);
                 let got = sub.expect_publish_acked();
                 assert_eq!(
                     payload_str(&got),
@@ -67,7 +67,7 @@ fn wildcard_subscribers_receive_every_matching_retained_message() {
         publisher.publish(t, t.as_bytes(), 1, true);
     }
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("w/+/x", 1)]);
+    sub.subscribe_ok(1, &[("w/+/x", 1)]);
     let mut topics: Vec<String> = collect_publishes(&mut sub, QUIET)
         .iter()
         .inspect(|p| assert!(p.retain, "{p:?}"))
@@ -77,7 +77,7 @@ fn wildcard_subscribers_receive_every_matching_retained_message() {
     assert_eq!(topics, ["w/1/x", "w/2/x"]);
 
     let mut all = RawClient::connect(broker.addr, V4, &format!("{sub_id}-all"));
-    all.subscribe_granted(1, &[("#", 0)]);
+    all.subscribe_ok(1, &[("#", 0)]);
     assert_eq!(collect_publishes(&mut all, QUIET).len(), 5);
 }
 
@@ -92,7 +92,7 @@ fn a_new_retained_message_replaces_the_old_one() {
     publisher.publish("rep/t", b"second", 0, true);
     publisher.ping();
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("rep/t", 1)]);
+    sub.subscribe_ok(1, &[("rep/t", 1)]);
     let got = collect_publishes(&mut sub, QUIET);
     let payloads: Vec<String> = got.iter().map(payload_str).collect();
     assert_eq!(payloads, ["second"]);
@@ -108,7 +108,7 @@ fn a_publish_without_retain_leaves_the_retained_message_alone() {
     publisher.publish("keep/t", b"live", 1, false);
     publisher.publish("keep/t", b"", 1, false);
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("keep/t", 1)]);
+    sub.subscribe_ok(1, &[("keep/t", 1)]);
     let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
         .iter()
         .map(payload_str)
@@ -124,7 +124,7 @@ fn an_empty_retained_payload_deletes_the_retained_message_and_is_still_delivered
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("retdel");
     let mut live = RawClient::connect(broker.addr, V4, &sub_id);
-    live.subscribe_granted(1, &[("del/t", 1)]);
+    live.subscribe_ok(1, &[("del/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("del/t", b"doomed", 1, true);
     assert_eq!(&live.expect_publish_acked().payload[..], b"doomed");
@@ -137,7 +137,7 @@ fn an_empty_retained_payload_deletes_the_retained_message_and_is_still_delivered
     assert!(!deletion.retain, "[MQTT-3.3.1-9] live delivery RETAIN 0");
 
     let mut late = RawClient::connect(broker.addr, V4, &format!("{sub_id}-late"));
-    late.subscribe_granted(1, &[("del/t", 1)]);
+    late.subscribe_ok(1, &[("del/t", 1)]);
     late.expect_nothing(QUIET);
 }
 
@@ -147,7 +147,7 @@ fn live_delivery_of_a_retained_publish_to_an_existing_subscriber_has_retain_0() 
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("retlive");
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("live/t", 2)]);
+    sub.subscribe_ok(1, &[("live/t", 2)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     for level in 0..=2 {
         publisher.publish("live/t", b"x", level, true);
@@ -168,8 +168,8 @@ fn retained_delivery_on_subscribe_uses_the_minimum_qos() {
     publisher.publish("rq/2", b"two", 2, true);
     publisher.publish("rq/0", b"zero", 0, true);
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
-    sub.subscribe_granted(1, &[("rq/2", 1)]);
+    sub.subscribe_ok(1, &[("rq/2", 1)]);
     assert_eq!(sub.expect_publish_acked().qos as u8, 1);
-    sub.subscribe_granted(2, &[("rq/0", 2)]);
+    sub.subscribe_ok(2, &[("rq/0", 2)]);
     assert_eq!(sub.expect_publish_acked().qos as u8, 0);
 }

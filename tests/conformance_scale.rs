@@ -18,7 +18,7 @@ fn two_hundred_clients_each_receive_their_own_and_the_broadcast_message() {
         .map(|i| {
             let version = if i % 2 == 0 { V4 } else { V5 };
             let mut c = RawClient::connect(broker.addr, version, &format!("many-{i}"));
-            c.subscribe_granted(1, &[(&format!("many/{i}"), 1), ("many/all", 0)]);
+            c.subscribe_ok(1, &[(&format!("many/{i}"), 1), ("many/all", 0)]);
             c
         })
         .collect();
@@ -58,7 +58,7 @@ fn sigterm_closes_every_connection_and_exits_0() {
         .map(|i| {
             let version = if i % 2 == 0 { V4 } else { V5 };
             let mut c = RawClient::connect(broker.addr, version, &format!("term-{i}"));
-            c.subscribe_granted(1, &[("term/t", 1)]);
+            c.subscribe_ok(1, &[("term/t", 1)]);
             c
         })
         .collect();

@@ -34,7 +34,7 @@ fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards(&format!("persist-{version:?}"));
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
-    sub.subscribe_granted(1, &[("p/q1", 1), ("p/q2", 2)]);
+    sub.subscribe_ok(1, &[("p/q1", 1), ("p/q2", 2)]);
     sub.disconnect();
 
     let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
@@ -79,7 +79,7 @@ fn unacked_qos1_is_redelivered_with_dup(version: ProtocolVersion) {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards(&format!("redeliver-{version:?}"));
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
-    sub.subscribe_granted(1, &[("rd/t", 1)]);
+    sub.subscribe_ok(1, &[("rd/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
     publisher.publish("rd/t", b"unacked", 1, false);
     let first = sub.expect_publish();
@@ -118,7 +118,7 @@ fn an_unacknowledged_qos2_publish_and_pubrel_are_resent_on_reconnect() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("qos2resend");
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
-    sub.subscribe_granted(1, &[("q2/t", 2)]);
+    sub.subscribe_ok(1, &[("q2/t", 2)]);
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("q2/t", b"a", 2, false);
     publisher.publish("q2/t", b"b", 2, false);
@@ -170,7 +170,7 @@ fn a_clean_session_discards_subscriptions_and_queued_messages_3_1_1() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("clean");
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
-    sub.subscribe_granted(1, &[("c/t", 1)]);
+    sub.subscribe_ok(1, &[("c/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
     publisher.publish("c/t", b"queued", 1, false);
@@ -189,7 +189,7 @@ fn clean_start_discards_the_session_in_5_0() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("clean5");
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V5, &sub_id));
-    sub.subscribe_granted(1, &[("c5/t", 1)]);
+    sub.subscribe_ok(1, &[("c5/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("c5/t", b"queued", 1, false);
@@ -212,7 +212,7 @@ fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
     let [pub_id, sub_id] = ids_on_distinct_shards("expiry0");
     let (mut sub, _) =
         RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
-    sub.subscribe_granted(1, &[("e0/t", 1)]);
+    sub.subscribe_ok(1, &[("e0/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("e0/t", b"nobody", 1, false);

@@ -13,7 +13,7 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 /// A watcher subscribed to `will/#` at QoS 1, homed on `shard`.
 fn watcher(broker: &Broker, shard: usize, name: &str) -> RawClient {
     let mut w = RawClient::connect(broker.addr, V4, &id_on_shard(name, shard));
-    w.subscribe_granted(1, &[("will/#", 1)]);
+    w.subscribe_ok(1, &[("will/#", 1)]);
     w
 }
 
@@ -112,7 +112,7 @@ fn a_will_with_retain_is_stored_as_a_retained_message() {
     client.drop_connection();
     std::thread::sleep(Duration::from_millis(300));
     let mut late = RawClient::connect(broker.addr, V4, &a);
-    late.subscribe_granted(1, &[("wret/status", 1)]);
+    late.subscribe_ok(1, &[("wret/status", 1)]);
     let got = late.expect_publish_acked();
     assert_eq!(&got.payload[..], b"offline");
     assert!(
@@ -131,7 +131,7 @@ fn a_will_without_retain_is_not_stored() {
     client.drop_connection();
     std::thread::sleep(Duration::from_millis(300));
     let mut late = RawClient::connect(broker.addr, V4, &a);
-    late.subscribe_granted(1, &[("wnoret/status", 1)]);
+    late.subscribe_ok(1, &[("wnoret/status", 1)]);
     late.expect_nothing(QUIET);
 }
 
@@ -182,7 +182,7 @@ fn pingreq_gets_pingresp_and_keeps_the_connection_alive() {
     let [pub_id, sub_id] = ids_on_distinct_shards("pinger");
     let connect = ConnectBuilder::new(V4, &sub_id).keep_alive(1);
     let (mut client, _) = RawClient::connect_with(broker.addr, connect);
-    client.subscribe_granted(1, &[("ping/t", 0)]);
+    client.subscribe_ok(1, &[("ping/t", 0)]);
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(3200) {
         std::thread::sleep(Duration::from_millis(700));
@@ -234,7 +234,7 @@ fn the_new_connection_gets_the_subscriptions_after_a_takeover() {
     let [pub_id, id] = ids_on_distinct_shards("takeover-sub");
     let (mut old, _) =
         RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &id).clean(false));
-    old.subscribe_granted(1, &[("to/t", 1)]);
+    old.subscribe_ok(1, &[("to/t", 1)]);
     let (mut new, ack) =
         RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &id).clean(false));
     assert!(
