@@ -73,7 +73,8 @@ fn refused_on(
         client.send_bytes(bad);
         if version == V5 {
             let sent = client.expect_closed_maybe_disconnect(PROMPT, reasons);
-            eprintln!("5.0 refusal of {bad:02x?}: DISCONNECT {sent:?}");
+            let head = &bad[..bad.len().min(8)];
+            eprintln!("5.0 refusal of {head:02x?}...: DISCONNECT {sent:?}");
         } else {
             client.expect_closed(PROMPT);
         }
