@@ -442,3 +442,27 @@ fn a_5_0_publisher_reaches_a_3_1_1_subscriber_and_back() {
     let got = v5.expect_publish_acked();
     assert_eq!(&got.payload[..], b"hello5");
 }
+
+#[test]
+fn overlapping_subscriptions_deliver_at_the_highest_matching_qos() {
+    // [MQTT-3.3.5-1] (3.1.1): with overlapping subscriptions the message is delivered
+    // respecting the maximum QoS of all matching subscriptions (5.0 allows one copy per
+    // subscription; then one copy must carry it).
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let [pub_id, sub_id] = ids_on_distinct_shards(&format!("overlap-{version:?}"));
+        let mut sub = RawClient::connect(broker.addr, version, &sub_id);
+        sub.subscribe_ok(1, &[("ov/#", 0), ("ov/+/x", 2), ("ov/a/x", 1)]);
+        let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+        publisher.publish("ov/a/x", b"m", 2, false);
+        let got = collect_publishes(&mut sub, QUIET);
+        assert!(!got.is_empty(), "{version:?}: not delivered");
+        assert!(
+            got.iter().any(|p| p.qos == QoS::ExactlyOnce),
+            "{version:?}: no copy at QoS 2: {got:?}"
+        );
+        if version == V4 {
+            assert!(got.len() <= 3, "{version:?}: {} copies", got.len());
+        }
+    }
+}

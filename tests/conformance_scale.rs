@@ -80,3 +80,50 @@ fn sigterm_closes_every_connection_and_exits_0() {
         "exit status after SIGTERM: {status:?}"
     );
 }
+
+#[test]
+fn a_subscriber_that_stops_reading_does_not_stall_the_publisher_or_other_subscribers() {
+    // Back-pressure must stay per connection: a stuck QoS 0 subscriber loses its own messages
+    // (or is disconnected) while everyone else keeps flowing.
+    let broker = Broker::start();
+    let [pub_id, good_id] = ids_on_distinct_shards("slow");
+    let stuck_id = id_on_shard("slow-stuck", home_shard(&good_id, SHARDS));
+    let mut stuck = RawClient::connect(broker.addr, V4, &stuck_id);
+    stuck.subscribe_ok(1, &[("flood/t", 0)]);
+    let mut good = RawClient::connect(broker.addr, V4, &good_id);
+    good.subscribe_ok(1, &[("flood/t", 0), ("flood/end", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+
+    let payload = vec![b'x'; 4096];
+    let started = std::time::Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut count = 0usize;
+        loop {
+            match good.recv(Duration::from_secs(5)) {
+                Recv::Packet(Packet::Publish(p)) if p.topic.as_str() == "flood/end" => {
+                    good.ack(&p);
+                    return count;
+                }
+                Recv::Packet(Packet::Publish(_)) => count += 1,
+                other => panic!("good subscriber: {other:?} after {count} messages"),
+            }
+        }
+    });
+    // 8000 x 4 KiB = 32 MiB: far beyond any socket buffer and the 2 MiB outbound limit.
+    for _ in 0..8000 {
+        publisher.send(&publish_packet("flood/t", &payload, 0, None, false));
+    }
+    publisher.publish("flood/end", b"end", 1, false);
+    publisher.ping();
+    let count = reader
+        .join()
+        .unwrap_or_else(|_| panic!("the good subscriber failed"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "flood took {:?}",
+        started.elapsed()
+    );
+    eprintln!("good subscriber received {count} of 8000 flood messages");
+    assert!(count > 0, "the good subscriber received nothing");
+    drop(stuck);
+}
