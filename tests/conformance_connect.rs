@@ -2,7 +2,7 @@
 //! real `ringmq` binary: protocol levels, refused levels, packet order, client identifiers,
 //! Session Present, and interop with rumqttc.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use support::*;

@@ -3,7 +3,7 @@
 //! DISCONNECT with the matching reason code, if one is sent; never any other packet) while a
 //! well-behaved publisher and subscriber on the same broker keep working.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use support::*;

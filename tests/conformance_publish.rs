@@ -2,7 +2,7 @@
 //! flows in both directions and across shards, the delivered QoS, QoS 2 exactly-once, ordering,
 //! SUBACK codes, wildcards and `$` topics, UNSUBSCRIBE, and rumqttc interop (3.1.1 and 5.0).
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::packet::{PubResp, Publish, Unsubscribe};
 use ringmq::protocol::{Packet, Properties, ProtocolVersion, QoS, ReasonCode};

@@ -2,7 +2,7 @@
 //! `ringmq` binary: storage, delivery on subscribe with RETAIN 1, wildcard subscribers,
 //! replacement, deletion by an empty payload, and visibility across shards.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::ProtocolVersion;
 use support::*;

@@ -1,7 +1,7 @@
 //! Conformance at the process level against the real `ringmq` binary: many concurrent clients
 //! on all shards, and graceful shutdown on SIGTERM.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use std::time::Duration;

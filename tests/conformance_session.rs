@@ -2,7 +2,7 @@
 //! the real `ringmq` binary: subscriptions and offline messages kept across reconnects,
 //! redelivery of unacknowledged messages, and clean sessions discarding state.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::packet::PubResp;
 use ringmq::protocol::{Packet, ProtocolVersion, QoS};

@@ -3,7 +3,7 @@
 //! options (No Local, Retain As Published, Retain Handling), property forwarding, message
 //! expiry, will delay, Server Keep Alive and UNSUBACK reason codes.
 
-mod support;
+pub mod support;
 
 use bytes::Bytes;
 use ringmq::protocol::packet::{

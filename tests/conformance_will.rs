@@ -1,7 +1,7 @@
 //! Conformance of will messages, keep alive and session takeover (MQTT 3.1.1 / 5.0 sections
 //! 3.1.2.5, 3.1.2.10, 3.1.4, 3.12, 3.14) against the real `ringmq` binary.
 
-mod support;
+pub mod support;
 
 use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use std::time::{Duration, Instant};

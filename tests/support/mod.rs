@@ -1,11 +1,7 @@
 //! Shared support for the MQTT conformance suites (`tests/conformance_*.rs`): starting and
 //! stopping the real `ringmq` binary, client ids pinned to a home shard, a raw-socket MQTT
 //! client built on our own codec, and a thread-driven rumqttc client for interop checks.
-
-#![allow(
-    dead_code,
-    reason = "each conformance test binary uses a different subset of the helpers"
-)]
+//! Each suite includes it as `pub mod support;` so helpers it does not use are not dead code.
 
 use bytes::{Bytes, BytesMut};
 use ringmq::protocol::packet::{
