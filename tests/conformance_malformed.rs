@@ -365,3 +365,14 @@ fn garbage_bytes_after_connect_close_the_connection_and_the_broker_survives() {
     }
     broker.assert_alive();
 }
+
+#[test]
+fn a_3_1_1_connect_with_a_password_but_no_user_name_is_refused() {
+    // [MQTT-3.1.2-22] 3.1.1: if the User Name Flag is 0, the Password Flag must be 0.
+    let mut bytes = vec![
+        0x10, 0, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x42, 0, 0, 0, 1, b'x',
+    ];
+    bytes.extend([0, 2, b'p', b'w']);
+    bytes[1] = (bytes.len() - 2) as u8;
+    connect_refused(V4, &bytes);
+}

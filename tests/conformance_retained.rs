@@ -173,3 +173,32 @@ fn retained_delivery_on_subscribe_uses_the_minimum_qos() {
     sub.subscribe_ok(2, &[("rq/0", 2)]);
     assert_eq!(sub.expect_publish_acked().qos as u8, 0);
 }
+
+#[test]
+fn retained_messages_are_matched_with_the_same_wildcard_rules_as_live_ones() {
+    // [MQTT-3.3.1-6] with [MQTT-4.7.1-2] (`#` includes the parent), [MQTT-4.7.1-3] (`+`
+    // matches an empty level) and [MQTT-4.7.2-1] (no `$` topic for a leading wildcard).
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V4, &id_on_shard("retrules-pub", 0));
+    for t in ["r", "r/a", "r//b", "r/a/b", "$r/a"] {
+        publisher.publish(t, t.as_bytes(), 1, true);
+    }
+    let cases: [(&str, &[&str]); 6] = [
+        ("r/#", &["r", "r//b", "r/a", "r/a/b"]),
+        ("r/+/b", &["r//b", "r/a/b"]),
+        ("#", &["r", "r//b", "r/a", "r/a/b"]),
+        ("+/a", &["r/a"]),
+        ("+/+", &["r/a"]),
+        ("$r/#", &["$r/a"]),
+    ];
+    for (i, (f, want)) in cases.into_iter().enumerate() {
+        let mut sub = RawClient::connect(broker.addr, V4, &id_on_shard(&format!("rr{i}"), 1));
+        sub.subscribe_ok(1, &[(f, 1)]);
+        let mut got: Vec<String> = collect_publishes(&mut sub, QUIET)
+            .iter()
+            .map(|p| p.topic.as_str().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "retained messages for {f}");
+    }
+}

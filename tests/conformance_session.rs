@@ -221,3 +221,24 @@ fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
     assert!(!ack.session_present, "the session must have ended");
     sub.expect_nothing(QUIET);
 }
+
+#[test]
+fn unacknowledged_messages_move_to_the_connection_that_takes_the_session_over() {
+    // [MQTT-3.1.4-2] takeover with CleanSession 0 keeps the session; [MQTT-4.4.0-1] its
+    // unacknowledged QoS 1 PUBLISH is resent on the new connection with DUP 1.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("takeover-inflight");
+    let (mut old, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    old.subscribe_ok(1, &[("ti/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("ti/t", b"pending", 1, false);
+    let first = old.expect_publish();
+    let mut new = resume(&broker, V4, &sub_id);
+    old.expect_closed(PROMPT);
+    let again = new.expect_publish();
+    assert_eq!(&again.payload[..], b"pending");
+    assert_eq!(again.packet_id, first.packet_id);
+    assert!(again.dup, "[MQTT-3.3.1-1]");
+    new.ack(&again);
+    new.expect_nothing(QUIET);
+}
