@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use ringmq::config::{Config, ConfigError, MAX_SHARDS};
-use ringmq::runtime::{self, ShardSetup};
+use ringmq::runtime;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -48,20 +48,6 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Stand-in until the shard lands: accepts connections and closes them at once.
-async fn placeholder_shard(setup: ShardSetup<()>) {
-    loop {
-        monoio::select! {
-            _ = setup.shutdown.wait() => return,
-            accepted = setup.listener.accept() => {
-                if let Err(e) = accepted {
-                    eprintln!("ringmq[shard {}]: accept failed: {e}", setup.id);
-                }
-            }
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match load_config(&cli) {
@@ -75,7 +61,7 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    match runtime::run(config, placeholder_shard) {
+    match runtime::run(config, ringmq::shard::run) {
         Ok(()) => {
             eprintln!("ringmq: stopped");
             ExitCode::SUCCESS

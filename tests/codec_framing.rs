@@ -1,7 +1,7 @@
 //! The framing contract of `decode`, `encode` and `encoded_len`: partial input, the maximum
 //! packet size, fixed-header checks, the version rules, and errors mapped to reason codes.
 
-mod common;
+pub mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;

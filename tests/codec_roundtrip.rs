@@ -1,7 +1,7 @@
 //! Property tests: every generated packet of every type and version encodes to exactly
 //! `encoded_len` bytes, decodes back to itself, and is not decoded from any proper prefix.
 
-mod common;
+pub mod common;
 
 use bytes::BytesMut;
 use common::*;

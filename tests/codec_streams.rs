@@ -3,7 +3,7 @@
 //! bytes when it returns `Ok(None)`, return the same packets however the stream is chunked,
 //! and every packet it returns must re-encode and decode back to itself.
 
-mod common;
+pub mod common;
 
 use bytes::BytesMut;
 use common::*;

@@ -162,6 +162,7 @@ fn decode_frame(
         }
         14 => Packet::Disconnect(control::decode_disconnect(r, version)?),
         15 => Packet::Auth(control::decode_auth(r)?),
+        // Type 0 never passes the fixed-header check and PUBLISH (3) is decoded before this.
         _ => return Err(DecodeError::ReservedPacketType),
     })
 }

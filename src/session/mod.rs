@@ -1,1 +1,681 @@
-//! (lands with the broker issue)
+//! The per-client MQTT session state machine, sans-IO: packets and routed messages in, actions
+//! out. It owns one client's subscriptions, outbound in-flight window, offline queue, inbound
+//! QoS 2 state and will; it never touches a socket or reads the clock (the shard owns both).
+
+mod message;
+
+pub use message::Message;
+
+use crate::protocol::{
+    Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, PubResp, Publish, QoS,
+    ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
+    Unsubscribe,
+};
+use hashbrown::{HashMap, HashSet};
+use std::collections::VecDeque;
+
+/// Bounds of one session, from the broker config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most QoS 1/2 PUBLISHes in flight to the client (also capped by its Receive Maximum).
+    pub max_inflight: u16,
+    /// Most messages waiting for a window slot or for the client to come back.
+    pub max_queued_messages: usize,
+    /// Most topic + payload bytes those queued messages may hold.
+    pub max_queued_bytes: usize,
+    /// Most inbound QoS 2 packet ids awaiting PUBREL (the Receive Maximum we grant).
+    pub max_inbound_qos2: u16,
+    /// Topic Alias Maximum granted to 5.0 clients (0: aliases refused).
+    pub topic_alias_maximum: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_inbound_qos2: 64,
+            topic_alias_maximum: 16,
+        }
+    }
+}
+
+/// What the shard must do after the session handled a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "actions live in one reused Vec per shard; boxing would allocate per packet"
+)]
+pub enum Action {
+    /// Write this control packet to the client.
+    Send(Packet),
+    /// Route this message (from the client's PUBLISH) to subscribers and the retained store.
+    Route(Message),
+    /// Write this PUBLISH to the client (a resend or a message released from the queue).
+    Deliver(Outgoing),
+    /// Add the subscription to the trie; `is_new` tells Retain Handling 1 apart.
+    Subscribe {
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        is_new: bool,
+    },
+    /// Remove the session's subscription for this filter from the trie.
+    Unsubscribe(TopicFilter),
+    /// Close the connection; first send a 5.0 DISCONNECT with `reason` if there is one.
+    Close {
+        reason: Option<ReasonCode>,
+        publish_will: bool,
+    },
+}
+
+/// One PUBLISH to write to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// QoS and retain flag already set for this subscriber.
+    pub msg: Message,
+    pub packet_id: Option<PacketId>,
+    pub dup: bool,
+}
+
+impl Outgoing {
+    pub fn to_packet(&self) -> Packet {
+        Packet::Publish(self.msg.to_publish(self.packet_id, self.dup))
+    }
+}
+
+/// What `deliver` did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Write it now as a PUBLISH with this QoS and packet id.
+    Send {
+        qos: QoS,
+        packet_id: Option<PacketId>,
+    },
+    /// Held in the session queue until a window slot frees or the client returns.
+    Queued,
+    /// Not delivered (counted in `Stats`).
+    Dropped,
+}
+
+/// Counters of messages the session did not deliver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// QoS 0 messages dropped because the client was offline or its outbound buffer full.
+    pub dropped_qos0: u64,
+    /// QoS 1/2 messages dropped because the queue was at its bound.
+    pub dropped_queue_full: u64,
+    /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+    pub dropped_too_large: u64,
+    /// Messages whose Message Expiry Interval ran out while queued [MQTT-3.3.2-5].
+    pub expired: u64,
+}
+
+/// Why the shard did not write a message `deliver` or the queue handed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    TooLarge,
+    Expired,
+}
+
+/// An outbound QoS 1/2 exchange not yet finished.
+#[derive(Debug, Clone)]
+struct InFlight {
+    /// Allocation order, used to detect packet id wrap-around cheaply.
+    seq: u64,
+    packet_id: PacketId,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    /// PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published(Message),
+    /// PUBREL sent, awaiting PUBCOMP.
+    Released,
+}
+
+/// The largest packet id; ids run 1..=65535.
+const PACKET_ID_SPACE: u64 = 65_535;
+
+/// One client's session. Lives in its home shard while the client is connected and, for a
+/// persistent session, after it disconnects.
+#[derive(Debug)]
+pub struct Session {
+    client_id: String,
+    version: ProtocolVersion,
+    /// Whether the session outlives the network connection.
+    persistent: bool,
+    /// Seconds the session outlives it (5.0 Session Expiry Interval; 3.1.1: `u32::MAX`).
+    expiry_interval: u32,
+    connected: bool,
+    /// The shard clears this while the client's outbound buffer is over its cap.
+    writable: bool,
+    keep_alive: u16,
+    will: Option<LastWill>,
+    subscriptions: HashMap<TopicFilter, SubscriptionOptions>,
+    inflight: VecDeque<InFlight>,
+    /// min(config max_inflight, client Receive Maximum).
+    window: usize,
+    next_seq: u64,
+    queue: VecDeque<Message>,
+    queued_bytes: usize,
+    inbound_qos2: HashSet<u16>,
+    /// Inbound topic aliases of the current connection, index alias - 1.
+    topic_aliases: Vec<Option<TopicName>>,
+    /// The client's Maximum Packet Size (5.0), if it set one.
+    max_packet_size: Option<u32>,
+    limits: Limits,
+    stats: Stats,
+}
+
+impl Session {
+    /// A fresh session for an accepted CONNECT (client id already assigned if it was empty).
+    pub fn new(client_id: String, connect: &Connect, limits: Limits) -> Self {
+        let mut session = Self {
+            client_id,
+            version: connect.version,
+            persistent: false,
+            expiry_interval: 0,
+            connected: false,
+            writable: true,
+            keep_alive: 0,
+            will: None,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            window: 1,
+            next_seq: 0,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inbound_qos2: HashSet::new(),
+            topic_aliases: Vec::new(),
+            max_packet_size: None,
+            limits,
+            stats: Stats::default(),
+        };
+        session.attach(connect);
+        session
+    }
+
+    /// Reattaches a returning client to this persistent session; pushes the resends
+    /// [MQTT-4.4.0-1] and then the queued messages the window allows.
+    pub fn resume(&mut self, connect: &Connect, out: &mut Vec<Action>) {
+        self.attach(connect);
+        self.resend_inflight(out);
+        self.release_queue(out);
+    }
+
+    fn attach(&mut self, connect: &Connect) {
+        self.version = connect.version;
+        self.persistent = Self::wants_persistence(connect);
+        self.expiry_interval = match connect.version {
+            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
+            _ if self.persistent => u32::MAX,
+            _ => 0,
+        };
+        self.connected = true;
+        self.writable = true;
+        self.keep_alive = connect.keep_alive;
+        self.will = connect.will.clone();
+        let receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
+        self.window = usize::from(receive_maximum.min(self.limits.max_inflight).max(1));
+        self.max_packet_size = connect.properties.maximum_packet_size;
+        // Topic aliases live as long as the network connection [MQTT-3.3.2-7].
+        self.topic_aliases.clear();
+        // Inbound QoS 2 state belongs to the session; a 3.1.1 client that reconnects may
+        // resend a PUBLISH it never saw PUBREC for, which must still not be routed twice.
+    }
+
+    /// 3.1.1: Clean Session 0. 5.0: a non-zero Session Expiry Interval (section 3.1.2.11.2).
+    pub fn wants_persistence(connect: &Connect) -> bool {
+        match connect.version {
+            ProtocolVersion::V5 => connect
+                .properties
+                .session_expiry_interval
+                .is_some_and(|secs| secs > 0),
+            _ => !connect.clean_start,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Seconds the session outlives its connection; `u32::MAX` means it never expires.
+    pub fn expiry_interval(&self) -> u32 {
+        self.expiry_interval
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn max_packet_size(&self) -> Option<u32> {
+        self.max_packet_size
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&TopicFilter, &SubscriptionOptions)> {
+        self.subscriptions.iter()
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The 5.0 Will Delay Interval of the current will, in seconds (0: publish at once).
+    pub fn will_delay(&self) -> u32 {
+        self.will
+            .as_ref()
+            .and_then(|w| w.properties.will_delay_interval)
+            .unwrap_or(0)
+    }
+
+    /// The network connection is gone. Returns the will to publish if `publish_will`
+    /// (the shard decides: never after a normal DISCONNECT [MQTT-3.14.4-3]).
+    pub fn detach(&mut self, publish_will: bool) -> Option<Message> {
+        self.connected = false;
+        self.writable = false;
+        let will = self.will.take();
+        if publish_will {
+            will.map(Message::from_will)
+        } else {
+            None
+        }
+    }
+
+    /// Handles one packet from the client.
+    pub fn on_packet(&mut self, packet: Packet, out: &mut Vec<Action>) {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish, out),
+            Packet::PubAck(resp) => self.on_puback(resp, out),
+            Packet::PubRec(resp) => self.on_pubrec(resp, out),
+            Packet::PubRel(resp) => self.on_pubrel(resp, out),
+            Packet::PubComp(resp) => self.on_pubcomp(resp, out),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe, out),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe, out),
+            Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
+            Packet::Disconnect(disconnect) => self.on_disconnect(disconnect, out),
+            // A second CONNECT is a protocol violation [MQTT-3.1.0-2]; so is any packet only
+            // a server sends, and AUTH (no enhanced authentication is offered).
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp
+            | Packet::Auth(_) => self.protocol_error(ReasonCode::ProtocolError, out),
+        }
+    }
+
+    fn protocol_error(&mut self, reason: ReasonCode, out: &mut Vec<Action>) {
+        out.push(Action::Close {
+            reason: Some(reason),
+            publish_will: true,
+        });
+    }
+
+    fn on_publish(&mut self, mut publish: Publish, out: &mut Vec<Action>) {
+        if let Err(reason) = self.resolve_topic_alias(&mut publish) {
+            return self.protocol_error(reason, out);
+        }
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
+            (QoS::AtLeastOnce, Some(id)) => {
+                out.push(Action::Route(Message::from_publish(publish)));
+                out.push(Action::Send(Packet::PubAck(PubResp::new(id))));
+            }
+            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, out),
+            (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
+        }
+    }
+
+    /// Replaces a 5.0 Topic Alias by its topic, or records a new mapping (section 3.3.2.3.4).
+    fn resolve_topic_alias(&mut self, publish: &mut Publish) -> Result<(), ReasonCode> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return if publish.topic.is_empty() {
+                Err(ReasonCode::ProtocolError)
+            } else {
+                Ok(())
+            };
+        };
+        // [MQTT-3.3.2-8] / [MQTT-3.3.2-9] 0 and values above our maximum are invalid.
+        let slot = usize::from(alias);
+        if slot == 0 || slot > usize::from(self.limits.topic_alias_maximum) {
+            return Err(ReasonCode::TopicAliasInvalid);
+        }
+        if self.topic_aliases.len() < slot {
+            self.topic_aliases
+                .resize(usize::from(self.limits.topic_alias_maximum), None);
+        }
+        let entry = &mut self.topic_aliases[slot - 1];
+        if publish.topic.is_empty() {
+            // Using an alias that has no mapping yet is a Protocol Error (section 3.3.2.3.4).
+            publish.topic = entry.clone().ok_or(ReasonCode::ProtocolError)?;
+        } else {
+            *entry = Some(publish.topic.clone());
+        }
+        Ok(())
+    }
+
+    /// Method B of [MQTT-4.3.3-2]: store the id, route once, answer PUBREC; a duplicate before
+    /// PUBREL is answered again but not routed again.
+    fn on_publish_qos2(&mut self, id: PacketId, publish: Publish, out: &mut Vec<Action>) {
+        if !self.inbound_qos2.contains(&id.get()) {
+            if self.inbound_qos2.len() >= usize::from(self.limits.max_inbound_qos2) {
+                // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than Receive Maximum.
+                return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, out);
+            }
+            self.inbound_qos2.insert(id.get());
+            out.push(Action::Route(Message::from_publish(publish)));
+        }
+        out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
+    }
+
+    fn on_puback(&mut self, resp: PubResp, out: &mut Vec<Action>) {
+        let id = resp.packet_id;
+        if let Some(i) = self.position(
+            id,
+            |s| matches!(s, Stage::Published(m) if m.qos == QoS::AtLeastOnce),
+        ) {
+            self.inflight.remove(i);
+            self.release_queue(out);
+        }
+    }
+
+    fn on_pubrec(&mut self, resp: PubResp, out: &mut Vec<Action>) {
+        let id = resp.packet_id;
+        let found = self.position(
+            id,
+            |s| matches!(s, Stage::Published(m) if m.qos == QoS::ExactlyOnce),
+        );
+        match found {
+            // A 5.0 PUBREC with an error reason ends the exchange (section 4.3.3): no PUBREL.
+            Some(i) if resp.reason.is_error() => {
+                self.inflight.remove(i);
+                self.release_queue(out);
+            }
+            Some(i) => {
+                if let Some(entry) = self.inflight.get_mut(i) {
+                    entry.stage = Stage::Released;
+                }
+                out.push(Action::Send(Packet::PubRel(PubResp::new(id))));
+            }
+            None => {
+                let mut pubrel = PubResp::new(id);
+                if self.version == ProtocolVersion::V5 {
+                    pubrel.reason = ReasonCode::PacketIdentifierNotFound;
+                }
+                out.push(Action::Send(Packet::PubRel(pubrel)));
+            }
+        }
+    }
+
+    fn on_pubrel(&mut self, resp: PubResp, out: &mut Vec<Action>) {
+        let id = resp.packet_id;
+        let known = self.inbound_qos2.remove(&id.get());
+        let mut pubcomp = PubResp::new(id);
+        if !known && self.version == ProtocolVersion::V5 {
+            pubcomp.reason = ReasonCode::PacketIdentifierNotFound;
+        }
+        out.push(Action::Send(Packet::PubComp(pubcomp)));
+    }
+
+    fn on_pubcomp(&mut self, resp: PubResp, out: &mut Vec<Action>) {
+        if let Some(i) = self.position(resp.packet_id, |s| matches!(s, Stage::Released)) {
+            self.inflight.remove(i);
+            self.release_queue(out);
+        }
+    }
+
+    /// Acknowledgements arrive almost always in order, so the scan ends at the front.
+    fn position(&self, id: PacketId, stage: impl Fn(&Stage) -> bool) -> Option<usize> {
+        self.inflight
+            .iter()
+            .position(|e| e.packet_id == id && stage(&e.stage))
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
+        let refuse_all = !subscribe.properties.subscription_identifiers.is_empty();
+        let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut granted = Vec::with_capacity(subscribe.subscriptions.len());
+        for sub in subscribe.subscriptions {
+            let reason = self.grant(&sub.filter, refuse_all);
+            reasons.push(reason);
+            if !reason.is_error() {
+                let is_new = self
+                    .subscriptions
+                    .insert(sub.filter.clone(), sub.options)
+                    .is_none();
+                granted.push(Action::Subscribe {
+                    filter: sub.filter,
+                    options: sub.options,
+                    is_new,
+                });
+            }
+        }
+        out.push(Action::Send(Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            properties: Default::default(),
+            reasons,
+        })));
+        out.append(&mut granted);
+    }
+
+    /// The SUBACK reason for one filter: the requested QoS is always granted; shared
+    /// subscriptions and subscription identifiers are not offered (CONNACK says so).
+    fn grant(&self, filter: &TopicFilter, refuse_all: bool) -> ReasonCode {
+        let v5 = self.version == ProtocolVersion::V5;
+        if refuse_all {
+            return ReasonCode::SubscriptionIdentifiersNotSupported;
+        }
+        if filter.levels().nth(crate::trie::MAX_LEVELS).is_some() {
+            return if v5 {
+                ReasonCode::TopicFilterInvalid
+            } else {
+                ReasonCode::UnspecifiedError
+            };
+        }
+        if filter.share_group().is_some() {
+            return if v5 {
+                ReasonCode::SharedSubscriptionsNotSupported
+            } else {
+                ReasonCode::UnspecifiedError
+            };
+        }
+        ReasonCode::Success
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in unsubscribe.filters {
+            if self.subscriptions.remove(&filter).is_some() {
+                reasons.push(ReasonCode::Success);
+                out.push(Action::Unsubscribe(filter));
+            } else {
+                reasons.push(ReasonCode::NoSubscriptionExisted);
+            }
+        }
+        if self.version != ProtocolVersion::V5 {
+            reasons.clear();
+        }
+        out.push(Action::Send(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            properties: Default::default(),
+            reasons,
+        })));
+    }
+
+    fn on_disconnect(&mut self, disconnect: Disconnect, out: &mut Vec<Action>) {
+        if let Some(secs) = disconnect.properties.session_expiry_interval {
+            self.persistent = secs > 0;
+            self.expiry_interval = secs;
+        }
+        // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it (5.0).
+        let publish_will = disconnect.reason == ReasonCode::DisconnectWithWillMessage;
+        if !publish_will {
+            self.will = None;
+        }
+        out.push(Action::Close {
+            reason: None,
+            publish_will,
+        });
+    }
+
+    /// The subscription options granted for `filter`, if subscribed.
+    pub fn subscription(&self, filter: &TopicFilter) -> Option<SubscriptionOptions> {
+        self.subscriptions.get(filter).copied()
+    }
+
+    /// Offers a routed message at QoS `qos` (already min(publish, subscription)) with the
+    /// retain flag the subscriber must see. QoS 0 is sent or dropped; QoS 1/2 takes a window
+    /// slot, or waits in the queue behind earlier messages.
+    pub fn deliver(&mut self, msg: &Message, qos: QoS, retain: bool) -> Delivery {
+        if qos == QoS::AtMostOnce {
+            if self.connected && self.writable {
+                return Delivery::Send {
+                    qos,
+                    packet_id: None,
+                };
+            }
+            self.stats.dropped_qos0 += 1;
+            return Delivery::Dropped;
+        }
+        if self.can_send_now() {
+            let packet_id = self.push_inflight(msg.for_subscriber(qos, retain));
+            return Delivery::Send {
+                qos,
+                packet_id: Some(packet_id),
+            };
+        }
+        self.enqueue(msg.for_subscriber(qos, retain))
+    }
+
+    /// Counts a message the shard did not write (too large for the client, or expired); for
+    /// QoS 1/2 it also takes back the window slot it was given.
+    pub fn discard(&mut self, packet_id: Option<PacketId>, why: Discard, out: &mut Vec<Action>) {
+        match why {
+            Discard::TooLarge => self.stats.dropped_too_large += 1,
+            Discard::Expired => self.stats.expired += 1,
+        }
+        let found =
+            packet_id.and_then(|id| self.position(id, |s| matches!(s, Stage::Published(_))));
+        if let Some(i) = found {
+            self.inflight.remove(i);
+            self.release_queue(out);
+        }
+    }
+
+    fn can_send_now(&self) -> bool {
+        self.connected
+            && self.writable
+            && self.queue.is_empty()
+            && self.inflight.len() < self.window
+    }
+
+    fn enqueue(&mut self, msg: Message) -> Delivery {
+        let size = msg.size();
+        let full = self.queue.len() >= self.limits.max_queued_messages
+            || self.queued_bytes + size > self.limits.max_queued_bytes;
+        if full {
+            self.stats.dropped_queue_full += 1;
+            return Delivery::Dropped;
+        }
+        self.queued_bytes += size;
+        self.queue.push_back(msg);
+        Delivery::Queued
+    }
+
+    fn push_inflight(&mut self, msg: Message) -> PacketId {
+        let (seq, packet_id) = self.allocate_packet_id();
+        self.inflight.push_back(InFlight {
+            seq,
+            packet_id,
+            stage: Stage::Published(msg),
+        });
+        packet_id
+    }
+
+    /// Ids are handed out in sequence; an id can still be in use only once the oldest
+    /// in-flight entry is a whole id space behind, so the scan is rare.
+    fn allocate_packet_id(&mut self) -> (u64, PacketId) {
+        loop {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let raw = u16::try_from(seq % PACKET_ID_SPACE + 1).unwrap_or(u16::MAX);
+            let Some(id) = PacketId::new(raw) else {
+                continue;
+            };
+            let may_collide = self
+                .inflight
+                .front()
+                .is_some_and(|oldest| seq - oldest.seq >= PACKET_ID_SPACE);
+            if !may_collide || !self.inflight.iter().any(|e| e.packet_id == id) {
+                return (seq, id);
+            }
+        }
+    }
+
+    /// The shard reports whether the client's outbound buffer has room; turning writable
+    /// releases queued messages into the window.
+    pub fn set_writable(&mut self, writable: bool, out: &mut Vec<Action>) {
+        let was = self.writable;
+        self.writable = writable;
+        if writable && !was {
+            self.release_queue(out);
+        }
+    }
+
+    fn release_queue(&mut self, out: &mut Vec<Action>) {
+        while self.connected && self.writable && self.inflight.len() < self.window {
+            let Some(msg) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= msg.size();
+            let packet_id = self.push_inflight(msg.clone());
+            out.push(Action::Deliver(Outgoing {
+                msg,
+                packet_id: Some(packet_id),
+                dup: false,
+            }));
+        }
+    }
+
+    /// [MQTT-4.4.0-1] on reconnect, unacknowledged PUBLISHes (DUP=1 [MQTT-3.3.1-1]) and
+    /// PUBRELs go out again with their original ids, in their original order.
+    fn resend_inflight(&mut self, out: &mut Vec<Action>) {
+        for entry in &self.inflight {
+            match &entry.stage {
+                Stage::Published(msg) => out.push(Action::Deliver(Outgoing {
+                    msg: msg.clone(),
+                    packet_id: Some(entry.packet_id),
+                    dup: true,
+                })),
+                Stage::Released => {
+                    out.push(Action::Send(Packet::PubRel(PubResp::new(entry.packet_id))))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,77 @@
-//! (lands with the broker issue)
+//! One shard: its connections, the sessions whose home it is, its subscription tries, its copy
+//! of the retained store, its timer wheel and its ends of the mesh. Single-threaded; the
+//! shard's tasks share one `Rc<RefCell<ShardState>>` and never hold a borrow across `.await`.
+//!
+//! - `state`: the shard's data and every decision (no sockets): connections and CONNECT in
+//!   `mod.rs`, `routing`, `peers` (mesh side), `timers`.
+//! - `encode`: encode-once fan-out of a PUBLISH to many subscribers.
+//! - `conn`: the only socket code: accept, CONNECT, handoff, reader and writer tasks.
+//! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
+
+mod conn;
+mod encode;
+mod run;
+mod state;
+
+pub use run::{run, serve};
+pub use state::{ConnId, Limits, ShardState};
+
+use crate::protocol::{Connect, TopicFilter};
+use crate::session::Message;
+use bytes::BytesMut;
+
+/// What crosses the mesh between shards.
+#[derive(Debug)]
+pub enum MeshMsg {
+    /// Deliver to the receiving shard's local subscribers (never forwarded again).
+    Publish(Message),
+    /// A retained PUBLISH: store (empty payload deletes) and deliver to local subscribers.
+    Retain(Message),
+    /// The sender's local trie gained its first (`add`) or lost its last subscriber for
+    /// `filter`.
+    Interest { filter: TopicFilter, add: bool },
+    /// A connection whose CONNECT arrived at a shard that is not the client id's home.
+    Handoff(Box<Handoff>),
+}
+
+/// A connection moving to its home shard, with what the accepting shard already read.
+#[derive(Debug)]
+pub struct Handoff {
+    pub stream: std::net::TcpStream,
+    pub connect: Box<Connect>,
+    /// Bytes read after the CONNECT (a client may pipeline packets behind it).
+    pub leftover: BytesMut,
+    /// The broker assigned the client id (5.0 then returns it in CONNACK).
+    pub assigned_id: bool,
+}
+
+/// The home shard of a client id: FNV-1a of its bytes modulo the shard count. Fixed (not
+/// randomly seeded) so every shard, and the tests, compute the same home.
+pub fn home_shard(client_id: &[u8], shards: usize) -> usize {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = client_id
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    // The modulo of a u64 by a usize shard count fits in usize.
+    (hash % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::home_shard;
+
+    #[test]
+    fn home_shard_is_fnv1a_and_stable() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(
+            home_shard(b"a", 1 << 20),
+            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 20)) as usize
+        );
+        assert_eq!(home_shard(b"client", 1), 0);
+        let homes: std::collections::HashSet<usize> = (0..64)
+            .map(|i| home_shard(format!("c{i}").as_bytes(), 4))
+            .collect();
+        assert_eq!(homes.len(), 4, "ids spread over every shard");
+    }
+}

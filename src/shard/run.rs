@@ -1,0 +1,133 @@
+//! The shard's tasks: accept loop, mesh drain, timer tick, overflow flush, and shutdown.
+
+use super::MeshMsg;
+use super::conn::{self, Shared};
+use super::state::{Limits, ShardState};
+use crate::mesh::MeshEnds;
+use crate::runtime::ShardSetup;
+use monoio::net::TcpListener;
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// How often a full peer ring is retried while messages wait in overflow.
+const OVERFLOW_RETRY: Duration = Duration::from_millis(1);
+/// Most mesh messages handled before yielding to connection tasks.
+const MESH_BATCH: usize = 256;
+/// How long shutdown waits for connections to flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The shard's main, for `runtime::run`.
+pub async fn run(setup: ShardSetup<MeshMsg>) {
+    let limits = Limits::from_config(&setup.config);
+    let shutdown = setup.shutdown.wait();
+    serve(setup.listener, setup.mesh, limits, shutdown).await;
+}
+
+/// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
+pub async fn serve(
+    listener: TcpListener,
+    mesh: MeshEnds<MeshMsg>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let state: Shared = Rc::new(RefCell::new(ShardState::new(mesh, limits, Instant::now())));
+    let max_connections = limits.max_connections;
+    monoio::spawn(mesh_task(state.clone()));
+    monoio::spawn(tick_task(state.clone(), limits.timer_tick));
+    monoio::spawn(overflow_task(state.clone()));
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = {
+            let mut accept = pin!(listener.accept());
+            poll_fn(|cx| {
+                if shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                accept.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        match accepted {
+            None => break,
+            Some(Ok((stream, _))) => {
+                // Over the limit the socket is closed at once (dropped).
+                if state.borrow().connection_count() < max_connections {
+                    monoio::spawn(conn::serve_accepted(state.clone(), stream));
+                }
+            }
+            // Out of descriptors and similar: back off briefly instead of spinning.
+            Some(Err(_)) => monoio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    drop(listener);
+    shut_down(&state).await;
+}
+
+async fn shut_down(state: &Shared) {
+    state.borrow_mut().shut_down();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while state.borrow().connection_count() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn mesh_task(state: Shared) {
+    loop {
+        wait_for_peers(&state).await;
+        loop {
+            let handled = state.borrow_mut().drain_mesh(MESH_BATCH);
+            let handoffs = state.borrow_mut().take_handoffs();
+            for handoff in handoffs {
+                monoio::spawn(conn::serve_handoff(state.clone(), handoff));
+            }
+            if handled < MESH_BATCH {
+                break;
+            }
+            crate::mesh::yield_now().await;
+        }
+    }
+}
+
+/// Awaits the shard's doorbell without holding a `RefCell` borrow across the await: each poll
+/// borrows briefly and polls a fresh `wait` future (a notification is never lost; the backlog
+/// case never arises because `mesh_task` drains until a short batch).
+async fn wait_for_peers(state: &Shared) {
+    poll_fn(|cx| {
+        let s = state.borrow();
+        let wait = pin!(s.mesh().wait());
+        wait.poll(cx)
+    })
+    .await
+}
+
+async fn tick_task(state: Shared, tick: Duration) {
+    loop {
+        monoio::time::sleep(tick).await;
+        state.borrow_mut().tick(Instant::now());
+    }
+}
+
+async fn overflow_task(state: Shared) {
+    loop {
+        poll_fn(|cx| {
+            let mut s = state.borrow_mut();
+            if s.has_overflow() {
+                Poll::Ready(())
+            } else {
+                s.set_overflow_waker(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await;
+        loop {
+            monoio::time::sleep(OVERFLOW_RETRY).await;
+            if state.borrow_mut().flush_overflow() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,787 @@
+//! `ShardState`: everything one shard owns and every broker decision it makes (CONNECT
+//! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
+//! No sockets: connections are outbound byte buffers plus a waker for their writer task.
+
+use super::encode::PublishEncoder;
+use super::{Handoff, MeshMsg};
+use crate::config::Config;
+use crate::mesh::MeshEnds;
+use crate::protocol::{
+    self, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS,
+    ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
+};
+use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
+use crate::timer::TimerWheel;
+use crate::trie::Trie;
+use bytes::BytesMut;
+use hashbrown::HashMap;
+use monoio::io::Canceller;
+use slab::Slab;
+
+mod peers;
+mod routing;
+mod timers;
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Bounds and timeouts of a shard, from the broker config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub session: session::Limits,
+    /// Largest packet accepted from a client (and advertised to 5.0 clients).
+    pub max_packet_size: usize,
+    /// Outbound bytes buffered per connection before QoS 0 is dropped and QoS 1/2 queued.
+    pub max_outbound_bytes: usize,
+    /// How long a connection may stay over `max_outbound_bytes` before it is disconnected.
+    pub stall_timeout: Duration,
+    /// Messages held per peer when its mesh ring is full before reading pauses.
+    pub max_mesh_overflow: usize,
+    /// The timer wheel's tick.
+    pub timer_tick: Duration,
+    /// 5.0 keep alives above this are lowered to it (Server Keep Alive).
+    pub max_keepalive: Option<u16>,
+    /// Keep alive imposed on 5.0 clients that ask for 0.
+    pub zero_keepalive: Option<u16>,
+    /// Cap on a 5.0 Session Expiry Interval, seconds (`u32::MAX`: never expires).
+    pub max_session_expiry: u32,
+    /// Connections this shard accepts at once.
+    pub max_connections: usize,
+    /// Retained messages are stored (5.0 Retain Available).
+    pub retain_available: bool,
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
+}
+
+impl Limits {
+    /// The limits of one of `config.shards` shards.
+    pub fn from_config(config: &Config) -> Self {
+        let shards = config.shards.get();
+        Self {
+            session: session::Limits {
+                max_inflight: config.mqtt.max_inflight.get(),
+                max_queued_messages: config.queues.max_queued_messages.get(),
+                max_queued_bytes: config.queues.max_queued_bytes.get(),
+                max_inbound_qos2: config.mqtt.receive_maximum.get(),
+                topic_alias_maximum: config.mqtt.topic_alias_maximum,
+            },
+            max_keepalive: config.mqtt.max_keepalive.map(|k| k.get()),
+            zero_keepalive: config.mqtt.zero_keepalive.map(|k| k.get()),
+            max_session_expiry: config.mqtt.max_session_expiry,
+            max_packet_size: config.mqtt.max_packet_size.get() as usize,
+            max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
+            timer_tick: config.runtime.timer_tick,
+            max_connections: config.max_connections.get().div_ceil(shards),
+            retain_available: config.retained.enabled,
+            max_retained_messages: config.retained.max_messages,
+            max_retained_bytes: config.retained.max_bytes,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            session: session::Limits::default(),
+            max_packet_size: 1024 * 1024,
+            max_outbound_bytes: 1024 * 1024,
+            stall_timeout: Duration::from_secs(30),
+            max_mesh_overflow: 4096,
+            timer_tick: Duration::from_millis(100),
+            max_keepalive: None,
+            zero_keepalive: None,
+            max_session_expiry: u32::MAX,
+            max_connections: usize::MAX,
+            retain_available: true,
+            max_retained_messages: usize::MAX,
+            max_retained_bytes: usize::MAX,
+        }
+    }
+}
+
+/// Slots of the timer wheel: with 100 ms ticks one rotation is about 51 s.
+const TIMER_SLOTS: usize = 512;
+
+/// A connection slot plus the generation that tells a reused slot apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    key: usize,
+    generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TimerKey {
+    KeepAlive(ConnId),
+    Stalled(ConnId),
+    /// An offline session reaches its Session Expiry Interval; `epoch` tells a later
+    /// disconnect of the same session apart.
+    SessionExpiry {
+        session: usize,
+        epoch: u64,
+    },
+    /// A delayed will is due (5.0 Will Delay Interval).
+    WillDelay {
+        session: usize,
+        epoch: u64,
+    },
+}
+
+/// One client connection as the shard sees it.
+#[derive(Debug)]
+struct Conn {
+    generation: u64,
+    /// Key into `sessions`; meaningless once `closing`.
+    session: usize,
+    version: ProtocolVersion,
+    /// Bytes waiting for the writer task.
+    outbound: BytesMut,
+    writer: Option<Waker>,
+    closing: bool,
+    /// Abort pending IO instead of flushing (a stalled client).
+    abort: bool,
+    last_activity: Instant,
+    /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
+    keep_alive: Option<Duration>,
+    over_cap_since: Option<Instant>,
+    /// Cancels the reader's and writer's pending IO.
+    cancel: IoCancel,
+}
+
+/// The connection's `Canceller` (which has no `Debug`).
+#[derive(Default)]
+struct IoCancel(Option<Canceller>);
+
+impl IoCancel {
+    fn fire(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
+        }
+    }
+}
+
+impl std::fmt::Debug for IoCancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "IoCancel(armed)"
+        } else {
+            "IoCancel(none)"
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    session: Session,
+    conn: Option<ConnId>,
+    /// Unique per disconnect, for the expiry and will delay timers.
+    epoch: u64,
+    /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
+    pending_will: Option<Message>,
+}
+
+/// A local subscription as the trie stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSub {
+    session: usize,
+    options: SubscriptionOptions,
+}
+
+/// What the writer task should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriterStep {
+    /// Write the swapped-in buffer.
+    Write,
+    /// Nothing to write and the connection is closing: shut down.
+    Finish,
+    /// Nothing to write yet; the waker is registered.
+    Wait,
+}
+
+/// Why a CONNECT cannot be accepted, with the CONNACK to answer before closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub version: ProtocolVersion,
+    pub reason: ReasonCode,
+}
+
+/// Counters a shard keeps (exposed for tests and stats).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub dropped_qos0_outbound_full: u64,
+    pub mesh_overflowed: u64,
+    pub stalled_disconnects: u64,
+}
+
+/// Everything one shard owns.
+#[derive(Debug)]
+pub struct ShardState {
+    id: usize,
+    shards: usize,
+    limits: Limits,
+    conns: Slab<Conn>,
+    next_generation: u64,
+    sessions: Slab<SessionEntry>,
+    by_client_id: HashMap<String, usize>,
+    local: Trie<LocalSub>,
+    /// Local subscribers per filter, to tell first/last for interest messages.
+    local_refs: HashMap<TopicFilter, u32>,
+    /// Filters peers have subscribers for; the value is the peer's shard id.
+    remote: Trie<usize>,
+    retained: HashMap<TopicName, Message>,
+    retained_bytes: usize,
+    timers: TimerWheel<TimerKey>,
+    mesh: MeshEnds<MeshMsg>,
+    overflow: Vec<VecDeque<MeshMsg>>,
+    overflow_waker: Option<Waker>,
+    paused_readers: Vec<Waker>,
+    handoffs: Vec<Handoff>,
+    encoder: PublishEncoder,
+    /// Scratch buffers kept for their capacity.
+    actions: Vec<Action>,
+    matches: Vec<LocalSub>,
+    peer_marks: Vec<bool>,
+    expired: Vec<TimerKey>,
+    mesh_inbox: Vec<(usize, MeshMsg)>,
+    next_assigned_id: u64,
+    counters: Counters,
+}
+
+impl ShardState {
+    pub fn new(mesh: MeshEnds<MeshMsg>, limits: Limits, now: Instant) -> Self {
+        let id = mesh.id();
+        let shards = mesh.shards();
+        Self {
+            id,
+            shards,
+            limits,
+            conns: Slab::new(),
+            next_generation: 0,
+            sessions: Slab::new(),
+            by_client_id: HashMap::new(),
+            local: Trie::new(),
+            local_refs: HashMap::new(),
+            remote: Trie::new(),
+            retained: HashMap::new(),
+            retained_bytes: 0,
+            timers: TimerWheel::new(limits.timer_tick, TIMER_SLOTS, now),
+            mesh,
+            overflow: (0..shards).map(|_| VecDeque::new()).collect(),
+            overflow_waker: None,
+            paused_readers: Vec::new(),
+            handoffs: Vec::new(),
+            encoder: PublishEncoder::default(),
+            actions: Vec::new(),
+            matches: Vec::new(),
+            peer_marks: vec![false; shards],
+            expired: Vec::new(),
+            mesh_inbox: Vec::new(),
+            next_assigned_id: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    // ----- CONNECT -----------------------------------------------------------------------
+
+    /// Checks a CONNECT before anything else; on success returns the client id to use and
+    /// whether the broker assigned it. An assigned id is picked so that this shard is its home.
+    pub fn admit(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
+        let refuse = |reason| Refusal {
+            version: connect.version,
+            reason,
+        };
+        if !connect.client_id.is_empty() {
+            return Ok((connect.client_id.as_str().to_owned(), false));
+        }
+        match connect.version {
+            // MQTT 3.1 requires 1..=23 characters; 3.1.1 allows empty only with clean session
+            // [MQTT-3.1.3-8].
+            ProtocolVersion::V3 => Err(refuse(ReasonCode::ClientIdentifierNotValid)),
+            ProtocolVersion::V4 if !connect.clean_start => {
+                Err(refuse(ReasonCode::ClientIdentifierNotValid))
+            }
+            _ => Ok((self.assign_client_id(), true)),
+        }
+    }
+
+    fn assign_client_id(&mut self) -> String {
+        loop {
+            self.next_assigned_id += 1;
+            let id = format!("ringmq-{}-{}", self.id, self.next_assigned_id);
+            if super::home_shard(id.as_bytes(), self.shards) == self.id {
+                return id;
+            }
+        }
+    }
+
+    /// Takes a CONNECT at the client id's home shard: takes over a live connection with the
+    /// same id, resumes or replaces the session, registers the connection and queues CONNACK
+    /// (plus resends) in its outbound buffer.
+    pub fn open(
+        &mut self,
+        connect: &Connect,
+        client_id: String,
+        assigned_id: bool,
+        now: Instant,
+    ) -> ConnId {
+        let existing = self.by_client_id.get(&client_id).copied();
+        if let Some(key) = existing {
+            self.take_over(key);
+        }
+        // The takeover may have ended a non-persistent session.
+        let existing = self.by_client_id.get(&client_id).copied();
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        let (session_key, session_present) = match existing {
+            Some(key) if !connect.clean_start => {
+                if let Some(entry) = self.sessions.get_mut(key) {
+                    // Back before the Will Delay Interval passed: no will [MQTT-3.1.3-9].
+                    entry.pending_will = None;
+                    entry.session.resume(connect, &mut actions);
+                }
+                (key, true)
+            }
+            other => {
+                if let Some(key) = other {
+                    self.remove_session(key);
+                }
+                let session = Session::new(client_id.clone(), connect, self.limits.session);
+                let key = self.sessions.insert(SessionEntry {
+                    session,
+                    conn: None,
+                    epoch: 0,
+                    pending_will: None,
+                });
+                self.by_client_id.insert(client_id.clone(), key);
+                (key, false)
+            }
+        };
+        let conn = self.insert_conn(connect, session_key, now);
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.conn = Some(conn);
+        }
+        let connack = self.connack(connect, session_present, assigned_id.then_some(client_id));
+        self.write_packet(conn, &connack);
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+        conn
+    }
+
+    fn take_over(&mut self, session_key: usize) {
+        let old = self.sessions.get(session_key).and_then(|e| e.conn);
+        if let Some(old) = old {
+            // 5.0: DISCONNECT 0x8E first; the old connection's will is published.
+            self.close(old, Some(ReasonCode::SessionTakenOver), true);
+        }
+    }
+
+    /// 5.0 clients get the configured cap or default (announced as Server Keep Alive);
+    /// 3.1.1 has no way to tell the client, so its keep alive is honoured as asked.
+    fn effective_keep_alive(&self, connect: &Connect) -> u16 {
+        if connect.version != ProtocolVersion::V5 {
+            return connect.keep_alive;
+        }
+        let wanted = match connect.keep_alive {
+            0 => self.limits.zero_keepalive.unwrap_or(0),
+            n => n,
+        };
+        match self.limits.max_keepalive {
+            Some(cap) if wanted > cap => cap,
+            _ => wanted,
+        }
+    }
+
+    fn insert_conn(&mut self, connect: &Connect, session: usize, now: Instant) -> ConnId {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let keep_alive =
+            crate::config::MqttConfig::keepalive_timeout(self.effective_keep_alive(connect));
+        let key = self.conns.insert(Conn {
+            generation,
+            session,
+            version: connect.version,
+            outbound: BytesMut::new(),
+            writer: None,
+            closing: false,
+            abort: false,
+            last_activity: now,
+            keep_alive,
+            over_cap_since: None,
+            cancel: IoCancel::default(),
+        });
+        let id = ConnId { key, generation };
+        if let Some(period) = keep_alive {
+            self.timers.arm(now + period, TimerKey::KeepAlive(id));
+        }
+        id
+    }
+
+    fn connack(
+        &self,
+        connect: &Connect,
+        session_present: bool,
+        assigned: Option<String>,
+    ) -> Packet {
+        let mut properties = Properties::default();
+        if connect.version == ProtocolVersion::V5 {
+            properties.assigned_client_identifier =
+                assigned.and_then(|id| protocol::MqttString::try_from(id).ok());
+            properties.receive_maximum = Some(self.limits.session.max_inbound_qos2);
+            properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
+            properties.subscription_identifier_available = Some(0);
+            properties.shared_subscription_available = Some(0);
+            let aliases = self.limits.session.topic_alias_maximum;
+            properties.topic_alias_maximum = (aliases > 0).then_some(aliases);
+            let keep_alive = self.effective_keep_alive(connect);
+            properties.server_keep_alive = (keep_alive != connect.keep_alive).then_some(keep_alive);
+            if !self.limits.retain_available {
+                properties.retain_available = Some(0);
+            }
+        }
+        Packet::ConnAck(ConnAck {
+            session_present,
+            reason: ReasonCode::Success,
+            properties,
+        })
+    }
+
+    // ----- packets from a connection ---------------------------------------------------
+
+    /// Handles one packet from a connection. Returns false once the connection is closing
+    /// (the reader stops).
+    pub fn on_packet(&mut self, conn: ConnId, packet: Packet) -> bool {
+        let Some(session_key) = self.live_session(conn) else {
+            return false;
+        };
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.session.on_packet(packet, &mut actions);
+        }
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+        self.is_live(conn)
+    }
+
+    /// The reader finished a batch: record activity (for keepalive) and ring the peers.
+    pub fn end_of_batch(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.last_activity = now;
+        }
+        self.mesh.flush_wakes();
+    }
+
+    /// The byte stream is not MQTT: 5.0 gets DISCONNECT with the reason, then close.
+    pub fn on_malformed(&mut self, conn: ConnId, error: &DecodeError) {
+        self.close(conn, Some(error.reason_code()), true);
+        self.mesh.flush_wakes();
+    }
+
+    /// The socket hit EOF or an error without a DISCONNECT: the will goes out.
+    pub fn on_connection_lost(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        self.mesh.flush_wakes();
+    }
+
+    fn live_session(&self, conn: ConnId) -> Option<usize> {
+        self.conn(conn).filter(|c| !c.closing).map(|c| c.session)
+    }
+
+    pub fn is_live(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(|c| !c.closing)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns
+            .get(id.key)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.key)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    fn apply(&mut self, conn: ConnId, actions: &mut Vec<Action>) {
+        let Some(session_key) = self.conn(conn).map(|c| c.session) else {
+            return;
+        };
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(packet) => self.write_packet(conn, &packet),
+                Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing),
+                Action::Route(mut msg) => {
+                    if msg.properties.is_some() {
+                        msg.stamp_expiry(Instant::now());
+                    }
+                    self.route(&msg, Some(session_key));
+                }
+                Action::Subscribe {
+                    filter,
+                    options,
+                    is_new,
+                } => self.subscribe(session_key, conn, filter, options, is_new),
+                Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
+                Action::Close {
+                    reason,
+                    publish_will,
+                } => self.close(conn, reason, publish_will),
+            }
+        }
+    }
+
+    /// Writes a resent or released PUBLISH. One that expired while it waited is dropped
+    /// [MQTT-3.3.2-5] (a resend has started delivery already and still goes); the rest carry
+    /// the remaining expiry [MQTT-3.3.2-6].
+    fn write_outgoing(&mut self, conn: ConnId, session_key: usize, mut outgoing: Outgoing) {
+        if outgoing.msg.expires_at.is_some() {
+            let now = Instant::now();
+            if outgoing.msg.is_expired(now) && !outgoing.dup {
+                let mut released = Vec::new();
+                if let Some(entry) = self.sessions.get_mut(session_key) {
+                    let id = outgoing.packet_id;
+                    entry.session.discard(id, Discard::Expired, &mut released);
+                }
+                self.apply(conn, &mut released);
+                return;
+            }
+            if let Some(msg) = outgoing.msg.with_remaining_expiry(now) {
+                outgoing.msg = msg;
+            }
+        }
+        self.write_packet(conn, &outgoing.to_packet());
+    }
+
+    fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        let was_empty = c.outbound.is_empty();
+        if protocol::encode(packet, c.version, &mut c.outbound).is_ok() && was_empty {
+            wake(&mut c.writer);
+        }
+    }
+
+    // ----- closing ------------------------------------------------------------------------
+
+    /// Closes a connection once: queues the 5.0 DISCONNECT, detaches the session (removing a
+    /// non-persistent one), publishes the will if asked, and lets the writer flush and finish.
+    pub fn close(&mut self, conn: ConnId, reason: Option<ReasonCode>, publish_will: bool) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        let session_key = c.session;
+        let version = c.version;
+        if let (Some(reason), ProtocolVersion::V5) = (reason, version) {
+            let packet = Packet::Disconnect(Disconnect::new(reason));
+            let _ = protocol::encode(&packet, version, &mut c.outbound);
+        }
+        wake(&mut c.writer);
+        let will = self.detach_session(session_key, conn, publish_will);
+        if let Some(will) = will {
+            self.route_will(will);
+        }
+    }
+
+    /// Publishes a will as if its client had: from now on its Message Expiry Interval runs.
+    fn route_will(&mut self, mut will: Message) {
+        if will.properties.is_some() {
+            will.stamp_expiry(Instant::now());
+        }
+        self.route(&will, None);
+    }
+
+    fn detach_session(
+        &mut self,
+        session_key: usize,
+        conn: ConnId,
+        publish_will: bool,
+    ) -> Option<Message> {
+        let entry = self.sessions.get_mut(session_key)?;
+        if entry.conn != Some(conn) {
+            return None;
+        }
+        entry.conn = None;
+        let will_delay = entry.session.will_delay();
+        let will = entry.session.detach(publish_will);
+        if !entry.session.is_persistent() {
+            // The session ends now, so a delayed will goes out now too.
+            self.remove_session(session_key);
+            return will;
+        }
+        self.next_generation += 1;
+        entry.epoch = self.next_generation;
+        let epoch = entry.epoch;
+        let interval = entry
+            .session
+            .expiry_interval()
+            .min(self.limits.max_session_expiry);
+        let now = Instant::now();
+        if interval != u32::MAX {
+            let key = TimerKey::SessionExpiry {
+                session: session_key,
+                epoch,
+            };
+            self.timers.arm(now + secs(interval), key);
+        }
+        if will.is_some() && will_delay > 0 {
+            entry.pending_will = will;
+            let key = TimerKey::WillDelay {
+                session: session_key,
+                epoch,
+            };
+            self.timers.arm(now + secs(will_delay.min(interval)), key);
+            return None;
+        }
+        will
+    }
+
+    fn remove_session(&mut self, session_key: usize) {
+        let Some(entry) = self.sessions.try_remove(session_key) else {
+            return;
+        };
+        let filters: Vec<TopicFilter> = entry
+            .session
+            .subscriptions()
+            .map(|(f, _)| f.clone())
+            .collect();
+        for filter in filters {
+            self.unsubscribe(session_key, &filter);
+        }
+        self.by_client_id.remove(entry.session.client_id());
+        // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
+        if let Some(will) = entry.pending_will {
+            self.route_will(will);
+        }
+    }
+
+    // ----- the writer task ------------------------------------------------------------------
+
+    /// Swaps the connection's pending bytes into `spare` (which must be empty), or registers
+    /// the writer's waker.
+    pub fn writer_step(&mut self, conn: ConnId, spare: &mut BytesMut, waker: &Waker) -> WriterStep {
+        let Some(c) = self.conn_mut(conn) else {
+            return WriterStep::Finish;
+        };
+        if c.abort {
+            return WriterStep::Finish;
+        }
+        if c.outbound.is_empty() {
+            if c.closing {
+                return WriterStep::Finish;
+            }
+            c.writer = Some(waker.clone());
+            return WriterStep::Wait;
+        }
+        std::mem::swap(&mut c.outbound, spare);
+        if c.over_cap_since.take().is_some() {
+            let session_key = c.session;
+            if !c.closing {
+                self.release_writable(conn, session_key);
+            }
+        }
+        WriterStep::Write
+    }
+
+    fn release_writable(&mut self, conn: ConnId, session_key: usize) {
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry.session.set_writable(true, &mut actions);
+        }
+        self.apply(conn, &mut actions);
+        self.actions = actions;
+    }
+
+    /// The writer failed to write: the connection is lost.
+    pub fn on_write_error(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        if let Some(c) = self.conn_mut(conn) {
+            c.abort = true;
+        }
+        self.mesh.flush_wakes();
+    }
+
+    /// Whether the connection must stop without flushing (stalled client).
+    pub fn is_aborted(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_none_or(|c| c.abort)
+    }
+
+    pub fn set_canceller(&mut self, conn: ConnId, canceller: Canceller) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.cancel = IoCancel(Some(canceller));
+        }
+    }
+
+    /// The writer task ended: stop the reader and free the slot.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        self.close(conn, None, true);
+        if let Some(c) = self.conn_mut(conn) {
+            c.cancel.fire();
+            self.conns.remove(conn.key);
+        }
+        self.mesh.flush_wakes();
+    }
+
+    // ----- shutdown ---------------------------------------------------------------------------
+
+    /// Closes every connection (5.0: DISCONNECT 0x8B Server Shutting Down) without wills.
+    pub fn shut_down(&mut self) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .map(|(key, c)| ConnId {
+                key,
+                generation: c.generation,
+            })
+            .collect();
+        for id in ids {
+            self.close(id, Some(ReasonCode::ServerShuttingDown), false);
+        }
+        self.mesh.flush_wakes();
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The drop counters of a client's session, if this shard holds it.
+    pub fn session_stats(&self, client_id: &str) -> Option<session::Stats> {
+        let key = self.by_client_id.get(client_id)?;
+        self.sessions.get(*key).map(|e| e.session.stats())
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn secs(seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(seconds))
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}

@@ -1,0 +1,246 @@
+//! The hot path allocates nothing per message in steady state: decode a PUBLISH, route it
+//! through a shard to local subscribers, encode it into their outbound buffers, acknowledge.
+//! Runs `ShardState` in-process (no sockets) under a counting global allocator.
+
+use bytes::{Bytes, BytesMut};
+use ringmq::mesh;
+use ringmq::protocol::{
+    self, Connect, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubResp, Publish,
+    QoS, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
+};
+use ringmq::shard::{ConnId, Limits, MeshMsg, ShardState};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::task::Waker;
+use std::time::Instant;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count() {
+    // try_with: the thread-local may already be gone while a thread exits.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn connect(version: ProtocolVersion, id: &str) -> Connect {
+    Connect {
+        version,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: MqttString::try_from(id).expect("valid id"),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }
+}
+
+struct Client {
+    conn: ConnId,
+    version: ProtocolVersion,
+    /// The writer's spare buffer, swapped with the connection's outbound one.
+    spare: BytesMut,
+}
+
+impl Client {
+    fn open(state: &mut ShardState, version: ProtocolVersion, id: &str) -> Self {
+        let conn = state.open(&connect(version, id), id.to_owned(), false, Instant::now());
+        let mut client = Self {
+            conn,
+            version,
+            spare: BytesMut::with_capacity(64 * 1024),
+        };
+        client.take_output(state);
+        client
+    }
+
+    /// What the writer would write next; the buffer is then reused.
+    fn take_output(&mut self, state: &mut ShardState) -> BytesMut {
+        self.spare.clear();
+        let _ = state.writer_step(self.conn, &mut self.spare, Waker::noop());
+        std::mem::take(&mut self.spare)
+    }
+
+    fn give_back(&mut self, mut buf: BytesMut) {
+        buf.clear();
+        self.spare = buf;
+    }
+
+    fn subscribe(&mut self, state: &mut ShardState, filter: &str, qos: QoS) {
+        let subscribe = Packet::Subscribe(Subscribe {
+            packet_id: PacketId::new(1).expect("non-zero"),
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: TopicFilter::try_from(filter).expect("valid"),
+                options: SubscriptionOptions {
+                    qos,
+                    ..SubscriptionOptions::default()
+                },
+            }],
+        });
+        state.on_packet(self.conn, subscribe);
+        let out = self.take_output(state);
+        self.give_back(out);
+    }
+
+    /// Decodes what the broker wrote and acknowledges each QoS 1 PUBLISH, like a client.
+    fn read_and_ack(&mut self, state: &mut ShardState) -> usize {
+        let mut out = self.take_output(state);
+        let mut publishes = 0;
+        while let Ok(Some(packet)) = protocol::decode(&mut out, self.version, 1 << 20) {
+            if let Packet::Publish(p) = packet {
+                publishes += 1;
+                if let Some(id) = p.packet_id {
+                    state.on_packet(self.conn, Packet::PubAck(PubResp::new(id)));
+                }
+            }
+        }
+        self.give_back(out);
+        publishes
+    }
+}
+
+#[test]
+fn routing_a_publish_to_subscribers_allocates_nothing_in_steady_state() {
+    let mut ends = mesh::build::<MeshMsg>(1, 64);
+    let me = ends.pop().expect("one shard");
+    let mut state = ShardState::new(me, Limits::default(), Instant::now());
+    let mut publisher = Client::open(&mut state, ProtocolVersion::V4, "pub");
+    let mut subs = [
+        Client::open(&mut state, ProtocolVersion::V4, "s4"),
+        Client::open(&mut state, ProtocolVersion::V5, "s5"),
+    ];
+    subs[0].subscribe(&mut state, "a/+", QoS::AtMostOnce);
+    subs[1].subscribe(&mut state, "a/#", QoS::AtLeastOnce);
+
+    // The wire bytes of one QoS 0 and one QoS 1 PUBLISH, decoded afresh each round.
+    let mut wire = BytesMut::new();
+    for (qos, id) in [
+        (QoS::AtMostOnce, None),
+        (QoS::AtLeastOnce, PacketId::new(9)),
+    ] {
+        let publish = Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: TopicName::try_from("a/b").expect("valid"),
+            packet_id: id,
+            properties: Properties::default(),
+            payload: Bytes::from_static(&[0u8; 256]),
+        });
+        protocol::encode(&publish, ProtocolVersion::V4, &mut wire).expect("encodable");
+    }
+    let wire = wire.freeze();
+    let mut input = BytesMut::with_capacity(4096);
+
+    let mut round = |state: &mut ShardState| {
+        input.clear();
+        input.extend_from_slice(&wire);
+        while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
+            assert!(state.on_packet(publisher.conn, packet));
+        }
+        let acks = publisher.take_output(state);
+        publisher.give_back(acks);
+        let delivered: usize = subs.iter_mut().map(|s| s.read_and_ack(state)).sum();
+        assert_eq!(delivered, 4, "two messages to two subscribers");
+    };
+    for _ in 0..200 {
+        round(&mut state);
+    }
+    let probe = allocations_during(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(8))));
+    assert_eq!(probe, 1, "the counter sees allocations");
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            round(&mut state);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations over 1000 rounds");
+}
+
+#[test]
+fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
+    let mut ends = mesh::build::<MeshMsg>(2, 64);
+    let b_ends = ends.pop().expect("two shards");
+    let a_ends = ends.pop().expect("two shards");
+    let mut a = ShardState::new(a_ends, Limits::default(), Instant::now());
+    let mut b = ShardState::new(b_ends, Limits::default(), Instant::now());
+    let mut publisher = Client::open(&mut a, ProtocolVersion::V4, "pub");
+    let mut sub = Client::open(&mut b, ProtocolVersion::V5, "sub");
+    sub.subscribe(&mut b, "x/#", QoS::AtLeastOnce);
+    a.drain_mesh(64);
+
+    let mut wire = BytesMut::new();
+    let publish = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: TopicName::try_from("x/y").expect("valid"),
+        packet_id: PacketId::new(3),
+        properties: Properties::default(),
+        payload: Bytes::from_static(&[1u8; 64]),
+    });
+    protocol::encode(&publish, ProtocolVersion::V4, &mut wire).expect("encodable");
+    let wire = wire.freeze();
+    let mut input = BytesMut::with_capacity(4096);
+
+    let mut round = |a: &mut ShardState, b: &mut ShardState| {
+        input.clear();
+        input.extend_from_slice(&wire);
+        while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
+            assert!(a.on_packet(publisher.conn, packet));
+        }
+        a.end_of_batch(publisher.conn, Instant::now());
+        let acks = publisher.take_output(a);
+        publisher.give_back(acks);
+        assert_eq!(b.drain_mesh(64), 1);
+        assert_eq!(sub.read_and_ack(b), 1);
+    };
+    for _ in 0..200 {
+        round(&mut a, &mut b);
+    }
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            round(&mut a, &mut b);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations over 1000 forwarded messages");
+}
