@@ -127,3 +127,18 @@ fn a_subscriber_that_stops_reading_does_not_stall_the_publisher_or_other_subscri
     assert!(count > 0, "the good subscriber received nothing");
     drop(stuck);
 }
+
+#[test]
+fn the_home_shard_of_a_client_id_matches_the_broker() {
+    // The suite's FNV-1a home shard (which every cross-shard test relies on) must agree with
+    // the broker's own.
+    for id in ["", "a", "client-1", "bystander-a-0", "many-199"] {
+        for shards in [1usize, 2, 3, 8] {
+            assert_eq!(
+                home_shard(id, shards),
+                ringmq::shard::home_shard(id.as_bytes(), shards),
+                "{id:?} over {shards} shards"
+            );
+        }
+    }
+}
