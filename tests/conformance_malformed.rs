@@ -376,3 +376,16 @@ fn a_3_1_1_connect_with_a_password_but_no_user_name_is_refused() {
     bytes[1] = (bytes.len() - 2) as u8;
     connect_refused(V4, &bytes);
 }
+
+#[test]
+fn auth_without_an_authentication_method_is_a_protocol_error() {
+    // 5.0 section 4.12: AUTH when CONNECT had no Authentication Method is a
+    // Protocol Error; 3.1.1 has no packet type 15 (malformed).
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &[0xF0, 0x00],
+        &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
+    );
+    refused_while_others_unaffected(V4, true, &[0xF0, 0x00], &[]);
+}

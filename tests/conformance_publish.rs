@@ -466,3 +466,89 @@ fn overlapping_subscriptions_deliver_at_the_highest_matching_qos() {
         }
     }
 }
+
+#[test]
+fn large_payloads_arrive_intact_across_shards() {
+    // Payloads up to the default 1 MiB Maximum Packet Size are forwarded byte for byte,
+    // however the broker's reads and writes split them.
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let [pub_id, sub_id] = ids_on_distinct_shards(&format!("large-{version:?}"));
+        let mut sub = RawClient::connect(broker.addr, version, &sub_id);
+        sub.subscribe_ok(1, &[("large/t", 1)]);
+        let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+        for size in [65_536usize, 300_001, 1_048_000] {
+            let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            publisher.publish("large/t", &payload, 1, false);
+            let got = sub.expect_publish_acked();
+            assert_eq!(got.payload.len(), size, "{version:?}");
+            assert!(
+                got.payload[..] == payload[..],
+                "{version:?}: {size} bytes corrupted"
+            );
+        }
+    }
+}
+
+#[test]
+fn packets_split_byte_by_byte_or_coalesced_in_one_write_are_all_processed() {
+    // The stream is a byte stream: packet boundaries need not match reads (section 4.2).
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("framing");
+    let mut sub = RawClient::tcp(broker.addr, V4, &sub_id);
+    let mut all = encode_bytes(&ConnectBuilder::new(V4, &sub_id).packet(), V4);
+    all.extend(encode_bytes(&subscribe_packet(1, &[("frame/t", 1)]), V4));
+    all.extend(encode_bytes(&Packet::PingReq, V4));
+    for byte in &all {
+        sub.send_bytes(std::slice::from_ref(byte));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::ConnAck(_)));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::PingResp));
+
+    let mut publisher = RawClient::tcp(broker.addr, V4, &pub_id);
+    let mut burst = encode_bytes(&ConnectBuilder::new(V4, &pub_id).packet(), V4);
+    for i in 1..=50u16 {
+        burst.extend(encode_bytes(
+            &publish_packet("frame/t", &i.to_be_bytes(), 1, Some(i), false),
+            V4,
+        ));
+    }
+    publisher.send_bytes(&burst);
+    assert!(matches!(
+        publisher.expect_packet(PROMPT),
+        Packet::ConnAck(_)
+    ));
+    for i in 1..=50u16 {
+        expect_pub_resp(&mut publisher, "PUBACK", i);
+    }
+    let got = collect_publishes(&mut sub, QUIET);
+    let seq: Vec<u16> = got
+        .iter()
+        .map(|p| u16::from_be_bytes([p.payload[0], p.payload[1]]))
+        .collect();
+    assert_eq!(seq, (1..=50).collect::<Vec<u16>>());
+}
+
+#[test]
+fn a_packet_id_reused_after_pubcomp_carries_a_new_message() {
+    // [MQTT-4.3.3-2]: once PUBREL has been answered the id is free; a new PUBLISH with it is
+    // a new message and must be delivered.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("reuse");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("reuse/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for payload in [&b"first"[..], b"second"] {
+        publisher.send(&publish_packet("reuse/t", payload, 2, Some(11), false));
+        expect_pub_resp(&mut publisher, "PUBREC", 11);
+        publisher.send(&Packet::PubRel(PubResp::new(pid(11))));
+        expect_pub_resp(&mut publisher, "PUBCOMP", 11);
+    }
+    let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(payloads, ["first", "second"]);
+}

@@ -242,3 +242,134 @@ fn unacknowledged_messages_move_to_the_connection_that_takes_the_session_over() 
     new.ack(&again);
     new.expect_nothing(QUIET);
 }
+
+#[test]
+fn more_offline_messages_than_the_inflight_window_all_arrive_in_order() {
+    // [MQTT-3.1.2-5] every QoS 1 message stored while offline is delivered; the in-flight
+    // window (max_inflight 64) only paces them [MQTT-4.6.0-6].
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("backlog");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("bl/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for i in 0..200u32 {
+        publisher.publish("bl/t", i.to_string().as_bytes(), 1, false);
+    }
+    let mut sub = resume(&broker, V4, &sub_id);
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    let want: Vec<String> = (0..200).map(|i: u32| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_5_0_session_ends_when_its_expiry_interval_passes() {
+    // 5.0 section 3.1.2.11.2 / [MQTT-4.1.0-2]: the server discards the session state once
+    // the Session Expiry Interval has passed after the connection closed.
+    let broker = Broker::start();
+    let id = id_on_shard("expiring-session", 1);
+    let connect = || ConnectBuilder::new(V5, &id).clean(false).session_expiry(1);
+    let (mut c, _) = RawClient::connect_with(broker.addr, connect());
+    c.subscribe_ok(1, &[("es/t", 1)]);
+    c.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (c, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present, "still within the 1 s expiry");
+    c.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let (_c, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(!ack.session_present, "the session expired after 1 s");
+}
+
+#[test]
+fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zero() {
+    // 5.0 [MQTT-3.14.2-2]: Session Expiry on DISCONNECT may change a non-zero interval; set
+    // to 0 the session ends now. Raising it from 0 is a Protocol Error.
+    let broker = Broker::start();
+    let id = id_on_shard("dc-expiry", 0);
+    let (mut c, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
+    );
+    let mut dc = ringmq::protocol::packet::Disconnect::new(
+        ringmq::protocol::ReasonCode::NORMAL_DISCONNECTION,
+    );
+    dc.properties.session_expiry_interval = Some(0);
+    c.send(&Packet::Disconnect(dc.clone()));
+    c.expect_closed(PROMPT);
+    let (_c, ack) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
+    );
+    assert!(!ack.session_present, "DISCONNECT set the expiry to 0");
+
+    let mut zero = RawClient::connect(broker.addr, V5, &format!("{id}-zero"));
+    dc.properties.session_expiry_interval = Some(30);
+    zero.send(&Packet::Disconnect(dc));
+    zero.expect_closed_maybe_disconnect(PROMPT, &[ringmq::protocol::ReasonCode::ProtocolError]);
+}
+
+#[test]
+fn a_qos2_publish_resent_after_reconnect_is_not_delivered_twice() {
+    // [MQTT-4.4.0-1] the publisher resends its unfinished QoS 2 PUBLISH (DUP 1, same id) on
+    // a resumed session; the server kept the id [MQTT-4.3.3-2] and must not deliver again.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("q2pubresume");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("q2r/t", 2)]);
+    let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
+    let publish = publish_packet("q2r/t", b"exactly-once", 2, Some(5), false);
+    publisher.send(&publish);
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.drop_connection();
+
+    let mut publisher = resume(&broker, V4, &pub_id);
+    let mut again = publish;
+    if let Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    publisher.send(&again);
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&Packet::PubRel(PubResp::new(pid(5))));
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubComp(_)));
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+#[test]
+fn a_pubrel_resent_after_reconnect_completes_the_qos2_flow() {
+    // [MQTT-4.4.0-1] the publisher resends PUBREL after reconnecting; the server answers
+    // PUBCOMP and the message was delivered exactly once.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("q2relresume");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("q2rel/t", 2)]);
+    let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
+    publisher.send(&publish_packet("q2rel/t", b"m", 2, Some(6), false));
+    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
+    publisher.drop_connection();
+
+    let mut publisher = resume(&broker, V4, &pub_id);
+    publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
+    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubComp(_)));
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+fn expect_resp(client: &mut RawClient, id: u16, kind: impl Fn(&Packet) -> bool) {
+    let packet = client.expect_packet(PROMPT);
+    let id_matches = match &packet {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            r.packet_id.get() == id
+        }
+        _ => false,
+    };
+    assert!(
+        kind(&packet) && id_matches,
+        "unexpected {packet:?} for id {id}"
+    );
+}

@@ -246,3 +246,33 @@ fn the_new_connection_gets_the_subscriptions_after_a_takeover() {
     publisher.publish("to/t", b"after", 1, false);
     assert_eq!(&new.expect_publish_acked().payload[..], b"after");
 }
+
+#[test]
+fn rapid_takeovers_of_one_client_id_leave_exactly_the_last_connection_alive() {
+    // [MQTT-3.1.4-2] each new connection closes the previous one, whichever shard accepted
+    // either; after a burst the last one owns the session and works.
+    let broker = Broker::start();
+    let [pub_id, id] = ids_on_distinct_shards("burst");
+    let mut conns: Vec<RawClient> = Vec::new();
+    for _ in 0..20 {
+        let mut c = RawClient::tcp(broker.addr, V4, &id);
+        c.send(&ConnectBuilder::new(V4, &id).clean(false).packet());
+        conns.push(c);
+    }
+    let mut last = conns.pop().unwrap_or_else(|| panic!("20 connections"));
+    let ack = last.expect_connack();
+    assert_eq!(ack.reason, ReasonCode::Success);
+    for (i, c) in conns.iter_mut().enumerate() {
+        loop {
+            match c.recv(PROMPT) {
+                Recv::Packet(Packet::ConnAck(_)) => {}
+                Recv::Closed => break,
+                other => panic!("connection {i}: expected CONNACK then close, got {other:?}"),
+            }
+        }
+    }
+    last.subscribe_ok(1, &[("burst/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("burst/t", b"to-last", 1, false);
+    assert_eq!(&last.expect_publish_acked().payload[..], b"to-last");
+}
