@@ -389,3 +389,33 @@ fn auth_without_an_authentication_method_is_a_protocol_error() {
     );
     refused_while_others_unaffected(V4, true, &[0xF0, 0x00], &[]);
 }
+
+#[test]
+fn an_empty_topic_name_in_a_3_1_1_publish_closes_the_connection() {
+    // [MQTT-4.7.3-1] topic names are at least one character; 5.0 allows empty only with a
+    // Topic Alias (none here: Protocol Error).
+    for version in [V4, V5] {
+        refused_while_others_unaffected(
+            version,
+            true,
+            &frame(0x30, &publish_body(version, b"", None)),
+            &[
+                ReasonCode::ProtocolError,
+                ReasonCode::TopicNameInvalid,
+                ReasonCode::MalformedPacket,
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_connect_whose_will_topic_has_a_wildcard_is_refused() {
+    // 3.1.1 section 3.1.3.3: the Will Topic is a topic name, so no wildcards
+    // [MQTT-3.3.2-2].
+    let mut bytes = vec![
+        0x10, 0, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x06, 0, 0, 0, 1, b'x',
+    ];
+    bytes.extend([0, 3, b'w', b'/', b'#', 0, 1, b'!']);
+    bytes[1] = (bytes.len() - 2) as u8;
+    connect_refused(V4, &bytes);
+}

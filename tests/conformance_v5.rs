@@ -78,7 +78,7 @@ fn a_topic_alias_stands_for_its_topic_in_later_publishes() {
     publisher.send(&publish_with(Some("alias/two"), b"2", 0, None, alias(2)));
     publisher.send(&publish_with(None, b"3", 0, None, alias(1)));
     publisher.send(&publish_with(None, b"4", 0, None, alias(2)));
-    // Re-mapping an alias to another topic [MQTT-3.3.2-?] section 3.3.2.3.4.
+    // Re-mapping an alias to another topic (section 3.3.2.3.4).
     publisher.send(&publish_with(Some("alias/three"), b"5", 0, None, alias(1)));
     publisher.send(&publish_with(None, b"6", 0, None, alias(1)));
     let got: Vec<String> = collect_publishes(&mut sub, QUIET)
@@ -439,5 +439,97 @@ fn unsuback_reports_success_or_no_subscription_existed_per_filter() {
             );
         }
         other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_takeover_that_continues_the_session_does_not_send_a_delayed_will() {
+    // [MQTT-3.1.3-9] a new connection to the session before the Will Delay Interval passes
+    // (here: a takeover with Clean Start 0) means the will is not sent.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("tkdelay");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let mut old = with_delayed_will(&broker, &id, 3);
+    let _new = with_delayed_will(&broker, &id, 3);
+    old.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+    w.expect_nothing(Duration::from_millis(1500));
+}
+
+#[test]
+fn a_takeover_with_clean_start_ends_the_session_and_sends_the_delayed_will_at_once() {
+    // 5.0 section 3.1.3.2.2: the will goes out when the delay passes or the session ends,
+    // whichever is first; Clean Start 1 on the new connection ends the old session.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("tkclean");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let mut old = with_delayed_will(&broker, &id, 30);
+    let (_new, ack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &id));
+    assert!(!ack.session_present);
+    old.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+    let got = w.expect_publish_acked();
+    assert_eq!(&got.payload[..], b"late");
+}
+
+#[test]
+fn shared_subscriptions_are_refused_with_0x9e_as_announced() {
+    // The CONNACK announces Shared Subscription Available 0; a `$share` filter then gets
+    // 0x9E Shared Subscriptions not supported (SUBACK, or DISCONNECT) - never a silent grant.
+    let broker = Broker::start();
+    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "share"));
+    if connack.properties.shared_subscription_available != Some(0) {
+        return;
+    }
+    c.send(&subscribe_packet(1, &[("$share/g/t", 1), ("plain/t", 1)]));
+    match c.expect_packet(PROMPT) {
+        Packet::SubAck(s) => {
+            assert_eq!(s.reasons.len(), 2, "{s:?}");
+            assert_eq!(s.reasons[0], ReasonCode::SharedSubscriptionsNotSupported);
+            assert!(
+                !s.reasons[1].is_error(),
+                "the plain filter is granted: {s:?}"
+            );
+        }
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason, ReasonCode::SharedSubscriptionsNotSupported)
+        }
+        other => panic!("expected SUBACK or DISCONNECT 0x9E, got {other:?}"),
+    }
+}
+
+#[test]
+fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
+    // 5.0 section 3.3.2.3.4: the server may use aliases up to the client's Topic
+    // Alias Maximum (never 0 or above it), and an empty topic only with an established alias.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("outalias");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.topic_alias_maximum = Some(2);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("oa/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    let topics = ["oa/a", "oa/b", "oa/c", "oa/a", "oa/b", "oa/c", "oa/a"];
+    for t in topics {
+        publisher.publish(t, t.as_bytes(), 0, false);
+    }
+    let mut aliases: std::collections::HashMap<u16, String> = Default::default();
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), topics.len());
+    for p in &got {
+        let resolved = match p.properties.topic_alias {
+            None => p.topic.as_str().to_string(),
+            Some(n) => {
+                assert!((1..=2).contains(&n), "alias {n} outside 1..=2");
+                if !p.topic.is_empty() {
+                    aliases.insert(n, p.topic.as_str().to_string());
+                }
+                aliases
+                    .get(&n)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("alias {n} used before being set"))
+            }
+        };
+        assert_eq!(resolved, payload_str(p));
     }
 }
