@@ -6,6 +6,7 @@ pub mod support;
 
 use ringmq::protocol::packet::{PubResp, Publish, Unsubscribe};
 use ringmq::protocol::{Packet, Properties, ProtocolVersion, QoS, ReasonCode};
+use std::time::Duration;
 use support::*;
 
 const V4: ProtocolVersion = ProtocolVersion::V4;
@@ -501,7 +502,7 @@ fn packets_split_byte_by_byte_or_coalesced_in_one_write_are_all_processed() {
     all.extend(encode_bytes(&Packet::PingReq, V4));
     for byte in &all {
         sub.send_bytes(std::slice::from_ref(byte));
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(2));
     }
     assert!(matches!(sub.expect_packet(PROMPT), Packet::ConnAck(_)));
     assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
@@ -551,4 +552,64 @@ fn a_packet_id_reused_after_pubcomp_carries_a_new_message() {
         .map(payload_str)
         .collect();
     assert_eq!(payloads, ["first", "second"]);
+}
+
+#[test]
+fn a_subscription_is_in_force_for_publishers_on_every_shard_once_subscribed() {
+    // A message published after the SUBACK was received (causally after the subscription)
+    // matches it, whichever shard the publisher is on ([MQTT-3.8.4-1] the SUBACK confirms
+    // the subscription). Checked tightly, 40 times per shard.
+    let broker = Broker::start();
+    let sub_id = id_on_shard("vis-sub", 1);
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    let mut pubs = [
+        RawClient::connect(broker.addr, V4, &id_on_shard("vis-p0", 0)),
+        RawClient::connect(broker.addr, V4, &id_on_shard("vis-p1", 1)),
+    ];
+    let mut missed = Vec::new();
+    for i in 0..80u16 {
+        let t = format!("vis/{i}");
+        sub.subscribe_ok(i + 1, &[(&t, 1)]);
+        let p = &mut pubs[usize::from(i) % 2];
+        p.send(&publish_packet(&t, b"x", 1, Some(1), false));
+        expect_pub_resp(p, "PUBACK", 1);
+        match sub.recv(Duration::from_millis(500)) {
+            Recv::Packet(Packet::Publish(m)) => sub.ack(&m),
+            _ => missed.push(t),
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "published after SUBACK but not delivered: {missed:?}"
+    );
+}
+
+#[test]
+fn nothing_is_delivered_from_any_shard_after_the_unsuback() {
+    // [MQTT-3.10.4-2] after UNSUBSCRIBE the server stops adding new messages for the client;
+    // checked with publishes sent right after the UNSUBACK, from both shards.
+    let broker = Broker::start();
+    let mut sub = RawClient::connect(broker.addr, V4, &id_on_shard("unvis-sub", 1));
+    let mut pubs = [
+        RawClient::connect(broker.addr, V4, &id_on_shard("unvis-p0", 0)),
+        RawClient::connect(broker.addr, V4, &id_on_shard("unvis-p1", 1)),
+    ];
+    let mut leaked = Vec::new();
+    for i in 0..40u16 {
+        let t = format!("unvis/{i}");
+        sub.subscribe_ok(1, &[(&t, 1)]);
+        sub.send(&Packet::Unsubscribe(Unsubscribe {
+            packet_id: pid(2),
+            properties: Properties::default(),
+            filters: vec![filter(&t)],
+        }));
+        assert!(matches!(sub.expect_packet(PROMPT), Packet::UnsubAck(_)));
+        let p = &mut pubs[usize::from(i) % 2];
+        p.publish(&t, b"late", 1, false);
+        if let Recv::Packet(Packet::Publish(m)) = sub.recv(Duration::from_millis(100)) {
+            sub.ack(&m);
+            leaked.push(t);
+        }
+    }
+    assert!(leaked.is_empty(), "delivered after UNSUBACK: {leaked:?}");
 }

@@ -202,3 +202,58 @@ fn retained_messages_are_matched_with_the_same_wildcard_rules_as_live_ones() {
         assert_eq!(got, want, "retained messages for {f}");
     }
 }
+
+#[test]
+fn the_last_retained_message_wins_on_every_shard_whichever_shard_published_it() {
+    // [MQTT-3.3.1-5] the newest retained message replaces the old one. Successive updates of
+    // one topic come from publishers on different shards (each acknowledged before the next
+    // is sent); every shard must end up with the last one.
+    let broker = Broker::start();
+    let mut pubs = [
+        RawClient::connect(broker.addr, V4, &id_on_shard("lw-p0", 0)),
+        RawClient::connect(broker.addr, V4, &id_on_shard("lw-p1", 1)),
+    ];
+    for round in 0..10 {
+        let t = format!("lw/{round}");
+        pubs[0].publish(&t, b"v1", 1, true);
+        pubs[1].publish(&t, b"v2", 1, true);
+        pubs[0].publish(&t, b"v3", 1, true);
+        pubs[1].publish(&t, b"v4", 1, true);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for shard in 0..SHARDS {
+        let mut sub = RawClient::connect(
+            broker.addr,
+            V4,
+            &id_on_shard(&format!("lw-s{shard}"), shard),
+        );
+        sub.subscribe_ok(1, &[("lw/+", 1)]);
+        let got = collect_publishes(&mut sub, QUIET);
+        assert_eq!(got.len(), 10, "shard {shard}: {got:?}");
+        for p in &got {
+            assert_eq!(payload_str(p), "v4", "shard {shard}, {}", p.topic.as_str());
+        }
+    }
+}
+
+#[test]
+fn a_retained_message_deleted_from_another_shard_is_gone_everywhere() {
+    // [MQTT-3.3.1-10] [MQTT-3.3.1-11] the deletion applies to every later subscriber.
+    let broker = Broker::start();
+    let mut setter = RawClient::connect(broker.addr, V4, &id_on_shard("rd-set", 0));
+    let mut deleter = RawClient::connect(broker.addr, V4, &id_on_shard("rd-del", 1));
+    for i in 0..10 {
+        setter.publish(&format!("rdel/{i}"), b"x", 1, true);
+        deleter.publish(&format!("rdel/{i}"), b"", 1, true);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for shard in 0..SHARDS {
+        let mut sub = RawClient::connect(
+            broker.addr,
+            V4,
+            &id_on_shard(&format!("rd-s{shard}"), shard),
+        );
+        sub.subscribe_ok(1, &[("rdel/+", 1)]);
+        sub.expect_nothing(QUIET);
+    }
+}
