@@ -373,3 +373,47 @@ fn expect_resp(client: &mut RawClient, id: u16, kind: impl Fn(&Packet) -> bool) 
         "unexpected {packet:?} for id {id}"
     );
 }
+
+#[test]
+fn a_retained_message_queued_for_an_offline_session_arrives_once_as_a_normal_message() {
+    // [MQTT-3.3.1-9] it matched an established subscription: RETAIN 0; resuming the session
+    // is not a new subscription, so it is not sent again as retained [MQTT-3.3.1-6].
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("offret");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("or/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("or/t", b"kept", 1, true);
+    let mut sub = resume(&broker, V4, &sub_id);
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(!got[0].retain, "[MQTT-3.3.1-9] RETAIN 0");
+}
+
+#[test]
+fn in_flight_packet_ids_are_distinct_and_non_zero() {
+    // [MQTT-2.3.1-2] (3.1.1) / [MQTT-2.2.1-3] (5.0): a new PUBLISH gets an id not in use by
+    // another unacknowledged one, and never 0.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ids");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("ids/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for i in 0..40u32 {
+        publisher.publish("ids/t", &i.to_be_bytes(), 1 + (i % 2) as u8, false);
+    }
+    let mut held = Vec::new();
+    while let Recv::Packet(Packet::Publish(p)) = sub.recv(QUIET) {
+        held.push(p);
+    }
+    assert!(!held.is_empty());
+    let mut ids: Vec<u16> = held
+        .iter()
+        .map(|p| p.packet_id.map_or(0, |id| id.get()))
+        .collect();
+    assert!(ids.iter().all(|&id| id != 0));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), held.len(), "duplicate in-flight ids");
+}

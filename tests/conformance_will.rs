@@ -276,3 +276,16 @@ fn rapid_takeovers_of_one_client_id_leave_exactly_the_last_connection_alive() {
     publisher.publish("burst/t", b"to-last", 1, false);
     assert_eq!(&last.expect_publish_acked().payload[..], b"to-last");
 }
+
+#[test]
+fn takeover_across_protocol_versions_closes_the_old_connection_in_its_own_version() {
+    // [MQTT-3.1.4-2] / [MQTT-3.1.4-3]: a 3.1.1 connection taken over is just closed (3.1.1
+    // has no server DISCONNECT); a 5.0 one gets DISCONNECT 0x8E first.
+    let broker = Broker::start();
+    let id = id_on_shard("xver", 1);
+    let mut old4 = RawClient::connect(broker.addr, V4, &id);
+    let mut new5 = RawClient::connect(broker.addr, V5, &id);
+    old4.expect_closed(PROMPT);
+    let _new4 = RawClient::connect(broker.addr, V4, &id);
+    new5.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+}
