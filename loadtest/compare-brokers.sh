@@ -109,8 +109,13 @@ start_ringmq() {
     local bin=$ROOT/target/release/ringmq
     [ -x "$bin" ] || die "ringmq is not built ($bin missing)"
     RINGMQ_PORT=$(free_port 22883)
-    "${BROKER_PIN[@]}" "$bin" --listen "127.0.0.1:$RINGMQ_PORT" --shards "$SHARDS" \
-        >"$OUT/ringmq.log" 2>&1 &
+    # The same per-session queue bound as Mosquitto's max_queued_messages above.
+    cat >"$OUT/ringmq.toml" <<CONF
+[queues]
+max_queued_messages = 100000
+CONF
+    "${BROKER_PIN[@]}" "$bin" --config "$OUT/ringmq.toml" --listen "127.0.0.1:$RINGMQ_PORT" \
+        --shards "$SHARDS" >"$OUT/ringmq.log" 2>&1 &
     RINGMQ_PID=$!
     PIDS+=("$RINGMQ_PID")
     wait_for_port "$RINGMQ_PORT" "$RINGMQ_PID" ringmq

@@ -447,7 +447,11 @@ fn subscription_identifiers_of_every_matching_subscription_are_sent_mqtt_3_3_4_3
     let mut publisher = client(&broker, "sp", 1, ProtocolVersion::V4);
     settle();
     publisher.send(&publish("s/a", b"x", QoS::AtMostOnce, None, true));
-    let mut ids = tagged.expect_publish().properties.subscription_identifiers;
+    let mut ids = tagged
+        .expect_publish()
+        .properties
+        .subscription_identifiers
+        .clone();
     ids.sort_unstable();
     assert_eq!(ids, [7, 9], "one PUBLISH listing both identifiers");
     assert!(

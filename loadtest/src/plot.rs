@@ -162,13 +162,13 @@ fn draw_legend_entry(svg: &mut String, index: usize, label: &str, colour: &str) 
     );
 }
 
-/// The smallest 1, 2 or 5 times a power of ten at or above `value` (1 µs for an empty plot).
+/// The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (1 µs for an empty plot).
 fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 0.001;
     }
     let magnitude = 10f64.powf(value.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|&c| c >= value)

@@ -37,6 +37,8 @@ pub struct Report {
     pub expected: u64,
     pub received: u64,
     pub received_in_window: u64,
+    /// PUBACKs (QoS 1) or PUBCOMPs (QoS 2) the publishers received.
+    pub acked: u64,
     pub lost: u64,
     pub duplicated: u64,
     pub unexpected: u64,
@@ -130,11 +132,15 @@ impl Report {
                 fmt_rate(self.delivered_per_sec()),
                 self.expected
             );
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "lost {}  duplicated {}  unexpected {}",
                 self.lost, self.duplicated, self.unexpected
             );
+            if self.qos > 0 {
+                let _ = write!(out, "  acked {}", self.acked);
+            }
+            out.push('\n');
         }
         if self.connects > 0 || self.connect_failures > 0 {
             let _ = writeln!(
@@ -209,6 +215,7 @@ impl Report {
             "received": self.received,
             "received_in_window": self.received_in_window,
             "delivered_per_sec": self.delivered_per_sec(),
+            "acked": self.acked,
             "lost": self.lost,
             "duplicated": self.duplicated,
             "unexpected": self.unexpected,

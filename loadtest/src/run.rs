@@ -403,6 +403,7 @@ fn build_report(
         expected,
         received,
         received_in_window,
+        acked: progress.acked.load(Ordering::Acquire),
         lost,
         duplicated,
         unexpected,

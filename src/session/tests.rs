@@ -1,7 +1,9 @@
 //! Unit tests of the session state machine: constructed packets in, actions out.
 
 use super::*;
-use crate::protocol::{MqttString, Properties, Subscription, SubscriptionOptions, TopicName};
+use crate::protocol::{
+    MqttString, Properties, PropertyValues, Subscription, SubscriptionOptions, TopicName,
+};
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, clean_start: bool) -> Connect {
@@ -507,10 +509,10 @@ fn message_expiry_counts_down_and_rounds_up_mqtt_3_3_2_6() {
     );
     assert_eq!(m.with_remaining_expiry(start), None);
 
-    let properties = Properties {
+    let properties = Properties::from(PropertyValues {
         message_expiry_interval: Some(10),
-        ..Properties::default()
-    };
+        ..PropertyValues::default()
+    });
     m.properties = Some(std::sync::Arc::new(properties));
     m.stamp_expiry(start);
     let later = start + std::time::Duration::from_millis(3500);

@@ -60,8 +60,8 @@ impl ShardState {
         self.congestion = Some(GateCause::Peer(peer));
     }
 
-    /// Holds `conn`'s acknowledgements from now on (the one for the message just routed
-    /// included).
+    /// Holds `conn`'s acknowledgements from now on (the session acknowledges before it routes,
+    /// so the hold starts with the next message).
     pub(super) fn gate(&mut self, conn: ConnId, cause: GateCause, now: Instant) {
         let Some(c) = self.conn_mut(conn) else {
             return;

@@ -18,6 +18,7 @@ use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
 
+mod barrier;
 mod flow;
 mod peers;
 mod routing;
@@ -66,6 +67,7 @@ impl Limits {
                 max_queued_bytes: config.queues.max_queued_bytes.get(),
                 max_inbound_qos2: config.mqtt.receive_maximum.get(),
                 topic_alias_maximum: config.mqtt.topic_alias_maximum,
+                retain_available: config.retained.enabled,
             },
             max_keepalive: config.mqtt.max_keepalive.map(|k| k.get()),
             zero_keepalive: config.mqtt.zero_keepalive.map(|k| k.get()),
@@ -273,6 +275,11 @@ pub struct ShardState {
     /// The mesh is not drained while this local session is congested (`flow`).
     mesh_pause: Option<(usize, Instant)>,
     mesh_waker: Option<Waker>,
+    /// SUBACKs waiting for every peer to acknowledge a barrier (see `barrier`).
+    pending_subacks: HashMap<u64, barrier::PendingSubAck>,
+    next_barrier: u64,
+    /// While a SUBSCRIBE is applied behind a barrier: its token (retained messages wait).
+    barrier_token: Option<u64>,
 }
 
 impl ShardState {
@@ -314,6 +321,9 @@ impl ShardState {
             gated: Vec::new(),
             mesh_pause: None,
             mesh_waker: None,
+            pending_subacks: HashMap::new(),
+            next_barrier: 0,
+            barrier_token: None,
         }
     }
 
@@ -342,6 +352,11 @@ impl ShardState {
             version: connect.version,
             reason,
         };
+        let will_retain = connect.will.as_ref().is_some_and(|w| w.retain);
+        if will_retain && !self.limits.retain_available && connect.version == ProtocolVersion::V5 {
+            // [MQTT-3.2.2-13] a retained will cannot be honoured without retained messages.
+            return Err(refuse(ReasonCode::RetainNotSupported));
+        }
         if !connect.client_id.is_empty() {
             return Ok((connect.client_id.as_str().to_owned(), false));
         }
@@ -491,6 +506,10 @@ impl ShardState {
             if !self.limits.retain_available {
                 properties.retain_available = Some(0);
             }
+            // 5.0 section 3.2.2.3.2: a capped Session Expiry Interval is announced.
+            let cap = self.limits.max_session_expiry;
+            let asked = connect.properties.session_expiry_interval.unwrap_or(0);
+            properties.session_expiry_interval = (asked > cap).then_some(cap);
         }
         Packet::ConnAck(ConnAck {
             session_present,
@@ -570,6 +589,9 @@ impl ShardState {
         };
         for action in actions.drain(..) {
             match action {
+                Action::Send(Packet::SubAck(suback)) if self.shards > 1 => {
+                    self.barrier_token = Some(self.hold_suback(conn, session_key, suback));
+                }
                 Action::Send(packet) => self.write_packet(conn, &packet),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing),
                 Action::Route(mut msg) => {
@@ -601,6 +623,9 @@ impl ShardState {
                     publish_will,
                 } => self.close(conn, reason, publish_will),
             }
+        }
+        if let Some(token) = self.barrier_token.take() {
+            self.send_barrier(token);
         }
     }
 

@@ -113,6 +113,8 @@ impl ShardState {
                 self.pause_mesh_if_congested();
             }
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
+            MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
+            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),
         }
     }
 

@@ -25,7 +25,10 @@ impl ShardState {
             RetainHandling::DoNotSend => false,
         };
         if send_retained {
-            self.send_retained(&filter, sub);
+            match self.barrier_token {
+                Some(token) => self.defer_retained(token, &filter, sub),
+                None => self.send_retained(&filter, sub),
+            }
         }
     }
 
@@ -69,7 +72,7 @@ impl ShardState {
     }
 
     /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
-    fn send_retained(&mut self, filter: &TopicFilter, sub: LocalSub) {
+    pub(super) fn send_retained(&mut self, filter: &TopicFilter, sub: LocalSub) {
         let now = Instant::now();
         let matching: Vec<Message> = self
             .retained

@@ -75,10 +75,43 @@ fn drain_packets(state: &mut ShardState, conn: ConnId, version: ProtocolVersion)
     packets
 }
 
+/// What the peer received, without the SUBACK barriers (see `subscribe_waits_for_barrier`).
 fn peer_messages(peer: &mut MeshEnds<MeshMsg>) -> Vec<MeshMsg> {
     let mut got = Vec::new();
-    peer.drain(usize::MAX, |_, m| got.push(m));
+    peer.drain(usize::MAX, |_, m| {
+        if !matches!(m, MeshMsg::Barrier { .. }) {
+            got.push(m)
+        }
+    });
     got
+}
+
+#[test]
+fn suback_waits_until_every_peer_has_applied_the_interest() {
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    let sub = open(&mut state, ProtocolVersion::V4, "sub");
+    state.on_packet(sub, subscribe("b/#", QoS::AtLeastOnce));
+    assert!(
+        drain_packets(&mut state, sub, ProtocolVersion::V4).is_empty(),
+        "no SUBACK before the peer has seen the interest"
+    );
+    let mut sent = Vec::new();
+    peer.drain(usize::MAX, |_, m| sent.push(m));
+    let token = match sent.as_slice() {
+        [
+            MeshMsg::Interest { add: true, .. },
+            MeshMsg::Barrier { token },
+        ] => *token,
+        other => panic!("interest then barrier, in ring order: {other:?}"),
+    };
+    assert!(peer.try_send(0, MeshMsg::BarrierAck { token }).is_ok());
+    peer.flush_wakes();
+    state.drain_mesh(usize::MAX);
+    let packets = drain_packets(&mut state, sub, ProtocolVersion::V4);
+    assert!(
+        matches!(packets.as_slice(), [Packet::SubAck(_)]),
+        "{packets:?}"
+    );
 }
 
 #[test]
@@ -418,10 +451,11 @@ fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
             })
             .collect()
     };
-    // 1 in flight, 2 and 3 queued: the queue reached half its bound at 3.
+    // 1 in flight, 2 and 3 queued: the queue reached half its bound at 3, so the publisher's
+    // acknowledgements are held from 4 on (each PUBACK leaves before its message is routed).
     assert_eq!(
         acked(drain_packets(&mut state, publisher, ProtocolVersion::V4)),
-        [1, 2]
+        [1, 2, 3]
     );
     for _ in 0..2 {
         let delivered = drain_packets(&mut state, sub, ProtocolVersion::V4);
@@ -434,7 +468,7 @@ fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
     // Down to a quarter: the held acknowledgements follow, in order [MQTT-4.6.0-2].
     assert_eq!(
         acked(drain_packets(&mut state, publisher, ProtocolVersion::V4)),
-        [3, 4]
+        [4]
     );
     assert_eq!(
         state

@@ -1,0 +1,122 @@
+//! Conformance of what the broker announces and enforces from its configuration (MQTT 5.0
+//! CONNACK properties, section 3.2.2.3) against the real `ringmq` binary: Retain Available,
+//! the Session Expiry cap, a disabled Topic Alias Maximum and an imposed keep alive.
+
+pub mod support;
+
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use std::time::{Duration, Instant};
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+const NO_RETAIN: &str = "[retained]\nenabled = false\n";
+
+#[test]
+fn with_retain_disabled_a_5_0_retained_publish_is_refused_with_0x9a() {
+    // 5.0 section 3.2.2.3.5: Retain Available 0 announced; a PUBLISH with RETAIN 1 is then
+    // answered with DISCONNECT 0x9A Retain not supported (section 3.3.1.3; the client broke
+    // [MQTT-3.2.2-14]).
+    let broker = Broker::start_with_config(NO_RETAIN);
+    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "nr5"));
+    assert_eq!(connack.properties.retain_available, Some(0));
+    c.send(&publish_packet("nr/t", b"x", 1, Some(1), true));
+    c.expect_disconnect_then_close(PROMPT, &[ReasonCode::RetainNotSupported]);
+}
+
+#[test]
+fn with_retain_disabled_a_5_0_will_with_retain_is_refused_with_connack_0x9a() {
+    // [MQTT-3.2.2-13] a CONNECT whose will has Will Retain 1 while retained messages are not
+    // supported must be rejected (CONNACK 0x9A should be sent) and closed.
+    let broker = Broker::start_with_config(NO_RETAIN);
+    let mut c = RawClient::tcp(broker.addr, V5, "nr5-will");
+    c.send(
+        &ConnectBuilder::new(V5, "nr5-will")
+            .will("nr/will", b"x", 0, true)
+            .packet(),
+    );
+    let connack = c.expect_connack();
+    assert_eq!(connack.reason, ReasonCode::RetainNotSupported);
+    c.expect_closed(PROMPT);
+}
+
+#[test]
+fn with_retain_disabled_3_1_1_retained_publishes_are_forwarded_but_not_stored() {
+    // The config documents: RETAIN is "stored not" for clients that cannot be told; the
+    // message itself is still routed to current subscribers.
+    let broker = Broker::start_with_config(NO_RETAIN);
+    let [pub_id, sub_id] = ids_on_distinct_shards("nr4");
+    let mut live = RawClient::connect(broker.addr, V4, &sub_id);
+    live.subscribe_ok(1, &[("nr4/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("nr4/t", b"x", 1, true);
+    assert_eq!(&live.expect_publish_acked().payload[..], b"x");
+    let mut late = RawClient::connect(broker.addr, V4, &format!("{sub_id}-late"));
+    late.subscribe_ok(1, &[("nr4/t", 1)]);
+    late.expect_nothing(QUIET);
+}
+
+#[test]
+fn a_capped_session_expiry_is_announced_and_applied() {
+    // 5.0 section 3.2.2.3.2: a server using another Session Expiry Interval than the client
+    // asked for says so in CONNACK; the session then ends after the capped interval.
+    let broker = Broker::start_with_config("[mqtt]\nmax_session_expiry = 1\n");
+    let id = id_on_shard("capped-expiry", 1);
+    let connect = || {
+        ConnectBuilder::new(V5, &id)
+            .clean(false)
+            .session_expiry(300)
+    };
+    let (c, connack) = RawClient::connect_with(broker.addr, connect());
+    let announced = connack.properties.session_expiry_interval;
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(2000));
+    let (_c, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(!ack.session_present, "the session outlived the 1 s cap");
+    assert_eq!(
+        announced,
+        Some(1),
+        "the CONNACK must announce the capped Session Expiry Interval"
+    );
+}
+
+#[test]
+fn with_topic_aliases_disabled_none_is_announced_and_using_one_is_refused() {
+    // 5.0 section 3.2.2.3.8: Topic Alias Maximum absent/0 - the client must not send aliases
+    // [MQTT-3.3.2-9]; one that does gets DISCONNECT 0x94 Topic Alias invalid.
+    let broker = Broker::start_with_config("[mqtt]\ntopic_alias_maximum = 0\n");
+    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "noalias"));
+    assert!(
+        connack.properties.topic_alias_maximum.unwrap_or(0) == 0,
+        "{:?}",
+        connack.properties.topic_alias_maximum
+    );
+    let mut publish = publish_packet("na/t", b"x", 0, None, false);
+    if let Packet::Publish(p) = &mut publish {
+        p.properties.topic_alias = Some(1);
+    }
+    c.send(&publish);
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::TopicAliasInvalid, ReasonCode::ProtocolError],
+    );
+}
+
+#[test]
+fn an_imposed_keep_alive_is_announced_to_5_0_clients_asking_for_none_and_enforced() {
+    // [MQTT-3.2.2-21] the Server Keep Alive in CONNACK is the keep alive in force.
+    let broker = Broker::start_with_config("[mqtt]\nzero_keepalive = 1\n");
+    let (mut c, connack) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, "zero-ka").keep_alive(0),
+    );
+    assert_eq!(connack.properties.server_keep_alive, Some(1));
+    let start = Instant::now();
+    c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
+    assert!(
+        start.elapsed() <= Duration::from_millis(2600),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -1,0 +1,191 @@
+//! Conformance at the process level against the real `ringmq` binary: many concurrent clients
+//! on all shards, and graceful shutdown on SIGTERM.
+
+pub mod support;
+
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use std::time::Duration;
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+#[test]
+fn two_hundred_clients_each_receive_their_own_and_the_broadcast_message() {
+    let broker = Broker::start();
+    const N: usize = 200;
+    let mut clients: Vec<RawClient> = (0..N)
+        .map(|i| {
+            let version = if i % 2 == 0 { V4 } else { V5 };
+            let mut c = RawClient::connect(broker.addr, version, &format!("many-{i}"));
+            c.subscribe_ok(1, &[(&format!("many/{i}"), 1), ("many/all", 0)]);
+            c
+        })
+        .collect();
+    let homes: Vec<usize> = (0..N)
+        .map(|i| home_shard(&format!("many-{i}"), SHARDS))
+        .collect();
+    assert!(
+        (0..SHARDS).all(|s| homes.contains(&s)),
+        "clients on every shard"
+    );
+
+    let mut publisher = RawClient::connect(broker.addr, V5, "many-publisher");
+    for i in 0..N {
+        publisher.publish(&format!("many/{i}"), format!("to-{i}").as_bytes(), 1, false);
+    }
+    publisher.publish("many/all", b"everyone", 0, false);
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut got: Vec<String> = Vec::new();
+        while got.len() < 2 {
+            let p = c.expect_publish_acked();
+            got.push(format!("{}={}", p.topic.as_str(), payload_str(&p)));
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            [format!("many/{i}=to-{i}"), "many/all=everyone".to_string()],
+            "client {i}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_closes_every_connection_and_exits_0() {
+    let mut broker = Broker::start();
+    let mut clients: Vec<RawClient> = (0..6)
+        .map(|i| {
+            let version = if i % 2 == 0 { V4 } else { V5 };
+            let mut c = RawClient::connect(broker.addr, version, &format!("term-{i}"));
+            c.subscribe_ok(1, &[("term/t", 1)]);
+            c
+        })
+        .collect();
+    broker.sigterm();
+    for c in clients.iter_mut() {
+        match c.recv(Duration::from_secs(5)) {
+            Recv::Closed => {}
+            // 5.0 section 4.13: the server may say why it closes (0x8B Server shutting down).
+            Recv::Packet(Packet::Disconnect(d)) if c.version == V5 => {
+                assert_eq!(d.reason, ReasonCode::ServerShuttingDown, "{}", c.name);
+                c.expect_closed(PROMPT);
+            }
+            other => panic!("{}: expected the close on SIGTERM, got {other:?}", c.name),
+        }
+    }
+    let status = broker.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status after SIGTERM: {status:?}"
+    );
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_does_not_stall_the_publisher_or_other_subscribers() {
+    // Back-pressure must stay per connection: a stuck QoS 0 subscriber loses its own messages
+    // (or is disconnected) while everyone else keeps flowing.
+    let broker = Broker::start();
+    let [pub_id, good_id] = ids_on_distinct_shards("slow");
+    let stuck_id = id_on_shard("slow-stuck", home_shard(&good_id, SHARDS));
+    let mut stuck = RawClient::connect(broker.addr, V4, &stuck_id);
+    stuck.subscribe_ok(1, &[("flood/t", 0)]);
+    let mut good = RawClient::connect(broker.addr, V4, &good_id);
+    good.subscribe_ok(1, &[("flood/t", 0), ("flood/end", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+
+    let payload = vec![b'x'; 4096];
+    let started = std::time::Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut count = 0usize;
+        loop {
+            match good.recv(Duration::from_secs(5)) {
+                Recv::Packet(Packet::Publish(p)) if p.topic.as_str() == "flood/end" => {
+                    good.ack(&p);
+                    return count;
+                }
+                Recv::Packet(Packet::Publish(_)) => count += 1,
+                other => panic!("good subscriber: {other:?} after {count} messages"),
+            }
+        }
+    });
+    // 8000 x 4 KiB = 32 MiB: far beyond any socket buffer and the 2 MiB outbound limit.
+    for _ in 0..8000 {
+        publisher.send(&publish_packet("flood/t", &payload, 0, None, false));
+    }
+    publisher.publish("flood/end", b"end", 1, false);
+    publisher.ping();
+    let count = reader
+        .join()
+        .unwrap_or_else(|_| panic!("the good subscriber failed"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "flood took {:?}",
+        started.elapsed()
+    );
+    eprintln!("good subscriber received {count} of 8000 flood messages");
+    assert!(count > 0, "the good subscriber received nothing");
+    drop(stuck);
+}
+
+#[test]
+fn the_home_shard_of_a_client_id_matches_the_broker() {
+    // The suite's FNV-1a home shard (which every cross-shard test relies on) must agree with
+    // the broker's own.
+    for id in ["", "a", "client-1", "bystander-a-0", "many-199"] {
+        for shards in [1usize, 2, 3, 8] {
+            assert_eq!(
+                home_shard(id, shards),
+                ringmq::shard::home_shard(id.as_bytes(), shards),
+                "{id:?} over {shards} shards"
+            );
+        }
+    }
+}
+
+#[test]
+fn qos1_messages_from_many_publishers_on_both_shards_are_never_lost() {
+    // Section 4.3.2: every PUBACKed QoS 1 message reaches the (reading)
+    // subscriber; ten publishers pipeline 100 each through the mesh and the local path.
+    let broker = Broker::start();
+    let sub_id = id_on_shard("fanin-sub", 1);
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("fanin/+", 1)]);
+    let addr = broker.addr;
+    let publishers: Vec<_> = (0..10)
+        .map(|p| {
+            std::thread::spawn(move || {
+                let id = id_on_shard(&format!("fanin-pub{p}"), p % SHARDS);
+                let mut c = RawClient::connect(addr, V4, &id);
+                let mut bytes = Vec::new();
+                for i in 1..=100u16 {
+                    bytes.extend(encode_bytes(
+                        &publish_packet(&format!("fanin/{p}"), &i.to_be_bytes(), 1, Some(i), false),
+                        V4,
+                    ));
+                }
+                c.send_bytes(&bytes);
+                for _ in 1..=100 {
+                    assert!(matches!(c.expect_packet(PROMPT), Packet::PubAck(_)));
+                }
+            })
+        })
+        .collect();
+    let got = collect_publishes(&mut sub, Duration::from_millis(1500));
+    for p in publishers {
+        assert!(p.join().is_ok(), "a publisher failed");
+    }
+    for p in 0..10 {
+        let t = format!("fanin/{p}");
+        let seq: Vec<u16> = got
+            .iter()
+            .filter(|m| m.topic.as_str() == t)
+            .map(|m| u16::from_be_bytes([m.payload[0], m.payload[1]]))
+            .collect();
+        assert_eq!(
+            seq,
+            (1..=100).collect::<Vec<u16>>(),
+            "{t}: lost or reordered"
+        );
+    }
+}

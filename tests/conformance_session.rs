@@ -1,0 +1,419 @@
+//! Conformance of persistent sessions (MQTT 3.1.1 / 5.0 sections 3.1.2.4, 4.1, 4.4) against
+//! the real `ringmq` binary: subscriptions and offline messages kept across reconnects,
+//! redelivery of unacknowledged messages, and clean sessions discarding state.
+
+pub mod support;
+
+use ringmq::protocol::packet::PubResp;
+use ringmq::protocol::{Packet, ProtocolVersion, QoS};
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// A CONNECT that resumes (or starts) a persistent session in `version`.
+fn persistent(version: ProtocolVersion, id: &str) -> ConnectBuilder {
+    let c = ConnectBuilder::new(version, id).clean(false);
+    if version == V5 {
+        c.session_expiry(300)
+    } else {
+        c
+    }
+}
+
+fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
+    let (client, ack) = RawClient::connect_with(broker.addr, persistent(version, id));
+    assert!(
+        ack.session_present,
+        "{version:?}: [MQTT-3.2.2-2] session present on resume"
+    );
+    client
+}
+
+fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards(&format!("persist-{version:?}"));
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    sub.subscribe_ok(1, &[("p/q1", 1), ("p/q2", 2)]);
+    sub.disconnect();
+
+    let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+    for i in 0..5 {
+        publisher.publish("p/q1", format!("one-{i}").as_bytes(), 1, false);
+        publisher.publish("p/q2", format!("two-{i}").as_bytes(), 2, false);
+    }
+
+    let mut sub = resume(&broker, version, &sub_id);
+    let got = collect_publishes(&mut sub, QUIET);
+    for (t, prefix) in [("p/q1", "one"), ("p/q2", "two")] {
+        let payloads: Vec<String> = got
+            .iter()
+            .filter(|p| p.topic.as_str() == t)
+            .map(payload_str)
+            .collect();
+        let want: Vec<String> = (0..5).map(|i| format!("{prefix}-{i}")).collect();
+        assert_eq!(
+            payloads, want,
+            "{version:?} {t}: queued while offline, in order"
+        );
+    }
+    // The subscriptions themselves survived [MQTT-3.1.2-4]: live traffic still arrives.
+    publisher.publish("p/q1", b"live", 1, false);
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"live");
+}
+
+#[test]
+fn subscriptions_and_qos_1_2_messages_sent_while_offline_survive_a_reconnect_3_1_1() {
+    // [MQTT-3.1.2-4] the session resumes; [MQTT-3.1.2-5] QoS 1 and 2 messages that arrive
+    // while disconnected are stored and delivered.
+    subscriptions_and_offline_messages_survive(V4);
+}
+
+#[test]
+fn subscriptions_and_qos_1_2_messages_sent_while_offline_survive_a_reconnect_5_0() {
+    // 5.0 with Session Expiry 300 s: [MQTT-3.1.2-4] / section 3.1.2.11.2.
+    subscriptions_and_offline_messages_survive(V5);
+}
+
+fn unacked_qos1_is_redelivered_with_dup(version: ProtocolVersion) {
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards(&format!("redeliver-{version:?}"));
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    sub.subscribe_ok(1, &[("rd/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, version, &pub_id);
+    publisher.publish("rd/t", b"unacked", 1, false);
+    let first = sub.expect_publish();
+    assert_eq!(first.qos, QoS::AtLeastOnce);
+    assert!(!first.dup);
+    sub.drop_connection();
+
+    let mut sub = resume(&broker, version, &sub_id);
+    let again = sub.expect_publish();
+    assert_eq!(&again.payload[..], b"unacked");
+    assert_eq!(
+        again.packet_id, first.packet_id,
+        "[MQTT-4.4.0-1] original packet id"
+    );
+    assert!(again.dup, "[MQTT-3.3.1-1] DUP 1 on redelivery");
+    sub.ack(&again);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn an_unacknowledged_qos1_publish_is_resent_with_dup_and_its_id_on_reconnect_3_1_1() {
+    // [MQTT-4.4.0-1] resend unacknowledged PUBLISH with the original packet id;
+    // [MQTT-3.3.1-1] with DUP 1.
+    unacked_qos1_is_redelivered_with_dup(V4);
+}
+
+#[test]
+fn an_unacknowledged_qos1_publish_is_resent_with_dup_and_its_id_on_reconnect_5_0() {
+    unacked_qos1_is_redelivered_with_dup(V5);
+}
+
+#[test]
+fn an_unacknowledged_qos2_publish_and_pubrel_are_resent_on_reconnect() {
+    // [MQTT-4.4.0-1] unacknowledged PUBLISH (no PUBREC yet) and PUBREL (no PUBCOMP yet) are
+    // resent with their original ids.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("qos2resend");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("q2/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("q2/t", b"a", 2, false);
+    publisher.publish("q2/t", b"b", 2, false);
+
+    // "a": PUBREC sent, PUBREL received, PUBCOMP withheld. "b": not acknowledged at all.
+    let a = sub.expect_publish();
+    let a_id = a.packet_id.unwrap_or_else(|| panic!("QoS 2 without id"));
+    sub.send(&Packet::PubRec(PubResp::new(a_id)));
+    let mut b = None;
+    let mut pubrel_seen = false;
+    while b.is_none() || !pubrel_seen {
+        match sub.expect_packet(PROMPT) {
+            Packet::PubRel(r) if r.packet_id == a_id => pubrel_seen = true,
+            Packet::Publish(p) => b = Some(p),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let b = b.unwrap_or_else(|| panic!("loop exits only with b"));
+    assert_eq!(&b.payload[..], b"b");
+    sub.drop_connection();
+
+    let mut sub = resume(&broker, V4, &sub_id);
+    let mut pubrel_again = false;
+    let mut b_again = false;
+    while !(pubrel_again && b_again) {
+        match sub.expect_packet(PROMPT) {
+            Packet::PubRel(r) => {
+                assert_eq!(r.packet_id, a_id, "PUBREL with its original id");
+                pubrel_again = true;
+                sub.send(&Packet::PubComp(PubResp::new(a_id)));
+            }
+            Packet::Publish(p) => {
+                assert_eq!(&p.payload[..], b"b", "\"a\" was received: never resent");
+                assert_eq!(p.packet_id, b.packet_id, "original id");
+                assert!(p.dup, "[MQTT-3.3.1-1] DUP 1");
+                sub.ack(&p);
+                b_again = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn a_clean_session_discards_subscriptions_and_queued_messages_3_1_1() {
+    // [MQTT-3.1.2-6] CleanSession 1 discards the previous session; nothing queued for it is
+    // delivered and its subscriptions are gone.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("clean");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("c/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("c/t", b"queued", 1, false);
+
+    let (mut sub, ack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &sub_id).clean(true));
+    assert!(!ack.session_present, "[MQTT-3.2.2-1]");
+    sub.expect_nothing(QUIET);
+    publisher.publish("c/t", b"live", 1, false);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn clean_start_discards_the_session_in_5_0() {
+    // 5.0 [MQTT-3.1.2-4] Clean Start 1 discards any existing session.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("clean5");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V5, &sub_id));
+    sub.subscribe_ok(1, &[("c5/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("c5/t", b"queued", 1, false);
+
+    let connect = ConnectBuilder::new(V5, &sub_id)
+        .clean(true)
+        .session_expiry(300);
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect);
+    assert!(!ack.session_present, "[MQTT-3.2.2-2]");
+    sub.expect_nothing(QUIET);
+    publisher.publish("c5/t", b"live", 1, false);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
+    // 5.0 section 3.1.2.11.2: Session Expiry 0 (absent) - the session ends when the network
+    // connection closes, even with Clean Start 0.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("expiry0");
+    let (mut sub, _) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    sub.subscribe_ok(1, &[("e0/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("e0/t", b"nobody", 1, false);
+    let (mut sub, ack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    assert!(!ack.session_present, "the session must have ended");
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn unacknowledged_messages_move_to_the_connection_that_takes_the_session_over() {
+    // [MQTT-3.1.4-2] takeover with CleanSession 0 keeps the session; [MQTT-4.4.0-1] its
+    // unacknowledged QoS 1 PUBLISH is resent on the new connection with DUP 1.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("takeover-inflight");
+    let (mut old, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    old.subscribe_ok(1, &[("ti/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("ti/t", b"pending", 1, false);
+    let first = old.expect_publish();
+    let mut new = resume(&broker, V4, &sub_id);
+    old.expect_closed(PROMPT);
+    let again = new.expect_publish();
+    assert_eq!(&again.payload[..], b"pending");
+    assert_eq!(again.packet_id, first.packet_id);
+    assert!(again.dup, "[MQTT-3.3.1-1]");
+    new.ack(&again);
+    new.expect_nothing(QUIET);
+}
+
+#[test]
+fn more_offline_messages_than_the_inflight_window_all_arrive_in_order() {
+    // [MQTT-3.1.2-5] every QoS 1 message stored while offline is delivered; the in-flight
+    // window (max_inflight 64) only paces them [MQTT-4.6.0-6].
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("backlog");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("bl/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for i in 0..200u32 {
+        publisher.publish("bl/t", i.to_string().as_bytes(), 1, false);
+    }
+    let mut sub = resume(&broker, V4, &sub_id);
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    let want: Vec<String> = (0..200).map(|i: u32| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_5_0_session_ends_when_its_expiry_interval_passes() {
+    // 5.0 section 3.1.2.11.2 / [MQTT-4.1.0-2]: the server discards the session state once
+    // the Session Expiry Interval has passed after the connection closed.
+    let broker = Broker::start();
+    let id = id_on_shard("expiring-session", 1);
+    let connect = || ConnectBuilder::new(V5, &id).clean(false).session_expiry(1);
+    let (mut c, _) = RawClient::connect_with(broker.addr, connect());
+    c.subscribe_ok(1, &[("es/t", 1)]);
+    c.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (c, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present, "still within the 1 s expiry");
+    c.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let (_c, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(!ack.session_present, "the session expired after 1 s");
+}
+
+#[test]
+fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zero() {
+    // 5.0 [MQTT-3.14.2-2]: Session Expiry on DISCONNECT may change a non-zero interval; set
+    // to 0 the session ends now. Raising it from 0 is a Protocol Error.
+    let broker = Broker::start();
+    let id = id_on_shard("dc-expiry", 0);
+    let (mut c, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
+    );
+    let mut dc = ringmq::protocol::packet::Disconnect::new(
+        ringmq::protocol::ReasonCode::NORMAL_DISCONNECTION,
+    );
+    dc.properties.session_expiry_interval = Some(0);
+    c.send(&Packet::Disconnect(dc.clone()));
+    c.expect_closed(PROMPT);
+    let (_c, ack) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
+    );
+    assert!(!ack.session_present, "DISCONNECT set the expiry to 0");
+
+    let mut zero = RawClient::connect(broker.addr, V5, &format!("{id}-zero"));
+    dc.properties.session_expiry_interval = Some(30);
+    zero.send(&Packet::Disconnect(dc));
+    zero.expect_closed_maybe_disconnect(PROMPT, &[ringmq::protocol::ReasonCode::ProtocolError]);
+}
+
+#[test]
+fn a_qos2_publish_resent_after_reconnect_is_not_delivered_twice() {
+    // [MQTT-4.4.0-1] the publisher resends its unfinished QoS 2 PUBLISH (DUP 1, same id) on
+    // a resumed session; the server kept the id [MQTT-4.3.3-2] and must not deliver again.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("q2pubresume");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("q2r/t", 2)]);
+    let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
+    let publish = publish_packet("q2r/t", b"exactly-once", 2, Some(5), false);
+    publisher.send(&publish);
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.drop_connection();
+
+    let mut publisher = resume(&broker, V4, &pub_id);
+    let mut again = publish;
+    if let Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    publisher.send(&again);
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&Packet::PubRel(PubResp::new(pid(5))));
+    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubComp(_)));
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+#[test]
+fn a_pubrel_resent_after_reconnect_completes_the_qos2_flow() {
+    // [MQTT-4.4.0-1] the publisher resends PUBREL after reconnecting; the server answers
+    // PUBCOMP and the message was delivered exactly once.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("q2relresume");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("q2rel/t", 2)]);
+    let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
+    publisher.send(&publish_packet("q2rel/t", b"m", 2, Some(6), false));
+    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
+    publisher.drop_connection();
+
+    let mut publisher = resume(&broker, V4, &pub_id);
+    publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
+    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubComp(_)));
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+fn expect_resp(client: &mut RawClient, id: u16, kind: impl Fn(&Packet) -> bool) {
+    let packet = client.expect_packet(PROMPT);
+    let id_matches = match &packet {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            r.packet_id.get() == id
+        }
+        _ => false,
+    };
+    assert!(
+        kind(&packet) && id_matches,
+        "unexpected {packet:?} for id {id}"
+    );
+}
+
+#[test]
+fn a_retained_message_queued_for_an_offline_session_arrives_once_as_a_normal_message() {
+    // [MQTT-3.3.1-9] it matched an established subscription: RETAIN 0; resuming the session
+    // is not a new subscription, so it is not sent again as retained [MQTT-3.3.1-6].
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("offret");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("or/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("or/t", b"kept", 1, true);
+    let mut sub = resume(&broker, V4, &sub_id);
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(!got[0].retain, "[MQTT-3.3.1-9] RETAIN 0");
+}
+
+#[test]
+fn in_flight_packet_ids_are_distinct_and_non_zero() {
+    // [MQTT-2.3.1-2] (3.1.1) / [MQTT-2.2.1-3] (5.0): a new PUBLISH gets an id not in use by
+    // another unacknowledged one, and never 0.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ids");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    sub.subscribe_ok(1, &[("ids/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for i in 0..40u32 {
+        publisher.publish("ids/t", &i.to_be_bytes(), 1 + (i % 2) as u8, false);
+    }
+    let mut held = Vec::new();
+    while let Recv::Packet(Packet::Publish(p)) = sub.recv(QUIET) {
+        held.push(p);
+    }
+    assert!(!held.is_empty());
+    let mut ids: Vec<u16> = held
+        .iter()
+        .map(|p| p.packet_id.map_or(0, |id| id.get()))
+        .collect();
+    assert!(ids.iter().all(|&id| id != 0));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), held.len(), "duplicate in-flight ids");
+}

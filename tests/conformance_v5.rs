@@ -1,0 +1,539 @@
+//! Conformance of MQTT 5.0-only features against the real `ringmq` binary: topic aliases,
+//! flow control (Receive Maximum both ways), the client's Maximum Packet Size, subscription
+//! options (No Local, Retain As Published, Retain Handling), property forwarding, message
+//! expiry, will delay, Server Keep Alive and UNSUBACK reason codes.
+
+pub mod support;
+
+use bytes::Bytes;
+use ringmq::protocol::packet::{
+    Publish, RetainHandling, Subscribe, Subscription, SubscriptionOptions, Unsubscribe,
+};
+use ringmq::protocol::{
+    Packet, Properties, PropertyValues, ProtocolVersion, ReasonCode, TopicName,
+};
+use std::time::{Duration, Instant};
+use support::*;
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+fn subscribe_with(client: &mut RawClient, packet_id: u16, f: &str, options: SubscriptionOptions) {
+    client.send(&Packet::Subscribe(Subscribe {
+        packet_id: pid(packet_id),
+        properties: Properties::default(),
+        subscriptions: vec![Subscription {
+            filter: filter(f),
+            options,
+        }],
+    }));
+    match client.expect_packet(PROMPT) {
+        Packet::SubAck(s) => assert!(s.reasons.iter().all(|r| !r.is_error()), "refused: {s:?}"),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+fn options(level: u8) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: qos(level),
+        ..SubscriptionOptions::default()
+    }
+}
+
+fn publish_with(
+    topic_name: Option<&str>,
+    payload: &[u8],
+    level: u8,
+    packet_id: Option<u16>,
+    properties: Properties,
+) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos: qos(level),
+        retain: false,
+        topic: topic_name.map_or_else(TopicName::empty, topic),
+        packet_id: packet_id.map(pid),
+        properties,
+        payload: Bytes::copy_from_slice(payload),
+    })
+}
+
+fn alias(n: u16) -> Properties {
+    Properties::from(PropertyValues {
+        topic_alias: Some(n),
+        ..PropertyValues::default()
+    })
+}
+
+#[test]
+fn a_topic_alias_stands_for_its_topic_in_later_publishes() {
+    // 5.0 section 3.3.2.3.4: an alias set with a topic is used by later PUBLISHes with an
+    // empty topic; subscribers see the full topic.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("alias");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    sub.subscribe_ok(1, &[("alias/#", 0)]);
+    let (mut publisher, connack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &pub_id));
+    let max = connack.properties.topic_alias_maximum.unwrap_or(0);
+    assert!(max >= 2, "the default config grants 16 aliases: {max}");
+    publisher.send(&publish_with(Some("alias/one"), b"1", 0, None, alias(1)));
+    publisher.send(&publish_with(Some("alias/two"), b"2", 0, None, alias(2)));
+    publisher.send(&publish_with(None, b"3", 0, None, alias(1)));
+    publisher.send(&publish_with(None, b"4", 0, None, alias(2)));
+    // Re-mapping an alias to another topic (section 3.3.2.3.4).
+    publisher.send(&publish_with(Some("alias/three"), b"5", 0, None, alias(1)));
+    publisher.send(&publish_with(None, b"6", 0, None, alias(1)));
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| format!("{}={}", p.topic.as_str(), payload_str(p)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "alias/one=1",
+            "alias/two=2",
+            "alias/one=3",
+            "alias/two=4",
+            "alias/three=5",
+            "alias/three=6"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_topic_alias_is_refused_with_disconnect() {
+    // [MQTT-3.3.2-8] alias 0 is not permitted; [MQTT-3.3.2-9]-style: above the server's Topic
+    // Alias Maximum; an empty topic with an alias never set is a Protocol Error.
+    let broker = Broker::start();
+    let cases: [(Option<&str>, u16); 3] = [(Some("a/b"), 0), (Some("a/b"), 17), (None, 5)];
+    for (i, (t, n)) in cases.into_iter().enumerate() {
+        let mut c = RawClient::connect(broker.addr, V5, &format!("badalias-{i}"));
+        c.send(&publish_with(t, b"x", 0, None, alias(n)));
+        c.expect_closed_maybe_disconnect(
+            PROMPT,
+            &[ReasonCode::TopicAliasInvalid, ReasonCode::ProtocolError],
+        );
+    }
+}
+
+#[test]
+fn the_broker_never_exceeds_the_clients_receive_maximum() {
+    // 5.0 section 4.9: the server must not send more unacknowledged QoS 1/2 PUBLISHes than the
+    // client's Receive Maximum; acknowledging one releases the next.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("recvmax");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.receive_maximum = Some(2);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rm/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for i in 0..6 {
+        publisher.publish("rm/t", format!("{i}").as_bytes(), 1, false);
+    }
+    let a = sub.expect_publish();
+    let b = sub.expect_publish();
+    sub.expect_nothing(QUIET);
+    sub.ack(&a);
+    let c = sub.expect_publish();
+    sub.expect_nothing(QUIET);
+    sub.ack(&b);
+    sub.ack(&c);
+    let rest = collect_publishes(&mut sub, QUIET);
+    let all: Vec<String> = [a, b, c]
+        .iter()
+        .chain(rest.iter())
+        .map(payload_str)
+        .collect();
+    assert_eq!(all, ["0", "1", "2", "3", "4", "5"]);
+}
+
+#[test]
+fn exceeding_the_brokers_receive_maximum_is_refused_with_0x93() {
+    // 5.0 section 3.3.4: more unacknowledged QoS 2 PUBLISHes than the Receive Maximum the
+    // server announced -> DISCONNECT 0x93 Receive Maximum exceeded.
+    let broker = Broker::start();
+    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "greedy"));
+    let max = connack.properties.receive_maximum.unwrap_or(u16::MAX);
+    assert_eq!(max, 64, "the default config announces 64");
+    let mut bytes = Vec::new();
+    for id in 1..=max + 1 {
+        bytes.extend(encode_bytes(
+            &publish_packet("greedy/t", b"x", 2, Some(id), false),
+            V5,
+        ));
+    }
+    c.send_bytes(&bytes);
+    let mut pubrecs = 0;
+    loop {
+        match c.recv(PROMPT) {
+            Recv::Packet(Packet::PubRec(_)) => pubrecs += 1,
+            Recv::Packet(Packet::Disconnect(d)) => {
+                assert_eq!(d.reason, ReasonCode::ReceiveMaximumExceeded);
+                c.expect_closed(PROMPT);
+                break;
+            }
+            other => panic!("after {pubrecs} PUBRECs: expected DISCONNECT 0x93, got {other:?}"),
+        }
+    }
+    assert!(pubrecs <= usize::from(max), "{pubrecs} PUBRECs");
+}
+
+#[test]
+fn packets_over_the_clients_maximum_packet_size_are_not_sent() {
+    // [MQTT-3.1.2-24] the server must not send packets over the client's Maximum Packet Size;
+    // [MQTT-3.1.2-25] it discards them and carries on.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("cmps");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.maximum_packet_size = Some(200);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("mps/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("mps/t", &[1u8; 500], 1, false);
+    publisher.publish("mps/t", b"small", 1, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    let payloads: Vec<String> = got.iter().map(payload_str).collect();
+    assert_eq!(payloads, ["small"]);
+}
+
+#[test]
+fn no_local_keeps_a_clients_own_messages_from_it() {
+    // [MQTT-3.8.3-3] No Local 1: not forwarded to the publishing client id.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "nolocal");
+    let mut o = options(1);
+    o.no_local = true;
+    subscribe_with(&mut c, 1, "nl/t", o);
+    subscribe_with(&mut c, 2, "nl/other", options(1));
+    c.publish("nl/t", b"mine", 0, false);
+    c.publish("nl/other", b"echo", 0, false);
+    let got: Vec<String> = collect_publishes(&mut c, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(
+        got,
+        ["echo"],
+        "only the subscription without No Local echoes"
+    );
+}
+
+#[test]
+fn retain_as_published_keeps_the_retain_flag_on_live_delivery() {
+    // [MQTT-3.3.1-12] RAP 0: RETAIN 0 when forwarding; [MQTT-3.3.1-13] RAP 1: as published.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("rap");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    let mut rap = options(0);
+    rap.retain_as_published = true;
+    subscribe_with(&mut sub, 1, "rap/yes", rap);
+    subscribe_with(&mut sub, 2, "rap/no", options(0));
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("rap/yes", b"r", 0, true);
+    publisher.publish("rap/yes", b"n", 0, false);
+    publisher.publish("rap/no", b"r", 0, true);
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| format!("{}:{}:{}", p.topic.as_str(), payload_str(p), p.retain))
+        .collect();
+    assert_eq!(got, ["rap/yes:r:true", "rap/yes:n:false", "rap/no:r:false"]);
+}
+
+#[test]
+fn retain_handling_controls_retained_delivery_at_subscribe() {
+    // [MQTT-3.3.1-9] 0: send at subscribe; [MQTT-3.3.1-10] 1: only if the subscription did
+    // not exist; [MQTT-3.3.1-11] 2: never at subscribe.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("rh");
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("rh/t", b"kept", 1, true);
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    let with = |h| SubscriptionOptions {
+        retain_handling: h,
+        ..options(1)
+    };
+    subscribe_with(&mut sub, 1, "rh/t", with(RetainHandling::DoNotSend));
+    sub.expect_nothing(QUIET);
+    // The subscription exists now: "if new" sends nothing.
+    subscribe_with(
+        &mut sub,
+        2,
+        "rh/t",
+        with(RetainHandling::SendAtSubscribeIfNew),
+    );
+    sub.expect_nothing(QUIET);
+    subscribe_with(&mut sub, 3, "rh/t", with(RetainHandling::SendAtSubscribe));
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"kept");
+    subscribe_with(
+        &mut sub,
+        4,
+        "rh/+",
+        with(RetainHandling::SendAtSubscribeIfNew),
+    );
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"kept");
+}
+
+#[test]
+fn publish_properties_are_forwarded_unaltered() {
+    // [MQTT-3.3.2-4] Payload Format Indicator, [MQTT-3.3.2-15] Response Topic,
+    // [MQTT-3.3.2-16] Correlation Data, [MQTT-3.3.2-17] [MQTT-3.3.2-18] User Properties in
+    // order, [MQTT-3.3.2-20] Content Type: all forwarded unaltered.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("props");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    sub.subscribe_ok(1, &[("props/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    let properties = Properties::from(PropertyValues {
+        payload_format_indicator: Some(1),
+        content_type: Some(mqtt_string("application/json")),
+        response_topic: Some(topic("props/reply")),
+        correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
+        user_properties: vec![
+            (mqtt_string("k"), mqtt_string("v1")),
+            (mqtt_string("a"), mqtt_string("b")),
+            (mqtt_string("k"), mqtt_string("v2")),
+        ],
+        ..PropertyValues::default()
+    });
+    publisher.send(&publish_with(
+        Some("props/t"),
+        b"{}",
+        1,
+        Some(9),
+        properties.clone(),
+    ));
+    let got = sub.expect_publish_acked();
+    let p = &got.properties;
+    assert_eq!(
+        p.payload_format_indicator,
+        properties.payload_format_indicator
+    );
+    assert_eq!(p.content_type, properties.content_type);
+    assert_eq!(p.response_topic, properties.response_topic);
+    assert_eq!(p.correlation_data, properties.correlation_data);
+    assert_eq!(p.user_properties, properties.user_properties);
+}
+
+#[test]
+fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced() {
+    // [MQTT-3.3.2-5] not delivered after the Message Expiry Interval has passed;
+    // [MQTT-3.3.2-6] the forwarded interval is reduced by the time the message waited.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("expiry");
+    let persistent = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(300)
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    sub.subscribe_ok(1, &[("exp/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    let expiring = |secs| {
+        Properties::from(PropertyValues {
+            message_expiry_interval: Some(secs),
+            ..PropertyValues::default()
+        })
+    };
+    publisher.send(&publish_with(
+        Some("exp/t"),
+        b"short",
+        1,
+        Some(1),
+        expiring(1),
+    ));
+    publisher.send(&publish_with(
+        Some("exp/t"),
+        b"long",
+        1,
+        Some(2),
+        expiring(100),
+    ));
+    std::thread::sleep(Duration::from_millis(2100));
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    let got = collect_publishes(&mut sub, QUIET);
+    let payloads: Vec<String> = got.iter().map(payload_str).collect();
+    assert_eq!(payloads, ["long"], "the 1 s message expired while queued");
+    let left = got[0].properties.message_expiry_interval;
+    assert!(
+        left.is_some_and(|s| (95..=98).contains(&s)),
+        "expiry after waiting ~2 s: {left:?}"
+    );
+}
+
+/// A 5.0 client with a will on `will/<id>` delayed by `delay` seconds, session expiry 60 s.
+fn with_delayed_will(broker: &Broker, id: &str, delay: u32) -> RawClient {
+    let mut connect = ConnectBuilder::new(V5, id)
+        .clean(false)
+        .session_expiry(60)
+        .will(&format!("will/{id}"), b"late", 1, false);
+    if let Some(will) = connect.0.will.as_mut() {
+        will.properties.will_delay_interval = Some(delay);
+    }
+    RawClient::connect_with(broker.addr, connect).0
+}
+
+#[test]
+fn a_delayed_will_is_published_after_the_will_delay_interval() {
+    // 5.0 section 3.1.3.2.2: the will waits for the Will Delay Interval.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("wdelay");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let client = with_delayed_will(&broker, &id, 1);
+    let start = Instant::now();
+    client.drop_connection();
+    let got = w.expect_publish_acked();
+    let took = start.elapsed();
+    assert_eq!(&got.payload[..], b"late");
+    assert!(
+        took >= Duration::from_millis(900),
+        "published after {took:?}, before the 1 s delay"
+    );
+}
+
+#[test]
+fn reconnecting_within_the_will_delay_cancels_the_will() {
+    // [MQTT-3.1.3-9] a new connection to the session before the delay: no will.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("wcancel");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let client = with_delayed_will(&broker, &id, 2);
+    client.drop_connection();
+    std::thread::sleep(Duration::from_millis(300));
+    let _back = with_delayed_will(&broker, &id, 2);
+    w.expect_nothing(Duration::from_millis(2500));
+}
+
+#[test]
+fn server_keep_alive_caps_the_keep_alive_and_is_enforced() {
+    // [MQTT-3.2.2-21] / 5.0 section 3.2.2.3.14: a Server Keep Alive in CONNACK replaces the
+    // client's value, and the server enforces it (1.5 x) [MQTT-3.1.2-22].
+    let broker = Broker::start_with_config("[mqtt]\nmax_keepalive = 1\n");
+    let connect = ConnectBuilder::new(V5, "capped").keep_alive(60);
+    let (mut c, connack) = RawClient::connect_with(broker.addr, connect);
+    assert_eq!(connack.properties.server_keep_alive, Some(1));
+    let start = Instant::now();
+    c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1350) && took <= Duration::from_millis(2600),
+        "closed after {took:?}"
+    );
+}
+
+#[test]
+fn unsuback_reports_success_or_no_subscription_existed_per_filter() {
+    // 5.0 section 3.11.3: one reason code per filter, 0x00 or 0x11.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "unsub5");
+    c.subscribe_ok(1, &[("u5/a", 1)]);
+    c.send(&Packet::Unsubscribe(Unsubscribe {
+        packet_id: pid(2),
+        properties: Properties::default(),
+        filters: vec![filter("u5/a"), filter("u5/none")],
+    }));
+    match c.expect_packet(PROMPT) {
+        Packet::UnsubAck(u) => {
+            assert_eq!(u.packet_id.get(), 2);
+            assert_eq!(
+                u.reasons,
+                [ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
+            );
+        }
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_takeover_that_continues_the_session_does_not_send_a_delayed_will() {
+    // [MQTT-3.1.3-9] a new connection to the session before the Will Delay Interval passes
+    // (here: a takeover with Clean Start 0) means the will is not sent.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("tkdelay");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let mut old = with_delayed_will(&broker, &id, 3);
+    let _new = with_delayed_will(&broker, &id, 3);
+    old.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+    w.expect_nothing(Duration::from_millis(1500));
+}
+
+#[test]
+fn a_takeover_with_clean_start_ends_the_session_and_sends_the_delayed_will_at_once() {
+    // 5.0 section 3.1.3.2.2: the will goes out when the delay passes or the session ends,
+    // whichever is first; Clean Start 1 on the new connection ends the old session.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("tkclean");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    let mut old = with_delayed_will(&broker, &id, 30);
+    let (_new, ack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &id));
+    assert!(!ack.session_present);
+    old.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+    let got = w.expect_publish_acked();
+    assert_eq!(&got.payload[..], b"late");
+}
+
+#[test]
+fn shared_subscriptions_are_refused_with_0x9e_as_announced() {
+    // The CONNACK announces Shared Subscription Available 0; a `$share` filter then gets
+    // 0x9E Shared Subscriptions not supported (SUBACK, or DISCONNECT) - never a silent grant.
+    let broker = Broker::start();
+    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "share"));
+    if connack.properties.shared_subscription_available != Some(0) {
+        return;
+    }
+    c.send(&subscribe_packet(1, &[("$share/g/t", 1), ("plain/t", 1)]));
+    match c.expect_packet(PROMPT) {
+        Packet::SubAck(s) => {
+            assert_eq!(s.reasons.len(), 2, "{s:?}");
+            assert_eq!(s.reasons[0], ReasonCode::SharedSubscriptionsNotSupported);
+            assert!(
+                !s.reasons[1].is_error(),
+                "the plain filter is granted: {s:?}"
+            );
+        }
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason, ReasonCode::SharedSubscriptionsNotSupported)
+        }
+        other => panic!("expected SUBACK or DISCONNECT 0x9E, got {other:?}"),
+    }
+}
+
+#[test]
+fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
+    // 5.0 section 3.3.2.3.4: the server may use aliases up to the client's Topic
+    // Alias Maximum (never 0 or above it), and an empty topic only with an established alias.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("outalias");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.topic_alias_maximum = Some(2);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("oa/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    let topics = ["oa/a", "oa/b", "oa/c", "oa/a", "oa/b", "oa/c", "oa/a"];
+    for t in topics {
+        publisher.publish(t, t.as_bytes(), 0, false);
+    }
+    let mut aliases: std::collections::HashMap<u16, String> = Default::default();
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), topics.len());
+    for p in &got {
+        let resolved = match p.properties.topic_alias {
+            None => p.topic.as_str().to_string(),
+            Some(n) => {
+                assert!((1..=2).contains(&n), "alias {n} outside 1..=2");
+                if !p.topic.is_empty() {
+                    aliases.insert(n, p.topic.as_str().to_string());
+                }
+                aliases
+                    .get(&n)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("alias {n} used before being set"))
+            }
+        };
+        assert_eq!(resolved, payload_str(p));
+    }
+}

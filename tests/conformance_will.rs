@@ -1,0 +1,291 @@
+//! Conformance of will messages, keep alive and session takeover (MQTT 3.1.1 / 5.0 sections
+//! 3.1.2.5, 3.1.2.10, 3.1.4, 3.12, 3.14) against the real `ringmq` binary.
+
+pub mod support;
+
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use std::time::{Duration, Instant};
+use support::*;
+
+const V4: ProtocolVersion = ProtocolVersion::V4;
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// A watcher subscribed to `will/#` at QoS 1, homed on `shard`.
+fn watcher(broker: &Broker, shard: usize, name: &str) -> RawClient {
+    let mut w = RawClient::connect(broker.addr, V4, &id_on_shard(name, shard));
+    w.subscribe_ok(1, &[("will/#", 1)]);
+    w
+}
+
+/// Connects `id` (homed on the other shard than the watcher) with a will on `will/<id>`.
+fn with_will(broker: &Broker, version: ProtocolVersion, id: &str, keep_alive: u16) -> RawClient {
+    let connect = ConnectBuilder::new(version, id)
+        .keep_alive(keep_alive)
+        .will(&format!("will/{id}"), b"gone", 1, false);
+    RawClient::connect_with(broker.addr, connect).0
+}
+
+fn expect_will(w: &mut RawClient, id: &str) {
+    let got = w.expect_publish_acked();
+    assert_eq!(got.topic.as_str(), format!("will/{id}"));
+    assert_eq!(&got.payload[..], b"gone");
+}
+
+#[test]
+fn the_will_is_published_when_the_socket_drops() {
+    // [MQTT-3.1.2-8] published when the network connection closes without DISCONNECT.
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let [a, b] = ids_on_distinct_shards(&format!("drop-{version:?}"));
+        let mut w = watcher(&broker, 0, &a);
+        let client = with_will(&broker, version, &b, 0);
+        client.drop_connection();
+        expect_will(&mut w, &b);
+    }
+}
+
+#[test]
+fn the_will_is_published_after_a_keepalive_timeout() {
+    // [MQTT-3.1.2-24] the silent client is disconnected and, not having sent DISCONNECT, its
+    // will is published [MQTT-3.1.2-8].
+    let broker = Broker::start();
+    let [a, b] = ids_on_distinct_shards("kawill");
+    let mut w = watcher(&broker, 0, &a);
+    let _silent = with_will(&broker, V4, &b, 1);
+    let got = w.recv(Duration::from_secs(3));
+    match got {
+        Recv::Packet(Packet::Publish(p)) => {
+            w.ack(&p);
+            assert_eq!(p.topic.as_str(), format!("will/{b}"));
+        }
+        other => panic!("expected the will within 3 s, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_will_is_published_when_the_server_closes_on_a_protocol_error() {
+    // [MQTT-3.1.2-8] 3.1.1 section 3.1.2.5: a protocol error closing the connection publishes
+    // the will (here: a second CONNECT [MQTT-3.1.0-2]).
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let [a, b] = ids_on_distinct_shards(&format!("perr-{version:?}"));
+        let mut w = watcher(&broker, 0, &a);
+        let mut client = with_will(&broker, version, &b, 0);
+        client.send(&ConnectBuilder::new(version, &b).packet());
+        client.expect_closed_maybe_disconnect(PROMPT, &[ReasonCode::ProtocolError]);
+        expect_will(&mut w, &b);
+    }
+}
+
+#[test]
+fn no_will_is_published_after_disconnect() {
+    // [MQTT-3.1.2-10] / [MQTT-3.14.4-3] DISCONNECT discards the will.
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let [a, b] = ids_on_distinct_shards(&format!("nowill-{version:?}"));
+        let mut w = watcher(&broker, 0, &a);
+        let client = with_will(&broker, version, &b, 0);
+        client.disconnect();
+        w.expect_nothing(Duration::from_millis(600));
+    }
+}
+
+#[test]
+fn disconnect_with_will_message_0x04_publishes_the_will_in_5_0() {
+    // 5.0 section 3.14.2.1: reason 0x04 asks the server to publish the will.
+    let broker = Broker::start();
+    let [a, b] = ids_on_distinct_shards("dc04");
+    let mut w = watcher(&broker, 0, &a);
+    let mut client = with_will(&broker, V5, &b, 0);
+    client.send(&disconnect_packet(ReasonCode::DisconnectWithWillMessage));
+    client.expect_closed(PROMPT);
+    expect_will(&mut w, &b);
+}
+
+#[test]
+fn a_will_with_retain_is_stored_as_a_retained_message() {
+    // [MQTT-3.1.2-17] Will Retain 1: the will is published as a retained message.
+    let broker = Broker::start();
+    let [a, b] = ids_on_distinct_shards("wret");
+    let connect = ConnectBuilder::new(V4, &b).will("wret/status", b"offline", 1, true);
+    let (client, _) = RawClient::connect_with(broker.addr, connect);
+    client.drop_connection();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut late = RawClient::connect(broker.addr, V4, &a);
+    late.subscribe_ok(1, &[("wret/status", 1)]);
+    let got = late.expect_publish_acked();
+    assert_eq!(&got.payload[..], b"offline");
+    assert!(
+        got.retain,
+        "[MQTT-3.3.1-8] retained will delivered on subscribe"
+    );
+}
+
+#[test]
+fn a_will_without_retain_is_not_stored() {
+    // [MQTT-3.1.2-16] Will Retain 0: published as a non-retained message.
+    let broker = Broker::start();
+    let [a, b] = ids_on_distinct_shards("wnoret");
+    let connect = ConnectBuilder::new(V4, &b).will("wnoret/status", b"offline", 1, false);
+    let (client, _) = RawClient::connect_with(broker.addr, connect);
+    client.drop_connection();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut late = RawClient::connect(broker.addr, V4, &a);
+    late.subscribe_ok(1, &[("wnoret/status", 1)]);
+    late.expect_nothing(QUIET);
+}
+
+/// Connects with keep alive `seconds`, stays silent, and returns how long after the CONNACK
+/// the broker closed the connection (5.0 may send DISCONNECT 0x8D first).
+fn silent_close_after(version: ProtocolVersion, seconds: u16) -> Duration {
+    let broker = Broker::start();
+    let connect = ConnectBuilder::new(version, &format!("silent-{version:?}")).keep_alive(seconds);
+    let (mut client, _) = RawClient::connect_with(broker.addr, connect);
+    let start = Instant::now();
+    client.expect_closed_maybe_disconnect(
+        Duration::from_secs(u64::from(seconds) * 3),
+        &[ReasonCode::KeepAliveTimeout],
+    );
+    start.elapsed()
+}
+
+/// [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0): closed once 1.5 x keep alive passes
+/// without a control packet, within a second; not before (a client pinging every keep alive
+/// is compliant).
+fn assert_closed_after_one_and_a_half_keepalives(version: ProtocolVersion, seconds: u16) {
+    let limit = Duration::from_millis(u64::from(seconds) * 1500);
+    let took = silent_close_after(version, seconds);
+    assert!(
+        took >= limit - Duration::from_millis(150),
+        "{version:?}: closed after {took:?}, before 1.5 x {seconds} s"
+    );
+    assert!(
+        took <= limit + Duration::from_secs(1),
+        "{version:?}: closed only after {took:?}"
+    );
+}
+
+#[test]
+fn a_silent_client_is_disconnected_after_one_and_a_half_keepalives_3_1_1() {
+    assert_closed_after_one_and_a_half_keepalives(V4, 1);
+}
+
+#[test]
+fn a_silent_client_is_disconnected_after_one_and_a_half_keepalives_5_0() {
+    assert_closed_after_one_and_a_half_keepalives(V5, 2);
+}
+
+#[test]
+fn pingreq_gets_pingresp_and_keeps_the_connection_alive() {
+    // [MQTT-3.12.4-1] PINGRESP for PINGREQ; any packet within 1.5 x keep alive keeps it open.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("pinger");
+    let connect = ConnectBuilder::new(V4, &sub_id).keep_alive(1);
+    let (mut client, _) = RawClient::connect_with(broker.addr, connect);
+    client.subscribe_ok(1, &[("ping/t", 0)]);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3200) {
+        std::thread::sleep(Duration::from_millis(700));
+        client.ping();
+    }
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("ping/t", b"alive", 0, false);
+    assert_eq!(&client.expect_publish().payload[..], b"alive");
+}
+
+#[test]
+fn a_second_connection_with_the_same_id_takes_the_session_over_3_1_1() {
+    // [MQTT-3.1.4-2] the existing client is disconnected; its will is published because it
+    // did not send DISCONNECT. Repeated so the connections land on both shards.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("takeover4");
+    let mut w = watcher(&broker, 0, &w_id);
+    let mut old = with_will(&broker, V4, &id, 0);
+    for _ in 0..4 {
+        let new = with_will(&broker, V4, &id, 0);
+        old.expect_closed(PROMPT);
+        expect_will(&mut w, &id);
+        old = new;
+    }
+    old.ping();
+}
+
+#[test]
+fn a_taken_over_5_0_client_receives_disconnect_0x8e_and_its_will_is_published() {
+    // [MQTT-3.1.4-3] DISCONNECT 0x8E (Session taken over) to the existing client, then close.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("takeover5");
+    let mut w = watcher(&broker, 0, &w_id);
+    let mut old = with_will(&broker, V5, &id, 0);
+    for _ in 0..4 {
+        let new = with_will(&broker, V5, &id, 0);
+        old.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+        expect_will(&mut w, &id);
+        old = new;
+    }
+    old.ping();
+}
+
+#[test]
+fn the_new_connection_gets_the_subscriptions_after_a_takeover() {
+    // [MQTT-3.1.4-2] with CleanSession 0 the session continues on the new connection
+    // [MQTT-3.2.2-2] (Session Present 1) and messages go to the new connection only.
+    let broker = Broker::start();
+    let [pub_id, id] = ids_on_distinct_shards("takeover-sub");
+    let (mut old, _) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &id).clean(false));
+    old.subscribe_ok(1, &[("to/t", 1)]);
+    let (mut new, ack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V4, &id).clean(false));
+    assert!(
+        ack.session_present,
+        "[MQTT-3.2.2-2] the session was taken over"
+    );
+    old.expect_closed(PROMPT);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("to/t", b"after", 1, false);
+    assert_eq!(&new.expect_publish_acked().payload[..], b"after");
+}
+
+#[test]
+fn rapid_takeovers_of_one_client_id_leave_exactly_the_last_connection_alive() {
+    // [MQTT-3.1.4-2] each new connection closes the previous one, whichever shard accepted
+    // either; after a burst the last one owns the session and works.
+    let broker = Broker::start();
+    let [pub_id, id] = ids_on_distinct_shards("burst");
+    let mut conns: Vec<RawClient> = Vec::new();
+    for _ in 0..20 {
+        let mut c = RawClient::tcp(broker.addr, V4, &id);
+        c.send(&ConnectBuilder::new(V4, &id).clean(false).packet());
+        conns.push(c);
+    }
+    let mut last = conns.pop().unwrap_or_else(|| panic!("20 connections"));
+    let ack = last.expect_connack();
+    assert_eq!(ack.reason, ReasonCode::Success);
+    for (i, c) in conns.iter_mut().enumerate() {
+        loop {
+            match c.recv(PROMPT) {
+                Recv::Packet(Packet::ConnAck(_)) => {}
+                Recv::Closed => break,
+                other => panic!("connection {i}: expected CONNACK then close, got {other:?}"),
+            }
+        }
+    }
+    last.subscribe_ok(1, &[("burst/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("burst/t", b"to-last", 1, false);
+    assert_eq!(&last.expect_publish_acked().payload[..], b"to-last");
+}
+
+#[test]
+fn takeover_across_protocol_versions_closes_the_old_connection_in_its_own_version() {
+    // [MQTT-3.1.4-2] / [MQTT-3.1.4-3]: a 3.1.1 connection taken over is just closed (3.1.1
+    // has no server DISCONNECT); a 5.0 one gets DISCONNECT 0x8E first.
+    let broker = Broker::start();
+    let id = id_on_shard("xver", 1);
+    let mut old4 = RawClient::connect(broker.addr, V4, &id);
+    let mut new5 = RawClient::connect(broker.addr, V5, &id);
+    old4.expect_closed(PROMPT);
+    let _new4 = RawClient::connect(broker.addr, V4, &id);
+    new5.expect_disconnect_then_close(PROMPT, &[ReasonCode::SessionTakenOver]);
+}
