@@ -164,6 +164,12 @@ for entry in "${SCENARIOS[@]}"; do
     [[ $BROKERS == *ringmq* ]] && run_one ringmq "$RINGMQ_PORT" "$name" $args
 done
 
+# Peak resident memory of each broker over all scenarios (VmHWM), read before they stop.
+peak_rss() { awk '/^VmHWM/ { print $2 " kB" }' "/proc/$1/status" 2>/dev/null || echo "-"; }
+echo
+[[ $BROKERS == *mosquitto* ]] && echo "mosquitto peak RSS: $(peak_rss "$MOSQUITTO_PID")"
+[[ $BROKERS == *ringmq* ]] && echo "ringmq peak RSS:    $(peak_rss "$RINGMQ_PID")"
+
 echo
 printf '%-16s %-10s %14s %10s %10s %8s %8s\n' scenario broker "msgs/s" "p50 µs" "p99 µs" "lost" "gen cpu"
 for entry in "${SCENARIOS[@]}"; do
