@@ -45,7 +45,7 @@ enum ConnectFailure {
 }
 
 /// Serves a connection accepted by this shard.
-pub async fn serve_accepted(state: Shared, mut stream: TcpStream) {
+pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: Instant) {
     let _ = stream.set_nodelay(true);
     let max_packet = state.borrow().limits().max_packet_size;
     // Dropping the read on timeout loses its bytes, which is fine: the connection closes.
@@ -70,8 +70,13 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream) {
         (s.id(), s.shards())
     };
     let home = home_shard(client_id.as_bytes(), shards);
+    let arrival = Arrival {
+        client_id,
+        assigned_id,
+        accepted_at,
+    };
     if home == me {
-        run_at_home(state, stream, connect, client_id, assigned_id, leftover).await;
+        run_at_home(state, stream, connect, arrival, leftover).await;
         return;
     }
     let fd = stream.into_raw_fd();
@@ -82,7 +87,8 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream) {
         stream,
         connect,
         leftover,
-        assigned_id,
+        assigned_id: arrival.assigned_id,
+        accepted_at: arrival.accepted_at,
     };
     state.borrow_mut().send_handoff(home, Box::new(handoff));
 }
@@ -94,16 +100,12 @@ pub async fn serve_handoff(state: Shared, handoff: Handoff) {
     };
     // Assigned ids are chosen with their accepting shard as home, so a handed-off client
     // always brought its own id.
-    let client_id = handoff.connect.client_id.as_str().to_owned();
-    run_at_home(
-        state,
-        stream,
-        handoff.connect,
-        client_id,
-        handoff.assigned_id,
-        handoff.leftover,
-    )
-    .await;
+    let arrival = Arrival {
+        client_id: handoff.connect.client_id.as_str().to_owned(),
+        assigned_id: handoff.assigned_id,
+        accepted_at: handoff.accepted_at,
+    };
+    run_at_home(state, stream, handoff.connect, arrival, handoff.leftover).await;
 }
 
 fn connack_refusal(reason: ReasonCode) -> Packet {
@@ -159,21 +161,42 @@ fn reserve(buf: &mut BytesMut, busy: bool) {
     }
 }
 
-async fn run_at_home(
-    state: Shared,
-    stream: TcpStream,
-    connect: Box<Connect>,
+/// Who a connection is for, as the accepting shard found it.
+struct Arrival {
     client_id: String,
     assigned_id: bool,
+    accepted_at: Instant,
+}
+
+async fn run_at_home(
+    state: Shared,
+    mut stream: TcpStream,
+    connect: Box<Connect>,
+    arrival: Arrival,
     leftover: BytesMut,
 ) {
     let _ = stream.set_nodelay(true);
+    let superseded = state
+        .borrow()
+        .is_superseded(&arrival.client_id, arrival.accepted_at);
+    if superseded {
+        let reply = state.borrow_mut().superseded_reply(&connect);
+        let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, reply).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let version = connect.version;
     let canceller = Canceller::new();
     let handle = canceller.handle();
     let conn = {
         let mut s = state.borrow_mut();
-        let conn = s.open(&connect, client_id, assigned_id, Instant::now());
+        let now = Instant::now();
+        let Arrival {
+            client_id,
+            assigned_id,
+            accepted_at,
+        } = arrival;
+        let conn = s.open_accepted(&connect, client_id, assigned_id, now, accepted_at);
         s.set_canceller(conn, canceller);
         s.end_of_batch(conn, Instant::now());
         conn

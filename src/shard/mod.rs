@@ -65,6 +65,8 @@ pub struct Handoff {
     pub leftover: BytesMut,
     /// The broker assigned the client id (5.0 then returns it in CONNACK).
     pub assigned_id: bool,
+    /// When the accepting shard accepted the socket (orders takeovers).
+    pub accepted_at: std::time::Instant,
 }
 
 /// The home shard of a client id: FNV-1a of its bytes modulo the shard count. Fixed (not

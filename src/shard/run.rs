@@ -58,7 +58,8 @@ pub async fn serve(
             Some(Ok((stream, _))) => {
                 // Over the limit the socket is closed at once (dropped).
                 if state.borrow().connection_count() < max_connections {
-                    monoio::spawn(conn::serve_accepted(state.clone(), stream));
+                    let accepted_at = Instant::now();
+                    monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
                 }
             }
             // Out of descriptors and similar: back off briefly instead of spinning.

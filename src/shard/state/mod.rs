@@ -145,6 +145,8 @@ struct Conn {
     /// Abort pending IO instead of flushing (a stalled client).
     abort: bool,
     last_activity: Instant,
+    /// When the accepting shard accepted the socket: orders takeovers of one client id.
+    accepted_at: Instant,
     /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
     keep_alive: Option<Duration>,
     over_cap_since: Option<Instant>,
@@ -391,6 +393,18 @@ impl ShardState {
         assigned_id: bool,
         now: Instant,
     ) -> ConnId {
+        self.open_accepted(connect, client_id, assigned_id, now, now)
+    }
+
+    /// `open` for a connection accepted at `accepted_at` (which orders takeovers).
+    pub fn open_accepted(
+        &mut self,
+        connect: &Connect,
+        client_id: String,
+        assigned_id: bool,
+        now: Instant,
+        accepted_at: Instant,
+    ) -> ConnId {
         let existing = self.by_client_id.get(&client_id).copied();
         if let Some(key) = existing {
             self.take_over(key);
@@ -426,6 +440,9 @@ impl ShardState {
             }
         };
         let conn = self.insert_conn(connect, session_key, now);
+        if let Some(c) = self.conn_mut(conn) {
+            c.accepted_at = accepted_at;
+        }
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.conn = Some(conn);
         }
@@ -434,6 +451,36 @@ impl ShardState {
         self.apply(conn, &mut actions);
         self.actions = actions;
         conn
+    }
+
+    /// Whether a live connection of `client_id` was accepted after `accepted_at`. A handed-off
+    /// connection can reach the home shard after a newer one accepted there directly; the
+    /// newer one must win, so the older one is answered as if taken over at once.
+    pub fn is_superseded(&self, client_id: &str, accepted_at: Instant) -> bool {
+        let live = self
+            .by_client_id
+            .get(client_id)
+            .and_then(|&key| self.sessions.get(key))
+            .and_then(|e| e.conn);
+        live.and_then(|id| self.conn(id))
+            .is_some_and(|c| !c.closing && c.accepted_at > accepted_at)
+    }
+
+    /// The bytes a superseded connection gets before it is closed (CONNACK, then 5.0
+    /// DISCONNECT 0x8E); its will is published as for any takeover [MQTT-3.1.4-3].
+    pub fn superseded_reply(&mut self, connect: &Connect) -> BytesMut {
+        let mut out = BytesMut::new();
+        let connack = self.connack(connect, false, None);
+        let _ = protocol::encode(&connack, connect.version, &mut out);
+        if connect.version == ProtocolVersion::V5 {
+            let disconnect = Packet::Disconnect(Disconnect::new(ReasonCode::SessionTakenOver));
+            let _ = protocol::encode(&disconnect, connect.version, &mut out);
+        }
+        if let Some(will) = connect.will.clone() {
+            self.route_will(Message::from_will(will));
+            self.mesh.flush_wakes();
+        }
+        out
     }
 
     fn take_over(&mut self, session_key: usize) {
@@ -474,6 +521,7 @@ impl ShardState {
             closing: false,
             abort: false,
             last_activity: now,
+            accepted_at: now,
             keep_alive,
             over_cap_since: None,
             cancel: IoCancel::default(),
