@@ -417,3 +417,32 @@ fn in_flight_packet_ids_are_distinct_and_non_zero() {
     ids.dedup();
     assert_eq!(ids.len(), held.len(), "duplicate in-flight ids");
 }
+
+#[test]
+fn a_resumed_session_is_not_expired_by_the_timer_of_its_previous_disconnect() {
+    // 5.0 section 3.1.2.11.2: the Session Expiry Interval counts from the close of the
+    // connection; once resumed, the session lives as long as its connection.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("stale-expiry");
+    let connect = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(1)
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect());
+    sub.subscribe_ok(1, &[("se/t", 1)]);
+    sub.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present);
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("se/t", b"still-here", 1, false);
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"still-here");
+    sub.disconnect();
+    let (_sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(
+        ack.session_present,
+        "the session was dropped while connected"
+    );
+}
