@@ -206,7 +206,9 @@ fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
     let mut publisher = Client::open(&mut a, ProtocolVersion::V4, "pub");
     let mut sub = Client::open(&mut b, ProtocolVersion::V5, "sub");
     sub.subscribe(&mut b, "x/#", QoS::AtLeastOnce);
+    // a applies the interest and answers the SUBACK barrier; b takes the answer.
     a.drain_mesh(64);
+    b.drain_mesh(64);
 
     let mut wire = BytesMut::new();
     let publish = Packet::Publish(Publish {

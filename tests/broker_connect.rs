@@ -63,6 +63,7 @@ fn empty_client_id_with_clean_session_is_assigned_mqtt_3_1_3_6() {
     let assigned = ack
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("5.0 CONNACK carries the Assigned Client Identifier");
     assert!(!assigned.is_empty());
     v5.sync();

@@ -361,3 +361,116 @@ fn expired_retained_and_queued_messages_are_not_delivered_mqtt_3_3_2_5() {
     sub.ack(&got);
     sub.expect_silence(Duration::from_millis(300));
 }
+
+/// Every PUBLISH received until `quiet` passes without one, acknowledged.
+fn drain_publishes(client: &mut RawClient, quiet: Duration) -> Vec<ringmq::protocol::Publish> {
+    let mut got = Vec::new();
+    while let Recv::Packet(packet) = client.recv(quiet) {
+        match packet {
+            Packet::Publish(p) => {
+                client.ack(&p);
+                got.push(p);
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn shared_subscription_delivers_each_message_to_one_member_across_shards_mqtt_4_8_2() {
+    let broker = Broker::start();
+    let mut members: Vec<RawClient> = (0..4)
+        .map(|i| {
+            client(
+                &broker,
+                &format!("member{i}"),
+                i % SHARDS,
+                ProtocolVersion::V5,
+            )
+        })
+        .collect();
+    for m in &mut members {
+        m.subscribe("$share/workers/jobs/+", QoS::AtLeastOnce);
+    }
+    let mut watcher = client(&broker, "all", 1, ProtocolVersion::V5);
+    watcher.subscribe("jobs/#", QoS::AtMostOnce);
+    let mut publisher = client(&broker, "boss", 0, ProtocolVersion::V5);
+    settle();
+    const N: u16 = 40;
+    for i in 1..=N {
+        publisher.send(&publish(
+            "jobs/a",
+            &i.to_be_bytes(),
+            QoS::AtLeastOnce,
+            Some(i),
+            false,
+        ));
+        assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    }
+    let mut seen = Vec::new();
+    for m in &mut members {
+        let got = drain_publishes(m, Duration::from_millis(300));
+        assert!(!got.is_empty(), "round robin reaches every member");
+        assert!(got.iter().all(|p| !p.retain));
+        seen.extend(
+            got.iter()
+                .map(|p| u16::from_be_bytes([p.payload[0], p.payload[1]])),
+        );
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=N).collect::<Vec<_>>(),
+        "each message to exactly one member"
+    );
+    assert_eq!(
+        drain_publishes(&mut watcher, Duration::from_millis(300)).len(),
+        usize::from(N)
+    );
+}
+
+#[test]
+fn subscription_identifiers_of_every_matching_subscription_are_sent_mqtt_3_3_4_3() {
+    let broker = Broker::start();
+    let mut tagged = client(&broker, "tagged", 0, ProtocolVersion::V5);
+    let mut plain = client(&broker, "plain", 0, ProtocolVersion::V5);
+    for (filter_str, id) in [("s/+", 7), ("s/#", 9)] {
+        let mut packet = subscribe(2, filter_str, QoS::AtMostOnce);
+        if let Packet::Subscribe(s) = &mut packet {
+            s.properties.subscription_identifiers = vec![id];
+        }
+        tagged.send(&packet);
+        assert!(matches!(tagged.expect_packet(), Packet::SubAck(_)));
+    }
+    plain.subscribe("s/#", QoS::AtMostOnce);
+    let mut publisher = client(&broker, "sp", 1, ProtocolVersion::V4);
+    settle();
+    publisher.send(&publish("s/a", b"x", QoS::AtMostOnce, None, true));
+    let mut ids = tagged
+        .expect_publish()
+        .properties
+        .subscription_identifiers
+        .clone();
+    ids.sort_unstable();
+    assert_eq!(ids, [7, 9], "one PUBLISH listing both identifiers");
+    assert!(
+        plain
+            .expect_publish()
+            .properties
+            .subscription_identifiers
+            .is_empty()
+    );
+
+    // A retained message sent on subscribe carries that subscription's identifier.
+    let mut late = client(&broker, "late-tagged", 1, ProtocolVersion::V5);
+    let mut packet = subscribe(3, "s/a", QoS::AtMostOnce);
+    if let Packet::Subscribe(s) = &mut packet {
+        s.properties.subscription_identifiers = vec![42];
+    }
+    late.send(&packet);
+    assert!(matches!(late.expect_packet(), Packet::SubAck(_)));
+    let retained = late.expect_publish();
+    assert!(retained.retain);
+    assert_eq!(retained.properties.subscription_identifiers, [42]);
+}

@@ -372,3 +372,54 @@ fn v5_reconnect_within_the_will_delay_cancels_the_will_mqtt_3_1_3_9() {
     client.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
     client.expect_closed(PATIENCE);
 }
+
+#[test]
+fn messages_over_the_client_maximum_packet_size_are_not_sent_mqtt_3_1_2_25() {
+    let broker = Broker::start();
+    let id = id_on_shard("small", 0);
+    let mut connect = connect_packet(ProtocolVersion::V5, &id, true);
+    connect.properties.session_expiry_interval = Some(60);
+    connect.properties.maximum_packet_size = Some(100);
+    let (mut c, _) = RawClient::connect(&broker, connect.clone());
+    c.subscribe("mps/t", QoS::AtLeastOnce);
+    let pub_id = id_on_shard("mps-pub", 1);
+    let (mut publisher, _) =
+        RawClient::connect(&broker, connect_packet(ProtocolVersion::V4, &pub_id, true));
+    settle();
+    let big = [0u8; 200];
+    publisher.send(&publish("mps/t", &big, QoS::AtLeastOnce, Some(1), false));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    publisher.send(&publish("mps/t", b"fits", QoS::AtLeastOnce, Some(2), false));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    let got = c.expect_publish();
+    assert_eq!(
+        &got.payload[..],
+        b"fits",
+        "the live oversized message was skipped"
+    );
+    c.ack(&got);
+
+    c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
+    c.expect_closed(PATIENCE);
+    publisher.send(&publish("mps/t", &big, QoS::AtLeastOnce, Some(3), false));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    publisher.send(&publish(
+        "mps/t",
+        b"queued",
+        QoS::AtLeastOnce,
+        Some(4),
+        false,
+    ));
+    assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
+    connect.clean_start = false;
+    let (mut c, ack) = RawClient::connect(&broker, connect);
+    assert!(ack.session_present);
+    let got = c.expect_publish();
+    assert_eq!(
+        &got.payload[..],
+        b"queued",
+        "the queued oversized message was skipped"
+    );
+    c.ack(&got);
+    c.expect_silence(Duration::from_millis(300));
+}

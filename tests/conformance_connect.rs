@@ -133,8 +133,8 @@ fn an_empty_client_id_with_clean_start_gets_an_assigned_client_identifier_in_5_0
     let broker = Broker::start();
     let (mut a, ca) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, ""));
     let (mut b, cb) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, ""));
-    let ida = ca.properties.assigned_client_identifier;
-    let idb = cb.properties.assigned_client_identifier;
+    let ida = ca.properties.assigned_client_identifier.clone();
+    let idb = cb.properties.assigned_client_identifier.clone();
     assert!(
         ida.as_ref().is_some_and(|s| !s.is_empty()),
         "no Assigned Client Identifier: {ida:?}"

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use ringmq::protocol::packet::{
     Publish, RetainHandling, Subscribe, Subscription, SubscriptionOptions, Unsubscribe,
 };
-use ringmq::protocol::{Packet, Properties, ProtocolVersion, ReasonCode, TopicName};
+use ringmq::protocol::{
+    Packet, Properties, PropertyValues, ProtocolVersion, ReasonCode, TopicName,
+};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -56,10 +58,10 @@ fn publish_with(
 }
 
 fn alias(n: u16) -> Properties {
-    Properties {
+    Properties::from(PropertyValues {
         topic_alias: Some(n),
-        ..Properties::default()
-    }
+        ..PropertyValues::default()
+    })
 }
 
 #[test]
@@ -281,7 +283,7 @@ fn publish_properties_are_forwarded_unaltered() {
     let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
     sub.subscribe_ok(1, &[("props/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
-    let properties = Properties {
+    let properties = Properties::from(PropertyValues {
         payload_format_indicator: Some(1),
         content_type: Some(mqtt_string("application/json")),
         response_topic: Some(topic("props/reply")),
@@ -291,8 +293,8 @@ fn publish_properties_are_forwarded_unaltered() {
             (mqtt_string("a"), mqtt_string("b")),
             (mqtt_string("k"), mqtt_string("v2")),
         ],
-        ..Properties::default()
-    };
+        ..PropertyValues::default()
+    });
     publisher.send(&publish_with(
         Some("props/t"),
         b"{}",
@@ -327,9 +329,11 @@ fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced(
     sub.subscribe_ok(1, &[("exp/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
-    let expiring = |secs| Properties {
-        message_expiry_interval: Some(secs),
-        ..Properties::default()
+    let expiring = |secs| {
+        Properties::from(PropertyValues {
+            message_expiry_interval: Some(secs),
+            ..PropertyValues::default()
+        })
     };
     publisher.send(&publish_with(
         Some("exp/t"),

@@ -1,5 +1,48 @@
-//! `ringmq-load`: the bundled MQTT load generator (scenarios land with the load-generator issue).
+//! `ringmq-load`: parse the command line, run a scenario or `compare`, write the outputs, and
+//! exit non-zero with the reason when the broker cannot be reached or drops a client.
 
-fn main() {
-    eprintln!("ringmq-load: no scenarios yet");
+use clap::Parser;
+use ringmq_load::cli::{Cli, Command};
+use ringmq_load::error::LoadError;
+use ringmq_load::hgrm::format_distribution;
+use ringmq_load::run::{common_of, run_scenario};
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(&cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringmq-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: &Command) -> Result<(), LoadError> {
+    if let Command::Compare { files, svg, labels } = command {
+        return ringmq_load::compare::run(files, labels.as_deref(), svg.as_deref());
+    }
+    ringmq_load::clock::now_ns();
+    let report = run_scenario(command)?;
+    print!("{}", report.table());
+    if let Some(common) = common_of(command) {
+        if let Some(path) = &common.hgrm {
+            write_file(path, &format_distribution(&report.latency))?;
+        }
+        if let Some(path) = &common.json {
+            let text = serde_json::to_string_pretty(&report.json())
+                .map_err(|e| LoadError::Usage(format!("cannot serialise the summary: {e}")))?;
+            write_file(path, &(text + "\n"))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), LoadError> {
+    std::fs::write(path, text).map_err(|source| LoadError::File {
+        path: path.display().to_string(),
+        source,
+    })
 }

@@ -254,7 +254,7 @@ impl ConnAck {
 mod tests {
     use super::super::fixture::*;
     use super::super::packet::{ConnAck, Connect, LastWill, Packet};
-    use super::super::{DecodeError, Properties, QoS, ReasonCode};
+    use super::super::{DecodeError, Properties, PropertyValues, QoS, ReasonCode};
 
     fn connect(version: super::ProtocolVersion) -> Connect {
         Connect {
@@ -334,15 +334,15 @@ mod tests {
                 payload: b(b""),
                 qos: QoS::AtMostOnce,
                 retain: false,
-                properties: Properties {
+                properties: Properties::from(PropertyValues {
                     will_delay_interval: Some(5),
-                    ..Properties::default()
-                },
+                    ..PropertyValues::default()
+                }),
             }),
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 session_expiry_interval: Some(120),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..connect(V5)
         };
         assert_codec(&bytes, V4, &Packet::Connect(Box::new(expected)));
@@ -534,10 +534,10 @@ mod tests {
         let expected = Packet::ConnAck(ConnAck {
             session_present: false,
             reason: ReasonCode::Success,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 receive_maximum: Some(20),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         });
         assert_codec(&bytes, V5, &expected);
     }

@@ -126,7 +126,7 @@ impl Auth {
 mod tests {
     use super::super::fixture::*;
     use super::super::packet::{Auth, Disconnect, Packet};
-    use super::super::{DecodeError, Properties, ReasonCode};
+    use super::super::{DecodeError, Properties, PropertyValues, ReasonCode};
 
     #[test]
     fn ping_in_every_version() {
@@ -165,10 +165,10 @@ mod tests {
         ];
         let expected = Disconnect {
             reason: ReasonCode::DisconnectWithWillMessage,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 session_expiry_interval: Some(0),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         };
         assert_codec(&bytes, V5, &Packet::Disconnect(expected));
     }
@@ -204,10 +204,10 @@ mod tests {
         ];
         let expected = Auth {
             reason: ReasonCode::ContinueAuthentication,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 authentication_method: Some(s("SCRAM")),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         };
         assert_codec(&bytes, V5, &Packet::Auth(expected));
         assert_refused(

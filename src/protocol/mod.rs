@@ -31,7 +31,7 @@ mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
-pub use properties::{Properties, PropertyContext};
+pub use properties::{Properties, PropertyContext, PropertyValues};
 pub use string::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};
@@ -135,6 +135,8 @@ fn check_type_and_flags(
     Ok(())
 }
 
+/// Every packet but PUBLISH; kept out of line so `decode` stays a small frame for PUBLISH.
+#[inline(never)]
 fn decode_frame(
     header: FixedHeader,
     mut reader: Reader,

@@ -1,17 +1,129 @@
-//! MQTT 5.0 properties (section 2.2.2): one typed struct, and which packet may carry which.
+//! MQTT 5.0 properties (section 2.2.2): a pointer-sized handle to one typed struct, and which
+//! packet may carry which.
 
 use super::error::{DecodeError, EncodeError};
 use super::string::MqttString;
 use super::topic::TopicName;
 use super::wire::{Reader, prefixed_len, put_binary, put_string, put_var_int, var_int_len};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+/// The properties of one packet: a pointer-sized handle that is `None` (no heap allocation)
+/// while no property is set. Most packets carry none, and keeping the ~400-byte
+/// [`PropertyValues`] out of line keeps every [`Packet`](super::Packet) small.
+///
+/// Fields read through `Deref` (an empty static when unset); the first write through
+/// `DerefMut` allocates. Equality compares the values, so an empty box equals no box.
+#[derive(Clone, Default)]
+pub struct Properties(Option<Box<PropertyValues>>);
+
+/// What an unset [`Properties`] reads as.
+static NO_VALUES: PropertyValues = PropertyValues::EMPTY;
+
+impl Deref for Properties {
+    type Target = PropertyValues;
+
+    #[inline]
+    fn deref(&self) -> &PropertyValues {
+        self.0.as_deref().unwrap_or(&NO_VALUES)
+    }
+}
+
+impl DerefMut for Properties {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut PropertyValues {
+        self.0
+            .get_or_insert_with(|| Box::new(PropertyValues::EMPTY))
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            _ => **self == **other,
+        }
+    }
+}
+
+impl Eq for Properties {}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            None => f.write_str("Properties(none)"),
+            Some(values) => values.fmt(f),
+        }
+    }
+}
+
+impl From<PropertyValues> for Properties {
+    fn from(values: PropertyValues) -> Self {
+        if values.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(values)))
+        }
+    }
+}
+
+impl Properties {
+    /// Decodes a property length and list for `ctx`, refusing unknown, misplaced, duplicated
+    /// and out-of-range properties. An empty list allocates nothing.
+    #[inline]
+    pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Self, DecodeError> {
+        let len = r.var_int()? as usize;
+        if len == 0 {
+            return Ok(Self(None));
+        }
+        PropertyValues::decode_list(r, len, ctx).map(|values| Self(Some(values)))
+    }
+
+    /// Whether no property is set.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(PropertyValues::is_empty)
+    }
+
+    /// The length of the property list for `ctx`, without its own length prefix. Properties
+    /// that `ctx` does not allow are left out, as `encode` leaves them out.
+    #[inline]
+    pub fn content_len(&self, ctx: PropertyContext) -> usize {
+        self.0
+            .as_deref()
+            .map_or(0, |values| values.content_len(ctx))
+    }
+
+    /// The property length prefix and the list: what the packet's variable header holds.
+    #[inline]
+    pub fn encoded_len(&self, ctx: PropertyContext) -> usize {
+        let len = self.content_len(ctx);
+        var_int_len(len) + len
+    }
+
+    /// Writes the property length and the properties `ctx` allows, in identifier order.
+    #[inline]
+    pub(crate) fn encode(
+        &self,
+        ctx: PropertyContext,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self.0.as_deref() {
+            None => {
+                out.put_u8(0);
+                Ok(())
+            }
+            Some(values) => values.encode(ctx, out),
+        }
+    }
+}
 
 /// Every MQTT 5.0 property. A packet carries the subset the spec allows it; decode refuses a
 /// property that appears in the wrong packet or twice (except User Property and, in PUBLISH,
-/// Subscription Identifier). Empty `Vec`s do not allocate, so a PUBLISH without properties costs
-/// no heap allocation.
+/// Subscription Identifier). Packets hold it through [`Properties`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties {
+pub struct PropertyValues {
     /// 0x01
     pub payload_format_indicator: Option<u8>,
     /// 0x02, seconds
@@ -167,23 +279,53 @@ fn non_zero_u16(r: &mut Reader, id: u8) -> Result<u16, DecodeError> {
     }
 }
 
-impl Properties {
-    /// Decodes a property length and list for `ctx`, refusing unknown, misplaced, duplicated
-    /// and out-of-range properties.
-    #[inline]
-    pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Self, DecodeError> {
-        let len = r.var_int()? as usize;
-        let mut props = Self::default();
-        if len == 0 {
-            return Ok(props);
-        }
+impl PropertyValues {
+    /// No property set; `const` so an unset [`Properties`] can read as a static.
+    pub const EMPTY: Self = Self {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+
+    /// Decodes the `len` bytes of a non-empty property list straight into its box.
+    #[cold]
+    fn decode_list(
+        r: &mut Reader,
+        len: usize,
+        ctx: PropertyContext,
+    ) -> Result<Box<Self>, DecodeError> {
+        let mut values = Box::new(Self::EMPTY);
         r.with_limit(len, |r| {
             while !r.is_empty() {
-                props.decode_one(r, ctx)?;
+                values.decode_one(r, ctx)?;
             }
             Ok(())
         })?;
-        Ok(props)
+        Ok(values)
     }
 
     fn decode_one(&mut self, r: &mut Reader, ctx: PropertyContext) -> Result<(), DecodeError> {
@@ -329,11 +471,7 @@ impl Properties {
     }
 
     /// Writes the property length and the properties `ctx` allows, in identifier order.
-    pub(crate) fn encode(
-        &self,
-        ctx: PropertyContext,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    fn encode(&self, ctx: PropertyContext, out: &mut BytesMut) -> Result<(), EncodeError> {
         let len = self.content_len(ctx);
         put_var_int(out, len)?;
         if len == 0 {
@@ -558,5 +696,105 @@ impl Sink for Writer<'_> {
     fn binary(&mut self, id: u8, v: &[u8]) -> Result<(), EncodeError> {
         self.0.put_u8(id);
         put_binary(self.0, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{Packet, ProtocolVersion, decode};
+    use super::*;
+
+    fn decoded_properties(bytes: &[u8], version: ProtocolVersion) -> Properties {
+        let mut buf = BytesMut::from(bytes);
+        match decode(&mut buf, version, usize::MAX) {
+            Ok(Some(Packet::Publish(publish))) => publish.properties,
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn properties_handle_is_one_pointer_and_packet_stays_small() {
+        assert_eq!(size_of::<Properties>(), size_of::<usize>());
+        let packet = size_of::<Packet>();
+        eprintln!("size_of::<Packet>() = {packet}");
+        assert!(packet <= 96, "Packet is {packet} bytes");
+    }
+
+    #[test]
+    fn publish_with_zero_property_length_does_not_allocate() {
+        let properties = decoded_properties(&[0x30, 0x05, 0x00, 0x01, b'a', 0x00, b'x'], V5);
+        assert!(properties.0.is_none());
+        assert!(properties.is_empty());
+    }
+
+    #[test]
+    fn publish_before_v5_does_not_allocate() {
+        let properties = decoded_properties(&[0x30, 0x04, 0x00, 0x01, b'a', b'x'], V4);
+        assert!(properties.0.is_none());
+    }
+
+    #[test]
+    fn publish_with_a_property_reads_it_back() {
+        let properties = decoded_properties(
+            &[0x30, 0x08, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x07, b'x'],
+            V5,
+        );
+        assert_eq!(properties.topic_alias, Some(7));
+        assert!(!properties.is_empty());
+    }
+
+    #[test]
+    fn unset_properties_read_as_empty_without_allocating() {
+        let properties = Properties::default();
+        assert_eq!(properties.topic_alias, None);
+        assert!(properties.user_properties.is_empty());
+        assert!(properties.0.is_none());
+    }
+
+    #[test]
+    fn first_write_allocates_and_is_kept() {
+        let mut properties = Properties::default();
+        properties.user_properties.push((s("k"), s("v")));
+        properties.topic_alias = Some(2);
+        assert!(properties.0.is_some());
+        assert_eq!(properties.user_properties, vec![(s("k"), s("v"))]);
+        assert_eq!(properties.topic_alias, Some(2));
+    }
+
+    #[test]
+    fn an_emptied_box_equals_no_properties() {
+        let mut properties = Properties::from(PropertyValues {
+            topic_alias: Some(2),
+            ..PropertyValues::default()
+        });
+        assert_ne!(properties, Properties::default());
+        properties.topic_alias = None;
+        assert_eq!(properties, Properties::default());
+        assert_eq!(Properties::default(), properties);
+        assert!(properties.is_empty());
+    }
+
+    #[test]
+    fn empty_values_convert_to_no_allocation() {
+        assert!(Properties::from(PropertyValues::default()).0.is_none());
+    }
+
+    #[test]
+    fn unset_and_emptied_properties_encode_the_same_zero_length() {
+        let mut emptied = Properties::from(PropertyValues {
+            reason_string: Some(s("r")),
+            ..PropertyValues::default()
+        });
+        emptied.reason_string = None;
+        for properties in [Properties::default(), emptied] {
+            let mut out = BytesMut::new();
+            assert_eq!(
+                properties.encode(PropertyContext::Publish, &mut out),
+                Ok(())
+            );
+            assert_eq!(&out[..], &[0x00]);
+            assert_eq!(properties.encoded_len(PropertyContext::Publish), 1);
+        }
     }
 }

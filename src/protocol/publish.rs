@@ -24,7 +24,7 @@ pub(crate) fn check_publish_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn decode_packet_id(r: &mut Reader) -> Result<PacketId, DecodeError> {
     PacketId::new(r.u16()?).ok_or(DecodeError::ZeroPacketId)
 }
@@ -69,7 +69,7 @@ pub(crate) fn decode_publish(
 
 /// A 5.0 PUBLISH may leave the topic empty when a Topic Alias names it [MQTT-3.3.2-1]
 /// [MQTT-3.3.2-8]; everywhere else the topic is at least one character [MQTT-4.7.3-1].
-#[inline]
+#[inline(always)]
 fn decode_topic(topic: Bytes, has_alias: bool) -> Result<TopicName, DecodeError> {
     match (topic.is_empty(), has_alias) {
         (true, true) => Ok(TopicName::empty()),
@@ -203,7 +203,9 @@ impl PubResp {
 mod tests {
     use super::super::fixture::*;
     use super::super::packet::{Packet, PubResp, Publish};
-    use super::super::{DecodeError, Properties, QoS, ReasonCode, StringError, TopicError};
+    use super::super::{
+        DecodeError, Properties, PropertyValues, QoS, ReasonCode, StringError, TopicError,
+    };
 
     fn publish(qos: QoS, t: &str, id: Option<u16>, payload: &'static [u8]) -> Publish {
         Publish {
@@ -261,10 +263,10 @@ mod tests {
         ];
         let expected = Publish {
             topic: super::TopicName::empty(),
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 topic_alias: Some(1),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..publish(QoS::AtMostOnce, "t", None, b"x")
         };
         assert_codec(&bytes, V5, &Packet::Publish(expected));
@@ -282,11 +284,11 @@ mod tests {
             b'p', // payload
         ];
         let expected = Publish {
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 payload_format_indicator: Some(1),
                 user_properties: vec![(s("k"), s("v"))],
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..publish(QoS::AtLeastOnce, "t", Some(5), b"p")
         };
         assert_codec(&bytes, V5, &Packet::Publish(expected));
@@ -298,10 +300,10 @@ mod tests {
             0x30, 0x09, 0x00, 0x01, b't', 0x04, 0x0B, 0x01, 0x0B, 0x02, b'p',
         ];
         let expected = Publish {
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 subscription_identifiers: vec![1, 2],
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..publish(QoS::AtMostOnce, "t", None, b"p")
         };
         assert_codec(&bytes, V5, &Packet::Publish(expected));
@@ -450,10 +452,10 @@ mod tests {
             0x04, 0x1F, 0x00, 0x01, b'e', // properties: reason string "e"
         ];
         let expected = PubResp {
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 reason_string: Some(s("e")),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..resp(7, ReasonCode::UnspecifiedError)
         };
         assert_codec(&bytes, V5, &Packet::PubAck(expected));

@@ -27,17 +27,20 @@ impl MqttString {
 
     /// Validates `bytes` in one pass that also reports whether it holds a wildcard character
     /// (`+` or `#`), so topic names cost a single scan on the hot path.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn scan(bytes: Bytes) -> Result<Scanned, StringError> {
         if bytes.len() > usize::from(u16::MAX) {
             return Err(StringError::TooLong);
         }
-        let (mut nul, mut wildcard) = (false, false);
+        // One branch-free pass the compiler vectorises; UTF-8 needs checking only when a byte
+        // is non-ASCII, and multi-byte sequences never contain NUL, `+` or `#` bytes.
+        let (mut nul, mut wildcard, mut non_ascii) = (false, false, false);
         for &b in bytes.iter() {
             nul |= b == 0;
             wildcard |= (b == b'+') | (b == b'#');
+            non_ascii |= b >= 0x80;
         }
-        if std::str::from_utf8(&bytes).is_err() {
+        if non_ascii && std::str::from_utf8(&bytes).is_err() {
             return Err(StringError::InvalidUtf8);
         }
         if nul {

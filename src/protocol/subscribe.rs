@@ -288,7 +288,7 @@ mod tests {
         Packet, RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck,
         Unsubscribe,
     };
-    use super::super::{DecodeError, Properties, QoS, ReasonCode, TopicError};
+    use super::super::{DecodeError, Properties, PropertyValues, QoS, ReasonCode, TopicError};
 
     fn subscribe(id: u16, entries: &[(&str, SubscriptionOptions)]) -> Subscribe {
         Subscribe {
@@ -339,10 +339,10 @@ mod tests {
             retain_handling: RetainHandling::DoNotSend,
         };
         let expected = Subscribe {
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 subscription_identifiers: vec![5],
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
             ..subscribe(2, &[("a/+", options)])
         };
         assert_codec(&bytes, V5, &Packet::Subscribe(expected));

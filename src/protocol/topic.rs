@@ -25,7 +25,7 @@ pub enum TopicError {
 pub struct TopicName(MqttString);
 
 impl TopicName {
-    #[inline]
+    #[inline(always)]
     pub fn new(bytes: Bytes) -> Result<Self, TopicError> {
         if bytes.is_empty() {
             return Err(TopicError::Empty);

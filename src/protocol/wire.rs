@@ -35,7 +35,7 @@ impl Reader {
         self.pos == self.end
     }
 
-    #[inline]
+    #[inline(always)]
     fn take_slice(&mut self, len: usize) -> Result<&[u8], DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::UnexpectedEnd);
@@ -50,7 +50,7 @@ impl Reader {
         Ok(self.take_slice(1)?[0])
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         let s = self.take_slice(2)?;
         Ok(u16::from_be_bytes([s[0], s[1]]))
@@ -84,7 +84,7 @@ impl Reader {
     }
 
     /// `len` bytes as a zero-copy slice of the frame.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self, len: usize) -> Result<Bytes, DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::UnexpectedEnd);
@@ -95,7 +95,7 @@ impl Reader {
     }
 
     /// Binary data: a two-byte length and that many bytes (section 1.5.6).
-    #[inline]
+    #[inline(always)]
     pub fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()?;
         self.bytes(usize::from(len))
@@ -128,10 +128,14 @@ impl Reader {
     }
 
     /// The unread rest of the frame, without copying (the PUBLISH payload).
-    #[inline]
+    #[inline(always)]
     pub fn rest(self) -> Bytes {
         let mut buf = self.buf;
-        buf.truncate(self.end);
+        // At the top level `end` is the frame's end, and skipping the call keeps `buf` in
+        // registers on the PUBLISH path.
+        if self.end < buf.len() {
+            buf.truncate(self.end);
+        }
         buf.advance(self.pos);
         buf
     }

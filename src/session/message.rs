@@ -26,8 +26,11 @@ impl Message {
     /// Takes the topic, payload and forwardable properties of an inbound PUBLISH.
     pub fn from_publish(publish: Publish) -> Self {
         let mut properties = publish.properties;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        // Writing through `Properties` allocates its values: touch them only when present.
+        if !properties.is_empty() {
+            properties.topic_alias = None;
+            properties.subscription_identifiers.clear();
+        }
         Self {
             topic: publish.topic,
             payload: publish.payload,
@@ -42,7 +45,9 @@ impl Message {
     pub fn from_will(will: LastWill) -> Self {
         let mut properties = will.properties;
         // The Will Delay Interval governs when the will is sent; it is not a PUBLISH property.
-        properties.will_delay_interval = None;
+        if properties.will_delay_interval.is_some() {
+            properties.will_delay_interval = None;
+        }
         Self {
             topic: will.topic,
             payload: will.payload,
@@ -80,6 +85,16 @@ impl Message {
         Some(out)
     }
 
+    /// The copy for a subscriber whose matching subscriptions carry Subscription
+    /// Identifiers: the PUBLISH lists them [MQTT-3.3.4-3].
+    pub fn with_subscription_ids(&self, ids: &[u32]) -> Self {
+        let mut properties = self.properties.as_deref().cloned().unwrap_or_default();
+        properties.subscription_identifiers = ids.to_vec();
+        let mut out = self.clone();
+        out.properties = Some(Arc::new(properties));
+        out
+    }
+
     /// The bytes this message pins in memory, for the queue's byte bound.
     pub fn size(&self) -> usize {
         self.topic.as_bytes().len() + self.payload.len()
@@ -108,5 +123,5 @@ impl Message {
 }
 
 fn shared(properties: Properties) -> Option<Arc<Properties>> {
-    (properties != Properties::default()).then(|| Arc::new(properties))
+    (!properties.is_empty()).then(|| Arc::new(properties))
 }

@@ -54,11 +54,13 @@ pub enum Action {
     Route(Message),
     /// Write this PUBLISH to the client (a resend or a message released from the queue).
     Deliver(Outgoing),
-    /// Add the subscription to the trie; `is_new` tells Retain Handling 1 apart.
+    /// Add the subscription to the trie; `is_new` tells Retain Handling 1 apart; `id` is the
+    /// 5.0 Subscription Identifier (0: none).
     Subscribe {
         filter: TopicFilter,
         options: SubscriptionOptions,
         is_new: bool,
+        id: u32,
     },
     /// Remove the session's subscription for this filter from the trie.
     Unsubscribe(TopicFilter),
@@ -454,11 +456,25 @@ impl Session {
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
-        let refuse_all = !subscribe.properties.subscription_identifiers.is_empty();
+        // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+        let shared_no_local = subscribe
+            .subscriptions
+            .iter()
+            .any(|s| s.options.no_local && s.filter.share_group().is_some());
+        if shared_no_local {
+            return self.protocol_error(ReasonCode::ProtocolError, out);
+        }
+        // SUBSCRIBE carries at most one Subscription Identifier, for all its filters.
+        let id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied()
+            .unwrap_or(0);
         let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
         let mut granted = Vec::with_capacity(subscribe.subscriptions.len());
         for sub in subscribe.subscriptions {
-            let reason = self.grant(&sub.filter, refuse_all);
+            let reason = self.grant(&sub.filter, sub.options.qos);
             reasons.push(reason);
             if !reason.is_error() {
                 let is_new = self
@@ -469,6 +485,7 @@ impl Session {
                     filter: sub.filter,
                     options: sub.options,
                     is_new,
+                    id,
                 });
             }
         }
@@ -480,13 +497,9 @@ impl Session {
         out.append(&mut granted);
     }
 
-    /// The SUBACK reason for one filter: the requested QoS is always granted; shared
-    /// subscriptions and subscription identifiers are not offered (CONNACK says so).
-    fn grant(&self, filter: &TopicFilter, refuse_all: bool) -> ReasonCode {
+    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3).
+    fn grant(&self, filter: &TopicFilter, qos: QoS) -> ReasonCode {
         let v5 = self.version == ProtocolVersion::V5;
-        if refuse_all {
-            return ReasonCode::SubscriptionIdentifiersNotSupported;
-        }
         if filter.levels().nth(crate::trie::MAX_LEVELS).is_some() {
             return if v5 {
                 ReasonCode::TopicFilterInvalid
@@ -494,14 +507,11 @@ impl Session {
                 ReasonCode::UnspecifiedError
             };
         }
-        if filter.share_group().is_some() {
-            return if v5 {
-                ReasonCode::SharedSubscriptionsNotSupported
-            } else {
-                ReasonCode::UnspecifiedError
-            };
+        match qos {
+            QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+            QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+            QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
         }
-        ReasonCode::Success
     }
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {

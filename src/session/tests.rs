@@ -1,7 +1,9 @@
 //! Unit tests of the session state machine: constructed packets in, actions out.
 
 use super::*;
-use crate::protocol::{MqttString, Properties, Subscription, SubscriptionOptions, TopicName};
+use crate::protocol::{
+    MqttString, Properties, PropertyValues, Subscription, SubscriptionOptions, TopicName,
+};
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, clean_start: bool) -> Connect {
@@ -281,22 +283,25 @@ fn packet_ids_wrap_and_skip_ids_still_in_flight() {
 }
 
 #[test]
-fn subscribe_grants_requested_qos_and_refuses_shared_subscriptions() {
+fn suback_grants_the_requested_qos_per_filter_in_order() {
     let mut s = session(ProtocolVersion::V5, true, Limits::default());
-    let opts = SubscriptionOptions {
-        qos: QoS::AtLeastOnce,
-        ..SubscriptionOptions::default()
-    };
-    let sub = |f: &str| Subscription {
+    let sub = |f: &str, qos| Subscription {
         filter: TopicFilter::try_from(f).expect("valid filter"),
-        options: opts,
+        options: SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
+        },
     };
     let mut out = Vec::new();
     s.on_packet(
         Packet::Subscribe(Subscribe {
             packet_id: id(1),
             properties: Properties::default(),
-            subscriptions: vec![sub("a/+"), sub("$share/g/a")],
+            subscriptions: vec![
+                sub("a/+", QoS::AtLeastOnce),
+                sub("$share/g/a", QoS::ExactlyOnce),
+                sub("b", QoS::AtMostOnce),
+            ],
         }),
         &mut out,
     );
@@ -304,18 +309,49 @@ fn subscribe_grants_requested_qos_and_refuses_shared_subscriptions() {
         Action::Send(Packet::SubAck(ack)) => assert_eq!(
             ack.reasons,
             vec![
-                ReasonCode::Success,
-                ReasonCode::SharedSubscriptionsNotSupported
+                ReasonCode::GrantedQoS1,
+                ReasonCode::GrantedQoS2,
+                ReasonCode::GRANTED_QOS0
             ]
         ),
         other => panic!("SUBACK must come first, got {other:?}"),
     }
-    assert_eq!(out.len(), 2);
+    assert_eq!(out.len(), 4);
     assert!(matches!(&out[1], Action::Subscribe { is_new: true, .. }));
     assert_eq!(
         s.subscription(&TopicFilter::try_from("a/+").expect("valid")),
-        Some(opts)
+        Some(SubscriptionOptions {
+            qos: QoS::AtLeastOnce,
+            ..SubscriptionOptions::default()
+        })
     );
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_a_protocol_error_mqtt_3_8_3_4() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    s.on_packet(
+        Packet::Subscribe(Subscribe {
+            packet_id: id(1),
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: TopicFilter::try_from("$share/g/a").expect("valid filter"),
+                options: SubscriptionOptions {
+                    no_local: true,
+                    ..SubscriptionOptions::default()
+                },
+            }],
+        }),
+        &mut out,
+    );
+    assert!(matches!(
+        out.as_slice(),
+        [Action::Close {
+            reason: Some(ReasonCode::ProtocolError),
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -473,10 +509,10 @@ fn message_expiry_counts_down_and_rounds_up_mqtt_3_3_2_6() {
     );
     assert_eq!(m.with_remaining_expiry(start), None);
 
-    let properties = Properties {
+    let properties = Properties::from(PropertyValues {
         message_expiry_interval: Some(10),
-        ..Properties::default()
-    };
+        ..PropertyValues::default()
+    });
     m.properties = Some(std::sync::Arc::new(properties));
     m.stamp_expiry(start);
     let later = start + std::time::Duration::from_millis(3500);

@@ -14,7 +14,7 @@ mod run;
 mod state;
 
 pub use run::{run, serve};
-pub use state::{ConnId, Limits, ShardState};
+pub use state::{ConnId, Counters, Limits, ShardState};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;
@@ -29,7 +29,29 @@ pub enum MeshMsg {
     Retain(Message),
     /// The sender's local trie gained its first (`add`) or lost its last subscriber for
     /// `filter`.
-    Interest { filter: TopicFilter, add: bool },
+    Interest {
+        filter: TopicFilter,
+        add: bool,
+    },
+    /// The sender gained its first (`add`) or lost its last member of a shared subscription
+    /// group (`$share/{group}/{filter}`).
+    ShareInterest {
+        filter: TopicFilter,
+        add: bool,
+    },
+    /// Deliver to one local member of this shared subscription group.
+    SharedPublish {
+        filter: TopicFilter,
+        msg: Message,
+    },
+    /// Answer with `BarrierAck` once everything sent before it has been applied: the sender
+    /// holds a SUBACK until every peer has seen the subscription's interest.
+    Barrier {
+        token: u64,
+    },
+    BarrierAck {
+        token: u64,
+    },
     /// A connection whose CONNECT arrived at a shard that is not the client id's home.
     Handoff(Box<Handoff>),
 }

@@ -2,7 +2,7 @@
 
 use super::MeshMsg;
 use super::conn::{self, Shared};
-use super::state::{Limits, ShardState};
+use super::state::{Counters, Limits, ShardState};
 use crate::mesh::MeshEnds;
 use crate::runtime::ShardSetup;
 use monoio::net::TcpListener;
@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How often a full peer ring is retried while messages wait in overflow.
 const OVERFLOW_RETRY: Duration = Duration::from_millis(1);
+/// How often a shard reports undelivered messages (when there were any).
+const STATS_EVERY: Duration = Duration::from_secs(10);
 /// Most mesh messages handled before yielding to connection tasks.
 const MESH_BATCH: usize = 256;
 /// How long shutdown waits for connections to flush.
@@ -105,10 +107,38 @@ async fn wait_for_peers(state: &Shared) {
 }
 
 async fn tick_task(state: Shared, tick: Duration) {
+    let mut reported = Counters::default();
+    let mut next_report = Instant::now() + STATS_EVERY;
     loop {
         monoio::time::sleep(tick).await;
-        state.borrow_mut().tick(Instant::now());
+        let now = Instant::now();
+        state.borrow_mut().tick(now);
+        if now >= next_report {
+            next_report = now + STATS_EVERY;
+            report_drops(&state, &mut reported);
+        }
     }
+}
+
+/// Undelivered messages are normal under overload but must not go unnoticed: one stderr
+/// line per period in which some happened.
+fn report_drops(state: &Shared, reported: &mut Counters) {
+    let (id, now) = {
+        let s = state.borrow();
+        (s.id(), s.counters())
+    };
+    if now == *reported {
+        return;
+    }
+    eprintln!(
+        "ringmq[shard {id}]: {} QoS 0 and {} QoS 1/2 messages not delivered (subscriber \
+         offline or too slow, session queue full); {} mesh overflows; {} stalled clients cut",
+        now.dropped_qos0 - reported.dropped_qos0,
+        now.dropped_queue_full - reported.dropped_queue_full,
+        now.mesh_overflowed - reported.mesh_overflowed,
+        now.stalled_disconnects - reported.stalled_disconnects,
+    );
+    *reported = now;
 }
 
 async fn overflow_task(state: Shared) {

@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use ringmq::protocol::{
     self, Connect, LastWill, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubResp,
-    Publish, QoS, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
+    Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
 };
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -164,6 +164,15 @@ pub fn subscribe(id: u16, filter_str: &str, qos: QoS) -> Packet {
     })
 }
 
+/// The SUBACK reason code that grants `qos`.
+pub fn granted(qos: QoS) -> ReasonCode {
+    match qos {
+        QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+        QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+        QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+    }
+}
+
 /// What `RawClient::recv` saw.
 #[derive(Debug)]
 #[allow(
@@ -261,11 +270,11 @@ impl RawClient {
         }
     }
 
-    /// Subscribes and waits for the SUBACK.
+    /// Subscribes and waits for the SUBACK, which must grant `qos` (section 3.9.3).
     pub fn subscribe(&mut self, filter_str: &str, qos: QoS) {
         self.send(&subscribe(1, filter_str, qos));
         match self.expect_packet() {
-            Packet::SubAck(ack) => assert!(!ack.reasons[0].is_error(), "SUBACK {ack:?}"),
+            Packet::SubAck(ack) => assert_eq!(ack.reasons, [granted(qos)], "SUBACK"),
             other => panic!("expected SUBACK, got {other:?}"),
         }
     }

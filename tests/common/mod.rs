@@ -14,8 +14,8 @@ use ringmq::protocol::packet::{
     Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use ringmq::protocol::{
-    MqttString, Packet, PacketId, Properties, PropertyContext, ProtocolVersion, QoS, ReasonCode,
-    TopicFilter, TopicName, decode, encode, encoded_len, reasons,
+    MqttString, Packet, PacketId, Properties, PropertyContext, PropertyValues, ProtocolVersion,
+    QoS, ReasonCode, TopicFilter, TopicName, decode, encode, encoded_len, reasons,
 };
 
 pub const VERSIONS: [ProtocolVersion; 3] = [
@@ -143,7 +143,7 @@ pub fn properties(ctx: PropertyContext) -> impl Strategy<Value = Properties> {
         flag(),
     );
     (message, connection, limits).prop_map(move |(m, c, l)| {
-        let mut p = Properties {
+        let mut p = Properties::from(PropertyValues {
             payload_format_indicator: m.0,
             message_expiry_interval: m.1,
             content_type: m.2,
@@ -171,7 +171,7 @@ pub fn properties(ctx: PropertyContext) -> impl Strategy<Value = Properties> {
             wildcard_subscription_available: l.7,
             subscription_identifier_available: l.8,
             shared_subscription_available: l.9,
-        };
+        });
         restrict(&mut p, ctx);
         p
     })

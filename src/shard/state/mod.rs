@@ -18,8 +18,10 @@ use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
 
+mod barrier;
 mod peers;
 mod routing;
+mod shared;
 mod timers;
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -185,6 +187,8 @@ struct SessionEntry {
 pub struct LocalSub {
     session: usize,
     options: SubscriptionOptions,
+    /// 5.0 Subscription Identifier, 0 for none.
+    id: u32,
 }
 
 /// What the writer task should do next.
@@ -205,10 +209,14 @@ pub struct Refusal {
     pub reason: ReasonCode,
 }
 
-/// Counters a shard keeps (exposed for tests and stats).
+/// Counters a shard keeps (exposed for tests and the periodic stats line).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    pub dropped_qos0_outbound_full: u64,
+    /// QoS 0 messages not delivered: subscriber offline or its outbound buffer full.
+    pub dropped_qos0: u64,
+    /// QoS 1/2 messages not delivered: the subscriber's session queue was full.
+    pub dropped_queue_full: u64,
+    /// Mesh messages that waited in an overflow queue (none is ever dropped).
     pub mesh_overflowed: u64,
     pub stalled_disconnects: u64,
 }
@@ -228,6 +236,10 @@ pub struct ShardState {
     local_refs: HashMap<TopicFilter, u32>,
     /// Filters peers have subscribers for; the value is the peer's shard id.
     remote: Trie<usize>,
+    /// Shared subscription groups this shard knows of (any shard's members), by match filter.
+    shared: Trie<TopicFilter>,
+    groups: HashMap<TopicFilter, shared::Group>,
+    shared_matches: Vec<TopicFilter>,
     retained: HashMap<TopicName, Message>,
     retained_bytes: usize,
     timers: TimerWheel<TimerKey>,
@@ -240,11 +252,18 @@ pub struct ShardState {
     /// Scratch buffers kept for their capacity.
     actions: Vec<Action>,
     matches: Vec<LocalSub>,
+    /// The Subscription Identifiers of one subscriber's matching subscriptions.
+    sub_ids: Vec<u32>,
     peer_marks: Vec<bool>,
     expired: Vec<TimerKey>,
     mesh_inbox: Vec<(usize, MeshMsg)>,
     next_assigned_id: u64,
     counters: Counters,
+    /// SUBACKs waiting for every peer to acknowledge a barrier (see `barrier`).
+    pending_subacks: HashMap<u64, barrier::PendingSubAck>,
+    next_barrier: u64,
+    /// While a SUBSCRIBE is applied behind a barrier: its token (retained messages wait).
+    barrier_token: Option<u64>,
 }
 
 impl ShardState {
@@ -262,6 +281,9 @@ impl ShardState {
             local: Trie::new(),
             local_refs: HashMap::new(),
             remote: Trie::new(),
+            shared: Trie::new(),
+            groups: HashMap::new(),
+            shared_matches: Vec::new(),
             retained: HashMap::new(),
             retained_bytes: 0,
             timers: TimerWheel::new(limits.timer_tick, TIMER_SLOTS, now),
@@ -273,11 +295,15 @@ impl ShardState {
             encoder: PublishEncoder::default(),
             actions: Vec::new(),
             matches: Vec::new(),
+            sub_ids: Vec::new(),
             peer_marks: vec![false; shards],
             expired: Vec::new(),
             mesh_inbox: Vec::new(),
             next_assigned_id: 0,
             counters: Counters::default(),
+            pending_subacks: HashMap::new(),
+            next_barrier: 0,
+            barrier_token: None,
         }
     }
 
@@ -444,8 +470,6 @@ impl ShardState {
                 assigned.and_then(|id| protocol::MqttString::try_from(id).ok());
             properties.receive_maximum = Some(self.limits.session.max_inbound_qos2);
             properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
-            properties.subscription_identifier_available = Some(0);
-            properties.shared_subscription_available = Some(0);
             let aliases = self.limits.session.topic_alias_maximum;
             properties.topic_alias_maximum = (aliases > 0).then_some(aliases);
             let keep_alive = self.effective_keep_alive(connect);
@@ -525,6 +549,9 @@ impl ShardState {
         };
         for action in actions.drain(..) {
             match action {
+                Action::Send(Packet::SubAck(suback)) if self.shards > 1 => {
+                    self.barrier_token = Some(self.hold_suback(conn, session_key, suback));
+                }
                 Action::Send(packet) => self.write_packet(conn, &packet),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing),
                 Action::Route(mut msg) => {
@@ -537,13 +564,24 @@ impl ShardState {
                     filter,
                     options,
                     is_new,
-                } => self.subscribe(session_key, conn, filter, options, is_new),
+                    id,
+                } => {
+                    let sub = LocalSub {
+                        session: session_key,
+                        options,
+                        id,
+                    };
+                    self.subscribe(filter, sub, is_new);
+                }
                 Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
                 Action::Close {
                     reason,
                     publish_will,
                 } => self.close(conn, reason, publish_will),
             }
+        }
+        if let Some(token) = self.barrier_token.take() {
+            self.send_barrier(token);
         }
     }
 
@@ -554,19 +592,36 @@ impl ShardState {
         if outgoing.msg.expires_at.is_some() {
             let now = Instant::now();
             if outgoing.msg.is_expired(now) && !outgoing.dup {
-                let mut released = Vec::new();
-                if let Some(entry) = self.sessions.get_mut(session_key) {
-                    let id = outgoing.packet_id;
-                    entry.session.discard(id, Discard::Expired, &mut released);
-                }
-                self.apply(conn, &mut released);
-                return;
+                return self.discard(conn, session_key, &outgoing, Discard::Expired);
             }
             if let Some(msg) = outgoing.msg.with_remaining_expiry(now) {
                 outgoing.msg = msg;
             }
         }
-        self.write_packet(conn, &outgoing.to_packet());
+        let packet = outgoing.to_packet();
+        let limit = self
+            .sessions
+            .get(session_key)
+            .and_then(|e| e.session.max_packet_size());
+        if let Some(limit) = limit {
+            let version = self.conn(conn).map_or(ProtocolVersion::V5, |c| c.version);
+            if protocol::encoded_len(&packet, version) > limit as usize {
+                // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size.
+                return self.discard(conn, session_key, &outgoing, Discard::TooLarge);
+            }
+        }
+        self.write_packet(conn, &packet);
+    }
+
+    /// Drops a released or resent PUBLISH and gives its window slot to the next message.
+    fn discard(&mut self, conn: ConnId, session_key: usize, outgoing: &Outgoing, why: Discard) {
+        let mut released = Vec::new();
+        if let Some(entry) = self.sessions.get_mut(session_key) {
+            entry
+                .session
+                .discard(outgoing.packet_id, why, &mut released);
+        }
+        self.apply(conn, &mut released);
     }
 
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {

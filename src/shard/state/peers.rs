@@ -90,7 +90,11 @@ impl ShardState {
             MeshMsg::Interest { filter, add: false } => {
                 self.remote.remove(&filter, |&peer| peer == from);
             }
+            MeshMsg::ShareInterest { filter, add } => self.on_share_interest(from, filter, add),
+            MeshMsg::SharedPublish { filter, msg } => self.deliver_shared_local(&filter, &msg),
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
+            MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
+            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),
         }
     }
 

@@ -4,22 +4,14 @@
 use super::*;
 
 impl ShardState {
-    pub(super) fn subscribe(
-        &mut self,
-        session_key: usize,
-        conn: ConnId,
-        filter: TopicFilter,
-        options: SubscriptionOptions,
-        is_new: bool,
-    ) {
+    pub(super) fn subscribe(&mut self, filter: TopicFilter, sub: LocalSub, is_new: bool) {
+        if filter.share_group().is_some() {
+            return self.join_shared(filter, sub);
+        }
         if !is_new {
             // A repeated SUBSCRIBE replaces the options [MQTT-3.8.4-3].
-            self.local.remove(&filter, |s| s.session == session_key);
+            self.local.remove(&filter, |s| s.session == sub.session);
         }
-        let sub = LocalSub {
-            session: session_key,
-            options,
-        };
         // The session already refused filters deeper than the trie takes.
         if self.local.insert(&filter, sub).is_err() {
             return;
@@ -27,17 +19,23 @@ impl ShardState {
         if is_new {
             self.add_local_ref(&filter);
         }
-        let send_retained = match options.retain_handling {
+        let send_retained = match sub.options.retain_handling {
             RetainHandling::SendAtSubscribe => true,
             RetainHandling::SendAtSubscribeIfNew => is_new,
             RetainHandling::DoNotSend => false,
         };
         if send_retained {
-            self.send_retained(session_key, conn, &filter, options.qos);
+            match self.barrier_token {
+                Some(token) => self.defer_retained(token, &filter, sub),
+                None => self.send_retained(&filter, sub),
+            }
         }
     }
 
     pub(super) fn unsubscribe(&mut self, session_key: usize, filter: &TopicFilter) {
+        if filter.share_group().is_some() {
+            return self.leave_shared(session_key, filter);
+        }
         self.local.remove(filter, |s| s.session == session_key);
         self.drop_local_ref(filter);
     }
@@ -74,7 +72,7 @@ impl ShardState {
     }
 
     /// Retained messages matching a new subscription go out with RETAIN=1 [MQTT-3.3.1-6].
-    fn send_retained(&mut self, session_key: usize, conn: ConnId, filter: &TopicFilter, qos: QoS) {
+    pub(super) fn send_retained(&mut self, filter: &TopicFilter, sub: LocalSub) {
         let now = Instant::now();
         let matching: Vec<Message> = self
             .retained
@@ -83,11 +81,15 @@ impl ShardState {
             .map(|m| m.with_remaining_expiry(now).unwrap_or_else(|| m.clone()))
             .collect();
         for msg in matching {
-            let granted = msg.qos.min(qos);
+            let granted = msg.qos.min(sub.options.qos);
+            let msg = if sub.id == 0 {
+                msg
+            } else {
+                msg.with_subscription_ids(&[sub.id])
+            };
             self.encoder.begin();
-            self.deliver_to(session_key, &msg, granted, true);
+            self.deliver_to(sub.session, &msg, granted, true);
         }
-        let _ = conn;
     }
 
     // ----- routing ------------------------------------------------------------------------
@@ -105,6 +107,7 @@ impl ShardState {
         } else {
             self.forward_to_interested_peers(msg);
         }
+        self.route_shared(msg);
         self.deliver_local(msg, origin);
     }
 
@@ -144,12 +147,15 @@ impl ShardState {
             let mut qos = first.options.qos;
             let mut retain_as_published = first.options.retain_as_published;
             let mut no_local = first.options.no_local;
-            i += 1;
+            self.sub_ids.clear();
             while i < self.matches.len() && self.matches[i].session == first.session {
-                let o = self.matches[i].options;
-                qos = qos.max(o.qos);
-                retain_as_published |= o.retain_as_published;
-                no_local &= o.no_local;
+                let sub = self.matches[i];
+                qos = qos.max(sub.options.qos);
+                retain_as_published |= sub.options.retain_as_published;
+                no_local &= sub.options.no_local;
+                if sub.id != 0 {
+                    self.sub_ids.push(sub.id);
+                }
                 i += 1;
             }
             // [MQTT-3.8.3-3] No Local: not back to the publishing client.
@@ -158,19 +164,42 @@ impl ShardState {
             }
             // [MQTT-3.3.1-9] / 5.0 Retain As Published.
             let retain = msg.retain && retain_as_published;
-            self.deliver_to(first.session, msg, msg.qos.min(qos), retain);
+            let qos = msg.qos.min(qos);
+            if self.sub_ids.is_empty() {
+                self.deliver_to(first.session, msg, qos, retain);
+            } else {
+                let tagged = msg.with_subscription_ids(&self.sub_ids);
+                self.deliver_tagged(first.session, &tagged, qos, retain);
+            }
         }
     }
 
+    /// Delivers a copy that differs per subscriber (Subscription Identifiers): encoded on its
+    /// own, so the shared encodings are invalidated before and after it.
+    pub(super) fn deliver_tagged(&mut self, session: usize, msg: &Message, qos: QoS, retain: bool) {
+        self.encoder.begin();
+        self.deliver_to(session, msg, qos, retain);
+        self.encoder.begin();
+    }
+
     /// Offers one message to one session and writes it to its connection if it goes out now.
-    fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
+    pub(super) fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
         let Some(entry) = self.sessions.get_mut(session_key) else {
             return;
         };
         let conn_id = entry.conn;
         let version = entry.session.version();
-        let Delivery::Send { qos, packet_id } = entry.session.deliver(msg, qos, retain) else {
-            return;
+        let (qos, packet_id) = match entry.session.deliver(msg, qos, retain) {
+            Delivery::Send { qos, packet_id } => (qos, packet_id),
+            Delivery::Queued => return,
+            Delivery::Dropped if qos == QoS::AtMostOnce => {
+                self.counters.dropped_qos0 += 1;
+                return;
+            }
+            Delivery::Dropped => {
+                self.counters.dropped_queue_full += 1;
+                return;
+            }
         };
         let max = entry.session.max_packet_size();
         if let Some(max) = max {

@@ -1,0 +1,31 @@
+//! `ringmq-load` as a library: the scenarios, the measurement pieces and the comparison tools,
+//! exposed so that `loadtest/tests/` can test them directly.
+//!
+//! - [`cli`]: the command line (clap).
+//! - [`clock`]: the process-wide monotonic epoch and the process's CPU time.
+//! - [`payload`]: the header every test message carries (publisher, sequence, send time).
+//! - [`schedule`]: the open-loop send schedule (intended send times, no coordinated omission).
+//! - [`tracker`]: per-stream sequence tracking (lost and duplicated messages).
+//! - [`hgrm`]: HdrHistogram percentile-distribution text, written and read back.
+//! - [`plot`]: the SVG latency-percentile plot.
+//! - [`compare`]: `ringmq-load compare`.
+//! - [`plan`]: which clients a scenario runs and which subscriber expects which publisher.
+//! - [`mqtt`]: connection set-up and buffered IO on monoio with ringmq's codec.
+//! - [`worker`]: one thread's runtime and its client tasks.
+//! - [`run`]: the orchestration of a run across threads, progress and the final report.
+//! - [`report`]: the results, the human table and the JSON summary.
+
+pub mod cli;
+pub mod clock;
+pub mod compare;
+pub mod error;
+pub mod hgrm;
+pub mod mqtt;
+pub mod payload;
+pub mod plan;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod tracker;
+pub mod worker;
