@@ -210,7 +210,8 @@ fn a_refused_filter_gets_a_failure_code_while_the_others_are_granted() {
         if version == V4 {
             assert_eq!(codes[1], 0x80, "3.1.1 failure is 0x80");
         }
-        c.publish("ok/1", b"still usable", 1, false);
+        // QoS 0: the order of our PUBACK and our own echo would be unspecified.
+        c.publish("ok/1", b"still usable", 0, false);
         let got = c.expect_publish_acked();
         assert_eq!(got.topic.as_str(), "ok/1");
     }

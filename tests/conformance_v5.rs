@@ -477,29 +477,99 @@ fn a_takeover_with_clean_start_ends_the_session_and_sends_the_delayed_will_at_on
 }
 
 #[test]
-fn shared_subscriptions_are_refused_with_0x9e_as_announced() {
-    // The CONNACK announces Shared Subscription Available 0; a `$share` filter then gets
-    // 0x9E Shared Subscriptions not supported (SUBACK, or DISCONNECT) - never a silent grant.
+fn each_message_goes_to_one_member_of_a_shared_subscription_group() {
+    // 5.0 section 4.8.2: a message matching a Shared Subscription is sent to only one of the
+    // sessions subscribed to it; non-shared subscriptions still get every message. Group
+    // members live on both shards.
     let broker = Broker::start();
-    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "share"));
-    if connack.properties.shared_subscription_available != Some(0) {
+    let (_, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "probe"));
+    if connack.properties.shared_subscription_available == Some(0) {
         return;
     }
-    c.send(&subscribe_packet(1, &[("$share/g/t", 1), ("plain/t", 1)]));
-    match c.expect_packet(PROMPT) {
-        Packet::SubAck(s) => {
-            assert_eq!(s.reasons.len(), 2, "{s:?}");
-            assert_eq!(s.reasons[0], ReasonCode::SharedSubscriptionsNotSupported);
-            assert!(
-                !s.reasons[1].is_error(),
-                "the plain filter is granted: {s:?}"
-            );
-        }
-        Packet::Disconnect(d) => {
-            assert_eq!(d.reason, ReasonCode::SharedSubscriptionsNotSupported)
-        }
-        other => panic!("expected SUBACK or DISCONNECT 0x9E, got {other:?}"),
+    let mut members: Vec<RawClient> = (0..4)
+        .map(|i| {
+            let mut m =
+                RawClient::connect(broker.addr, V5, &id_on_shard(&format!("sh{i}"), i % SHARDS));
+            m.subscribe_ok(1, &[("$share/g/sh/t", 1)]);
+            m
+        })
+        .collect();
+    let mut plain = RawClient::connect(broker.addr, V5, &id_on_shard("sh-plain", 1));
+    plain.subscribe_ok(1, &[("sh/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sh-pub", 0));
+    for i in 0..40u32 {
+        publisher.publish("sh/t", i.to_string().as_bytes(), 1, false);
     }
+    let mut shared: Vec<u32> = members
+        .iter_mut()
+        .flat_map(|m| collect_publishes(m, QUIET))
+        .filter_map(|p| payload_str(&p).parse().ok())
+        .collect();
+    shared.sort_unstable();
+    assert_eq!(
+        shared,
+        (0..40).collect::<Vec<u32>>(),
+        "each exactly once in the group"
+    );
+    assert_eq!(collect_publishes(&mut plain, QUIET).len(), 40);
+}
+
+#[test]
+fn subscription_identifiers_are_sent_with_matching_messages() {
+    // [MQTT-3.3.4-3] the Subscription Identifiers of the matching subscriptions are sent
+    // with the message, and none for subscriptions made without one.
+    let broker = Broker::start();
+    let (mut sub, connack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &id_on_shard("sid", 1)));
+    if connack.properties.subscription_identifier_available == Some(0) {
+        return;
+    }
+    let with_id = |packet_id: u16, f: &str, id: u32| {
+        let mut packet = subscribe_packet(packet_id, &[(f, 1)]);
+        if let Packet::Subscribe(s) = &mut packet {
+            s.properties = Properties::from(PropertyValues {
+                subscription_identifiers: vec![id],
+                ..PropertyValues::default()
+            });
+        }
+        packet
+    };
+    sub.send(&with_id(1, "sid/+", 7));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    sub.send(&with_id(2, "sid/a", 300));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    sub.subscribe_ok(3, &[("sid/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sid-pub", 0));
+    publisher.publish("sid/a", b"a", 1, false);
+    publisher.publish("sid/b", b"b", 1, false);
+    let mut ids: Vec<(String, Vec<u32>)> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| {
+            let mut v = p.properties.subscription_identifiers.clone();
+            v.sort_unstable();
+            (payload_str(p), v)
+        })
+        .collect();
+    ids.sort();
+    // One copy per subscription or one combined copy are both allowed (section 3.3.4).
+    let a: Vec<u32> = ids
+        .iter()
+        .filter(|(p, _)| p == "a")
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    let b: Vec<u32> = ids
+        .iter()
+        .filter(|(p, _)| p == "b")
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    let mut a_sorted = a.clone();
+    a_sorted.sort_unstable();
+    a_sorted.dedup();
+    assert_eq!(a_sorted, [7, 300], "identifiers for sid/a: {ids:?}");
+    let mut b_sorted = b.clone();
+    b_sorted.sort_unstable();
+    b_sorted.dedup();
+    assert_eq!(b_sorted, [7], "identifiers for sid/b: {ids:?}");
 }
 
 #[test]
