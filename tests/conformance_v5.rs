@@ -607,3 +607,41 @@ fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
         assert_eq!(resolved, payload_str(p));
     }
 }
+
+#[test]
+fn when_a_shared_subscription_member_leaves_the_others_get_every_message() {
+    // 5.0 section 4.8.2: a session that is gone is no longer a member; later messages go to
+    // the remaining members only, none is lost.
+    let broker = Broker::start();
+    let mut stay = RawClient::connect(broker.addr, V5, &id_on_shard("shl-stay", 0));
+    stay.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
+    let mut leave = RawClient::connect(broker.addr, V5, &id_on_shard("shl-leave", 1));
+    leave.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
+    leave.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shl-pub", 1));
+    for i in 0..20u32 {
+        publisher.publish("shl/t", i.to_string().as_bytes(), 1, false);
+    }
+    let got: Vec<String> = collect_publishes(&mut stay, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    let want: Vec<String> = (0..20u32).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    // [MQTT-3.8.3-4] No Local 1 on a Shared Subscription is a Protocol Error.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "nolocal-shared");
+    let mut packet = subscribe_packet(1, &[("$share/g/t", 0)]);
+    if let Packet::Subscribe(s) = &mut packet {
+        s.subscriptions[0].options.no_local = true;
+    }
+    c.send(&packet);
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
+    );
+}
