@@ -645,3 +645,94 @@ fn no_local_on_a_shared_subscription_is_a_protocol_error() {
         &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
     );
 }
+
+#[test]
+fn retained_messages_over_the_clients_maximum_packet_size_are_not_sent() {
+    // [MQTT-3.1.2-24] [MQTT-3.1.2-25] also for retained messages sent at subscribe.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rmps-pub", 0));
+    publisher.publish("rmps/big", &[9u8; 500], 1, true);
+    publisher.publish("rmps/small", b"small", 1, true);
+    let mut connect = ConnectBuilder::new(V5, &id_on_shard("rmps-sub", 1));
+    connect.0.properties.maximum_packet_size = Some(200);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rmps/#", 1)]);
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(got, ["small"]);
+}
+
+#[test]
+fn retained_messages_sent_at_subscribe_respect_the_clients_receive_maximum() {
+    // 5.0 section 4.9: flow control applies to every QoS 1/2 PUBLISH the server sends,
+    // including retained messages delivered at subscribe.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rrm-pub", 0));
+    for i in 0..6 {
+        publisher.publish(&format!("rrm/{i}"), b"r", 1, true);
+    }
+    let mut connect = ConnectBuilder::new(V5, &id_on_shard("rrm-sub", 1));
+    connect.0.properties.receive_maximum = Some(2);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rrm/+", 1)]);
+    let mut held = Vec::new();
+    while let Recv::Packet(Packet::Publish(p)) = sub.recv(QUIET) {
+        held.push(p);
+    }
+    assert_eq!(held.len(), 2, "unacknowledged retained PUBLISHes in flight");
+    for p in &held {
+        sub.ack(p);
+    }
+    let rest = collect_publishes(&mut sub, QUIET);
+    assert_eq!(held.len() + rest.len(), 6);
+}
+
+#[test]
+fn a_qos2_message_counts_against_receive_maximum_until_pubcomp() {
+    // 5.0 section 4.9: a QoS 2 PUBLISH stays in flight until PUBCOMP (only a PUBREC with an
+    // error code would free it), so with Receive Maximum 1 the next one waits for PUBCOMP.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("rm-q2");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.receive_maximum = Some(1);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rmq2/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("rmq2/t", b"1", 2, false);
+    publisher.publish("rmq2/t", b"2", 2, false);
+    let first = sub.expect_publish();
+    let id = first
+        .packet_id
+        .unwrap_or_else(|| panic!("QoS 2 without id"));
+    sub.send(&Packet::PubRec(ringmq::protocol::packet::PubResp::new(id)));
+    match sub.expect_packet(PROMPT) {
+        Packet::PubRel(r) => assert_eq!(r.packet_id, id),
+        other => panic!("expected PUBREL, got {other:?}"),
+    }
+    sub.expect_nothing(QUIET);
+    sub.send(&Packet::PubComp(ringmq::protocol::packet::PubResp::new(id)));
+    let second = sub.expect_publish_acked();
+    assert_eq!(&second.payload[..], b"2");
+}
+
+#[test]
+fn an_expired_retained_message_is_not_sent_to_new_subscribers() {
+    // [MQTT-3.3.2-5] a retained message past its Message Expiry Interval is not delivered.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-pub", 0));
+    let mut packet = publish_packet("rexp/t", b"brief", 1, Some(1), true);
+    if let Packet::Publish(p) = &mut packet {
+        p.properties = Properties::from(PropertyValues {
+            message_expiry_interval: Some(1),
+            ..PropertyValues::default()
+        });
+    }
+    publisher.send(&packet);
+    assert!(matches!(publisher.expect_packet(PROMPT), Packet::PubAck(_)));
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut sub = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-sub", 1));
+    sub.subscribe_ok(1, &[("rexp/t", 1)]);
+    sub.expect_nothing(QUIET);
+}
