@@ -419,3 +419,13 @@ fn a_connect_whose_will_topic_has_a_wildcard_is_refused() {
     bytes[1] = (bytes.len() - 2) as u8;
     connect_refused(V4, &bytes);
 }
+
+#[test]
+fn a_5_0_connect_with_receive_maximum_0_is_refused() {
+    // 5.0 section 3.1.2.11.3: a Receive Maximum of 0 is a Protocol Error.
+    let mut bytes = vec![
+        0x10, 0, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 0, 3, 0x21, 0, 0, 0, 1, b'x',
+    ];
+    bytes[1] = (bytes.len() - 2) as u8;
+    connect_refused(V5, &bytes);
+}
