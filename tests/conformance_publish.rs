@@ -614,3 +614,28 @@ fn nothing_is_delivered_from_any_shard_after_the_unsuback() {
     }
     assert!(leaked.is_empty(), "delivered after UNSUBACK: {leaked:?}");
 }
+
+#[test]
+fn pubrecs_follow_the_order_of_the_qos2_publishes() {
+    // [MQTT-4.6.0-3] PUBREC packets go out in the order the QoS 2 PUBLISHes were received
+    // (and [MQTT-4.6.0-2] PUBACKs for QoS 1, checked in the ordering test).
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V4, "pubrec-order");
+    let mut bytes = Vec::new();
+    for i in 1..=50u16 {
+        bytes.extend(encode_bytes(
+            &publish_packet("pro/t", b"x", 2, Some(i), false),
+            V4,
+        ));
+    }
+    c.send_bytes(&bytes);
+    for i in 1..=50u16 {
+        expect_pub_resp(&mut c, "PUBREC", i);
+    }
+    for i in 1..=50u16 {
+        c.send(&Packet::PubRel(PubResp::new(pid(i))));
+    }
+    for i in 1..=50u16 {
+        expect_pub_resp(&mut c, "PUBCOMP", i);
+    }
+}

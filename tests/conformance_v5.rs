@@ -736,3 +736,60 @@ fn an_expired_retained_message_is_not_sent_to_new_subscribers() {
     sub.subscribe_ok(1, &[("rexp/t", 1)]);
     sub.expect_nothing(QUIET);
 }
+
+#[test]
+fn inbound_topic_aliases_do_not_survive_a_reconnect() {
+    // [MQTT-3.3.2-7] alias mappings last only for the network connection, even when the
+    // session continues: an alias from the previous connection is unknown (Protocol Error).
+    let broker = Broker::start();
+    let id = id_on_shard("alias-reconnect", 0);
+    let persistent = || ConnectBuilder::new(V5, &id).clean(false).session_expiry(60);
+    let (mut c, _) = RawClient::connect_with(broker.addr, persistent());
+    c.send(&publish_with(Some("ar/t"), b"1", 0, None, alias(1)));
+    c.ping();
+    c.disconnect();
+    let (mut c, ack) = RawClient::connect_with(broker.addr, persistent());
+    assert!(ack.session_present);
+    c.send(&publish_with(None, b"2", 0, None, alias(1)));
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::TopicAliasInvalid],
+    );
+}
+
+#[test]
+fn outbound_topic_aliases_restart_with_each_connection() {
+    // [MQTT-3.3.2-7] the server may not rely on an alias it set on a previous connection:
+    // the first PUBLISH of a topic on a new connection carries its topic name.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("oalias-re");
+    let persistent = || {
+        let mut c = ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(60);
+        c.0.properties = Properties::from(PropertyValues {
+            session_expiry_interval: Some(60),
+            topic_alias_maximum: Some(4),
+            ..PropertyValues::default()
+        });
+        c
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    sub.subscribe_ok(1, &[("oar/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("oar/t", b"1", 1, false);
+    publisher.publish("oar/t", b"2", 1, false);
+    assert_eq!(collect_publishes(&mut sub, QUIET).len(), 2);
+    sub.disconnect();
+    publisher.publish("oar/t", b"queued", 1, false);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    publisher.publish("oar/t", b"live", 1, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0].topic.as_str(),
+        "oar/t",
+        "first PUBLISH on the new connection must name its topic: {:?}",
+        got[0]
+    );
+}
