@@ -429,3 +429,46 @@ fn a_5_0_connect_with_receive_maximum_0_is_refused() {
     bytes[1] = (bytes.len() - 2) as u8;
     connect_refused(V5, &bytes);
 }
+
+/// A 5.0 QoS 0 PUBLISH to `t` carrying the raw property bytes `props`.
+fn v5_publish_with_props(props: &[u8]) -> Vec<u8> {
+    let mut body = vec![0, 1, b't', props.len() as u8];
+    body.extend_from_slice(props);
+    body.push(b'p');
+    frame(0x30, &body)
+}
+
+#[test]
+fn a_client_publish_with_a_subscription_identifier_is_a_protocol_error() {
+    // [MQTT-3.3.4-6] a PUBLISH from a client must not contain a Subscription Identifier.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x0B, 0x05]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
+
+#[test]
+fn a_duplicated_property_is_a_protocol_error() {
+    // 5.0 section 2.2.2.2: including a property more than once (unless allowed, like User
+    // Property) is a Protocol Error.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x01, 0x00, 0x01, 0x00]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
+
+#[test]
+fn a_property_not_allowed_in_publish_is_refused() {
+    // 5.0 section 2.2.2.2 / table 2-4: Session Expiry Interval (0x11) is not a PUBLISH
+    // property; the packet is malformed or a protocol error.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x11, 0, 0, 0, 5]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
