@@ -109,8 +109,13 @@ start_ringmq() {
     local bin=$ROOT/target/release/ringmq
     [ -x "$bin" ] || die "ringmq is not built ($bin missing)"
     RINGMQ_PORT=$(free_port 22883)
-    "${BROKER_PIN[@]}" "$bin" --listen "127.0.0.1:$RINGMQ_PORT" --shards "$SHARDS" \
-        >"$OUT/ringmq.log" 2>&1 &
+    # The same per-session queue bound as Mosquitto's max_queued_messages above.
+    cat >"$OUT/ringmq.toml" <<CONF
+[queues]
+max_queued_messages = 100000
+CONF
+    "${BROKER_PIN[@]}" "$bin" --config "$OUT/ringmq.toml" --listen "127.0.0.1:$RINGMQ_PORT" \
+        --shards "$SHARDS" >"$OUT/ringmq.log" 2>&1 &
     RINGMQ_PID=$!
     PIDS+=("$RINGMQ_PID")
     wait_for_port "$RINGMQ_PORT" "$RINGMQ_PID" ringmq
@@ -158,6 +163,12 @@ for entry in "${SCENARIOS[@]}"; do
     [[ $BROKERS == *mosquitto* ]] && run_one mosquitto "$MOSQUITTO_PORT" "$name" $args
     [[ $BROKERS == *ringmq* ]] && run_one ringmq "$RINGMQ_PORT" "$name" $args
 done
+
+# Peak resident memory of each broker over all scenarios (VmHWM), read before they stop.
+peak_rss() { awk '/^VmHWM/ { print $2 " kB" }' "/proc/$1/status" 2>/dev/null || echo "-"; }
+echo
+[[ $BROKERS == *mosquitto* ]] && echo "mosquitto peak RSS: $(peak_rss "$MOSQUITTO_PID")"
+[[ $BROKERS == *ringmq* ]] && echo "ringmq peak RSS:    $(peak_rss "$RINGMQ_PID")"
 
 echo
 printf '%-16s %-10s %14s %10s %10s %8s %8s\n' scenario broker "msgs/s" "p50 µs" "p99 µs" "lost" "gen cpu"

@@ -121,7 +121,13 @@ fn start_ringmq() -> Option<Broker> {
     let binary = ringmq_binary()?;
     let port = free_port();
     let dir = scratch_dir("ringmq");
+    // The same per-session queue bound as the Mosquitto config below: a subscriber that lags
+    // a closed-loop publisher by more than the default 1000 messages would lose some (counted).
+    let config = dir.join("ringmq.toml");
+    std::fs::write(&config, "[queues]\nmax_queued_messages = 100000\n").ok()?;
     let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(&config)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
