@@ -639,3 +639,24 @@ fn pubrecs_follow_the_order_of_the_qos2_publishes() {
         expect_pub_resp(&mut c, "PUBCOMP", i);
     }
 }
+
+#[test]
+fn long_and_deep_topic_names_are_routed_to_matching_wildcards() {
+    // [MQTT-4.7.1-2] `#` matches any topic; topic names may be up to 65,535 bytes
+    // (section 1.5.3 string length) and have any number of levels, even where filters are
+    // capped (the broker refuses filters over 128 levels, not topic names).
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("longtopic");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    let plus_127 = format!("{}/end", vec!["+"; 127].join("/"));
+    sub.subscribe_ok(1, &[("lt/#", 1), (&plus_127, 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    let long = format!("lt/{}", "x".repeat(60_000));
+    let deep = format!("lt/{}", vec!["d"; 300].join("/"));
+    for t in [&long, &deep] {
+        publisher.publish(t, b"p", 1, false);
+        let got = sub.expect_publish_acked();
+        assert_eq!(got.topic.as_str().len(), t.len());
+        assert_eq!(got.topic.as_str(), t.as_str());
+    }
+}
