@@ -323,3 +323,54 @@ fn any_control_packet_counts_as_keep_alive_activity() {
     }
     c.ping();
 }
+
+#[test]
+fn concurrent_takeover_chains_publish_exactly_one_will_per_replaced_connection() {
+    // [MQTT-3.1.4-2] with [MQTT-3.1.2-8]: every connection closed by a takeover publishes its
+    // will once; the final DISCONNECT publishes none [MQTT-3.14.4-3]. Five client ids (on
+    // both shards) are taken over nine times each, concurrently.
+    let broker = Broker::start();
+    let mut w = watcher(&broker, 0, "chain-watcher");
+    let addr = broker.addr;
+    let chains: Vec<_> = (0..5)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let id = id_on_shard(&format!("chain{n}"), n % SHARDS);
+                let will = |i: usize| {
+                    ConnectBuilder::new(V4, &id).will(
+                        &format!("will/{id}"),
+                        format!("{i}").as_bytes(),
+                        1,
+                        false,
+                    )
+                };
+                let (mut current, _) = RawClient::connect_with(addr, will(0));
+                for i in 1..10 {
+                    let (next, _) = RawClient::connect_with(addr, will(i));
+                    current.expect_closed(PROMPT);
+                    current = next;
+                }
+                current.disconnect();
+                id
+            })
+        })
+        .collect();
+    let ids: Vec<String> = chains
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .unwrap_or_else(|_| panic!("a takeover chain failed"))
+        })
+        .collect();
+    let got = collect_publishes(&mut w, Duration::from_millis(800));
+    for id in ids {
+        let mut wills: Vec<String> = got
+            .iter()
+            .filter(|p| p.topic.as_str() == format!("will/{id}"))
+            .map(payload_str)
+            .collect();
+        wills.sort();
+        let want: Vec<String> = (0..9).map(|i| i.to_string()).collect();
+        assert_eq!(wills, want, "{id}: one will per replaced connection");
+    }
+}
