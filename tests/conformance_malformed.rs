@@ -472,3 +472,51 @@ fn a_property_not_allowed_in_publish_is_refused() {
         MALFORMED_OR_PROTOCOL,
     );
 }
+
+#[test]
+fn a_response_topic_with_a_wildcard_is_refused() {
+    // [MQTT-3.3.2-14] the Response Topic is a topic name: no wildcards.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x08, 0, 3, b'a', b'/', b'#']),
+        &[
+            ReasonCode::MalformedPacket,
+            ReasonCode::ProtocolError,
+            ReasonCode::TopicNameInvalid,
+        ],
+    );
+}
+
+#[test]
+fn an_invalid_unsubscribe_filter_closes_the_connection() {
+    // [MQTT-4.7.1-2] the same filter rules apply to UNSUBSCRIBE; [MQTT-3.10.3-2] it needs at
+    // least one filter.
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let props: &[u8] = if version == V5 { &[0] } else { &[] };
+        let mut bad_filter = vec![0, 1];
+        bad_filter.extend_from_slice(props);
+        bad_filter.extend([0, 3, b'a', b'#', b'b']);
+        refused_on(
+            &broker,
+            version,
+            true,
+            &frame(0xA2, &bad_filter),
+            &[
+                ReasonCode::MalformedPacket,
+                ReasonCode::ProtocolError,
+                ReasonCode::TopicFilterInvalid,
+            ],
+        );
+        let mut empty = vec![0, 1];
+        empty.extend_from_slice(props);
+        refused_on(
+            &broker,
+            version,
+            true,
+            &frame(0xA2, &empty),
+            MALFORMED_OR_PROTOCOL,
+        );
+    }
+}

@@ -660,3 +660,26 @@ fn long_and_deep_topic_names_are_routed_to_matching_wildcards() {
         assert_eq!(got.topic.as_str(), t.as_str());
     }
 }
+
+#[test]
+fn a_subscribe_with_hundreds_of_filters_is_acknowledged_in_full_and_in_force() {
+    // [MQTT-3.8.4-4] a SUBSCRIBE with many filters is handled like a sequence of SUBSCRIBEs
+    // and [MQTT-3.8.4-5] answered with one code per filter; every one is then in force for
+    // publishers on the other shard.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("manyfilters");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    let filters: Vec<String> = (0..500).map(|i| format!("mf/{i}")).collect();
+    let entries: Vec<(&str, u8)> = filters.iter().map(|f| (f.as_str(), 1)).collect();
+    let reasons = sub.subscribe(1, &entries);
+    assert_eq!(reasons.len(), 500);
+    assert!(
+        reasons.iter().all(|r| *r == ReasonCode::GrantedQoS1),
+        "{reasons:?}"
+    );
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for f in &filters {
+        publisher.publish(f, b"x", 0, false);
+    }
+    assert_eq!(collect_publishes(&mut sub, QUIET).len(), 500);
+}
