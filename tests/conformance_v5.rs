@@ -793,3 +793,39 @@ fn outbound_topic_aliases_restart_with_each_connection() {
         got[0]
     );
 }
+
+#[test]
+fn will_properties_are_forwarded_with_the_will_message() {
+    // 5.0 section 3.1.3.2: the will's Payload Format Indicator, Content Type, Response Topic,
+    // Correlation Data and User Properties go out with it; [MQTT-3.1.3-10] User Properties in
+    // their order.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("willprops");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("wp/#", 1)]);
+    let values = PropertyValues {
+        payload_format_indicator: Some(1),
+        content_type: Some(mqtt_string("text/plain")),
+        response_topic: Some(topic("wp/reply")),
+        correlation_data: Some(Bytes::from_static(b"corr")),
+        user_properties: vec![
+            (mqtt_string("a"), mqtt_string("1")),
+            (mqtt_string("b"), mqtt_string("2")),
+            (mqtt_string("a"), mqtt_string("3")),
+        ],
+        ..PropertyValues::default()
+    };
+    let mut connect = ConnectBuilder::new(V5, &id).will("wp/status", b"gone", 1, false);
+    if let Some(will) = connect.0.will.as_mut() {
+        will.properties = Properties::from(values.clone());
+    }
+    let (c, _) = RawClient::connect_with(broker.addr, connect);
+    c.drop_connection();
+    let got = w.expect_publish_acked();
+    let p = &got.properties;
+    assert_eq!(p.payload_format_indicator, values.payload_format_indicator);
+    assert_eq!(p.content_type, values.content_type);
+    assert_eq!(p.response_topic, values.response_topic);
+    assert_eq!(p.correlation_data, values.correlation_data);
+    assert_eq!(p.user_properties, values.user_properties);
+}
