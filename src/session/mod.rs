@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_inbound_qos2: u16,
     /// Topic Alias Maximum granted to 5.0 clients (0: aliases refused).
     pub topic_alias_maximum: u16,
+    /// Retained messages are supported (5.0 Retain Available).
+    pub retain_available: bool,
 }
 
 impl Default for Limits {
@@ -37,6 +39,7 @@ impl Default for Limits {
             max_queued_bytes: 16 * 1024 * 1024,
             max_inbound_qos2: 64,
             topic_alias_maximum: 16,
+            retain_available: true,
         }
     }
 }
@@ -339,11 +342,18 @@ impl Session {
         if let Err(reason) = self.resolve_topic_alias(&mut publish) {
             return self.protocol_error(reason, out);
         }
+        // [MQTT-3.2.2-14] a 5.0 client told Retain Available 0 must not send RETAIN 1;
+        // 3.1.1 clients cannot be told, so theirs is routed but not stored.
+        if publish.retain && !self.limits.retain_available && self.version == ProtocolVersion::V5 {
+            return self.protocol_error(ReasonCode::RetainNotSupported, out);
+        }
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
+            // The acknowledgement goes first: a publisher subscribed to its own topic sees its
+            // PUBACK before its message comes back.
             (QoS::AtLeastOnce, Some(id)) => {
-                out.push(Action::Route(Message::from_publish(publish)));
                 out.push(Action::Send(Packet::PubAck(PubResp::new(id))));
+                out.push(Action::Route(Message::from_publish(publish)));
             }
             (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, out),
             (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
@@ -387,7 +397,9 @@ impl Session {
                 return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, out);
             }
             self.inbound_qos2.insert(id.get());
+            out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
             out.push(Action::Route(Message::from_publish(publish)));
+            return;
         }
         out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
     }
@@ -601,10 +613,14 @@ impl Session {
             && self.inflight.len() < self.window
     }
 
+    /// The byte bound always applies. The count bound applies to offline sessions; a
+    /// connected one is protected by flow control instead (the shard holds back publishers'
+    /// acknowledgements while it is congested), and the publishers' in-flight windows, which
+    /// together may exceed the count, still arrive.
     fn enqueue(&mut self, msg: Message) -> Delivery {
         let size = msg.size();
-        let full = self.queue.len() >= self.limits.max_queued_messages
-            || self.queued_bytes + size > self.limits.max_queued_bytes;
+        let over_count = !self.connected && self.queue.len() >= self.limits.max_queued_messages;
+        let full = over_count || self.queued_bytes + size > self.limits.max_queued_bytes;
         if full {
             self.stats.dropped_queue_full += 1;
             return Delivery::Dropped;

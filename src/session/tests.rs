@@ -548,3 +548,24 @@ fn discarding_an_expired_release_frees_its_slot_for_the_next() {
     assert_eq!(s.inflight_len(), 0);
     assert_eq!(s.stats().expired, 1);
 }
+
+#[test]
+fn a_connected_session_queue_is_bounded_by_bytes_only() {
+    let limits = Limits {
+        max_inflight: 1,
+        max_queued_messages: 2,
+        max_queued_bytes: 50,
+        ..Limits::default()
+    };
+    let mut s = session(ProtocolVersion::V4, false, limits);
+    let m = message("t", QoS::AtLeastOnce);
+    sent_id(s.deliver(&m, QoS::AtLeastOnce, false));
+    for _ in 0..8 {
+        assert_eq!(s.deliver(&m, QoS::AtLeastOnce, false), Delivery::Queued);
+    }
+    assert_eq!(
+        s.deliver(&m, QoS::AtLeastOnce, false),
+        Delivery::Dropped,
+        "50 bytes"
+    );
+}

@@ -79,19 +79,33 @@ async fn shut_down(state: &Shared) {
 
 async fn mesh_task(state: Shared) {
     loop {
-        wait_for_peers(&state).await;
-        loop {
-            let handled = state.borrow_mut().drain_mesh(MESH_BATCH);
-            let handoffs = state.borrow_mut().take_handoffs();
-            for handoff in handoffs {
-                monoio::spawn(conn::serve_handoff(state.clone(), handoff));
-            }
-            if handled < MESH_BATCH {
-                break;
-            }
-            crate::mesh::yield_now().await;
+        wait_until_mesh_unpaused(&state).await;
+        let handled = state.borrow_mut().drain_mesh(MESH_BATCH);
+        let handoffs = state.borrow_mut().take_handoffs();
+        for handoff in handoffs {
+            monoio::spawn(conn::serve_handoff(state.clone(), handoff));
         }
+        // A full batch may leave more queued, and a pause may have stopped us with messages
+        // still in the rings: drain again (after yielding / unpausing) before waiting.
+        if handled == MESH_BATCH || state.borrow().is_mesh_paused() {
+            crate::mesh::yield_now().await;
+            continue;
+        }
+        wait_for_peers(&state).await;
     }
+}
+
+/// While a local subscriber is congested by a peer's messages the mesh is not drained
+/// (flow control, `state/flow.rs`).
+async fn wait_until_mesh_unpaused(state: &Shared) {
+    poll_fn(|cx| {
+        if state.borrow_mut().mesh_paused(cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
 }
 
 /// Awaits the shard's doorbell without holding a `RefCell` borrow across the await: each poll
@@ -127,7 +141,18 @@ fn report_drops(state: &Shared, reported: &mut Counters) {
         let s = state.borrow();
         (s.id(), s.counters())
     };
-    if now == *reported {
+    let dropped = (
+        now.dropped_qos0,
+        now.dropped_queue_full,
+        now.stalled_disconnects,
+    );
+    if dropped
+        == (
+            reported.dropped_qos0,
+            reported.dropped_queue_full,
+            reported.stalled_disconnects,
+        )
+    {
         return;
     }
     eprintln!(

@@ -19,6 +19,7 @@ use monoio::io::Canceller;
 use slab::Slab;
 
 mod barrier;
+mod flow;
 mod peers;
 mod routing;
 mod shared;
@@ -66,6 +67,7 @@ impl Limits {
                 max_queued_bytes: config.queues.max_queued_bytes.get(),
                 max_inbound_qos2: config.mqtt.receive_maximum.get(),
                 topic_alias_maximum: config.mqtt.topic_alias_maximum,
+                retain_available: config.retained.enabled,
             },
             max_keepalive: config.mqtt.max_keepalive.map(|k| k.get()),
             zero_keepalive: config.mqtt.zero_keepalive.map(|k| k.get()),
@@ -148,6 +150,9 @@ struct Conn {
     over_cap_since: Option<Instant>,
     /// Cancels the reader's and writer's pending IO.
     cancel: IoCancel,
+    /// Set while this publisher's acknowledgements are held back (`flow`).
+    gate: Option<flow::Gate>,
+    held_acks: VecDeque<Packet>,
 }
 
 /// The connection's `Canceller` (which has no `Debug`).
@@ -180,6 +185,10 @@ struct SessionEntry {
     epoch: u64,
     /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
     pending_will: Option<Message>,
+    /// Its queue is filling while connected: publishers wait for it (`flow`).
+    congested: bool,
+    /// It stayed congested past the limit: nobody waits for it until its queue drains.
+    ignore_congestion: bool,
 }
 
 /// A local subscription as the trie stores it.
@@ -259,6 +268,13 @@ pub struct ShardState {
     mesh_inbox: Vec<(usize, MeshMsg)>,
     next_assigned_id: u64,
     counters: Counters,
+    /// What made the message being routed wait (`flow`), if anything.
+    congestion: Option<flow::GateCause>,
+    /// Connections whose acknowledgements are held.
+    gated: Vec<ConnId>,
+    /// The mesh is not drained while this local session is congested (`flow`).
+    mesh_pause: Option<(usize, Instant)>,
+    mesh_waker: Option<Waker>,
     /// SUBACKs waiting for every peer to acknowledge a barrier (see `barrier`).
     pending_subacks: HashMap<u64, barrier::PendingSubAck>,
     next_barrier: u64,
@@ -301,6 +317,10 @@ impl ShardState {
             mesh_inbox: Vec::new(),
             next_assigned_id: 0,
             counters: Counters::default(),
+            congestion: None,
+            gated: Vec::new(),
+            mesh_pause: None,
+            mesh_waker: None,
             pending_subacks: HashMap::new(),
             next_barrier: 0,
             barrier_token: None,
@@ -332,6 +352,11 @@ impl ShardState {
             version: connect.version,
             reason,
         };
+        let will_retain = connect.will.as_ref().is_some_and(|w| w.retain);
+        if will_retain && !self.limits.retain_available && connect.version == ProtocolVersion::V5 {
+            // [MQTT-3.2.2-13] a retained will cannot be honoured without retained messages.
+            return Err(refuse(ReasonCode::RetainNotSupported));
+        }
         if !connect.client_id.is_empty() {
             return Ok((connect.client_id.as_str().to_owned(), false));
         }
@@ -393,6 +418,8 @@ impl ShardState {
                     conn: None,
                     epoch: 0,
                     pending_will: None,
+                    congested: false,
+                    ignore_congestion: false,
                 });
                 self.by_client_id.insert(client_id.clone(), key);
                 (key, false)
@@ -450,6 +477,8 @@ impl ShardState {
             keep_alive,
             over_cap_since: None,
             cancel: IoCancel::default(),
+            gate: None,
+            held_acks: VecDeque::new(),
         });
         let id = ConnId { key, generation };
         if let Some(period) = keep_alive {
@@ -477,6 +506,10 @@ impl ShardState {
             if !self.limits.retain_available {
                 properties.retain_available = Some(0);
             }
+            // 5.0 section 3.2.2.3.2: a capped Session Expiry Interval is announced.
+            let cap = self.limits.max_session_expiry;
+            let asked = connect.properties.session_expiry_interval.unwrap_or(0);
+            properties.session_expiry_interval = (asked > cap).then_some(cap);
         }
         Packet::ConnAck(ConnAck {
             session_present,
@@ -495,11 +528,18 @@ impl ShardState {
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
+        let ack = matches!(
+            packet,
+            Packet::PubAck(_) | Packet::PubComp(_) | Packet::PubRec(_)
+        );
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.session.on_packet(packet, &mut actions);
         }
         self.apply(conn, &mut actions);
         self.actions = actions;
+        if ack {
+            self.after_acks(session_key);
+        }
         self.is_live(conn)
     }
 
@@ -558,7 +598,11 @@ impl ShardState {
                     if msg.properties.is_some() {
                         msg.stamp_expiry(Instant::now());
                     }
+                    self.congestion = None;
                     self.route(&msg, Some(session_key));
+                    if let Some(cause) = self.congestion.take() {
+                        self.gate(conn, cause, Instant::now());
+                    }
                 }
                 Action::Subscribe {
                     filter,
@@ -625,6 +669,9 @@ impl ShardState {
     }
 
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
+        if self.hold_ack(conn, packet) {
+            return;
+        }
         let Some(c) = self.conn_mut(conn) else {
             return;
         };

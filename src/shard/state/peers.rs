@@ -10,14 +10,21 @@ impl ShardState {
         let Some(queue) = self.overflow.get_mut(peer) else {
             return;
         };
+        let carries_message = matches!(
+            msg,
+            MeshMsg::Publish(_) | MeshMsg::Retain(_) | MeshMsg::SharedPublish { .. }
+        );
         if !queue.is_empty() {
             queue.push_back(msg);
-            return;
-        }
-        if let Err(msg) = self.mesh.try_send(peer, msg) {
+        } else if let Err(msg) = self.mesh.try_send(peer, msg) {
             self.counters.mesh_overflowed += 1;
             queue.push_back(msg);
             wake(&mut self.overflow_waker);
+        } else {
+            return;
+        }
+        if carries_message {
+            self.note_overflow(peer);
         }
     }
 
@@ -36,6 +43,9 @@ impl ShardState {
         self.mesh.flush_wakes();
         if !self.is_paused() {
             self.paused_readers.drain(..).for_each(Waker::wake);
+        }
+        if !self.gated.is_empty() {
+            self.refresh_gates(Instant::now());
         }
         all_empty
     }
@@ -78,10 +88,16 @@ impl ShardState {
 
     fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg) {
         match msg {
-            MeshMsg::Publish(msg) => self.deliver_local(&msg, None),
+            MeshMsg::Publish(msg) => {
+                self.congestion = None;
+                self.deliver_local(&msg, None);
+                self.pause_mesh_if_congested();
+            }
             MeshMsg::Retain(msg) => {
+                self.congestion = None;
                 self.store_retained(&msg);
                 self.deliver_local(&msg, None);
+                self.pause_mesh_if_congested();
             }
             MeshMsg::Interest { filter, add: true } => {
                 // Peers only announce filters their own trie accepted.
@@ -91,7 +107,11 @@ impl ShardState {
                 self.remote.remove(&filter, |&peer| peer == from);
             }
             MeshMsg::ShareInterest { filter, add } => self.on_share_interest(from, filter, add),
-            MeshMsg::SharedPublish { filter, msg } => self.deliver_shared_local(&filter, &msg),
+            MeshMsg::SharedPublish { filter, msg } => {
+                self.congestion = None;
+                self.deliver_shared_local(&filter, &msg);
+                self.pause_mesh_if_congested();
+            }
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
             MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),

@@ -191,7 +191,7 @@ impl ShardState {
         let version = entry.session.version();
         let (qos, packet_id) = match entry.session.deliver(msg, qos, retain) {
             Delivery::Send { qos, packet_id } => (qos, packet_id),
-            Delivery::Queued => return,
+            Delivery::Queued => return self.note_queued(session_key),
             Delivery::Dropped if qos == QoS::AtMostOnce => {
                 self.counters.dropped_qos0 += 1;
                 return;

@@ -423,3 +423,58 @@ mod random_traffic {
         }
     }
 }
+
+#[test]
+fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
+    let limits = Limits {
+        session: session::Limits {
+            max_inflight: 1,
+            max_queued_messages: 4,
+            ..session::Limits::default()
+        },
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let sub = open(&mut state, ProtocolVersion::V4, "sub");
+    state.on_packet(sub, subscribe("f/t", QoS::AtLeastOnce));
+    drain_packets(&mut state, sub, ProtocolVersion::V4);
+    let publisher = open(&mut state, ProtocolVersion::V4, "pub");
+    for id in 1..=4 {
+        state.on_packet(publisher, publish("f/t", QoS::AtLeastOnce, Some(id)));
+    }
+    let acked = |packets: Vec<Packet>| -> Vec<u16> {
+        packets
+            .iter()
+            .map(|p| match p {
+                Packet::PubAck(a) => a.packet_id.get(),
+                other => panic!("expected PUBACK, got {other:?}"),
+            })
+            .collect()
+    };
+    // 1 in flight, 2 and 3 queued: the queue reached half its bound at 3, so the publisher's
+    // acknowledgements are held from 4 on (each PUBACK leaves before its message is routed).
+    assert_eq!(
+        acked(drain_packets(&mut state, publisher, ProtocolVersion::V4)),
+        [1, 2, 3]
+    );
+    for _ in 0..2 {
+        let delivered = drain_packets(&mut state, sub, ProtocolVersion::V4);
+        let Some(Packet::Publish(p)) = delivered.first() else {
+            panic!("expected a PUBLISH, got {delivered:?}");
+        };
+        let id = p.packet_id.expect("QoS 1");
+        state.on_packet(sub, Packet::PubAck(PubResp::new(id)));
+    }
+    // Down to a quarter: the held acknowledgements follow, in order [MQTT-4.6.0-2].
+    assert_eq!(
+        acked(drain_packets(&mut state, publisher, ProtocolVersion::V4)),
+        [4]
+    );
+    assert_eq!(
+        state
+            .session_stats("sub")
+            .expect("session")
+            .dropped_queue_full,
+        0
+    );
+}

@@ -17,6 +17,9 @@ impl ShardState {
             }
         }
         self.expired = expired;
+        if !self.gated.is_empty() || self.mesh_pause.is_some() {
+            self.refresh_gates(now);
+        }
         self.mesh.flush_wakes();
     }
 

@@ -1,0 +1,187 @@
+//! Flow control for QoS 1/2 publishers: instead of letting a fast publisher overrun a slower
+//! subscriber's bounded queue (and lose messages), the broker withholds the publisher's
+//! PUBACK/PUBREC while a message of it sits behind a congested subscriber, so the publisher's
+//! own in-flight window stops it. Reading never stops (acknowledgements keep flowing, so two
+//! clients publishing to each other cannot deadlock), and every hold ends after
+//! `CONGESTION_LIMIT`, after which a subscriber that still does not drain is ignored.
+//!
+//! - A session is congested while connected with a queue at or over half its bound; it stops
+//!   being so at a quarter.
+//! - A local publisher whose message is queued for a congested session, or parked in a full
+//!   peer ring's overflow, is gated until that clears.
+//! - A shard that queues a peer's message for a congested session stops draining the mesh
+//!   until it clears: the peer's ring fills, its overflow grows, and the peer gates its
+//!   publisher.
+
+use super::*;
+
+/// The longest a publisher is held back for one congested subscriber or peer.
+const CONGESTION_LIMIT: Duration = Duration::from_secs(5);
+/// A client that ignores its own window cannot make the held acknowledgements grow forever.
+const MAX_HELD_ACKS: usize = 65_536;
+
+/// Why a connection's acknowledgements are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GateCause {
+    Session(usize),
+    Peer(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gate {
+    cause: GateCause,
+    since: Instant,
+}
+
+impl ShardState {
+    fn congestion_high(&self) -> usize {
+        (self.limits.session.max_queued_messages / 2).max(1)
+    }
+
+    /// A message was queued for `session_key`: note whether that makes it congested.
+    pub(super) fn note_queued(&mut self, session_key: usize) {
+        let high = self.congestion_high();
+        let Some(entry) = self.sessions.get_mut(session_key) else {
+            return;
+        };
+        if entry.conn.is_none() || entry.ignore_congestion {
+            return;
+        }
+        if entry.session.queued_len() >= high {
+            entry.congested = true;
+        }
+        if entry.congested {
+            self.congestion = Some(GateCause::Session(session_key));
+        }
+    }
+
+    /// A message from a local publisher waits in a peer's overflow.
+    pub(super) fn note_overflow(&mut self, peer: usize) {
+        self.congestion = Some(GateCause::Peer(peer));
+    }
+
+    /// Holds `conn`'s acknowledgements from now on (the session acknowledges before it routes,
+    /// so the hold starts with the next message).
+    pub(super) fn gate(&mut self, conn: ConnId, cause: GateCause, now: Instant) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        if c.gate.is_none() {
+            c.gate = Some(Gate { cause, since: now });
+            self.gated.push(conn);
+        }
+    }
+
+    /// Keeps a PUBACK/PUBREC of a gated connection for later; false if it may go now.
+    pub(super) fn hold_ack(&mut self, conn: ConnId, packet: &Packet) -> bool {
+        let Some(c) = self.conn_mut(conn) else {
+            return false;
+        };
+        let is_ack = matches!(packet, Packet::PubAck(_) | Packet::PubRec(_));
+        if c.gate.is_none() || !is_ack || c.held_acks.len() >= MAX_HELD_ACKS {
+            return false;
+        }
+        c.held_acks.push_back(packet.clone());
+        true
+    }
+
+    /// After a session processed acknowledgements: once its queue is down to a quarter it is
+    /// no longer congested, and whoever waited for it may go on.
+    pub(super) fn after_acks(&mut self, session_key: usize) {
+        let low = self.congestion_high() / 2;
+        let Some(entry) = self.sessions.get_mut(session_key) else {
+            return;
+        };
+        if entry.session.queued_len() > low {
+            return;
+        }
+        entry.ignore_congestion = false;
+        if entry.congested {
+            entry.congested = false;
+            self.refresh_gates(Instant::now());
+        }
+    }
+
+    /// Whether `cause` still holds a publisher back at `now`.
+    fn still_congested(&mut self, cause: GateCause, since: Instant, now: Instant) -> bool {
+        let timed_out = now.duration_since(since) >= CONGESTION_LIMIT;
+        match cause {
+            GateCause::Peer(peer) => {
+                !timed_out && self.overflow.get(peer).is_some_and(|q| !q.is_empty())
+            }
+            GateCause::Session(key) => {
+                let Some(entry) = self.sessions.get_mut(key) else {
+                    return false;
+                };
+                if timed_out && entry.congested {
+                    // It does not drain: stop waiting for it (its queue bound applies again).
+                    entry.congested = false;
+                    entry.ignore_congestion = true;
+                }
+                entry.congested && entry.conn.is_some()
+            }
+        }
+    }
+
+    /// Releases every gate whose cause has cleared, sending its held acknowledgements in
+    /// order, and lets the mesh drain again if its pause has ended.
+    pub(super) fn refresh_gates(&mut self, now: Instant) {
+        let mut gated = std::mem::take(&mut self.gated);
+        gated.retain(|&conn| {
+            let Some(gate) = self.conn(conn).and_then(|c| c.gate) else {
+                return false;
+            };
+            if self.still_congested(gate.cause, gate.since, now) {
+                return true;
+            }
+            self.release_gate(conn);
+            false
+        });
+        self.gated = gated;
+        if let Some((session, since)) = self.mesh_pause {
+            if !self.still_congested(GateCause::Session(session), since, now) {
+                self.mesh_pause = None;
+                wake(&mut self.mesh_waker);
+            }
+        }
+    }
+
+    fn release_gate(&mut self, conn: ConnId) {
+        let Some(c) = self.conn_mut(conn) else {
+            return;
+        };
+        c.gate = None;
+        let held = std::mem::take(&mut c.held_acks);
+        for packet in &held {
+            self.write_packet(conn, packet);
+        }
+        if let Some(c) = self.conn_mut(conn) {
+            // Keep the buffer's capacity for the next hold.
+            let mut held = held;
+            held.clear();
+            c.held_acks = held;
+        }
+    }
+
+    /// A peer's message was just queued behind a congested session: stop draining the mesh.
+    pub(super) fn pause_mesh_if_congested(&mut self) {
+        if let Some(GateCause::Session(session)) = self.congestion.take() {
+            if self.mesh_pause.is_none() {
+                self.mesh_pause = Some((session, Instant::now()));
+            }
+        }
+    }
+
+    pub fn is_mesh_paused(&self) -> bool {
+        self.mesh_pause.is_some()
+    }
+
+    /// Whether the mesh task must wait before draining; registers its waker if so.
+    pub fn mesh_paused(&mut self, waker: &Waker) -> bool {
+        if self.mesh_pause.is_none() {
+            return false;
+        }
+        self.mesh_waker = Some(waker.clone());
+        true
+    }
+}
