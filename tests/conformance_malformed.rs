@@ -419,3 +419,104 @@ fn a_connect_whose_will_topic_has_a_wildcard_is_refused() {
     bytes[1] = (bytes.len() - 2) as u8;
     connect_refused(V4, &bytes);
 }
+
+#[test]
+fn a_5_0_connect_with_receive_maximum_0_is_refused() {
+    // 5.0 section 3.1.2.11.3: a Receive Maximum of 0 is a Protocol Error.
+    let mut bytes = vec![
+        0x10, 0, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 0, 3, 0x21, 0, 0, 0, 1, b'x',
+    ];
+    bytes[1] = (bytes.len() - 2) as u8;
+    connect_refused(V5, &bytes);
+}
+
+/// A 5.0 QoS 0 PUBLISH to `t` carrying the raw property bytes `props`.
+fn v5_publish_with_props(props: &[u8]) -> Vec<u8> {
+    let mut body = vec![0, 1, b't', props.len() as u8];
+    body.extend_from_slice(props);
+    body.push(b'p');
+    frame(0x30, &body)
+}
+
+#[test]
+fn a_client_publish_with_a_subscription_identifier_is_a_protocol_error() {
+    // [MQTT-3.3.4-6] a PUBLISH from a client must not contain a Subscription Identifier.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x0B, 0x05]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
+
+#[test]
+fn a_duplicated_property_is_a_protocol_error() {
+    // 5.0 section 2.2.2.2: including a property more than once (unless allowed, like User
+    // Property) is a Protocol Error.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x01, 0x00, 0x01, 0x00]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
+
+#[test]
+fn a_property_not_allowed_in_publish_is_refused() {
+    // 5.0 section 2.2.2.2 / table 2-4: Session Expiry Interval (0x11) is not a PUBLISH
+    // property; the packet is malformed or a protocol error.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x11, 0, 0, 0, 5]),
+        MALFORMED_OR_PROTOCOL,
+    );
+}
+
+#[test]
+fn a_response_topic_with_a_wildcard_is_refused() {
+    // [MQTT-3.3.2-14] the Response Topic is a topic name: no wildcards.
+    refused_while_others_unaffected(
+        V5,
+        true,
+        &v5_publish_with_props(&[0x08, 0, 3, b'a', b'/', b'#']),
+        &[
+            ReasonCode::MalformedPacket,
+            ReasonCode::ProtocolError,
+            ReasonCode::TopicNameInvalid,
+        ],
+    );
+}
+
+#[test]
+fn an_invalid_unsubscribe_filter_closes_the_connection() {
+    // [MQTT-4.7.1-2] the same filter rules apply to UNSUBSCRIBE; [MQTT-3.10.3-2] it needs at
+    // least one filter.
+    let broker = Broker::start();
+    for version in [V4, V5] {
+        let props: &[u8] = if version == V5 { &[0] } else { &[] };
+        let mut bad_filter = vec![0, 1];
+        bad_filter.extend_from_slice(props);
+        bad_filter.extend([0, 3, b'a', b'#', b'b']);
+        refused_on(
+            &broker,
+            version,
+            true,
+            &frame(0xA2, &bad_filter),
+            &[
+                ReasonCode::MalformedPacket,
+                ReasonCode::ProtocolError,
+                ReasonCode::TopicFilterInvalid,
+            ],
+        );
+        let mut empty = vec![0, 1];
+        empty.extend_from_slice(props);
+        refused_on(
+            &broker,
+            version,
+            true,
+            &frame(0xA2, &empty),
+            MALFORMED_OR_PROTOCOL,
+        );
+    }
+}

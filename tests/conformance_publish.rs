@@ -210,7 +210,8 @@ fn a_refused_filter_gets_a_failure_code_while_the_others_are_granted() {
         if version == V4 {
             assert_eq!(codes[1], 0x80, "3.1.1 failure is 0x80");
         }
-        c.publish("ok/1", b"still usable", 1, false);
+        // QoS 0: the order of our PUBACK and our own echo would be unspecified.
+        c.publish("ok/1", b"still usable", 0, false);
         let got = c.expect_publish_acked();
         assert_eq!(got.topic.as_str(), "ok/1");
     }
@@ -612,4 +613,73 @@ fn nothing_is_delivered_from_any_shard_after_the_unsuback() {
         }
     }
     assert!(leaked.is_empty(), "delivered after UNSUBACK: {leaked:?}");
+}
+
+#[test]
+fn pubrecs_follow_the_order_of_the_qos2_publishes() {
+    // [MQTT-4.6.0-3] PUBREC packets go out in the order the QoS 2 PUBLISHes were received
+    // (and [MQTT-4.6.0-2] PUBACKs for QoS 1, checked in the ordering test).
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V4, "pubrec-order");
+    let mut bytes = Vec::new();
+    for i in 1..=50u16 {
+        bytes.extend(encode_bytes(
+            &publish_packet("pro/t", b"x", 2, Some(i), false),
+            V4,
+        ));
+    }
+    c.send_bytes(&bytes);
+    for i in 1..=50u16 {
+        expect_pub_resp(&mut c, "PUBREC", i);
+    }
+    for i in 1..=50u16 {
+        c.send(&Packet::PubRel(PubResp::new(pid(i))));
+    }
+    for i in 1..=50u16 {
+        expect_pub_resp(&mut c, "PUBCOMP", i);
+    }
+}
+
+#[test]
+fn long_and_deep_topic_names_are_routed_to_matching_wildcards() {
+    // [MQTT-4.7.1-2] `#` matches any topic; topic names may be up to 65,535 bytes
+    // (section 1.5.3 string length) and have any number of levels, even where filters are
+    // capped (the broker refuses filters over 128 levels, not topic names).
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("longtopic");
+    let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
+    let plus_127 = format!("{}/end", vec!["+"; 127].join("/"));
+    sub.subscribe_ok(1, &[("lt/#", 1), (&plus_127, 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    let long = format!("lt/{}", "x".repeat(60_000));
+    let deep = format!("lt/{}", vec!["d"; 300].join("/"));
+    for t in [&long, &deep] {
+        publisher.publish(t, b"p", 1, false);
+        let got = sub.expect_publish_acked();
+        assert_eq!(got.topic.as_str().len(), t.len());
+        assert_eq!(got.topic.as_str(), t.as_str());
+    }
+}
+
+#[test]
+fn a_subscribe_with_hundreds_of_filters_is_acknowledged_in_full_and_in_force() {
+    // [MQTT-3.8.4-4] a SUBSCRIBE with many filters is handled like a sequence of SUBSCRIBEs
+    // and [MQTT-3.8.4-5] answered with one code per filter; every one is then in force for
+    // publishers on the other shard.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("manyfilters");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    let filters: Vec<String> = (0..500).map(|i| format!("mf/{i}")).collect();
+    let entries: Vec<(&str, u8)> = filters.iter().map(|f| (f.as_str(), 1)).collect();
+    let reasons = sub.subscribe(1, &entries);
+    assert_eq!(reasons.len(), 500);
+    assert!(
+        reasons.iter().all(|r| *r == ReasonCode::GrantedQoS1),
+        "{reasons:?}"
+    );
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for f in &filters {
+        publisher.publish(f, b"x", 0, false);
+    }
+    assert_eq!(collect_publishes(&mut sub, QUIET).len(), 500);
 }

@@ -417,3 +417,60 @@ fn in_flight_packet_ids_are_distinct_and_non_zero() {
     ids.dedup();
     assert_eq!(ids.len(), held.len(), "duplicate in-flight ids");
 }
+
+#[test]
+fn a_resumed_session_is_not_expired_by_the_timer_of_its_previous_disconnect() {
+    // 5.0 section 3.1.2.11.2: the Session Expiry Interval counts from the close of the
+    // connection; once resumed, the session lives as long as its connection.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("stale-expiry");
+    let connect = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(1)
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect());
+    sub.subscribe_ok(1, &[("se/t", 1)]);
+    sub.disconnect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present);
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("se/t", b"still-here", 1, false);
+    assert_eq!(&sub.expect_publish_acked().payload[..], b"still-here");
+    sub.disconnect();
+    let (_sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(
+        ack.session_present,
+        "the session was dropped while connected"
+    );
+}
+
+#[test]
+fn unacknowledged_messages_are_resent_in_their_original_order() {
+    // [MQTT-4.6.0-1] re-sent PUBLISH packets go out in the order of the originals.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("resend-order");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(V4, &sub_id));
+    sub.subscribe_ok(1, &[("ro/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    for i in 0..5u32 {
+        publisher.publish("ro/t", i.to_string().as_bytes(), 1, false);
+    }
+    let mut first = Vec::new();
+    while let Recv::Packet(Packet::Publish(p)) = sub.recv(QUIET) {
+        first.push(p);
+    }
+    assert_eq!(first.len(), 5);
+    sub.drop_connection();
+    let mut sub = resume(&broker, V4, &sub_id);
+    let again = collect_publishes(&mut sub, QUIET);
+    let ids = |v: &[ringmq::protocol::packet::Publish]| -> Vec<(String, Option<u16>)> {
+        v.iter()
+            .map(|p| (payload_str(p), p.packet_id.map(|i| i.get())))
+            .collect()
+    };
+    assert_eq!(ids(&again), ids(&first), "same messages, ids and order");
+    assert!(again.iter().all(|p| p.dup), "[MQTT-3.3.1-1]");
+}

@@ -477,29 +477,99 @@ fn a_takeover_with_clean_start_ends_the_session_and_sends_the_delayed_will_at_on
 }
 
 #[test]
-fn shared_subscriptions_are_refused_with_0x9e_as_announced() {
-    // The CONNACK announces Shared Subscription Available 0; a `$share` filter then gets
-    // 0x9E Shared Subscriptions not supported (SUBACK, or DISCONNECT) - never a silent grant.
+fn each_message_goes_to_one_member_of_a_shared_subscription_group() {
+    // 5.0 section 4.8.2: a message matching a Shared Subscription is sent to only one of the
+    // sessions subscribed to it; non-shared subscriptions still get every message. Group
+    // members live on both shards.
     let broker = Broker::start();
-    let (mut c, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "share"));
-    if connack.properties.shared_subscription_available != Some(0) {
+    let (_, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "probe"));
+    if connack.properties.shared_subscription_available == Some(0) {
         return;
     }
-    c.send(&subscribe_packet(1, &[("$share/g/t", 1), ("plain/t", 1)]));
-    match c.expect_packet(PROMPT) {
-        Packet::SubAck(s) => {
-            assert_eq!(s.reasons.len(), 2, "{s:?}");
-            assert_eq!(s.reasons[0], ReasonCode::SharedSubscriptionsNotSupported);
-            assert!(
-                !s.reasons[1].is_error(),
-                "the plain filter is granted: {s:?}"
-            );
-        }
-        Packet::Disconnect(d) => {
-            assert_eq!(d.reason, ReasonCode::SharedSubscriptionsNotSupported)
-        }
-        other => panic!("expected SUBACK or DISCONNECT 0x9E, got {other:?}"),
+    let mut members: Vec<RawClient> = (0..4)
+        .map(|i| {
+            let mut m =
+                RawClient::connect(broker.addr, V5, &id_on_shard(&format!("sh{i}"), i % SHARDS));
+            m.subscribe_ok(1, &[("$share/g/sh/t", 1)]);
+            m
+        })
+        .collect();
+    let mut plain = RawClient::connect(broker.addr, V5, &id_on_shard("sh-plain", 1));
+    plain.subscribe_ok(1, &[("sh/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sh-pub", 0));
+    for i in 0..40u32 {
+        publisher.publish("sh/t", i.to_string().as_bytes(), 1, false);
     }
+    let mut shared: Vec<u32> = members
+        .iter_mut()
+        .flat_map(|m| collect_publishes(m, QUIET))
+        .filter_map(|p| payload_str(&p).parse().ok())
+        .collect();
+    shared.sort_unstable();
+    assert_eq!(
+        shared,
+        (0..40).collect::<Vec<u32>>(),
+        "each exactly once in the group"
+    );
+    assert_eq!(collect_publishes(&mut plain, QUIET).len(), 40);
+}
+
+#[test]
+fn subscription_identifiers_are_sent_with_matching_messages() {
+    // [MQTT-3.3.4-3] the Subscription Identifiers of the matching subscriptions are sent
+    // with the message, and none for subscriptions made without one.
+    let broker = Broker::start();
+    let (mut sub, connack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &id_on_shard("sid", 1)));
+    if connack.properties.subscription_identifier_available == Some(0) {
+        return;
+    }
+    let with_id = |packet_id: u16, f: &str, id: u32| {
+        let mut packet = subscribe_packet(packet_id, &[(f, 1)]);
+        if let Packet::Subscribe(s) = &mut packet {
+            s.properties = Properties::from(PropertyValues {
+                subscription_identifiers: vec![id],
+                ..PropertyValues::default()
+            });
+        }
+        packet
+    };
+    sub.send(&with_id(1, "sid/+", 7));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    sub.send(&with_id(2, "sid/a", 300));
+    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    sub.subscribe_ok(3, &[("sid/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sid-pub", 0));
+    publisher.publish("sid/a", b"a", 1, false);
+    publisher.publish("sid/b", b"b", 1, false);
+    let mut ids: Vec<(String, Vec<u32>)> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| {
+            let mut v = p.properties.subscription_identifiers.clone();
+            v.sort_unstable();
+            (payload_str(p), v)
+        })
+        .collect();
+    ids.sort();
+    // One copy per subscription or one combined copy are both allowed (section 3.3.4).
+    let a: Vec<u32> = ids
+        .iter()
+        .filter(|(p, _)| p == "a")
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    let b: Vec<u32> = ids
+        .iter()
+        .filter(|(p, _)| p == "b")
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    let mut a_sorted = a.clone();
+    a_sorted.sort_unstable();
+    a_sorted.dedup();
+    assert_eq!(a_sorted, [7, 300], "identifiers for sid/a: {ids:?}");
+    let mut b_sorted = b.clone();
+    b_sorted.sort_unstable();
+    b_sorted.dedup();
+    assert_eq!(b_sorted, [7], "identifiers for sid/b: {ids:?}");
 }
 
 #[test]
@@ -536,4 +606,226 @@ fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
         };
         assert_eq!(resolved, payload_str(p));
     }
+}
+
+#[test]
+fn when_a_shared_subscription_member_leaves_the_others_get_every_message() {
+    // 5.0 section 4.8.2: a session that is gone is no longer a member; later messages go to
+    // the remaining members only, none is lost.
+    let broker = Broker::start();
+    let mut stay = RawClient::connect(broker.addr, V5, &id_on_shard("shl-stay", 0));
+    stay.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
+    let mut leave = RawClient::connect(broker.addr, V5, &id_on_shard("shl-leave", 1));
+    leave.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
+    leave.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shl-pub", 1));
+    for i in 0..20u32 {
+        publisher.publish("shl/t", i.to_string().as_bytes(), 1, false);
+    }
+    let got: Vec<String> = collect_publishes(&mut stay, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    let want: Vec<String> = (0..20u32).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    // [MQTT-3.8.3-4] No Local 1 on a Shared Subscription is a Protocol Error.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "nolocal-shared");
+    let mut packet = subscribe_packet(1, &[("$share/g/t", 0)]);
+    if let Packet::Subscribe(s) = &mut packet {
+        s.subscriptions[0].options.no_local = true;
+    }
+    c.send(&packet);
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
+    );
+}
+
+#[test]
+fn retained_messages_over_the_clients_maximum_packet_size_are_not_sent() {
+    // [MQTT-3.1.2-24] [MQTT-3.1.2-25] also for retained messages sent at subscribe.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rmps-pub", 0));
+    publisher.publish("rmps/big", &[9u8; 500], 1, true);
+    publisher.publish("rmps/small", b"small", 1, true);
+    let mut connect = ConnectBuilder::new(V5, &id_on_shard("rmps-sub", 1));
+    connect.0.properties.maximum_packet_size = Some(200);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rmps/#", 1)]);
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(got, ["small"]);
+}
+
+#[test]
+fn retained_messages_sent_at_subscribe_respect_the_clients_receive_maximum() {
+    // 5.0 section 4.9: flow control applies to every QoS 1/2 PUBLISH the server sends,
+    // including retained messages delivered at subscribe.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rrm-pub", 0));
+    for i in 0..6 {
+        publisher.publish(&format!("rrm/{i}"), b"r", 1, true);
+    }
+    let mut connect = ConnectBuilder::new(V5, &id_on_shard("rrm-sub", 1));
+    connect.0.properties.receive_maximum = Some(2);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rrm/+", 1)]);
+    let mut held = Vec::new();
+    while let Recv::Packet(Packet::Publish(p)) = sub.recv(QUIET) {
+        held.push(p);
+    }
+    assert_eq!(held.len(), 2, "unacknowledged retained PUBLISHes in flight");
+    for p in &held {
+        sub.ack(p);
+    }
+    let rest = collect_publishes(&mut sub, QUIET);
+    assert_eq!(held.len() + rest.len(), 6);
+}
+
+#[test]
+fn a_qos2_message_counts_against_receive_maximum_until_pubcomp() {
+    // 5.0 section 4.9: a QoS 2 PUBLISH stays in flight until PUBCOMP (only a PUBREC with an
+    // error code would free it), so with Receive Maximum 1 the next one waits for PUBCOMP.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("rm-q2");
+    let mut connect = ConnectBuilder::new(V5, &sub_id);
+    connect.0.properties.receive_maximum = Some(1);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("rmq2/t", 2)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("rmq2/t", b"1", 2, false);
+    publisher.publish("rmq2/t", b"2", 2, false);
+    let first = sub.expect_publish();
+    let id = first
+        .packet_id
+        .unwrap_or_else(|| panic!("QoS 2 without id"));
+    sub.send(&Packet::PubRec(ringmq::protocol::packet::PubResp::new(id)));
+    match sub.expect_packet(PROMPT) {
+        Packet::PubRel(r) => assert_eq!(r.packet_id, id),
+        other => panic!("expected PUBREL, got {other:?}"),
+    }
+    sub.expect_nothing(QUIET);
+    sub.send(&Packet::PubComp(ringmq::protocol::packet::PubResp::new(id)));
+    let second = sub.expect_publish_acked();
+    assert_eq!(&second.payload[..], b"2");
+}
+
+#[test]
+fn an_expired_retained_message_is_not_sent_to_new_subscribers() {
+    // [MQTT-3.3.2-5] a retained message past its Message Expiry Interval is not delivered.
+    let broker = Broker::start();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-pub", 0));
+    let mut packet = publish_packet("rexp/t", b"brief", 1, Some(1), true);
+    if let Packet::Publish(p) = &mut packet {
+        p.properties = Properties::from(PropertyValues {
+            message_expiry_interval: Some(1),
+            ..PropertyValues::default()
+        });
+    }
+    publisher.send(&packet);
+    assert!(matches!(publisher.expect_packet(PROMPT), Packet::PubAck(_)));
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut sub = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-sub", 1));
+    sub.subscribe_ok(1, &[("rexp/t", 1)]);
+    sub.expect_nothing(QUIET);
+}
+
+#[test]
+fn inbound_topic_aliases_do_not_survive_a_reconnect() {
+    // [MQTT-3.3.2-7] alias mappings last only for the network connection, even when the
+    // session continues: an alias from the previous connection is unknown (Protocol Error).
+    let broker = Broker::start();
+    let id = id_on_shard("alias-reconnect", 0);
+    let persistent = || ConnectBuilder::new(V5, &id).clean(false).session_expiry(60);
+    let (mut c, _) = RawClient::connect_with(broker.addr, persistent());
+    c.send(&publish_with(Some("ar/t"), b"1", 0, None, alias(1)));
+    c.ping();
+    c.disconnect();
+    let (mut c, ack) = RawClient::connect_with(broker.addr, persistent());
+    assert!(ack.session_present);
+    c.send(&publish_with(None, b"2", 0, None, alias(1)));
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::TopicAliasInvalid],
+    );
+}
+
+#[test]
+fn outbound_topic_aliases_restart_with_each_connection() {
+    // [MQTT-3.3.2-7] the server may not rely on an alias it set on a previous connection:
+    // the first PUBLISH of a topic on a new connection carries its topic name.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("oalias-re");
+    let persistent = || {
+        let mut c = ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(60);
+        c.0.properties = Properties::from(PropertyValues {
+            session_expiry_interval: Some(60),
+            topic_alias_maximum: Some(4),
+            ..PropertyValues::default()
+        });
+        c
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    sub.subscribe_ok(1, &[("oar/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("oar/t", b"1", 1, false);
+    publisher.publish("oar/t", b"2", 1, false);
+    assert_eq!(collect_publishes(&mut sub, QUIET).len(), 2);
+    sub.disconnect();
+    publisher.publish("oar/t", b"queued", 1, false);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    publisher.publish("oar/t", b"live", 1, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0].topic.as_str(),
+        "oar/t",
+        "first PUBLISH on the new connection must name its topic: {:?}",
+        got[0]
+    );
+}
+
+#[test]
+fn will_properties_are_forwarded_with_the_will_message() {
+    // 5.0 section 3.1.3.2: the will's Payload Format Indicator, Content Type, Response Topic,
+    // Correlation Data and User Properties go out with it; [MQTT-3.1.3-10] User Properties in
+    // their order.
+    let broker = Broker::start();
+    let [w_id, id] = ids_on_distinct_shards("willprops");
+    let mut w = RawClient::connect(broker.addr, V5, &w_id);
+    w.subscribe_ok(1, &[("wp/#", 1)]);
+    let values = PropertyValues {
+        payload_format_indicator: Some(1),
+        content_type: Some(mqtt_string("text/plain")),
+        response_topic: Some(topic("wp/reply")),
+        correlation_data: Some(Bytes::from_static(b"corr")),
+        user_properties: vec![
+            (mqtt_string("a"), mqtt_string("1")),
+            (mqtt_string("b"), mqtt_string("2")),
+            (mqtt_string("a"), mqtt_string("3")),
+        ],
+        ..PropertyValues::default()
+    };
+    let mut connect = ConnectBuilder::new(V5, &id).will("wp/status", b"gone", 1, false);
+    if let Some(will) = connect.0.will.as_mut() {
+        will.properties = Properties::from(values.clone());
+    }
+    let (c, _) = RawClient::connect_with(broker.addr, connect);
+    c.drop_connection();
+    let got = w.expect_publish_acked();
+    let p = &got.properties;
+    assert_eq!(p.payload_format_indicator, values.payload_format_indicator);
+    assert_eq!(p.content_type, values.content_type);
+    assert_eq!(p.response_topic, values.response_topic);
+    assert_eq!(p.correlation_data, values.correlation_data);
+    assert_eq!(p.user_properties, values.user_properties);
 }
