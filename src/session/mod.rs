@@ -342,6 +342,10 @@ impl Session {
         if let Err(reason) = self.resolve_topic_alias(&mut publish) {
             return self.protocol_error(reason, out);
         }
+        // [MQTT-3.3.4-6] Subscription Identifiers only travel from server to client.
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return self.protocol_error(ReasonCode::ProtocolError, out);
+        }
         // [MQTT-3.2.2-14] a 5.0 client told Retain Available 0 must not send RETAIN 1;
         // 3.1.1 clients cannot be told, so theirs is routed but not stored.
         if publish.retain && !self.limits.retain_available && self.version == ProtocolVersion::V5 {

@@ -354,6 +354,17 @@ impl ShardState {
             version: connect.version,
             reason,
         };
+        if connect.version == ProtocolVersion::V5
+            && connect.properties.authentication_method.is_some()
+        {
+            // [MQTT-4.12.0-1] no enhanced authentication method is supported.
+            return Err(refuse(ReasonCode::BadAuthenticationMethod));
+        }
+        if connect.version == ProtocolVersion::V3 && connect.client_id.as_str().chars().count() > 23
+        {
+            // MQTT 3.1: a Client Identifier has 1 to 23 characters.
+            return Err(refuse(ReasonCode::ClientIdentifierNotValid));
+        }
         let will_retain = connect.will.as_ref().is_some_and(|w| w.retain);
         if will_retain && !self.limits.retain_available && connect.version == ProtocolVersion::V5 {
             // [MQTT-3.2.2-13] a retained will cannot be honoured without retained messages.
