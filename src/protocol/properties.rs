@@ -484,140 +484,140 @@ impl PropertyValues {
     /// encoding, so the two cannot disagree.
     fn visit(&self, ctx: PropertyContext, sink: &mut impl Sink) -> Result<(), EncodeError> {
         let on = |id| ctx.allows(id) == Some(true);
-        if let Some(v) = self.payload_format_indicator {
-            if on(0x01) {
-                sink.u8(0x01, v);
-            }
+        if let Some(v) = self.payload_format_indicator
+            && on(0x01)
+        {
+            sink.u8(0x01, v);
         }
-        if let Some(v) = self.message_expiry_interval {
-            if on(0x02) {
-                sink.u32(0x02, v);
-            }
+        if let Some(v) = self.message_expiry_interval
+            && on(0x02)
+        {
+            sink.u32(0x02, v);
         }
-        if let Some(v) = &self.content_type {
-            if on(0x03) {
-                sink.string(0x03, v);
-            }
+        if let Some(v) = &self.content_type
+            && on(0x03)
+        {
+            sink.string(0x03, v);
         }
-        if let Some(v) = &self.response_topic {
-            if on(0x08) {
-                sink.binary(0x08, v.as_bytes())?;
-            }
+        if let Some(v) = &self.response_topic
+            && on(0x08)
+        {
+            sink.binary(0x08, v.as_bytes())?;
         }
-        if let Some(v) = &self.correlation_data {
-            if on(0x09) {
-                sink.binary(0x09, v)?;
-            }
+        if let Some(v) = &self.correlation_data
+            && on(0x09)
+        {
+            sink.binary(0x09, v)?;
         }
         if on(0x0B) {
             for &v in &self.subscription_identifiers {
                 sink.var_int(0x0B, v)?;
             }
         }
-        if let Some(v) = self.session_expiry_interval {
-            if on(0x11) {
-                sink.u32(0x11, v);
-            }
+        if let Some(v) = self.session_expiry_interval
+            && on(0x11)
+        {
+            sink.u32(0x11, v);
         }
-        if let Some(v) = &self.assigned_client_identifier {
-            if on(0x12) {
-                sink.string(0x12, v);
-            }
+        if let Some(v) = &self.assigned_client_identifier
+            && on(0x12)
+        {
+            sink.string(0x12, v);
         }
-        if let Some(v) = self.server_keep_alive {
-            if on(0x13) {
-                sink.u16(0x13, v);
-            }
+        if let Some(v) = self.server_keep_alive
+            && on(0x13)
+        {
+            sink.u16(0x13, v);
         }
-        if let Some(v) = &self.authentication_method {
-            if on(0x15) {
-                sink.string(0x15, v);
-            }
+        if let Some(v) = &self.authentication_method
+            && on(0x15)
+        {
+            sink.string(0x15, v);
         }
-        if let Some(v) = &self.authentication_data {
-            if on(0x16) {
-                sink.binary(0x16, v)?;
-            }
+        if let Some(v) = &self.authentication_data
+            && on(0x16)
+        {
+            sink.binary(0x16, v)?;
         }
-        if let Some(v) = self.request_problem_information {
-            if on(0x17) {
-                sink.u8(0x17, v);
-            }
+        if let Some(v) = self.request_problem_information
+            && on(0x17)
+        {
+            sink.u8(0x17, v);
         }
-        if let Some(v) = self.will_delay_interval {
-            if on(0x18) {
-                sink.u32(0x18, v);
-            }
+        if let Some(v) = self.will_delay_interval
+            && on(0x18)
+        {
+            sink.u32(0x18, v);
         }
-        if let Some(v) = self.request_response_information {
-            if on(0x19) {
-                sink.u8(0x19, v);
-            }
+        if let Some(v) = self.request_response_information
+            && on(0x19)
+        {
+            sink.u8(0x19, v);
         }
-        if let Some(v) = &self.response_information {
-            if on(0x1A) {
-                sink.string(0x1A, v);
-            }
+        if let Some(v) = &self.response_information
+            && on(0x1A)
+        {
+            sink.string(0x1A, v);
         }
-        if let Some(v) = &self.server_reference {
-            if on(0x1C) {
-                sink.string(0x1C, v);
-            }
+        if let Some(v) = &self.server_reference
+            && on(0x1C)
+        {
+            sink.string(0x1C, v);
         }
-        if let Some(v) = &self.reason_string {
-            if on(0x1F) {
-                sink.string(0x1F, v);
-            }
+        if let Some(v) = &self.reason_string
+            && on(0x1F)
+        {
+            sink.string(0x1F, v);
         }
-        if let Some(v) = self.receive_maximum {
-            if on(0x21) {
-                sink.u16(0x21, v);
-            }
+        if let Some(v) = self.receive_maximum
+            && on(0x21)
+        {
+            sink.u16(0x21, v);
         }
-        if let Some(v) = self.topic_alias_maximum {
-            if on(0x22) {
-                sink.u16(0x22, v);
-            }
+        if let Some(v) = self.topic_alias_maximum
+            && on(0x22)
+        {
+            sink.u16(0x22, v);
         }
-        if let Some(v) = self.topic_alias {
-            if on(0x23) {
-                sink.u16(0x23, v);
-            }
+        if let Some(v) = self.topic_alias
+            && on(0x23)
+        {
+            sink.u16(0x23, v);
         }
-        if let Some(v) = self.maximum_qos {
-            if on(0x24) {
-                sink.u8(0x24, v);
-            }
+        if let Some(v) = self.maximum_qos
+            && on(0x24)
+        {
+            sink.u8(0x24, v);
         }
-        if let Some(v) = self.retain_available {
-            if on(0x25) {
-                sink.u8(0x25, v);
-            }
+        if let Some(v) = self.retain_available
+            && on(0x25)
+        {
+            sink.u8(0x25, v);
         }
         if on(0x26) {
             for (key, value) in &self.user_properties {
                 sink.string_pair(0x26, key, value);
             }
         }
-        if let Some(v) = self.maximum_packet_size {
-            if on(0x27) {
-                sink.u32(0x27, v);
-            }
+        if let Some(v) = self.maximum_packet_size
+            && on(0x27)
+        {
+            sink.u32(0x27, v);
         }
-        if let Some(v) = self.wildcard_subscription_available {
-            if on(0x28) {
-                sink.u8(0x28, v);
-            }
+        if let Some(v) = self.wildcard_subscription_available
+            && on(0x28)
+        {
+            sink.u8(0x28, v);
         }
-        if let Some(v) = self.subscription_identifier_available {
-            if on(0x29) {
-                sink.u8(0x29, v);
-            }
+        if let Some(v) = self.subscription_identifier_available
+            && on(0x29)
+        {
+            sink.u8(0x29, v);
         }
-        if let Some(v) = self.shared_subscription_available {
-            if on(0x2A) {
-                sink.u8(0x2A, v);
-            }
+        if let Some(v) = self.shared_subscription_available
+            && on(0x2A)
+        {
+            sink.u8(0x2A, v);
         }
         Ok(())
     }

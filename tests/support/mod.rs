@@ -99,13 +99,11 @@ impl Broker {
             let mut announced = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if !announced {
-                    if let Some(rest) = line.strip_prefix("ringmq listening on ") {
-                        announced = true;
-                        let addr = rest.split(' ').next().unwrap_or_default().to_string();
-                        let _ = tx.send(addr);
-                        continue;
-                    }
+                if !announced && let Some(rest) = line.strip_prefix("ringmq listening on ") {
+                    announced = true;
+                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                    continue;
                 }
                 eprintln!("[broker] {line}");
             }

@@ -138,11 +138,11 @@ impl ShardState {
             false
         });
         self.gated = gated;
-        if let Some((session, since)) = self.mesh_pause {
-            if !self.still_congested(GateCause::Session(session), since, now) {
-                self.mesh_pause = None;
-                wake(&mut self.mesh_waker);
-            }
+        if let Some((session, since)) = self.mesh_pause
+            && !self.still_congested(GateCause::Session(session), since, now)
+        {
+            self.mesh_pause = None;
+            wake(&mut self.mesh_waker);
         }
     }
 
@@ -165,10 +165,10 @@ impl ShardState {
 
     /// A peer's message was just queued behind a congested session: stop draining the mesh.
     pub(super) fn pause_mesh_if_congested(&mut self) {
-        if let Some(GateCause::Session(session)) = self.congestion.take() {
-            if self.mesh_pause.is_none() {
-                self.mesh_pause = Some((session, Instant::now()));
-            }
+        if let Some(GateCause::Session(session)) = self.congestion.take()
+            && self.mesh_pause.is_none()
+        {
+            self.mesh_pause = Some((session, Instant::now()));
         }
     }
 

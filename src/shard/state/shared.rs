@@ -67,10 +67,10 @@ impl ShardState {
     }
 
     fn add_group_shard(&mut self, filter: &TopicFilter, shard: usize) {
-        if let Some(group) = self.groups.get_mut(filter) {
-            if let Err(at) = group.shards.binary_search(&shard) {
-                group.shards.insert(at, shard);
-            }
+        if let Some(group) = self.groups.get_mut(filter)
+            && let Err(at) = group.shards.binary_search(&shard)
+        {
+            group.shards.insert(at, shard);
         }
     }
 
