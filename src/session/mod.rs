@@ -279,6 +279,17 @@ impl Session {
         self.subscriptions.iter()
     }
 
+    /// Inbound QoS 2 messages not yet released by PUBREL.
+    pub fn inbound_qos2_len(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
+    /// Whether an inbound QoS 2 message with this id awaits its PUBREL (a resend of it is a
+    /// duplicate, not a new message).
+    pub fn awaits_pubrel(&self, id: PacketId) -> bool {
+        self.inbound_qos2.contains(&id.get())
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
@@ -551,6 +562,16 @@ impl Session {
     }
 
     fn on_disconnect(&mut self, disconnect: Disconnect, out: &mut Vec<Action>) {
+        let raised_from_zero = disconnect
+            .properties
+            .session_expiry_interval
+            .is_some_and(|secs| secs > 0)
+            && self.expiry_interval == 0
+            && self.version == ProtocolVersion::V5;
+        if raised_from_zero {
+            // 3.14.2.2.2: a CONNECT interval of 0 cannot be raised by DISCONNECT.
+            return self.protocol_error(ReasonCode::ProtocolError, out);
+        }
         if let Some(secs) = disconnect.properties.session_expiry_interval {
             self.persistent = secs > 0;
             self.expiry_interval = secs;

@@ -569,3 +569,20 @@ fn a_connected_session_queue_is_bounded_by_bytes_only() {
         "50 bytes"
     );
 }
+
+#[test]
+fn disconnect_cannot_raise_a_session_expiry_of_zero_3_14_2_2_2() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut disconnect = Disconnect::new(ReasonCode::Success);
+    disconnect.properties.session_expiry_interval = Some(60);
+    let mut out = Vec::new();
+    s.on_packet(Packet::Disconnect(disconnect), &mut out);
+    assert_eq!(
+        out,
+        vec![Action::Close {
+            reason: Some(ReasonCode::ProtocolError),
+            publish_will: true
+        }]
+    );
+    assert!(!s.is_persistent());
+}

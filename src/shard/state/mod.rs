@@ -388,7 +388,9 @@ impl ShardState {
         loop {
             self.next_assigned_id += 1;
             let id = format!("ringmq-{}-{}", self.id, self.next_assigned_id);
-            if super::home_shard(id.as_bytes(), self.shards) == self.id {
+            // [MQTT-3.2.2-16] unique: not the id of a session this (its home) shard holds.
+            let home_here = super::home_shard(id.as_bytes(), self.shards) == self.id;
+            if home_here && !self.by_client_id.contains_key(&id) {
                 return id;
             }
         }
@@ -587,6 +589,11 @@ impl ShardState {
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
+        if self.over_receive_maximum(conn, session_key, &packet) {
+            self.close(conn, Some(ReasonCode::ReceiveMaximumExceeded), true);
+            self.mesh.flush_wakes();
+            return false;
+        }
         let ack = matches!(
             packet,
             Packet::PubAck(_) | Packet::PubComp(_) | Packet::PubRec(_)
@@ -600,6 +607,33 @@ impl ShardState {
             self.after_acks(session_key);
         }
         self.is_live(conn)
+    }
+
+    /// [MQTT-3.3.4-9] a 5.0 client may have at most our Receive Maximum QoS 1/2 PUBLISHes
+    /// unacknowledged: QoS 2 ones awaiting PUBREL plus acknowledgements flow control holds.
+    fn over_receive_maximum(&self, conn: ConnId, session_key: usize, packet: &Packet) -> bool {
+        let Packet::Publish(publish) = packet else {
+            return false;
+        };
+        let (Some(c), Some(entry)) = (self.conn(conn), self.sessions.get(session_key)) else {
+            return false;
+        };
+        if c.version != ProtocolVersion::V5 || c.held_acks.is_empty() {
+            return false;
+        }
+        let duplicate = publish
+            .packet_id
+            .is_some_and(|id| entry.session.awaits_pubrel(id));
+        // Held PUBRECs belong to QoS 2 messages `inbound_qos2` already counts.
+        let held_pubacks = c
+            .held_acks
+            .iter()
+            .filter(|p| matches!(p, Packet::PubAck(_)))
+            .count();
+        let unacknowledged = held_pubacks + entry.session.inbound_qos2_len();
+        publish.qos != QoS::AtMostOnce
+            && !duplicate
+            && unacknowledged >= usize::from(self.limits.session.max_inbound_qos2)
     }
 
     /// The reader finished a batch: record activity (for keepalive) and ring the peers.

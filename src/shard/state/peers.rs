@@ -89,11 +89,13 @@ impl ShardState {
     fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg) {
         match msg {
             MeshMsg::Publish(msg) => {
+                let Some(msg) = still_fresh(msg) else { return };
                 self.congestion = None;
                 self.deliver_local(&msg, None);
                 self.pause_mesh_if_congested();
             }
             MeshMsg::Retain(msg) => {
+                let Some(msg) = still_fresh(msg) else { return };
                 self.congestion = None;
                 self.store_retained(&msg);
                 self.deliver_local(&msg, None);
@@ -108,6 +110,7 @@ impl ShardState {
             }
             MeshMsg::ShareInterest { filter, add } => self.on_share_interest(from, filter, add),
             MeshMsg::SharedPublish { filter, msg } => {
+                let Some(msg) = still_fresh(msg) else { return };
                 self.congestion = None;
                 self.deliver_shared_local(&filter, &msg);
                 self.pause_mesh_if_congested();
@@ -127,4 +130,18 @@ impl ShardState {
         self.send_to_peer(home, MeshMsg::Handoff(handoff));
         self.mesh.flush_wakes();
     }
+}
+
+/// A message that waited in a peer's overflow may have expired on the way [MQTT-3.3.2-5];
+/// otherwise it goes on with its remaining expiry [MQTT-3.3.2-6]. The clock is read only for
+/// messages that have an expiry.
+fn still_fresh(msg: Message) -> Option<Message> {
+    if msg.expires_at.is_none() {
+        return Some(msg);
+    }
+    let now = Instant::now();
+    if msg.is_expired(now) {
+        return None;
+    }
+    Some(msg.with_remaining_expiry(now).unwrap_or(msg))
 }

@@ -136,10 +136,20 @@ impl ShardState {
         let Some(group) = self.groups.get_mut(filter) else {
             return;
         };
-        let Some(&member) = group.local.get(group.next_local % group.local.len().max(1)) else {
+        let members = group.local.len();
+        if members == 0 {
             return;
-        };
-        group.next_local = group.next_local.wrapping_add(1);
+        }
+        // Round robin, skipping members whose client is offline while any is online.
+        let sessions = &self.sessions;
+        let online = |sub: &LocalSub| sessions.get(sub.session).is_some_and(|e| e.conn.is_some());
+        let start = group.next_local;
+        let pick = (0..members)
+            .map(|k| start.wrapping_add(k) % members)
+            .find(|&i| online(&group.local[i]))
+            .unwrap_or(start % members);
+        let member = group.local[pick];
+        group.next_local = pick.wrapping_add(1);
         let retain = msg.retain && member.options.retain_as_published;
         let qos = msg.qos.min(member.options.qos);
         if member.id == 0 {

@@ -478,3 +478,45 @@ fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
         0
     );
 }
+
+#[test]
+fn assigned_client_ids_never_take_an_existing_session_mqtt_3_2_2_16() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let first = (1..)
+        .map(|n| format!("ringmq-0-{n}"))
+        .find(|id| crate::shard::home_shard(id.as_bytes(), 2) == 0)
+        .expect("some id is at home here");
+    open(&mut state, ProtocolVersion::V5, &first);
+    let anonymous = connect(ProtocolVersion::V5, "");
+    let (assigned, was_assigned) = state.admit(&anonymous).expect("admitted");
+    assert!(was_assigned);
+    assert_ne!(assigned, first);
+}
+
+#[test]
+fn a_v5_publisher_over_our_receive_maximum_while_acks_are_held_gets_0x93() {
+    let limits = Limits {
+        session: session::Limits {
+            max_inflight: 1,
+            max_queued_messages: 4,
+            max_inbound_qos2: 2,
+            ..session::Limits::default()
+        },
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let sub = open(&mut state, ProtocolVersion::V4, "sub");
+    state.on_packet(sub, subscribe("r/t", QoS::AtLeastOnce));
+    drain_packets(&mut state, sub, ProtocolVersion::V4);
+    let publisher = open(&mut state, ProtocolVersion::V5, "pub");
+    // 1 in flight, 2 and 3 queued (congested at 3), PUBACKs of 4 and 5 held: 2 unacknowledged.
+    for id in 1..=5 {
+        assert!(state.on_packet(publisher, publish("r/t", QoS::AtLeastOnce, Some(id))));
+    }
+    assert!(!state.on_packet(publisher, publish("r/t", QoS::AtLeastOnce, Some(6))));
+    let packets = drain_packets(&mut state, publisher, ProtocolVersion::V5);
+    assert!(matches!(
+        packets.last(),
+        Some(Packet::Disconnect(d)) if d.reason == ReasonCode::ReceiveMaximumExceeded
+    ));
+}
