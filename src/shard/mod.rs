@@ -33,8 +33,8 @@ pub enum MeshMsg {
         filter: TopicFilter,
         add: bool,
     },
-    /// The sender gained its first (`add`) or lost its last member of a shared subscription
-    /// group (`$share/{group}/{filter}`).
+    /// A member of a shared subscription group (`$share/{group}/{filter}`) joined (`add`)
+    /// or left on the sender.
     ShareInterest {
         filter: TopicFilter,
         add: bool,

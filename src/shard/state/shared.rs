@@ -1,18 +1,19 @@
 //! MQTT 5.0 shared subscriptions (`$share/{group}/{filter}`, section 4.8.2): each message
 //! goes to one member of each matching group, wherever the members live.
 //!
-//! Every shard knows, per group, which shards have members (`ShareInterest` broadcasts on a
-//! shard's first and last local member). The shard that receives the PUBLISH picks a member
-//! shard round robin and, if it is a peer, sends it `SharedPublish`; that shard picks one of
-//! its local members round robin. So each message reaches each group once, with one mesh hop.
+//! Every shard knows, per group, how many members each shard has (`ShareInterest` broadcasts
+//! on every local join and leave). The shard that receives the PUBLISH picks a member shard
+//! round robin weighted by those counts and, if it is a peer, sends it `SharedPublish`; that
+//! shard picks one of its local members round robin. So each message reaches each group once,
+//! with one mesh hop, and the members share the messages evenly wherever they live.
 
 use super::*;
 
 /// One shared subscription group (`$share/{group}/{filter}` as a whole is its key).
 #[derive(Debug, Default)]
 pub(super) struct Group {
-    /// Shards with at least one member, ascending.
-    shards: Vec<usize>,
+    /// Shards with members and how many, by ascending shard id.
+    shards: Vec<(usize, u32)>,
     next_shard: usize,
     /// This shard's members.
     local: Vec<LocalSub>,
@@ -29,10 +30,8 @@ impl ShardState {
             return;
         }
         group.local.push(sub);
-        if group.local.len() == 1 {
-            self.add_group_shard(&filter, self.id);
-            self.broadcast_share_interest(&filter, true);
-        }
+        self.add_group_member(&filter, self.id);
+        self.broadcast_share_interest(&filter, true);
     }
 
     pub(super) fn leave_shared(&mut self, session_key: usize, filter: &TopicFilter) {
@@ -41,19 +40,19 @@ impl ShardState {
         };
         let before = group.local.len();
         group.local.retain(|s| s.session != session_key);
-        if before > 0 && group.local.is_empty() {
-            self.remove_group_shard(filter, self.id);
+        if group.local.len() < before {
+            self.remove_group_member(filter, self.id);
             self.broadcast_share_interest(filter, false);
         }
     }
 
-    /// A peer gained its first (`add`) or lost its last member of a group.
+    /// A member of a group joined (`add`) or left on a peer.
     pub(super) fn on_share_interest(&mut self, from: usize, filter: TopicFilter, add: bool) {
         if add {
             self.group_entry(&filter);
-            self.add_group_shard(&filter, from);
+            self.add_group_member(&filter, from);
         } else {
-            self.remove_group_shard(&filter, from);
+            self.remove_group_member(&filter, from);
         }
     }
 
@@ -66,19 +65,26 @@ impl ShardState {
         self.groups.entry(filter.clone()).or_default()
     }
 
-    fn add_group_shard(&mut self, filter: &TopicFilter, shard: usize) {
-        if let Some(group) = self.groups.get_mut(filter)
-            && let Err(at) = group.shards.binary_search(&shard)
-        {
-            group.shards.insert(at, shard);
-        }
-    }
-
-    fn remove_group_shard(&mut self, filter: &TopicFilter, shard: usize) {
+    fn add_group_member(&mut self, filter: &TopicFilter, shard: usize) {
         let Some(group) = self.groups.get_mut(filter) else {
             return;
         };
-        group.shards.retain(|&s| s != shard);
+        match group.shards.binary_search_by_key(&shard, |&(s, _)| s) {
+            Ok(at) => group.shards[at].1 += 1,
+            Err(at) => group.shards.insert(at, (shard, 1)),
+        }
+    }
+
+    fn remove_group_member(&mut self, filter: &TopicFilter, shard: usize) {
+        let Some(group) = self.groups.get_mut(filter) else {
+            return;
+        };
+        if let Ok(at) = group.shards.binary_search_by_key(&shard, |&(s, _)| s) {
+            group.shards[at].1 -= 1;
+            if group.shards[at].1 == 0 {
+                group.shards.remove(at);
+            }
+        }
         if group.shards.is_empty() && group.local.is_empty() {
             self.groups.remove(filter);
             self.shared.remove(filter, |f| f == filter);
@@ -111,13 +117,9 @@ impl ShardState {
             let Some(group) = self.groups.get_mut(&filter) else {
                 continue;
             };
-            let Some(&shard) = group
-                .shards
-                .get(group.next_shard % group.shards.len().max(1))
-            else {
+            let Some(shard) = pick_member_shard(group) else {
                 continue;
             };
-            group.next_shard = group.next_shard.wrapping_add(1);
             if shard == self.id {
                 self.deliver_shared_local(&filter, msg);
             } else {
@@ -160,4 +162,22 @@ impl ShardState {
             self.deliver_tagged(member.session, &tagged, qos, retain);
         }
     }
+}
+
+/// Round robin over the group's members: member k of the total lives on the shard whose
+/// cumulative member count first exceeds k.
+fn pick_member_shard(group: &mut Group) -> Option<usize> {
+    let total: u64 = group.shards.iter().map(|&(_, n)| u64::from(n)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut k = (group.next_shard as u64) % total;
+    group.next_shard = group.next_shard.wrapping_add(1);
+    for &(shard, members) in &group.shards {
+        if k < u64::from(members) {
+            return Some(shard);
+        }
+        k -= u64::from(members);
+    }
+    None
 }

@@ -520,3 +520,31 @@ fn a_v5_publisher_over_our_receive_maximum_while_acks_are_held_gets_0x93() {
         Some(Packet::Disconnect(d)) if d.reason == ReasonCode::ReceiveMaximumExceeded
     ));
 }
+
+#[test]
+fn shared_group_spreads_by_member_count_across_shards() {
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    let member = open(&mut state, ProtocolVersion::V5, "m");
+    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
+    drain_packets(&mut state, member, ProtocolVersion::V5);
+    peer_messages(&mut peer);
+    for _ in 0..3 {
+        let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
+        assert!(
+            peer.try_send(0, MeshMsg::ShareInterest { filter, add: true })
+                .is_ok()
+        );
+    }
+    state.drain_mesh(16);
+    let publisher = open(&mut state, ProtocolVersion::V4, "p");
+    for _ in 0..8 {
+        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+    }
+    let local = drain_packets(&mut state, member, ProtocolVersion::V5).len();
+    let forwarded = peer_messages(&mut peer).len();
+    assert_eq!(
+        (local, forwarded),
+        (2, 6),
+        "1 member here, 3 there: a quarter stays here"
+    );
+}
