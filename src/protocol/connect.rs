@@ -301,6 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn will_topic_round_trips_inline_and_shared() {
+        let long = "w/".repeat(super::super::topic::INLINE_TOPIC_LEN);
+        for (text, version) in [("will/t", V4), (long.as_str(), V4), (long.as_str(), V5)] {
+            let packet = Packet::Connect(Box::new(Connect {
+                will: Some(LastWill {
+                    topic: topic(text),
+                    payload: b(b"bye"),
+                    qos: QoS::AtMostOnce,
+                    retain: false,
+                    properties: Properties::default(),
+                }),
+                ..connect(version)
+            }));
+            let mut buf = bytes::BytesMut::new();
+            super::super::encode(&packet, version, &mut buf).expect("encodes");
+            let decoded = super::super::decode(&mut buf, version, usize::MAX);
+            assert_eq!(decoded, Ok(Some(packet)));
+        }
+    }
+
+    #[test]
     fn connect_v4_minimal_with_empty_client_id() {
         let bytes = [
             0x10, 12, // CONNECT, remaining length 12

@@ -8,7 +8,7 @@ use super::reasons;
 use super::topic::TopicName;
 use super::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 use super::wire::{Reader, prefixed_len, put_binary};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 const DUP: u8 = 0x08;
 const RETAIN: u8 = 0x01;
@@ -38,19 +38,20 @@ pub(crate) fn decode_publish(
     version: ProtocolVersion,
 ) -> Result<Option<Packet>, DecodeError> {
     let qos = check_publish_flags(flags)?;
-    let topic = r.binary()?;
+    let topic_range = r.binary_range()?;
+    let topic = TopicName::decode(r.frame(), topic_range)?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(decode_packet_id(&mut r)?),
     };
     // One struct literal per path, so the packet is written once, in place.
     macro_rules! publish {
-        ($topic:expr, $properties:expr) => {
+        ($properties:expr) => {
             Ok(Some(Packet::Publish(Publish {
                 dup: flags & DUP != 0,
                 qos,
                 retain: flags & RETAIN != 0,
-                topic: $topic,
+                topic,
                 packet_id,
                 properties: $properties,
                 payload: r.rest(),
@@ -58,24 +59,22 @@ pub(crate) fn decode_publish(
         };
     }
     if !version.has_properties() || r.skip_zero_byte() {
-        return publish!(decode_topic(topic, false)?, Properties::default());
+        check_topic_present(&topic, false)?;
+        return publish!(Properties::default());
     }
     let properties = Properties::decode(&mut r, PropertyContext::Publish)?;
-    publish!(
-        decode_topic(topic, properties.topic_alias.is_some())?,
-        properties
-    )
+    check_topic_present(&topic, properties.topic_alias.is_some())?;
+    publish!(properties)
 }
 
 /// A 5.0 PUBLISH may leave the topic empty when a Topic Alias names it [MQTT-3.3.2-1]
 /// [MQTT-3.3.2-8]; everywhere else the topic is at least one character [MQTT-4.7.3-1].
 #[inline(always)]
-fn decode_topic(topic: Bytes, has_alias: bool) -> Result<TopicName, DecodeError> {
-    match (topic.is_empty(), has_alias) {
-        (true, true) => Ok(TopicName::empty()),
-        (true, false) => Err(DecodeError::EmptyTopic),
-        (false, _) => Ok(TopicName::new(topic)?),
+fn check_topic_present(topic: &TopicName, has_alias: bool) -> Result<(), DecodeError> {
+    if topic.is_empty() && !has_alias {
+        return Err(DecodeError::EmptyTopic);
     }
+    Ok(())
 }
 
 impl Publish {
@@ -204,8 +203,10 @@ mod tests {
     use super::super::fixture::*;
     use super::super::packet::{Packet, PubResp, Publish};
     use super::super::{
-        DecodeError, Properties, PropertyValues, QoS, ReasonCode, StringError, TopicError,
+        DecodeError, Properties, PropertyValues, ProtocolVersion, QoS, ReasonCode, StringError,
+        TopicError,
     };
+    use bytes::BytesMut;
 
     fn publish(qos: QoS, t: &str, id: Option<u16>, payload: &'static [u8]) -> Publish {
         Publish {
@@ -310,15 +311,93 @@ mod tests {
     }
 
     #[test]
-    fn publish_topic_and_payload_share_the_read_buffer() {
+    fn publish_short_topic_is_inline_and_payload_shares_the_read_buffer() {
         let mut buf =
             bytes::BytesMut::from(&[0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i'][..]);
         let base = buf.as_ptr() as usize;
         let Ok(Some(Packet::Publish(p))) = super::super::decode(&mut buf, V4, usize::MAX) else {
             panic!("valid PUBLISH");
         };
-        assert_eq!(p.topic.as_bytes().as_ptr() as usize, base + 4);
+        assert_eq!(p.topic.as_str(), "a/b");
+        assert!(p.topic.is_inline());
         assert_eq!(p.payload.as_ptr() as usize, base + 7);
+    }
+
+    /// Encodes `packet` in `version` and decodes it back from a fresh buffer, returning the
+    /// PUBLISH and the buffer's start address.
+    fn round_trip_publish(packet: Publish, version: ProtocolVersion) -> (Publish, usize) {
+        let mut buf = BytesMut::new();
+        super::super::encode(&Packet::Publish(packet.clone()), version, &mut buf).expect("encodes");
+        let base = buf.as_ptr() as usize;
+        match super::super::decode(&mut buf, version, usize::MAX) {
+            Ok(Some(Packet::Publish(p))) => {
+                assert_eq!(p, packet);
+                (p, base)
+            }
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_16_byte_payload_decodes_inline_topic_and_zero_copy_payload() {
+        const TOPIC: &str = "sensors/room1/temperature";
+        for version in [V4, V5] {
+            let packet = publish(QoS::AtLeastOnce, TOPIC, Some(7), b"0123456789abcdef");
+            let (p, base) = round_trip_publish(packet, version);
+            assert!(p.topic.is_inline());
+            // fixed header 2, topic 2 + 25, packet id 2, property length 1 in 5.0
+            let props = usize::from(version == V5);
+            assert_eq!(
+                p.payload.as_ptr() as usize,
+                base + 2 + 2 + TOPIC.len() + 2 + props
+            );
+        }
+    }
+
+    #[test]
+    fn publish_long_topic_is_a_slice_of_the_read_buffer() {
+        let long = "l/".repeat(super::super::topic::INLINE_TOPIC_LEN);
+        for version in [V3, V4, V5] {
+            let (p, base) =
+                round_trip_publish(publish(QoS::AtMostOnce, &long, None, b"x"), version);
+            assert!(!p.topic.is_inline());
+            assert_eq!(p.topic.as_bytes().as_ptr() as usize, base + 4);
+            let props = usize::from(version == V5);
+            assert_eq!(p.payload.as_ptr() as usize, base + 4 + long.len() + props);
+        }
+    }
+
+    #[test]
+    fn publish_response_topic_round_trips_inline_and_shared() {
+        let long = "r/".repeat(super::super::topic::INLINE_TOPIC_LEN);
+        for text in ["reply/to", long.as_str()] {
+            let packet = Publish {
+                properties: Properties::from(PropertyValues {
+                    response_topic: Some(topic(text)),
+                    ..PropertyValues::default()
+                }),
+                ..publish(QoS::AtMostOnce, text, None, b"p")
+            };
+            let (p, _) = round_trip_publish(packet, V5);
+            let response = p
+                .properties
+                .response_topic
+                .as_ref()
+                .expect("response topic");
+            assert_eq!(response.as_str(), text);
+            assert_eq!(response.is_inline(), text.len() <= 38);
+        }
+    }
+
+    #[test]
+    fn publish_refuses_wildcard_in_short_and_long_topic_mqtt_3_3_2_2() {
+        let long = "w/".repeat(super::super::topic::INLINE_TOPIC_LEN);
+        for t in ["a/+".to_string(), format!("{long}#")] {
+            let mut bytes = vec![0x30, 0, 0, t.len() as u8];
+            bytes.extend_from_slice(t.as_bytes());
+            bytes[1] = (bytes.len() - 2) as u8;
+            assert_refused(&bytes, V4, DecodeError::Topic(TopicError::WildcardInName));
+        }
     }
 
     #[test]

@@ -29,26 +29,10 @@ impl MqttString {
     /// (`+` or `#`), so topic names cost a single scan on the hot path.
     #[inline(always)]
     pub(crate) fn scan(bytes: Bytes) -> Result<Scanned, StringError> {
-        if bytes.len() > usize::from(u16::MAX) {
-            return Err(StringError::TooLong);
-        }
-        // One branch-free pass the compiler vectorises; UTF-8 needs checking only when a byte
-        // is non-ASCII, and multi-byte sequences never contain NUL, `+` or `#` bytes.
-        let (mut nul, mut wildcard, mut non_ascii) = (false, false, false);
-        for &b in bytes.iter() {
-            nul |= b == 0;
-            wildcard |= (b == b'+') | (b == b'#');
-            non_ascii |= b >= 0x80;
-        }
-        if non_ascii && std::str::from_utf8(&bytes).is_err() {
-            return Err(StringError::InvalidUtf8);
-        }
-        if nul {
-            return Err(StringError::NullCharacter);
-        }
+        let has_wildcard = scan_slice(&bytes)?;
         Ok(Scanned {
             string: Self(bytes),
-            has_wildcard: wildcard,
+            has_wildcard,
         })
     }
 
@@ -85,6 +69,30 @@ impl MqttString {
 pub(crate) struct Scanned {
     pub string: MqttString,
     pub has_wildcard: bool,
+}
+
+/// Checks the rules of section 1.5.4 on `bytes` and says whether they hold a wildcard
+/// character (`+` or `#`), in one pass.
+#[inline(always)]
+pub(crate) fn scan_slice(bytes: &[u8]) -> Result<bool, StringError> {
+    if bytes.len() > usize::from(u16::MAX) {
+        return Err(StringError::TooLong);
+    }
+    // One branch-free pass the compiler vectorises; UTF-8 needs checking only when a byte
+    // is non-ASCII, and multi-byte sequences never contain NUL, `+` or `#` bytes.
+    let (mut nul, mut wildcard, mut non_ascii) = (false, false, false);
+    for &b in bytes {
+        nul |= b == 0;
+        wildcard |= (b == b'+') | (b == b'#');
+        non_ascii |= b >= 0x80;
+    }
+    if non_ascii && std::str::from_utf8(bytes).is_err() {
+        return Err(StringError::InvalidUtf8);
+    }
+    if nul {
+        return Err(StringError::NullCharacter);
+    }
+    Ok(wildcard)
 }
 
 /// Checks the rules of section 1.5.4 on a candidate string's bytes.

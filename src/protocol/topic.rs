@@ -1,7 +1,8 @@
 //! Validated topic names and topic filters (section 4.7) and the rule that matches one to the other.
 
-use super::string::{MqttString, StringError};
+use super::string::{MqttString, StringError, scan_slice};
 use bytes::Bytes;
+use std::ops::Range;
 
 /// Why a topic name or filter is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,22 +20,42 @@ pub enum TopicError {
     InvalidSharedSubscription,
 }
 
+/// Topic names up to this many bytes are stored inside the `TopicName` itself, which keeps
+/// `TopicName` at 40 bytes and covers most real topics.
+pub const INLINE_TOPIC_LEN: usize = 38;
+
 /// A topic name as carried by PUBLISH: valid UTF-8, no wildcards. May be empty only in an
 /// MQTT 5.0 PUBLISH that uses a topic alias; `TopicName::new` refuses empty names.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct TopicName(MqttString);
+///
+/// A name of at most `INLINE_TOPIC_LEN` bytes is copied inline: decoding it slices no `Bytes`
+/// and cloning it is a plain copy, so neither touches a shared reference count. Longer names
+/// share their bytes. Equality, ordering and hashing look only at the text, whichever storage
+/// two names use.
+#[derive(Clone)]
+pub struct TopicName(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `buf[..len]` holds the validated name.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_TOPIC_LEN],
+    },
+    Shared(MqttString),
+}
 
 impl TopicName {
     #[inline(always)]
     pub fn new(bytes: Bytes) -> Result<Self, TopicError> {
-        if bytes.is_empty() {
-            return Err(TopicError::Empty);
+        if bytes.len() <= INLINE_TOPIC_LEN {
+            check_name(&bytes)?;
+            return Ok(Self::inline(&bytes));
         }
         let scanned = MqttString::scan(bytes)?;
         if scanned.has_wildcard {
             return Err(TopicError::WildcardInName);
         }
-        Ok(Self(scanned.string))
+        Ok(Self(Repr::Shared(scanned.string)))
     }
 
     /// A topic name from an already validated MQTT string: checks only the topic rules.
@@ -45,38 +66,123 @@ impl TopicName {
         if s.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
             return Err(TopicError::WildcardInName);
         }
-        Ok(Self(s))
+        if s.len() <= INLINE_TOPIC_LEN {
+            return Ok(Self::inline(s.as_bytes()));
+        }
+        Ok(Self(Repr::Shared(s)))
+    }
+
+    /// The topic field at `range` of a decoded `frame`: copied inline when short, otherwise a
+    /// slice of the frame. An empty field gives `empty()`; the caller decides whether that is
+    /// allowed (a 5.0 PUBLISH with a Topic Alias).
+    #[inline(always)]
+    pub(crate) fn decode(frame: &Bytes, range: Range<usize>) -> Result<Self, TopicError> {
+        let field = &frame[range.clone()];
+        if field.len() <= INLINE_TOPIC_LEN {
+            if scan_slice(field)? {
+                return Err(TopicError::WildcardInName);
+            }
+            return Ok(Self::inline(field));
+        }
+        Self::new(frame.slice(range))
+    }
+
+    /// Copies `name`, which the caller has validated and which fits inline.
+    #[inline(always)]
+    fn inline(name: &[u8]) -> Self {
+        let mut buf = [0; INLINE_TOPIC_LEN];
+        buf[..name.len()].copy_from_slice(name);
+        Self(Repr::Inline {
+            len: name.len() as u8,
+            buf,
+        })
     }
 
     /// The zero-length topic of an MQTT 5.0 PUBLISH that relies on a topic alias.
     pub fn empty() -> Self {
-        Self(MqttString::default())
+        Self::inline(&[])
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        // SAFETY: both representations hold bytes that `scan_slice` or `MqttString` validated
+        // as well-formed UTF-8, and neither is mutated afterwards.
+        unsafe { std::str::from_utf8_unchecked(self.as_bytes()) }
     }
 
-    pub fn as_bytes(&self) -> &Bytes {
-        self.0.as_bytes()
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_bytes().is_empty()
     }
 
-    pub fn as_mqtt_string(&self) -> &MqttString {
-        &self.0
+    /// Whether the name is stored inside the value rather than sharing a buffer.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
     }
 
     /// Topics starting with `$` are not matched by filters starting with a wildcard.
     pub fn is_system(&self) -> bool {
-        self.0.as_bytes().first() == Some(&b'$')
+        self.as_bytes().first() == Some(&b'$')
     }
 
     /// The `/`-separated levels of the name.
     pub fn levels(&self) -> std::str::Split<'_, char> {
         self.as_str().split('/')
+    }
+}
+
+/// The topic-name rules on bytes not yet validated: not empty [MQTT-4.7.3-1], a valid string,
+/// no wildcard [MQTT-3.3.2-2].
+#[inline(always)]
+fn check_name(bytes: &[u8]) -> Result<(), TopicError> {
+    if bytes.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if scan_slice(bytes)? {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+impl Default for TopicName {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl PartialEq for TopicName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for TopicName {}
+
+impl PartialOrd for TopicName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TopicName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for TopicName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
@@ -89,6 +195,10 @@ impl std::fmt::Debug for TopicName {
 impl TryFrom<&str> for TopicName {
     type Error = TopicError;
     fn try_from(s: &str) -> Result<Self, TopicError> {
+        if s.len() <= INLINE_TOPIC_LEN {
+            check_name(s.as_bytes())?;
+            return Ok(Self::inline(s.as_bytes()));
+        }
         Self::new(Bytes::copy_from_slice(s.as_bytes()))
     }
 }
@@ -427,6 +537,103 @@ mod tests {
         assert!(filter("$SYS/#").matches(&name("$SYS/monitor/Clients")));
         assert!(filter("$SYS/monitor/+").matches(&name("$SYS/monitor/Clients")));
         assert!(!filter("$share/g/#").matches(&name("$SYS/x")));
+    }
+
+    fn hash_of(t: &TopicName) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(t)
+    }
+
+    /// The same text stored shared (`Repr::Shared` built directly, bypassing the inline copy).
+    fn shared(s: &str) -> TopicName {
+        let string = MqttString::try_from(s).expect("valid string in test");
+        TopicName(Repr::Shared(string))
+    }
+
+    #[test]
+    fn topic_name_is_at_most_40_bytes() {
+        assert!(size_of::<TopicName>() <= 40, "{}", size_of::<TopicName>());
+    }
+
+    #[test]
+    fn inline_and_shared_names_with_the_same_text_are_equal_and_hash_alike() {
+        for text in [
+            "a",
+            "sensors/room1/temperature",
+            &"x".repeat(INLINE_TOPIC_LEN),
+        ] {
+            let (inline, shared) = (name(text), shared(text));
+            assert!(inline.is_inline() && !shared.is_inline());
+            assert_eq!(inline, shared);
+            assert_eq!(inline.cmp(&shared), std::cmp::Ordering::Equal);
+            assert_eq!(hash_of(&inline), hash_of(&shared));
+            assert_eq!(format!("{inline:?}"), format!("{shared:?}"));
+        }
+        assert!(name("a/b") < shared("a/c") && shared("a/b") < name("a/c"));
+        assert_ne!(name("a/b"), shared("a/b/c"));
+    }
+
+    #[test]
+    fn names_up_to_the_inline_length_are_inline_and_longer_ones_shared() {
+        for len in [
+            1,
+            INLINE_TOPIC_LEN - 1,
+            INLINE_TOPIC_LEN,
+            INLINE_TOPIC_LEN + 1,
+            300,
+        ] {
+            let text = "ab/".repeat(len).chars().take(len).collect::<String>();
+            let inline = len <= INLINE_TOPIC_LEN;
+            let from_bytes = TopicName::new(Bytes::from(text.clone())).expect("valid");
+            let from_string =
+                TopicName::from_mqtt_string(MqttString::try_from(text.as_str()).expect("valid"))
+                    .expect("valid");
+            for t in [name(&text), from_bytes, from_string] {
+                assert_eq!(t.is_inline(), inline, "len {len}");
+                assert_eq!(t.as_str(), text);
+                assert_eq!(t.len(), len);
+                assert_eq!(
+                    t.levels().collect::<Vec<_>>(),
+                    text.split('/').collect::<Vec<_>>()
+                );
+                assert_eq!(t.clone(), t);
+            }
+        }
+    }
+
+    #[test]
+    fn long_shared_name_keeps_the_caller_buffer() {
+        let bytes = Bytes::from("l/".repeat(INLINE_TOPIC_LEN));
+        let t = TopicName::new(bytes.clone()).expect("valid");
+        assert_eq!(t.as_bytes().as_ptr(), bytes.as_ptr());
+    }
+
+    #[test]
+    fn long_names_are_validated_like_short_ones() {
+        let long = "a/".repeat(INLINE_TOPIC_LEN);
+        assert_eq!(
+            TopicName::try_from(format!("{long}+").as_str()),
+            Err(TopicError::WildcardInName)
+        );
+        assert_eq!(
+            TopicName::try_from(format!("{long}\0").as_str()),
+            Err(TopicError::String(StringError::NullCharacter))
+        );
+        assert!(name(&format!("$SYS/{long}")).is_system());
+    }
+
+    #[test]
+    fn filters_match_inline_and_shared_names_alike() {
+        let long = format!("sport/{}", "t".repeat(INLINE_TOPIC_LEN));
+        assert!(filter("sport/+").matches(&name(&long)));
+        assert!(filter("sport/+").matches(&shared("sport/x")));
+        assert!(!filter("#").matches(&shared("$SYS/x")));
+    }
+
+    #[test]
+    fn empty_name_is_inline_and_equals_default() {
+        assert!(TopicName::empty().is_empty() && TopicName::empty().is_inline());
+        assert_eq!(TopicName::default(), TopicName::empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::error::{DecodeError, EncodeError};
 use super::string::MqttString;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::ops::Range;
 
 /// The largest value a variable byte integer can carry (4 bytes) [MQTT-1.5.5-1].
 pub const MAX_VAR_INT: usize = 268_435_455;
@@ -99,6 +100,25 @@ impl Reader {
     pub fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()?;
         self.bytes(usize::from(len))
+    }
+
+    /// Binary data as the range of the frame it occupies, for a caller that copies a short
+    /// field out of `frame()` instead of slicing it (a slice costs a reference-count update).
+    #[inline(always)]
+    pub fn binary_range(&mut self) -> Result<Range<usize>, DecodeError> {
+        let len = usize::from(self.u16()?);
+        if self.remaining() < len {
+            return Err(DecodeError::UnexpectedEnd);
+        }
+        let start = self.pos;
+        self.pos += len;
+        Ok(start..start + len)
+    }
+
+    /// The whole frame the reader walks, which `binary_range` indexes.
+    #[inline(always)]
+    pub fn frame(&self) -> &Bytes {
+        &self.buf
     }
 
     /// A UTF-8 encoded string (section 1.5.4), validated.
