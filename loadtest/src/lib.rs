@@ -5,6 +5,7 @@
 //! - [`clock`]: the process-wide monotonic epoch and the process's CPU time.
 //! - [`payload`]: the header every test message carries (publisher, sequence, send time).
 //! - [`schedule`]: the open-loop send schedule (intended send times, no coordinated omission).
+//! - [`precise`]: sub-millisecond sleeps for open-loop sends (monoio's timer ticks in ms).
 //! - [`tracker`]: per-stream sequence tracking (lost and duplicated messages).
 //! - [`hgrm`]: HdrHistogram percentile-distribution text, written and read back.
 //! - [`plot`]: the SVG latency-percentile plot.
@@ -24,6 +25,7 @@ pub mod mqtt;
 pub mod payload;
 pub mod plan;
 pub mod plot;
+pub mod precise;
 pub mod report;
 pub mod run;
 pub mod schedule;

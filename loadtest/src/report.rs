@@ -48,6 +48,9 @@ pub struct Report {
     pub latency: Histogram<u64>,
     /// µs, TCP connect to CONNACK.
     pub connect_latency: Histogram<u64>,
+    /// µs, open loop: how late sends went out after their intended time (the generator's own
+    /// lateness, part of every message latency). Empty in closed loop.
+    pub send_lag: Histogram<u64>,
     pub connects: u64,
     pub connects_in_window: u64,
     pub connect_failures: u64,
@@ -163,6 +166,9 @@ impl Report {
         if self.latency_kind != "connect" {
             write_hist_row(&mut out, "connect", &self.connect_latency);
         }
+        if !self.send_lag.is_empty() {
+            write_hist_row(&mut out, "send lag (generator)", &self.send_lag);
+        }
         match (self.cpu_secs, self.cpu_share()) {
             (Some(cpu), Some(share)) => {
                 let _ = write!(
@@ -224,6 +230,8 @@ impl Report {
             "latency_p99_us": quantile(&self.latency, 0.99),
             "latency_us": hist_json(&self.latency),
             "connect_latency_us": hist_json(&self.connect_latency),
+            "send_lag_p99_us": quantile(&self.send_lag, 0.99),
+            "send_lag_us": hist_json(&self.send_lag),
             "connects": self.connects,
             "connects_per_sec": self.connects_per_sec(),
             "connect_failures": self.connect_failures,

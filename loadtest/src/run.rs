@@ -360,6 +360,15 @@ pub fn merge_histograms(stats: &[ThreadStats]) -> (Histogram<u64>, Histogram<u64
     (latency, connect_latency)
 }
 
+/// The threads' open-loop send-lag histograms added together.
+pub fn merge_send_lag(stats: &[ThreadStats]) -> Histogram<u64> {
+    let mut send_lag = new_histogram();
+    for s in stats {
+        let _ = send_lag.add(&s.send_lag);
+    }
+    send_lag
+}
+
 fn build_report(
     shared: &Shared,
     common: &Common,
@@ -414,6 +423,7 @@ fn build_report(
         },
         latency,
         connect_latency,
+        send_lag: merge_send_lag(&stats),
         connects: progress.connects.load(Ordering::Acquire),
         connects_in_window,
         connect_failures: progress.connect_failures.load(Ordering::Acquire),

@@ -3,11 +3,12 @@
 //! thread-local statistics that the run merges at the end. Threads share only atomics: the run's
 //! phase, progress counters, and per-publisher flow counters for closed-loop windows.
 
-use crate::clock::{now_ns, until};
+use crate::clock::now_ns;
 use crate::error::LoadError;
 use crate::mqtt::{self, Session, Settings};
 use crate::payload::Header;
 use crate::plan::{Kind, Plan, PublisherSpec, SubscriberSpec};
+use crate::precise;
 use crate::schedule::Schedule;
 use crate::tracker::SeqTracker;
 use bytes::{Bytes, BytesMut};
@@ -278,7 +279,7 @@ impl Shared {
                 return None;
             }
             if let Some(start) = self.start() {
-                monoio::time::sleep(until(start)).await;
+                precise::sleep_until(start).await;
                 return Some(start);
             }
             monoio::time::sleep(Duration::from_millis(1)).await;
@@ -294,6 +295,11 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Records a duration in µs (at least 1, the histogram's floor).
 fn record_ns(hist: &mut Histogram<u64>, ns: u64) {
     hist.saturating_record((ns / 1000).max(1));
+}
+
+/// Records how late a send went out, in µs; 0 (on time) is a valid value here.
+fn record_lag_ns(hist: &mut Histogram<u64>, ns: u64) {
+    hist.saturating_record(ns / 1000);
 }
 
 /// One subscriber's view: its group and a tracker per publisher.
@@ -312,6 +318,9 @@ pub struct ThreadStats {
     pub latency: Histogram<u64>,
     /// TCP connect to CONNACK (µs) of every connection the run opened.
     pub connect_latency: Histogram<u64>,
+    /// Open loop: how late each send went out after its intended time (µs), warm-up
+    /// excluded. Large values mean the generator, not the broker, was behind.
+    pub send_lag: Histogram<u64>,
     pub received: u64,
     pub received_in_window: u64,
     /// Messages without a valid header or from a publisher the subscriber should not hear.
@@ -326,6 +335,7 @@ impl ThreadStats {
         Self {
             latency: new_histogram(),
             connect_latency: new_histogram(),
+            send_lag: new_histogram(),
             received: 0,
             received_in_window: 0,
             unexpected: 0,
@@ -857,19 +867,25 @@ impl PublisherWriter<'_> {
     }
 
     async fn wait(&mut self, seen: u64) {
-        let wait = match self.schedule {
-            // Open loop sleeps until the next send is due (acks, PUBRECs and a failure of
-            // the run wake it earlier); closed loop rechecks for a stalled QoS 0 window.
-            Some(schedule) => until(schedule.intended_ns(self.seq).min(self.end)),
-            None => RECHECK,
-        };
-        let _ = monoio::time::timeout(wait, self.flow.changed(seen)).await;
+        match self.schedule {
+            // Open loop sleeps precisely until the next send is due (acks, PUBRECs and a
+            // failure of the run wake it earlier): a late wake-up would count as latency.
+            Some(schedule) => {
+                let due = schedule.intended_ns(self.seq).min(self.end);
+                precise::until_or(self.flow.changed(seen), due).await;
+            }
+            // Closed loop rechecks for a stalled QoS 0 window.
+            None => {
+                let _ = monoio::time::timeout(RECHECK, self.flow.changed(seen)).await;
+            }
+        }
     }
 
     fn encode_publishes(&mut self, n: u64, now: u64) -> Result<(), LoadError> {
         let cfg = &self.shared.cfg;
         let mut ids = self.state.ids.borrow_mut();
         let mut in_window = 0;
+        let mut st = self.stats.borrow_mut();
         for _ in 0..n {
             let packet_id = if cfg.qos == QoS::AtMostOnce {
                 None
@@ -877,6 +893,9 @@ impl PublisherWriter<'_> {
                 ids.alloc()
             };
             let sent_ns = self.schedule.map_or(now, |s| s.intended_ns(self.seq));
+            if self.schedule.is_some() && sent_ns >= self.warmup_end {
+                record_lag_ns(&mut st.send_lag, now.saturating_sub(sent_ns));
+            }
             let range = mqtt::encode_publish(
                 &mut self.wbuf,
                 cfg.settings.version,
@@ -896,7 +915,7 @@ impl PublisherWriter<'_> {
             }
             self.seq += 1;
         }
-        self.stats.borrow_mut().sent_in_window += in_window;
+        st.sent_in_window += in_window;
         Ok(())
     }
 
@@ -1012,7 +1031,7 @@ async fn connect_worker(shared: Arc<Shared>, stats: Stats, worker: u32) {
         let intended = match schedule {
             Some(s) => {
                 let t = s.intended_ns(k);
-                monoio::time::sleep(until(t)).await;
+                precise::sleep_until(t).await;
                 t
             }
             None => now_ns(),

@@ -310,6 +310,11 @@ fn a_qos1_pairs_run_of_known_size_delivers_every_message_exactly_once() {
     assert_eq!(u(&v["latency_us"], "count"), 8000);
     assert!(u(&v["latency_us"], "p50") >= 1);
     assert_eq!(u(&v["connect_latency_us"], "count"), 8);
+    assert_eq!(
+        u(&v["send_lag_us"], "count"),
+        0,
+        "closed loop has no schedule to be late on"
+    );
 
     let text = std::fs::read_to_string(&hgrm).expect(".hgrm written");
     let dist = ringmq_load::hgrm::parse_distribution(&text).expect(".hgrm parses");
@@ -455,6 +460,18 @@ fn open_loop_sends_at_the_requested_rate() {
         "2 x 500/s for 1 s sent {sent}"
     );
     assert_eq!(u(&v, "lost"), 0);
+    assert_eq!(
+        u(&v["send_lag_us"], "count"),
+        u(&v, "sent_in_window"),
+        "every open-loop send in the window records how late it went out: {v}"
+    );
+    // The generator's own lateness must stay far below monoio's 1 ms timer tick on an idle
+    // machine; a generous bound, as the test machine is shared.
+    assert!(
+        u(&v["send_lag_us"], "p50") < 500,
+        "median send lag {} µs",
+        u(&v["send_lag_us"], "p50")
+    );
 }
 
 #[test]

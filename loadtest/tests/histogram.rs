@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use ringmq_load::compare;
 use ringmq_load::hgrm::{format_distribution, parse_distribution};
 use ringmq_load::plot::{percentile_to_x, render};
-use ringmq_load::run::merge_histograms;
+use ringmq_load::run::{merge_histograms, merge_send_lag};
 use ringmq_load::worker::{ThreadStats, new_histogram};
 
 fn sample_histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
@@ -14,6 +14,28 @@ fn sample_histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
         h.record(v).expect("in range");
     }
     h
+}
+
+#[test]
+fn send_lags_of_all_threads_merge_keeping_on_time_sends_as_zero() {
+    let stats: Vec<ThreadStats> = [vec![0, 0, 30], vec![0, 2_000]]
+        .into_iter()
+        .map(|lags| {
+            let mut s = ThreadStats::new();
+            for lag in lags {
+                s.send_lag.record(lag).expect("in range");
+            }
+            s
+        })
+        .collect();
+    let merged = merge_send_lag(&stats);
+    assert_eq!(merged.len(), 5);
+    assert_eq!(
+        merged.value_at_quantile(0.5),
+        0,
+        "on-time sends count as 0 µs late"
+    );
+    assert_eq!(merged.max(), 2_000);
 }
 
 #[test]

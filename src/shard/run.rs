@@ -80,33 +80,18 @@ async fn shut_down(state: &Shared) {
 
 async fn mesh_task(state: Shared) {
     loop {
-        wait_until_mesh_unpaused(&state).await;
         let handled = state.borrow_mut().drain_mesh(MESH_BATCH);
         let handoffs = state.borrow_mut().take_handoffs();
         for handoff in handoffs {
             monoio::spawn(conn::serve_handoff(state.clone(), handoff));
         }
-        // A full batch may leave more queued, and a pause may have stopped us with messages
-        // still in the rings: drain again (after yielding / unpausing) before waiting.
-        if handled == MESH_BATCH || state.borrow().is_mesh_paused() {
+        // A full batch may leave more queued: drain again (after yielding) before waiting.
+        if handled == MESH_BATCH {
             crate::mesh::yield_now().await;
             continue;
         }
         wait_for_peers(&state).await;
     }
-}
-
-/// While a local subscriber is congested by a peer's messages the mesh is not drained
-/// (flow control, `state/flow.rs`).
-async fn wait_until_mesh_unpaused(state: &Shared) {
-    poll_fn(|cx| {
-        if state.borrow_mut().mesh_paused(cx.waker()) {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await
 }
 
 /// Awaits the shard's doorbell without holding a `RefCell` borrow across the await: each poll

@@ -9,9 +9,10 @@
 //!   being so at a quarter.
 //! - A local publisher whose message is queued for a congested session, or parked in a full
 //!   peer ring's overflow, is gated until that clears.
-//! - A shard that queues a peer's message for a congested session stops draining the mesh
-//!   until it clears: the peer's ring fills, its overflow grows, and the peer gates its
-//!   publisher.
+//! - A peer's message queued for a congested session does not hold anything back: the
+//!   receiving shard keeps draining the mesh, because pausing it would stall every other
+//!   subscriber of the shard behind one slow client. Such a session's queue bound applies
+//!   (drops are counted), as for any slow subscriber.
 
 use super::*;
 
@@ -138,12 +139,6 @@ impl ShardState {
             false
         });
         self.gated = gated;
-        if let Some((session, since)) = self.mesh_pause
-            && !self.still_congested(GateCause::Session(session), since, now)
-        {
-            self.mesh_pause = None;
-            wake(&mut self.mesh_waker);
-        }
     }
 
     fn release_gate(&mut self, conn: ConnId) {
@@ -161,27 +156,5 @@ impl ShardState {
             held.clear();
             c.held_acks = held;
         }
-    }
-
-    /// A peer's message was just queued behind a congested session: stop draining the mesh.
-    pub(super) fn pause_mesh_if_congested(&mut self) {
-        if let Some(GateCause::Session(session)) = self.congestion.take()
-            && self.mesh_pause.is_none()
-        {
-            self.mesh_pause = Some((session, Instant::now()));
-        }
-    }
-
-    pub fn is_mesh_paused(&self) -> bool {
-        self.mesh_pause.is_some()
-    }
-
-    /// Whether the mesh task must wait before draining; registers its waker if so.
-    pub fn mesh_paused(&mut self, waker: &Waker) -> bool {
-        if self.mesh_pause.is_none() {
-            return false;
-        }
-        self.mesh_waker = Some(waker.clone());
-        true
     }
 }

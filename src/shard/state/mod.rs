@@ -274,9 +274,6 @@ pub struct ShardState {
     congestion: Option<flow::GateCause>,
     /// Connections whose acknowledgements are held.
     gated: Vec<ConnId>,
-    /// The mesh is not drained while this local session is congested (`flow`).
-    mesh_pause: Option<(usize, Instant)>,
-    mesh_waker: Option<Waker>,
     /// SUBACKs waiting for every peer to acknowledge a barrier (see `barrier`).
     pending_subacks: HashMap<u64, barrier::PendingSubAck>,
     next_barrier: u64,
@@ -321,8 +318,6 @@ impl ShardState {
             counters: Counters::default(),
             congestion: None,
             gated: Vec::new(),
-            mesh_pause: None,
-            mesh_waker: None,
             pending_subacks: HashMap::new(),
             next_barrier: 0,
             barrier_token: None,

@@ -90,16 +90,12 @@ impl ShardState {
         match msg {
             MeshMsg::Publish(msg) => {
                 let Some(msg) = still_fresh(msg) else { return };
-                self.congestion = None;
                 self.deliver_local(&msg, None);
-                self.pause_mesh_if_congested();
             }
             MeshMsg::Retain(msg) => {
                 let Some(msg) = still_fresh(msg) else { return };
-                self.congestion = None;
                 self.store_retained(&msg);
                 self.deliver_local(&msg, None);
-                self.pause_mesh_if_congested();
             }
             MeshMsg::Interest { filter, add: true } => {
                 // Peers only announce filters their own trie accepted.
@@ -111,9 +107,7 @@ impl ShardState {
             MeshMsg::ShareInterest { filter, add } => self.on_share_interest(from, filter, add),
             MeshMsg::SharedPublish { filter, msg } => {
                 let Some(msg) = still_fresh(msg) else { return };
-                self.congestion = None;
                 self.deliver_shared_local(&filter, &msg);
-                self.pause_mesh_if_congested();
             }
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
             MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),

@@ -17,7 +17,7 @@ impl ShardState {
             }
         }
         self.expired = expired;
-        if !self.gated.is_empty() || self.mesh_pause.is_some() {
+        if !self.gated.is_empty() {
             self.refresh_gates(now);
         }
         self.mesh.flush_wakes();
