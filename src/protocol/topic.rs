@@ -78,13 +78,23 @@ impl TopicName {
     #[inline(always)]
     pub(crate) fn decode(frame: &Bytes, range: Range<usize>) -> Result<Self, TopicError> {
         let field = &frame[range.clone()];
-        if field.len() <= INLINE_TOPIC_LEN {
-            if scan_slice(field)? {
-                return Err(TopicError::WildcardInName);
-            }
-            return Ok(Self::inline(field));
+        if field.len() > INLINE_TOPIC_LEN {
+            return Self::new(frame.slice(range));
         }
-        Self::new(frame.slice(range))
+        if scan_slice(field)? {
+            return Err(TopicError::WildcardInName);
+        }
+        // A copy of fixed size is a few vector moves where a copy of `len` bytes calls
+        // memcpy; the bytes past the name's length are never read as part of it.
+        let mut buf = [0; INLINE_TOPIC_LEN];
+        match frame.get(range.start..range.start + INLINE_TOPIC_LEN) {
+            Some(window) => buf.copy_from_slice(window),
+            None => buf[..field.len()].copy_from_slice(field),
+        }
+        Ok(Self(Repr::Inline {
+            len: field.len() as u8,
+            buf,
+        }))
     }
 
     /// Copies `name`, which the caller has validated and which fits inline.
