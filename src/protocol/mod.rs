@@ -11,8 +11,8 @@
 //! - `connect`, `publish`, `subscribe`, `control`: decode and encode, one file per family.
 //!
 //! `decode` parses the fixed header, refuses a too-large packet before its body arrives, splits
-//! the frame off the read buffer and parses it from a `Bytes`, so PUBLISH topics and payloads
-//! share the read buffer instead of being copied.
+//! the frame off the read buffer and parses it from a `Bytes`, so PUBLISH payloads share the
+//! read buffer instead of being copied (short topics are copied inline, see `TopicName`).
 
 mod connect;
 mod control;

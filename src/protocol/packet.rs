@@ -85,7 +85,8 @@ pub struct ConnAck {
     pub properties: Properties,
 }
 
-/// PUBLISH (3.3). `topic` and `payload` are zero-copy slices of the read buffer.
+/// PUBLISH (3.3). `payload` is a zero-copy slice of the read buffer; `topic` is copied inline
+/// when short (see `TopicName`) and a slice of the read buffer otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
     pub dup: bool,

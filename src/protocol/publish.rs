@@ -1,5 +1,6 @@
 //! PUBLISH (3.3) and its acknowledgements PUBACK, PUBREC, PUBREL, PUBCOMP (3.4 - 3.7). The
-//! topic and payload of a decoded PUBLISH are zero-copy slices of the read buffer.
+//! payload of a decoded PUBLISH is a zero-copy slice of the read buffer; a short topic is
+//! copied inline instead of sliced.
 
 use super::error::{DecodeError, EncodeError};
 use super::packet::{Packet, PubResp, Publish};
