@@ -2,7 +2,7 @@
 
 use super::error::{DecodeError, EncodeError};
 use super::packet::{ConnAck, Connect, LastWill};
-use super::properties::{Properties, PropertyContext};
+use super::properties::{Properties, PropertyContext, decode_properties};
 use super::reasons;
 use super::topic::TopicName;
 use super::types::{ProtocolVersion, QoS};
@@ -91,18 +91,6 @@ pub(crate) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
         password,
         properties,
     })
-}
-
-fn decode_properties(
-    r: &mut Reader,
-    version: ProtocolVersion,
-    ctx: PropertyContext,
-) -> Result<Properties, DecodeError> {
-    if version.has_properties() {
-        Properties::decode(r, ctx)
-    } else {
-        Ok(Properties::default())
-    }
 }
 
 fn decode_will(

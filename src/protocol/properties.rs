@@ -4,6 +4,7 @@
 use super::error::{DecodeError, EncodeError};
 use super::string::MqttString;
 use super::topic::TopicName;
+use super::types::ProtocolVersion;
 use super::wire::{Reader, prefixed_len, put_binary, put_string, put_var_int, var_int_len};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
@@ -696,6 +697,44 @@ impl Sink for Writer<'_> {
     fn binary(&mut self, id: u8, v: &[u8]) -> Result<(), EncodeError> {
         self.0.put_u8(id);
         put_binary(self.0, v)
+    }
+}
+
+/// Properties exist only in 5.0: earlier versions decode none, and encode and count none.
+pub(crate) fn decode_properties(
+    r: &mut Reader,
+    version: ProtocolVersion,
+    ctx: PropertyContext,
+) -> Result<Properties, DecodeError> {
+    if version.has_properties() {
+        Properties::decode(r, ctx)
+    } else {
+        Ok(Properties::default())
+    }
+}
+
+pub(crate) fn properties_len(
+    properties: &Properties,
+    version: ProtocolVersion,
+    ctx: PropertyContext,
+) -> usize {
+    if version.has_properties() {
+        properties.encoded_len(ctx)
+    } else {
+        0
+    }
+}
+
+pub(crate) fn encode_properties(
+    properties: &Properties,
+    version: ProtocolVersion,
+    ctx: PropertyContext,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    if version.has_properties() {
+        properties.encode(ctx, out)
+    } else {
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use super::error::{DecodeError, EncodeError};
 use super::packet::{
     RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-use super::properties::{Properties, PropertyContext};
+use super::properties::{PropertyContext, decode_properties, encode_properties, properties_len};
 use super::publish::decode_packet_id;
 use super::reasons;
 use super::topic::TopicFilter;
@@ -15,43 +15,6 @@ use bytes::{BufMut, BytesMut};
 const NO_LOCAL: u8 = 0x04;
 const RETAIN_AS_PUBLISHED: u8 = 0x08;
 const RETAIN_HANDLING_SHIFT: u8 = 4;
-
-fn decode_properties(
-    r: &mut Reader,
-    version: ProtocolVersion,
-    ctx: PropertyContext,
-) -> Result<Properties, DecodeError> {
-    if version.has_properties() {
-        Properties::decode(r, ctx)
-    } else {
-        Ok(Properties::default())
-    }
-}
-
-fn properties_len(
-    properties: &Properties,
-    version: ProtocolVersion,
-    ctx: PropertyContext,
-) -> usize {
-    if version.has_properties() {
-        properties.encoded_len(ctx)
-    } else {
-        0
-    }
-}
-
-fn encode_properties(
-    properties: &Properties,
-    version: ProtocolVersion,
-    ctx: PropertyContext,
-    out: &mut BytesMut,
-) -> Result<(), EncodeError> {
-    if version.has_properties() {
-        properties.encode(ctx, out)
-    } else {
-        Ok(())
-    }
-}
 
 fn decode_filter(r: &mut Reader) -> Result<TopicFilter, DecodeError> {
     TopicFilter::from_mqtt_string(r.string()?).map_err(DecodeError::TopicFilter)
