@@ -8,7 +8,9 @@ use broker_support::*;
 use ringmq::protocol::{Packet, ProtocolVersion, PubResp, QoS};
 use std::time::Duration;
 
-/// Interest between shards travels over the mesh; give it a moment after a SUBACK.
+/// Retained copies, unsubscriptions and session ends reach the other shard over the mesh;
+/// give them a moment. (A SUBACK needs no wait: it leaves only once every shard has the
+/// subscription.)
 fn settle() {
     std::thread::sleep(Duration::from_millis(100));
 }
@@ -49,7 +51,6 @@ fn every_qos_flows_both_ways_across_shards() {
         let mut sub = client(&broker, "sub", 0, version);
         let mut publisher = client(&broker, "pub", 1, version);
         sub.subscribe("q/#", QoS::ExactlyOnce);
-        settle();
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
             publish_and_complete(&mut publisher, "q/x", b"m", qos);
             let got = sub.expect_publish();
@@ -71,7 +72,6 @@ fn delivery_qos_is_the_minimum_of_publish_and_subscription_mqtt_3_8_4_6() {
     let mut publisher = client(&broker, "p", 1, ProtocolVersion::V4);
     sub1.subscribe("min/t", QoS::AtLeastOnce);
     sub0.subscribe("min/t", QoS::AtMostOnce);
-    settle();
     publish_and_complete(&mut publisher, "min/t", b"2", QoS::ExactlyOnce);
     assert_eq!(sub1.expect_publish().qos, QoS::AtLeastOnce);
     assert_eq!(sub0.expect_publish().qos, QoS::AtMostOnce);
@@ -86,7 +86,6 @@ fn overlapping_subscriptions_deliver_once_at_the_highest_qos_mqtt_3_3_5_1() {
     sub.subscribe("o/+", QoS::AtMostOnce);
     sub.subscribe("o/#", QoS::AtLeastOnce);
     let mut publisher = client(&broker, "op", 1, ProtocolVersion::V4);
-    settle();
     publish_and_complete(&mut publisher, "o/a", b"x", QoS::AtLeastOnce);
     let got = sub.expect_publish();
     assert_eq!(got.qos, QoS::AtLeastOnce);
@@ -135,7 +134,6 @@ fn live_subscribers_get_retain_0_in_3_1_1_mqtt_3_3_1_9() {
     let mut sub = client(&broker, "lr", 0, ProtocolVersion::V4);
     sub.subscribe("lr/t", QoS::AtMostOnce);
     let mut publisher = client(&broker, "lp", 1, ProtocolVersion::V4);
-    settle();
     publisher.send(&publish("lr/t", b"x", QoS::AtMostOnce, None, true));
     assert!(!sub.expect_publish().retain);
 }
@@ -169,7 +167,6 @@ fn rumqttc_v4_qos1_publish_subscribe_across_shards() {
         Ok(Ok(_)) => None,
         other => panic!("subscriber: {other:?}"),
     });
-    settle();
     let pub_opts = MqttOptions::new(id_on_shard("rv4p", 1), "127.0.0.1", broker.port());
     let (publisher, mut pub_conn) = Client::new(pub_opts, 10);
     publisher
@@ -204,7 +201,6 @@ fn rumqttc_v5_qos2_publish_subscribe_across_shards() {
         Ok(Ok(_)) => None,
         other => panic!("subscriber: {other:?}"),
     });
-    settle();
     let pub_opts = MqttOptions::new(id_on_shard("rv5p", 0), "127.0.0.1", broker.port());
     let (publisher, mut pub_conn) = Client::new(pub_opts, 10);
     publisher
@@ -241,7 +237,6 @@ fn qos1_stream_arrives_complete_and_in_order_across_shards_mqtt_4_6_0_6() {
     let mut sub = client(&broker, "order-s", 0, ProtocolVersion::V4);
     sub.subscribe("seq", QoS::AtLeastOnce);
     let mut publisher = client(&broker, "order-p", 1, ProtocolVersion::V4);
-    settle();
     const N: u16 = 500;
     for i in 1..=N {
         publisher.send(&publish(
@@ -270,7 +265,6 @@ fn a_subscriber_that_never_reads_does_not_stall_the_others() {
     let mut reader = client(&broker, "reader", 0, ProtocolVersion::V4);
     reader.subscribe("big", QoS::AtLeastOnce);
     let mut publisher = client(&broker, "bigpub", 1, ProtocolVersion::V4);
-    settle();
     const N: u16 = 100;
     let payload = vec![7u8; 64 * 1024];
     let reading = std::thread::spawn(move || {
@@ -396,7 +390,6 @@ fn shared_subscription_delivers_each_message_to_one_member_across_shards_mqtt_4_
     let mut watcher = client(&broker, "all", 1, ProtocolVersion::V5);
     watcher.subscribe("jobs/#", QoS::AtMostOnce);
     let mut publisher = client(&broker, "boss", 0, ProtocolVersion::V5);
-    settle();
     const N: u16 = 40;
     for i in 1..=N {
         publisher.send(&publish(
@@ -445,7 +438,6 @@ fn subscription_identifiers_of_every_matching_subscription_are_sent_mqtt_3_3_4_3
     }
     plain.subscribe("s/#", QoS::AtMostOnce);
     let mut publisher = client(&broker, "sp", 1, ProtocolVersion::V4);
-    settle();
     publisher.send(&publish("s/a", b"x", QoS::AtMostOnce, None, true));
     let mut ids = tagged
         .expect_publish()

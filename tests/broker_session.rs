@@ -15,7 +15,6 @@ fn watcher(broker: &Broker, filter_str: &str, shard: usize) -> RawClient {
     let id = id_on_shard("watch", shard);
     let (mut c, _) = RawClient::connect(broker, connect_packet(ProtocolVersion::V4, &id, true));
     c.subscribe(filter_str, QoS::AtLeastOnce);
-    settle();
     c
 }
 
@@ -167,7 +166,6 @@ fn unacknowledged_qos1_is_resent_with_dup_on_reconnect_mqtt_4_4_0_1() {
     let pub_id = id_on_shard("dup-pub", 0);
     let (mut publisher, _) =
         RawClient::connect(&broker, connect_packet(ProtocolVersion::V4, &pub_id, true));
-    settle();
     publisher.send(&publish(
         "dup/t",
         b"again",
@@ -210,7 +208,6 @@ fn clean_session_discards_the_old_session_mqtt_3_1_2_6() {
     let pub_id = id_on_shard("fresh-pub", 1);
     let (mut publisher, _) =
         RawClient::connect(&broker, connect_packet(ProtocolVersion::V4, &pub_id, true));
-    settle();
     publisher.send(&publish("c/t", b"x", QoS::AtLeastOnce, Some(1), false));
     assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
     sub.expect_silence(Duration::from_millis(300));
@@ -385,7 +382,6 @@ fn messages_over_the_client_maximum_packet_size_are_not_sent_mqtt_3_1_2_25() {
     let pub_id = id_on_shard("mps-pub", 1);
     let (mut publisher, _) =
         RawClient::connect(&broker, connect_packet(ProtocolVersion::V4, &pub_id, true));
-    settle();
     let big = [0u8; 200];
     publisher.send(&publish("mps/t", &big, QoS::AtLeastOnce, Some(1), false));
     assert!(matches!(publisher.expect_packet(), Packet::PubAck(_)));
