@@ -23,10 +23,26 @@ pub struct Config {
     pub shards: NonZeroUsize,
     /// Connections accepted at once over all shards; each shard takes its share.
     pub max_connections: NonZeroUsize,
+    /// New connections accepted per second over all shards (each shard takes its share);
+    /// `None`: unlimited. Over it a CONNECT is refused with 0x9F Connection rate exceeded.
+    pub max_connection_rate: Option<NonZeroU32>,
     pub mqtt: MqttConfig,
     pub queues: QueueConfig,
     pub retained: RetainedConfig,
     pub runtime: RuntimeConfig,
+    /// When set, every CONNECT is refused with a redirection (MQTT 5.0 section 4.11).
+    pub redirect: Option<Redirect>,
+}
+
+/// Server redirection: clients are sent elsewhere instead of being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The Server Reference sent to 5.0 clients: a valid MQTT UTF-8 string, its format is
+    /// not specified (4.11); commonly `host:port`, several separated by spaces.
+    pub server_reference: String,
+    /// 0x9D Server moved (the client should use the other server from now on) instead of
+    /// 0x9C Use another server (temporarily).
+    pub permanent: bool,
 }
 
 /// Limits the broker announces in CONNACK and enforces per connection.
@@ -58,6 +74,9 @@ pub struct QueueConfig {
     pub max_queued_bytes: NonZeroUsize,
     /// Encoded bytes waiting to be written per connection before it counts as slow.
     pub outbound_buffer_limit: NonZeroUsize,
+    /// How long a connection may stay slow (its writer making no progress) before it is
+    /// disconnected (5.0: DISCONNECT 0x97 Quota exceeded, best effort).
+    pub stall_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +142,8 @@ pub enum ConfigError {
         field: &'static str,
         value: u64,
     },
+    /// `redirect.server_reference` is not a valid MQTT UTF-8 string.
+    BadServerReference(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -143,6 +164,12 @@ impl fmt::Display for ConfigError {
             Self::NotPowerOfTwo { field, value } => {
                 write!(f, "{field} = {value} is not a power of two")
             }
+            Self::BadServerReference(why) => {
+                write!(
+                    f,
+                    "redirect.server_reference is not a valid MQTT string: {why}"
+                )
+            }
         }
     }
 }
@@ -157,10 +184,13 @@ pub struct RawConfig {
     /// 0: one shard per core available to the process.
     pub shards: usize,
     pub max_connections: usize,
+    /// 0: unlimited.
+    pub max_connection_rate: u32,
     pub mqtt: RawMqtt,
     pub queues: RawQueues,
     pub retained: RawRetained,
     pub runtime: RawRuntime,
+    pub redirect: RawRedirect,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +211,7 @@ pub struct RawQueues {
     pub max_queued_messages: usize,
     pub max_queued_bytes: usize,
     pub outbound_buffer_limit: usize,
+    pub stall_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +220,14 @@ pub struct RawRetained {
     pub enabled: bool,
     pub max_messages: usize,
     pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRedirect {
+    /// Empty: no redirection.
+    pub server_reference: String,
+    pub permanent: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,10 +245,12 @@ impl Default for RawConfig {
             listen: "0.0.0.0:1883".into(),
             shards: 0,
             max_connections: 100_000,
+            max_connection_rate: 0,
             mqtt: RawMqtt::default(),
             queues: RawQueues::default(),
             retained: RawRetained::default(),
             runtime: RawRuntime::default(),
+            redirect: RawRedirect::default(),
         }
     }
 }
@@ -234,6 +275,7 @@ impl Default for RawQueues {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             outbound_buffer_limit: 2 * 1024 * 1024,
+            stall_timeout_ms: 30_000,
         }
     }
 }
@@ -300,6 +342,7 @@ impl RawConfig {
             listen,
             shards,
             max_connections: nonzero_usize("max_connections", self.max_connections)?,
+            max_connection_rate: NonZeroU32::new(self.max_connection_rate),
             mqtt: self.mqtt.validate()?,
             queues: self.queues.validate()?,
             retained: RetainedConfig {
@@ -308,7 +351,23 @@ impl RawConfig {
                 max_bytes: self.retained.max_bytes,
             },
             runtime: self.runtime.validate()?,
+            redirect: self.redirect.validate()?,
         })
+    }
+}
+
+impl RawRedirect {
+    fn validate(self) -> Result<Option<Redirect>, ConfigError> {
+        if self.server_reference.is_empty() {
+            return Ok(None);
+        }
+        // It goes out as a CONNACK property: a UTF-8 Encoded String (1.5.4).
+        crate::protocol::string::validate(self.server_reference.as_bytes())
+            .map_err(|e| ConfigError::BadServerReference(format!("{e:?}")))?;
+        Ok(Some(Redirect {
+            server_reference: self.server_reference,
+            permanent: self.permanent,
+        }))
     }
 }
 
@@ -354,6 +413,12 @@ impl RawQueues {
                 "queues.outbound_buffer_limit",
                 self.outbound_buffer_limit,
             )?,
+            stall_timeout: Duration::from_millis(in_range(
+                "queues.stall_timeout_ms",
+                self.stall_timeout_ms,
+                10,
+                86_400_000,
+            )?),
         })
     }
 }
@@ -420,14 +485,24 @@ impl Config {
         let r = &self.retained;
         let rt = &self.runtime;
         let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
+        let (server_reference, permanent) = self
+            .redirect
+            .as_ref()
+            .map_or(("", false), |r| (r.server_reference.as_str(), r.permanent));
+        // A TOML basic string, escaped by the toml crate itself.
+        let server_reference = toml::Value::String(server_reference.to_owned());
         format!(
             r#"# ringmq configuration. Every key is optional; the values below are the defaults.
 
 listen = "{listen}"
 # One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
 shards = {shards}
-# Connections over all shards.
+# Connections over all shards; over it a CONNECT gets CONNACK 0x97 Quota exceeded
+# (3.1.1: 0x03 Server unavailable).
 max_connections = {max_connections}
+# New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
+# rate exceeded (3.1.1: 0x03). 0 = unlimited.
+max_connection_rate = {max_connection_rate}
 
 [mqtt]
 # Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
@@ -451,6 +526,9 @@ max_queued_messages = {max_queued_messages}
 max_queued_bytes = {max_queued_bytes}
 # Unwritten bytes per connection before it counts as slow.
 outbound_buffer_limit = {outbound_buffer_limit}
+# How long (milliseconds) a connection may stay over that limit with its writer stuck before it
+# is disconnected (5.0: DISCONNECT 0x97 Quota exceeded, sent if the client still reads).
+stall_timeout_ms = {stall_timeout_ms}
 
 [retained]
 enabled = {enabled}
@@ -466,10 +544,18 @@ io_uring_entries = {io_uring_entries}
 defer_taskrun = {defer_taskrun}
 # Timer resolution in milliseconds (keep alive and expiry checks).
 timer_tick_ms = {timer_tick_ms}
+
+[redirect]
+# Non-empty: refuse every CONNECT and send the client here (MQTT 5.0 Server Reference, 4.11).
+# 5.0 clients get CONNACK 0x9C Use another server, or 0x9D Server moved when permanent;
+# 3.1.1 clients get 0x03 Server unavailable.
+server_reference = {server_reference}
+permanent = {permanent}
 "#,
             listen = self.listen,
             shards = self.shards,
             max_connections = self.max_connections,
+            max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
             max_packet_size = m.max_packet_size,
             max_keepalive = or_zero(m.max_keepalive),
             zero_keepalive = or_zero(m.zero_keepalive),
@@ -480,6 +566,7 @@ timer_tick_ms = {timer_tick_ms}
             max_queued_messages = q.max_queued_messages,
             max_queued_bytes = q.max_queued_bytes,
             outbound_buffer_limit = q.outbound_buffer_limit,
+            stall_timeout_ms = q.stall_timeout.as_millis(),
             enabled = r.enabled,
             max_messages = r.max_messages,
             max_bytes = r.max_bytes,
@@ -519,6 +606,31 @@ mod tests {
         c.retained.enabled = false;
         c.listen = SocketAddr::from(([127, 0, 0, 1], 18830));
         assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    }
+
+    #[test]
+    fn connection_rate_redirect_and_stall_timeout_read_back() {
+        let mut c = Config::default();
+        assert_eq!(c.max_connection_rate, None, "unlimited by default");
+        assert_eq!(c.redirect, None, "no redirection by default");
+        assert_eq!(c.queues.stall_timeout, Duration::from_secs(30));
+        c.max_connection_rate = NonZeroU32::new(250);
+        c.queues.stall_timeout = Duration::from_millis(1500);
+        c.redirect = Some(Redirect {
+            server_reference: "a:1883 \"b\":1883".into(),
+            permanent: true,
+        });
+        assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    }
+
+    #[test]
+    fn a_server_reference_must_be_a_valid_mqtt_string() {
+        assert!(matches!(
+            refused("[redirect]\nserver_reference = \"a\\u0000b\""),
+            ConfigError::BadServerReference(_)
+        ));
+        let c = Config::from_toml_str("[redirect]\nserver_reference = \"\"");
+        assert_eq!(c.map(|c| c.redirect), Ok(None), "empty means off");
     }
 
     #[test]
@@ -580,6 +692,13 @@ mod tests {
             refused("[mqtt]\nmax_packet_size = 300000000"),
             ConfigError::OutOfRange {
                 field: "mqtt.max_packet_size",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused("[queues]\nstall_timeout_ms = 0"),
+            ConfigError::OutOfRange {
+                field: "queues.stall_timeout_ms",
                 ..
             }
         ));

@@ -6,7 +6,7 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
-use super::state::{ConnId, ShardState, WriterStep};
+use super::state::{ConnId, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use bytes::BytesMut;
@@ -36,6 +36,12 @@ const READ_BUF: usize = 64 * 1024;
 const MAX_IDLE_WRITE_BUF: usize = 1024 * 1024;
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused connection (over the connection or rate limit) may take to send its
+/// CONNECT and take the CONNACK: short, since these arrive when the broker is already full.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest CONNECT a refused connection may send; a larger one is closed without a
+/// CONNACK, which bounds the buffer each refusal holds.
+const REFUSAL_MAX_PACKET: usize = 16 * 1024;
 
 /// Why reading the CONNECT ended without one.
 enum ConnectFailure {
@@ -53,16 +59,20 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
-            return refuse(stream, &connack_refusal(reason), version).await;
+            return refuse(stream, &connack_refusal(reason, None), version).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => {
-            let connack = connack_refusal(refusal.reason);
-            return refuse(stream, &connack, refusal.version).await;
+        Err(Refusal {
+            version,
+            reason,
+            server_reference,
+        }) => {
+            let connack = connack_refusal(reason, server_reference);
+            return refuse(stream, &connack, version).await;
         }
     };
     let (me, shards) = {
@@ -108,11 +118,37 @@ pub async fn serve_handoff(state: Shared, handoff: Handoff) {
     run_at_home(state, stream, handoff.connect, arrival, handoff.leftover).await;
 }
 
-fn connack_refusal(reason: ReasonCode) -> Packet {
+/// Answers a connection the shard will not serve (over its connection or rate limit): reads
+/// its CONNECT, within `REFUSAL_TIMEOUT` and `REFUSAL_MAX_PACKET`, so that the CONNACK can
+/// be in the client's protocol version, answers with `reason`, and closes
+/// [MQTT-3.2.2-7]. `ShardState::on_accept` bounds how many of these run at once.
+pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonCode) {
+    let answer = async {
+        let _ = stream.set_nodelay(true);
+        match read_connect(&mut stream, REFUSAL_MAX_PACKET).await {
+            Ok((connect, _)) => {
+                refuse(stream, &connack_refusal(reason, None), connect.version).await;
+            }
+            Err(ConnectFailure::Refuse(reason, version)) => {
+                refuse(stream, &connack_refusal(reason, None), version).await;
+            }
+            Err(ConnectFailure::Close) => {}
+        }
+    };
+    // Dropping a pending read or write on timeout is fine: the connection closes.
+    let _ = monoio::time::timeout(REFUSAL_TIMEOUT, answer).await;
+    state.borrow_mut().end_refusal();
+}
+
+/// A refusing CONNACK: Session Present 0 [MQTT-3.2.2-6]. The Server Reference only goes to
+/// 5.0 clients (the 3.1.1 encoding has no properties).
+fn connack_refusal(reason: ReasonCode, server_reference: Option<protocol::MqttString>) -> Packet {
+    let mut properties = protocol::Properties::default();
+    properties.server_reference = server_reference;
     Packet::ConnAck(ConnAck {
         session_present: false,
         reason,
-        properties: Default::default(),
+        properties,
     })
 }
 

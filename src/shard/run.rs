@@ -2,7 +2,8 @@
 
 use super::MeshMsg;
 use super::conn::{self, Shared};
-use super::state::{Counters, Limits, ShardState};
+use super::state::{Admission, Counters, Limits, ShardState};
+use crate::config::Redirect;
 use crate::mesh::MeshEnds;
 use crate::runtime::ShardSetup;
 use monoio::net::TcpListener;
@@ -25,8 +26,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The shard's main, for `runtime::run`.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let limits = Limits::from_config(&setup.config);
+    let redirect = setup.config.redirect.clone();
     let shutdown = setup.shutdown.wait();
-    serve(setup.listener, setup.mesh, limits, shutdown).await;
+    serve(setup.listener, setup.mesh, limits, redirect, shutdown).await;
 }
 
 /// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
@@ -34,10 +36,12 @@ pub async fn serve(
     listener: TcpListener,
     mesh: MeshEnds<MeshMsg>,
     limits: Limits,
+    redirect: Option<Redirect>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let state: Shared = Rc::new(RefCell::new(ShardState::new(mesh, limits, Instant::now())));
-    let max_connections = limits.max_connections;
+    let mut shard = ShardState::new(mesh, limits, Instant::now());
+    shard.set_redirect(redirect.as_ref());
+    let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick));
     monoio::spawn(overflow_task(state.clone()));
@@ -56,10 +60,17 @@ pub async fn serve(
         match accepted {
             None => break,
             Some(Ok((stream, _))) => {
-                // Over the limit the socket is closed at once (dropped).
-                if state.borrow().connection_count() < max_connections {
-                    let accepted_at = Instant::now();
-                    monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
+                let accepted_at = Instant::now();
+                let admission = state.borrow_mut().on_accept(accepted_at);
+                match admission {
+                    Admission::Serve => {
+                        monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
+                    }
+                    Admission::Refuse(reason) => {
+                        monoio::spawn(conn::serve_refused(state.clone(), stream, reason));
+                    }
+                    // Too many refusals in flight already: closed at once (dropped).
+                    Admission::Close => drop(stream),
                 }
             }
             // Out of descriptors and similar: back off briefly instead of spinning.

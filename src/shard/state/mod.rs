@@ -18,12 +18,14 @@ use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
 
+mod admission;
 mod barrier;
 mod flow;
 mod peers;
 mod routing;
 mod shared;
 mod timers;
+pub use admission::Admission;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -50,6 +52,8 @@ pub struct Limits {
     pub max_session_expiry: u32,
     /// Connections this shard accepts at once.
     pub max_connections: usize,
+    /// New connections this shard accepts per second (`None`: unlimited).
+    pub max_connection_rate: Option<std::num::NonZeroU32>,
     /// Retained messages are stored (5.0 Retain Available).
     pub retain_available: bool,
     pub max_retained_messages: usize,
@@ -76,6 +80,10 @@ impl Limits {
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
             timer_tick: config.runtime.timer_tick,
             max_connections: config.max_connections.get().div_ceil(shards),
+            max_connection_rate: config
+                .max_connection_rate
+                .and_then(|rate| std::num::NonZeroU32::new(rate.get().div_ceil(shards as u32))),
+            stall_timeout: config.queues.stall_timeout,
             retain_available: config.retained.enabled,
             max_retained_messages: config.retained.max_messages,
             max_retained_bytes: config.retained.max_bytes,
@@ -97,6 +105,7 @@ impl Default for Limits {
             zero_keepalive: None,
             max_session_expiry: u32::MAX,
             max_connections: usize::MAX,
+            max_connection_rate: None,
             retain_available: true,
             max_retained_messages: usize::MAX,
             max_retained_bytes: usize::MAX,
@@ -118,6 +127,8 @@ pub struct ConnId {
 enum TimerKey {
     KeepAlive(ConnId),
     Stalled(ConnId),
+    /// A stalled connection was given `STALL_GRACE` to take its DISCONNECT; now it is cut.
+    StallGrace(ConnId),
     /// An offline session reaches its Session Expiry Interval; `epoch` tells a later
     /// disconnect of the same session apart.
     SessionExpiry {
@@ -218,6 +229,8 @@ pub enum WriterStep {
 pub struct Refusal {
     pub version: ProtocolVersion,
     pub reason: ReasonCode,
+    /// 5.0 Server Reference, with 0x9C Use another server / 0x9D Server moved.
+    pub server_reference: Option<protocol::MqttString>,
 }
 
 /// Counters a shard keeps (exposed for tests and the periodic stats line).
@@ -279,6 +292,11 @@ pub struct ShardState {
     next_barrier: u64,
     /// While a SUBSCRIBE is applied behind a barrier: its token (retained messages wait).
     barrier_token: Option<u64>,
+    /// New connections per second (`admission`).
+    rate: Option<admission::ConnectionRate>,
+    /// Refused connections being answered (bounded by `MAX_REFUSING`).
+    refusing: usize,
+    redirection: Option<admission::Redirection>,
 }
 
 impl ShardState {
@@ -321,6 +339,11 @@ impl ShardState {
             pending_subacks: HashMap::new(),
             next_barrier: 0,
             barrier_token: None,
+            rate: limits
+                .max_connection_rate
+                .map(|rate| admission::ConnectionRate::new(rate, now)),
+            refusing: 0,
+            redirection: None,
         }
     }
 
@@ -345,9 +368,13 @@ impl ShardState {
     /// Checks a CONNECT before anything else; on success returns the client id to use and
     /// whether the broker assigned it. An assigned id is picked so that this shard is its home.
     pub fn admit(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
+        if let Some(refusal) = self.redirection(connect.version) {
+            return Err(refusal);
+        }
         let refuse = |reason| Refusal {
             version: connect.version,
             reason,
+            server_reference: None,
         };
         if connect.version == ProtocolVersion::V5
             && connect.properties.authentication_method.is_some()

@@ -229,6 +229,116 @@ fn slow_subscriber_drops_qos0_queues_qos1_and_resumes_when_drained() {
 }
 
 #[test]
+fn a_stalled_v5_subscriber_gets_disconnect_0x97_instead_of_its_backlog_then_is_cut() {
+    let limits = Limits {
+        max_outbound_bytes: 40,
+        stall_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let sub = open(&mut state, ProtocolVersion::V5, "stuck");
+    state.on_packet(sub, subscribe("s/t", QoS::AtMostOnce));
+    drain_packets(&mut state, sub, ProtocolVersion::V5);
+    let publisher = open(&mut state, ProtocolVersion::V5, "p");
+    // The subscriber's writer never takes its buffer: it goes over the cap and stays there.
+    for _ in 0..4 {
+        state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None));
+    }
+    let start = Instant::now();
+    state.tick(start + Duration::from_millis(500));
+    assert!(
+        state.is_live(sub),
+        "not stalled for the whole stall timeout yet"
+    );
+    state.tick(start + Duration::from_millis(1300));
+    assert!(
+        !state.is_live(sub),
+        "closed once stalled for the stall timeout"
+    );
+    assert!(
+        !state.is_aborted(sub),
+        "but given the grace to take its DISCONNECT"
+    );
+    assert_eq!(state.counters().stalled_disconnects, 1);
+    // 3.14.2.1 0x97 Quota exceeded; the unsent backlog made way for it.
+    let packets = drain_packets(&mut state, sub, ProtocolVersion::V5);
+    match packets.as_slice() {
+        [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::QuotaExceeded),
+        other => panic!("expected only DISCONNECT 0x97, got {other:?}"),
+    }
+    state.tick(start + Duration::from_millis(1500) + timers::STALL_GRACE);
+    assert!(state.is_aborted(sub), "cut when the grace is over");
+}
+
+#[test]
+fn over_the_connection_limit_sockets_are_refused_with_0x97_and_refusals_are_bounded() {
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let now = Instant::now();
+    assert_eq!(state.on_accept(now), Admission::Serve);
+    let _served = open(&mut state, ProtocolVersion::V5, "one");
+    for _ in 0..admission::MAX_REFUSING {
+        assert_eq!(
+            state.on_accept(now),
+            Admission::Refuse(ReasonCode::QuotaExceeded)
+        );
+    }
+    assert_eq!(
+        state.on_accept(now),
+        Admission::Close,
+        "no more refusals at once"
+    );
+    state.end_refusal();
+    assert_eq!(
+        state.on_accept(now),
+        Admission::Refuse(ReasonCode::QuotaExceeded),
+        "a finished refusal makes room for the next"
+    );
+}
+
+#[test]
+fn over_the_connection_rate_sockets_are_refused_with_0x9f() {
+    let limits = Limits {
+        max_connection_rate: std::num::NonZeroU32::new(2),
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let now = Instant::now();
+    assert_eq!(state.on_accept(now), Admission::Serve);
+    assert_eq!(state.on_accept(now), Admission::Serve);
+    assert_eq!(
+        state.on_accept(now),
+        Admission::Refuse(ReasonCode::ConnectionRateExceeded)
+    );
+    assert_eq!(state.refusing(), 1);
+    state.end_refusal();
+    let later = now + Duration::from_millis(600);
+    assert_eq!(state.on_accept(later), Admission::Serve, "the rate refills");
+}
+
+#[test]
+fn a_redirecting_shard_refuses_every_connect_with_its_server_reference() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    state.set_redirect(Some(&crate::config::Redirect {
+        server_reference: "b:1883".into(),
+        permanent: true,
+    }));
+    for version in [ProtocolVersion::V5, ProtocolVersion::V4] {
+        let refusal = state.admit(&connect(version, "sent-away")).err();
+        let refusal = refusal.expect("a redirecting shard admits nobody");
+        assert_eq!(refusal.version, version);
+        assert_eq!(refusal.reason, ReasonCode::ServerMoved);
+        let reference = refusal.server_reference.as_ref().map(|r| r.as_str());
+        assert_eq!(reference, Some("b:1883"));
+    }
+    state.set_redirect(None);
+    assert!(state.admit(&connect(ProtocolVersion::V5, "served")).is_ok());
+}
+
+#[test]
 fn takeover_at_home_closes_the_old_connection_with_0x8e() {
     let (mut state, _peer) = two_shards(Limits::default(), 64);
     let old = open(&mut state, ProtocolVersion::V5, "same");
