@@ -123,9 +123,14 @@ pub async fn serve_handoff(state: Shared, handoff: Handoff) {
 /// be in the client's protocol version, answers with `reason`, and closes
 /// [MQTT-3.2.2-7]. `ShardState::on_accept` bounds how many of these run at once.
 pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonCode) {
+    let max_packet = state
+        .borrow()
+        .limits()
+        .max_packet_size
+        .min(REFUSAL_MAX_PACKET);
     let answer = async {
         let _ = stream.set_nodelay(true);
-        match read_connect(&mut stream, REFUSAL_MAX_PACKET).await {
+        match read_connect(&mut stream, max_packet).await {
             Ok((connect, _)) => {
                 refuse(stream, &connack_refusal(reason, None), connect.version).await;
             }
