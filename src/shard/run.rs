@@ -3,6 +3,7 @@
 use super::MeshMsg;
 use super::conn::{self, Shared};
 use super::state::{Counters, Limits, ShardState};
+use crate::auth::Methods;
 use crate::mesh::MeshEnds;
 use crate::runtime::ShardSetup;
 use monoio::net::TcpListener;
@@ -25,8 +26,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The shard's main, for `runtime::run`.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let limits = Limits::from_config(&setup.config);
+    // Each shard builds its own registry (no sharing across threads); the keys in the
+    // config were derived once when it was read.
+    let methods = Methods::from_credentials(&setup.config.auth.scram);
     let shutdown = setup.shutdown.wait();
-    serve(setup.listener, setup.mesh, limits, shutdown).await;
+    serve(setup.listener, setup.mesh, limits, methods, shutdown).await;
 }
 
 /// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
@@ -34,9 +38,12 @@ pub async fn serve(
     listener: TcpListener,
     mesh: MeshEnds<MeshMsg>,
     limits: Limits,
+    methods: Methods,
     shutdown: impl Future<Output = ()>,
 ) {
-    let state: Shared = Rc::new(RefCell::new(ShardState::new(mesh, limits, Instant::now())));
+    let mut shard = ShardState::new(mesh, limits, Instant::now());
+    shard.set_methods(methods);
+    let state: Shared = Rc::new(RefCell::new(shard));
     let max_connections = limits.max_connections;
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick));
