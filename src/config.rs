@@ -805,6 +805,48 @@ mod tests {
     }
 
     #[test]
+    fn scram_users_keep_keys_not_passwords_and_print_back_identically() {
+        let text = "[auth]\nexchange_timeout_ms = 500\n\
+                    [[auth.scram]]\nusername = \"alice\"\npassword = \"wonderland\"\n";
+        let c = Config::from_toml_str(text).expect("valid");
+        assert_eq!(c.auth.exchange_timeout, Duration::from_millis(500));
+        let [alice] = &c.auth.scram[..] else {
+            panic!("one user: {:?}", c.auth.scram)
+        };
+        assert_eq!(alice.salt.len(), scram::SALT_LEN);
+        let printed = c.to_toml();
+        assert!(!printed.contains("wonderland") && printed.contains("stored_key = "));
+        assert!(!format!("{c:?}").contains("wonderland"));
+        // The stored form reads back to the same keys (the password is not needed again).
+        assert_eq!(Config::from_toml_str(&printed), Ok(c));
+    }
+
+    #[test]
+    fn unusable_scram_users_are_refused() {
+        let user = |body: &str| format!("[[auth.scram]]\nusername = \"u\"\n{body}");
+        for body in [
+            "",
+            "password = \"p\"\nsalt = \"AAAA\"",
+            "password = \"p\"\niterations = 1000",
+            "salt = \"AAAA\"\nstored_key = \"AAAA\"\nserver_key = \"AAAA\"",
+        ] {
+            assert!(
+                matches!(refused(&user(body)), ConfigError::AuthUser { .. }),
+                "{body}"
+            );
+        }
+        let twice = format!(
+            "{}{}",
+            user("password = \"a\"\n"),
+            user("password = \"b\"\n")
+        );
+        assert_eq!(
+            refused(&twice).to_string(),
+            "auth.scram user \"u\": listed twice"
+        );
+    }
+
+    #[test]
     fn errors_read_clearly() {
         let e = ConfigError::OutOfRange {
             field: "mqtt.max_packet_size",
