@@ -1,5 +1,6 @@
 //! Connection IO, the only socket code of the broker: read the CONNECT, hand the socket to the
-//! client id's home shard, then one reader task and one writer task per connection.
+//! client id's home shard, run the 5.0 enhanced-authentication exchange there if the CONNECT
+//! named a method (`authenticate`), then one reader task and one writer task per connection.
 //!
 //! monoio 0.2.4 on io_uring loses the bytes of a read that is dropped while in flight, so no
 //! read is ever raced against anything (no select!/timeout around a read we keep using): the

@@ -1,5 +1,6 @@
 //! `ShardState`: everything one shard owns and every broker decision it makes (CONNECT
-//! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
+//! acceptance and takeover, re-authentication, routing, retained store, interest, keepalive,
+//! back-pressure).
 //! No sockets: connections are outbound byte buffers plus a waker for their writer task.
 
 use super::encode::PublishEncoder;
