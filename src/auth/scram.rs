@@ -98,7 +98,7 @@ pub fn random_bytes(len: usize) -> Result<Vec<u8>, getrandom::Error> {
     Ok(bytes)
 }
 
-/// The method: the configured users plus a random key that makes up a stable salt for
+/// The method: the configured users plus a secret key that makes up a stable salt for
 /// unknown user names, so a client cannot tell a wrong user from a wrong password
 /// (RFC 5802 section 5.1, "simulate").
 #[derive(Debug)]
@@ -121,10 +121,14 @@ impl fmt::Debug for Users {
 
 impl Scram {
     pub fn new(list: Vec<ScramCredential>) -> Self {
-        // Without the OS random source the decoy salts are merely predictable, which only
-        // tells an attacker that a user name does not exist.
-        let mut decoy_key = [0u8; 32];
-        let _ = getrandom::fill(&mut decoy_key);
+        // Derived from the users' ServerKeys (secret, and the same in every shard), so an
+        // unknown user gets the same decoy salt whichever shard is its client id's home.
+        let mut hasher = Sha256::new();
+        hasher.update(b"ringmq SCRAM decoy salt");
+        for user in &list {
+            hasher.update(user.server_key);
+        }
+        let decoy_key = hasher.finalize().into();
         Self {
             users: Rc::new(Users { list, decoy_key }),
         }
