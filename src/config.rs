@@ -1,6 +1,9 @@
 //! The broker's configuration: the TOML file format (`RawConfig`), its validation into typed
 //! values (`Config`), the built-in defaults, and printing a config back as commented TOML.
 
+use crate::auth::scram::{self, ScramCredential};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,6 +35,7 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// When set, every CONNECT is refused with a redirection (MQTT 5.0 section 4.11).
     pub redirect: Option<Redirect>,
+    pub auth: AuthConfig,
 }
 
 /// Server redirection: clients are sent elsewhere instead of being served.
@@ -43,6 +47,15 @@ pub struct Redirect {
     /// 0x9D Server moved (the client should use the other server from now on) instead of
     /// 0x9C Use another server (temporarily).
     pub permanent: bool,
+}
+
+/// MQTT 5.0 enhanced authentication (AUTH, section 4.12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// How long a client may take from CONNECT to the end of its authentication exchange.
+    pub exchange_timeout: Duration,
+    /// SCRAM-SHA-256 users, keys already derived; empty: the method is not offered.
+    pub scram: Vec<ScramCredential>,
 }
 
 /// Limits the broker announces in CONNACK and enforces per connection.
@@ -144,6 +157,11 @@ pub enum ConfigError {
     },
     /// `redirect.server_reference` is not a valid MQTT UTF-8 string.
     BadServerReference(String),
+    /// An `[[auth.scram]]` user entry is unusable.
+    AuthUser {
+        username: String,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -170,6 +188,9 @@ impl fmt::Display for ConfigError {
                     "redirect.server_reference is not a valid MQTT string: {why}"
                 )
             }
+            Self::AuthUser { username, reason } => {
+                write!(f, "auth.scram user {username:?}: {reason}")
+            }
         }
     }
 }
@@ -191,6 +212,37 @@ pub struct RawConfig {
     pub retained: RawRetained,
     pub runtime: RawRuntime,
     pub redirect: RawRedirect,
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAuth {
+    pub exchange_timeout_ms: u64,
+    pub scram: Vec<RawScramUser>,
+}
+
+/// One `[[auth.scram]]` entry: a `password` (keys derived at startup with a fresh random
+/// salt), or the stored form `salt` + `stored_key` + `server_key` (base64).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScramUser {
+    pub username: String,
+    pub password: Option<String>,
+    pub iterations: Option<u32>,
+    pub salt: Option<String>,
+    pub stored_key: Option<String>,
+    pub server_key: Option<String>,
+}
+
+impl fmt::Debug for RawScramUser {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawScramUser")
+            .field("username", &self.username)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +303,16 @@ impl Default for RawConfig {
             retained: RawRetained::default(),
             runtime: RawRuntime::default(),
             redirect: RawRedirect::default(),
+            auth: RawAuth::default(),
+        }
+    }
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            exchange_timeout_ms: 10_000,
+            scram: Vec::new(),
         }
     }
 }
@@ -352,6 +414,7 @@ impl RawConfig {
             },
             runtime: self.runtime.validate()?,
             redirect: self.redirect.validate()?,
+            auth: self.auth.validate()?,
         })
     }
 }
@@ -368,6 +431,89 @@ impl RawRedirect {
             server_reference: self.server_reference,
             permanent: self.permanent,
         }))
+    }
+}
+
+impl RawAuth {
+    fn validate(self) -> Result<AuthConfig, ConfigError> {
+        let timeout_ms = in_range(
+            "auth.exchange_timeout_ms",
+            self.exchange_timeout_ms,
+            1,
+            3_600_000,
+        )?;
+        let mut scram = Vec::with_capacity(self.scram.len());
+        for user in self.scram {
+            let credential = user.validate()?;
+            if scram
+                .iter()
+                .any(|u: &ScramCredential| u.username == credential.username)
+            {
+                return Err(ConfigError::AuthUser {
+                    username: credential.username,
+                    reason: "listed twice",
+                });
+            }
+            scram.push(credential);
+        }
+        Ok(AuthConfig {
+            exchange_timeout: Duration::from_millis(timeout_ms),
+            scram,
+        })
+    }
+}
+
+impl RawScramUser {
+    fn validate(self) -> Result<ScramCredential, ConfigError> {
+        let username = self.username;
+        let refuse = |reason| ConfigError::AuthUser {
+            username: username.clone(),
+            reason,
+        };
+        if username.is_empty() || username.len() > 255 {
+            return Err(refuse("the user name must have 1 to 255 bytes"));
+        }
+        let iterations = self.iterations.unwrap_or(scram::MIN_ITERATIONS);
+        let iterations = NonZeroU32::new(iterations)
+            .filter(|i| i.get() >= scram::MIN_ITERATIONS)
+            .ok_or_else(|| refuse("iterations must be at least 4096 (RFC 7677)"))?;
+        let stored = (self.salt, self.stored_key, self.server_key);
+        match (self.password, stored) {
+            (Some(password), (None, None, None)) => {
+                let salt = scram::random_bytes(scram::SALT_LEN)
+                    .map_err(|_| refuse("no OS randomness for the salt"))?;
+                Ok(ScramCredential::from_password(
+                    username.clone(),
+                    &password,
+                    salt,
+                    iterations,
+                ))
+            }
+            (None, (Some(salt), Some(stored_key), Some(server_key))) => {
+                let salt = BASE64.decode(salt).ok().filter(|s| !s.is_empty());
+                let key = |k: String| {
+                    BASE64
+                        .decode(k)
+                        .ok()
+                        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                };
+                match (salt, key(stored_key), key(server_key)) {
+                    (Some(salt), Some(stored_key), Some(server_key)) => Ok(ScramCredential {
+                        username: username.clone(),
+                        salt,
+                        iterations,
+                        stored_key,
+                        server_key,
+                    }),
+                    _ => Err(refuse(
+                        "salt, stored_key and server_key must be base64 (keys of 32 bytes)",
+                    )),
+                }
+            }
+            _ => Err(refuse(
+                "give either password or salt + stored_key + server_key",
+            )),
+        }
     }
 }
 
@@ -484,6 +630,7 @@ impl Config {
         let q = &self.queues;
         let r = &self.retained;
         let rt = &self.runtime;
+        let users: String = self.auth.scram.iter().map(scram_user_toml).collect();
         let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
         let (server_reference, permanent) = self
             .redirect
@@ -551,7 +698,18 @@ timer_tick_ms = {timer_tick_ms}
 # 3.1.1 clients get 0x03 Server unavailable.
 server_reference = {server_reference}
 permanent = {permanent}
-"#,
+
+[auth]
+# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
+# its AUTH exchange, in milliseconds.
+exchange_timeout_ms = {exchange_timeout_ms}
+# SCRAM-SHA-256 users; none = the method is not offered (CONNACK 0x8C). Either
+#   [[auth.scram]]
+#   username = "alice"
+#   password = "..."        # keys derived at startup (random salt), password not kept
+#   iterations = 4096       # optional, at least 4096
+# or the stored form printed below (base64 salt, StoredKey and ServerKey).
+{users}"#,
             listen = self.listen,
             shards = self.shards,
             max_connections = self.max_connections,
@@ -574,8 +732,21 @@ permanent = {permanent}
             io_uring_entries = rt.io_uring_entries,
             defer_taskrun = rt.defer_taskrun,
             timer_tick_ms = rt.timer_tick.as_millis(),
+            exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
         )
     }
+}
+
+/// One SCRAM user in the stored form (no password to print).
+fn scram_user_toml(user: &ScramCredential) -> String {
+    format!(
+        "[[auth.scram]]\nusername = {}\niterations = {}\nsalt = \"{}\"\nstored_key = \"{}\"\nserver_key = \"{}\"\n",
+        toml::Value::String(user.username.clone()),
+        user.iterations,
+        BASE64.encode(&user.salt),
+        BASE64.encode(user.stored_key),
+        BASE64.encode(user.server_key),
+    )
 }
 
 #[cfg(test)]
@@ -749,6 +920,48 @@ mod tests {
         assert_eq!(
             MqttConfig::keepalive_timeout(1),
             Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn scram_users_keep_keys_not_passwords_and_print_back_identically() {
+        let text = "[auth]\nexchange_timeout_ms = 500\n\
+                    [[auth.scram]]\nusername = \"alice\"\npassword = \"wonderland\"\n";
+        let c = Config::from_toml_str(text).expect("valid");
+        assert_eq!(c.auth.exchange_timeout, Duration::from_millis(500));
+        let [alice] = &c.auth.scram[..] else {
+            panic!("one user: {:?}", c.auth.scram)
+        };
+        assert_eq!(alice.salt.len(), scram::SALT_LEN);
+        let printed = c.to_toml();
+        assert!(!printed.contains("wonderland") && printed.contains("stored_key = "));
+        assert!(!format!("{c:?}").contains("wonderland"));
+        // The stored form reads back to the same keys (the password is not needed again).
+        assert_eq!(Config::from_toml_str(&printed), Ok(c));
+    }
+
+    #[test]
+    fn unusable_scram_users_are_refused() {
+        let user = |body: &str| format!("[[auth.scram]]\nusername = \"u\"\n{body}");
+        for body in [
+            "",
+            "password = \"p\"\nsalt = \"AAAA\"",
+            "password = \"p\"\niterations = 1000",
+            "salt = \"AAAA\"\nstored_key = \"AAAA\"\nserver_key = \"AAAA\"",
+        ] {
+            assert!(
+                matches!(refused(&user(body)), ConfigError::AuthUser { .. }),
+                "{body}"
+            );
+        }
+        let twice = format!(
+            "{}{}",
+            user("password = \"a\"\n"),
+            user("password = \"b\"\n")
+        );
+        assert_eq!(
+            refused(&twice).to_string(),
+            "auth.scram user \"u\": listed twice"
         );
     }
 

@@ -8,6 +8,8 @@
 //! - [`trie`]: the per-shard subscription trie (topic filter -> local subscribers).
 //! - [`mesh`]: the lock-free SPSC ring, the N x N wiring between shards, and the messages
 //!   that cross it.
+//! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
+//!   sans-IO.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, trie, wheel and mesh ends.
@@ -15,6 +17,7 @@
 //!
 //! `docs/architecture.md` draws the ownership and the path of a publish.
 
+pub mod auth;
 pub mod config;
 pub mod mesh;
 pub mod protocol;

@@ -332,7 +332,7 @@ impl Session {
             Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
             Packet::Disconnect(disconnect) => self.on_disconnect(disconnect, out),
             // A second CONNECT is a protocol violation [MQTT-3.1.0-2]; so is any packet only
-            // a server sends, and AUTH (no enhanced authentication is offered).
+            // a server sends. AUTH is the shard's (`ShardState::on_auth`) and never gets here.
             Packet::Connect(_)
             | Packet::ConnAck(_)
             | Packet::SubAck(_)

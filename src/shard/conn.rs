@@ -1,15 +1,19 @@
 //! Connection IO, the only socket code of the broker: read the CONNECT, hand the socket to the
-//! client id's home shard, then one reader task and one writer task per connection.
+//! client id's home shard, run the 5.0 enhanced-authentication exchange there if the CONNECT
+//! named a method (`authenticate`), then one reader task and one writer task per connection.
 //!
 //! monoio 0.2.4 on io_uring loses the bytes of a read that is dropped while in flight, so no
 //! read is ever raced against anything (no select!/timeout around a read we keep using): the
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
-use super::state::{ConnId, Refusal, ShardState, WriterStep};
+use super::state::{Authenticated, ConnId, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
-use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
-use bytes::BytesMut;
+use crate::auth::{Authentication, Reply};
+use crate::protocol::{
+    self, ConnAck, Connect, DecodeError, MqttString, Packet, ProtocolVersion, ReasonCode,
+};
+use bytes::{Bytes, BytesMut};
 use monoio::buf::{IoBuf, IoBufMut, SliceMut};
 use monoio::io::{
     AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, CancelableAsyncWriteRent, Canceller,
@@ -158,11 +162,18 @@ fn connack_refusal(reason: ReasonCode, server_reference: Option<protocol::MqttSt
 }
 
 async fn refuse(mut stream: TcpStream, connack: &Packet, version: ProtocolVersion) {
-    let mut out = BytesMut::new();
-    if protocol::encode(connack, version, &mut out).is_ok() {
-        let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
-    }
+    let _ = send(&mut stream, connack, version).await;
     let _ = stream.shutdown().await;
+}
+
+/// Writes one packet straight to the socket (before the connection has a writer task).
+async fn send(stream: &mut TcpStream, packet: &Packet, version: ProtocolVersion) -> bool {
+    let mut out = BytesMut::new();
+    if protocol::encode(packet, version, &mut out).is_err() {
+        return false;
+    }
+    let (res, _) = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
+    res.is_ok()
 }
 
 /// Reads until the first packet is complete. It must be CONNECT [MQTT-3.1.0-1]; an
@@ -214,9 +225,23 @@ async fn run_at_home(
     mut stream: TcpStream,
     connect: Box<Connect>,
     arrival: Arrival,
-    leftover: BytesMut,
+    mut leftover: BytesMut,
 ) {
     let _ = stream.set_nodelay(true);
+    // The exchange runs before anything touches the session: an unauthenticated client
+    // never takes over a connection or sees a session's state.
+    let authenticated = match connect.properties.authentication_method.clone() {
+        None => None,
+        Some(method) => {
+            match authenticate(&state, &mut stream, &connect, &method, leftover).await {
+                Some((done, rest)) => {
+                    leftover = rest;
+                    Some(done)
+                }
+                None => return,
+            }
+        }
+    };
     let superseded = state
         .borrow()
         .is_superseded(&arrival.client_id, arrival.accepted_at);
@@ -237,7 +262,8 @@ async fn run_at_home(
             assigned_id,
             accepted_at,
         } = arrival;
-        let conn = s.open_accepted(&connect, client_id, assigned_id, now, accepted_at);
+        let arrival = (client_id, assigned_id, accepted_at);
+        let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
         s.end_of_batch(conn, Instant::now());
         conn
@@ -245,6 +271,108 @@ async fn run_at_home(
     let (reader, writer) = stream.into_split();
     monoio::spawn(write_loop(state.clone(), conn, writer, handle.clone()));
     read_loop(state, conn, reader, leftover, handle, version).await;
+}
+
+/// Why an enhanced-authentication exchange ended without success.
+enum AuthFailure {
+    /// Answer with CONNACK carrying this reason (never DISCONNECT before a successful
+    /// CONNACK [MQTT-3.14.0-1]), then close.
+    Refuse(ReasonCode),
+    /// The client left or the socket failed: just close.
+    Close,
+}
+
+/// Runs the AUTH exchange of a CONNECT that named `method` (4.12), bounded by the
+/// configured exchange timeout and `auth::MAX_ROUNDS`. On success returns the
+/// authentication and the bytes read after the last AUTH.
+async fn authenticate(
+    state: &Shared,
+    stream: &mut TcpStream,
+    connect: &Connect,
+    method: &MqttString,
+    buf: BytesMut,
+) -> Option<(Authenticated, BytesMut)> {
+    let timeout = state.borrow().limits().auth_timeout;
+    let data = connect.properties.authentication_data.as_ref();
+    let started = Authentication::start(state.borrow().methods(), method, data);
+    let result = match started {
+        Ok((mut auth, reply)) => {
+            let exchange = exchange(state, stream, &mut auth, reply, buf);
+            match monoio::time::timeout(timeout, exchange).await {
+                Ok(Ok((data, rest))) => Ok((Authenticated { auth, data }, rest)),
+                Ok(Err(failure)) => Err(failure),
+                // An idle half-authenticated client is closed like a CONNECT that never came.
+                Err(_) => Err(AuthFailure::Close),
+            }
+        }
+        Err(reason) => Err(AuthFailure::Refuse(reason)),
+    };
+    match result {
+        Ok(done) => Some(done),
+        Err(failure) => {
+            if let AuthFailure::Refuse(reason) = failure {
+                let _ = send(stream, &connack_refusal(reason, None), connect.version).await;
+            }
+            let _ = stream.shutdown().await;
+            None
+        }
+    }
+}
+
+/// Sends `reply` and reads the client's next AUTH until the method decides.
+async fn exchange(
+    state: &Shared,
+    stream: &mut TcpStream,
+    auth: &mut Authentication,
+    mut reply: Reply,
+    mut buf: BytesMut,
+) -> Result<(Option<Bytes>, BytesMut), AuthFailure> {
+    let version = ProtocolVersion::V5;
+    let max_packet = state.borrow().limits().max_packet_size;
+    loop {
+        match reply {
+            Reply::Success(data) => return Ok((data, buf)),
+            Reply::Fail(reason) => return Err(AuthFailure::Refuse(reason)),
+            Reply::Continue(data) => {
+                // [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
+                let packet = auth.auth_packet(ReasonCode::ContinueAuthentication, Some(data));
+                if !send(stream, &packet, version).await {
+                    return Err(AuthFailure::Close);
+                }
+            }
+        }
+        reply = match read_packet(stream, &mut buf, version, max_packet).await? {
+            Packet::Auth(packet) => auth.on_auth(state.borrow().methods(), &packet),
+            Packet::Disconnect(_) => return Err(AuthFailure::Close),
+            // [MQTT-3.1.2-30] only AUTH or DISCONNECT until CONNACK.
+            _ => Reply::Fail(ReasonCode::ProtocolError),
+        };
+    }
+}
+
+/// Reads until one packet is complete.
+async fn read_packet(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    version: ProtocolVersion,
+    max_packet: usize,
+) -> Result<Packet, AuthFailure> {
+    loop {
+        match protocol::decode(buf, version, max_packet) {
+            Ok(Some(packet)) => return Ok(packet),
+            Ok(None) => {}
+            Err(error) => return Err(AuthFailure::Refuse(error.reason_code())),
+        }
+        reserve(buf, false);
+        let owned = std::mem::take(buf);
+        let len = owned.len();
+        let (res, slice) = monoio::io::AsyncReadRent::read(stream, owned.slice_mut(len..)).await;
+        *buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return Err(AuthFailure::Close),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Decodes and handles every complete packet of each read before reading again.

@@ -3,6 +3,7 @@
 use super::MeshMsg;
 use super::conn::{self, Shared};
 use super::state::{Admission, Counters, Limits, ShardState};
+use crate::auth::Methods;
 use crate::config::Redirect;
 use crate::mesh::MeshEnds;
 use crate::runtime::ShardSetup;
@@ -27,8 +28,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let limits = Limits::from_config(&setup.config);
     let redirect = setup.config.redirect.clone();
+    // Each shard builds its own registry (no sharing across threads); the keys in the
+    // config were derived once when it was read.
+    let methods = Methods::from_credentials(&setup.config.auth.scram);
     let shutdown = setup.shutdown.wait();
-    serve(setup.listener, setup.mesh, limits, redirect, shutdown).await;
+    serve(setup.listener, setup.mesh, limits, redirect, methods, shutdown).await;
 }
 
 /// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
@@ -37,10 +41,12 @@ pub async fn serve(
     mesh: MeshEnds<MeshMsg>,
     limits: Limits,
     redirect: Option<Redirect>,
+    methods: Methods,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shard = ShardState::new(mesh, limits, Instant::now());
     shard.set_redirect(redirect.as_ref());
+    shard.set_methods(methods);
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick));

@@ -1,19 +1,21 @@
 //! `ShardState`: everything one shard owns and every broker decision it makes (CONNECT
-//! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
+//! acceptance and takeover, re-authentication, routing, retained store, interest, keepalive,
+//! back-pressure).
 //! No sockets: connections are outbound byte buffers plus a waker for their writer task.
 
 use super::encode::PublishEncoder;
 use super::{Handoff, MeshMsg};
+use crate::auth::{Authentication, Methods, Reply};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::protocol::{
-    self, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS,
-    ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
+    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
+    QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
 };
 use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
 use crate::timer::TimerWheel;
 use crate::trie::Trie;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 use monoio::io::Canceller;
 use slab::Slab;
@@ -58,6 +60,8 @@ pub struct Limits {
     pub retain_available: bool,
     pub max_retained_messages: usize,
     pub max_retained_bytes: usize,
+    /// How long an enhanced-authentication exchange may take, CONNECT to CONNACK.
+    pub auth_timeout: Duration,
 }
 
 impl Limits {
@@ -87,6 +91,7 @@ impl Limits {
             retain_available: config.retained.enabled,
             max_retained_messages: config.retained.max_messages,
             max_retained_bytes: config.retained.max_bytes,
+            auth_timeout: config.auth.exchange_timeout,
             ..Self::default()
         }
     }
@@ -109,6 +114,7 @@ impl Default for Limits {
             retain_available: true,
             max_retained_messages: usize::MAX,
             max_retained_bytes: usize::MAX,
+            auth_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -166,6 +172,17 @@ struct Conn {
     /// Set while this publisher's acknowledgements are held back (`flow`).
     gate: Option<flow::Gate>,
     held_acks: VecDeque<Packet>,
+    /// The enhanced authentication of a 5.0 client that named a method in CONNECT: kept for
+    /// re-authentication (`None`: AUTH is a protocol error).
+    auth: Option<Authentication>,
+}
+
+/// A client that finished its enhanced-authentication exchange before CONNACK.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub auth: Authentication,
+    /// The method's final Authentication Data, sent in CONNACK.
+    pub data: Option<Bytes>,
 }
 
 /// The connection's `Canceller` (which has no `Debug`).
@@ -251,6 +268,8 @@ pub struct ShardState {
     id: usize,
     shards: usize,
     limits: Limits,
+    /// The enhanced-authentication methods offered (from the config).
+    methods: Methods,
     conns: Slab<Conn>,
     next_generation: u64,
     sessions: Slab<SessionEntry>,
@@ -307,6 +326,7 @@ impl ShardState {
             id,
             shards,
             limits,
+            methods: Methods::default(),
             conns: Slab::new(),
             next_generation: 0,
             sessions: Slab::new(),
@@ -359,6 +379,15 @@ impl ShardState {
         &self.limits
     }
 
+    /// Offers these enhanced-authentication methods from now on.
+    pub fn set_methods(&mut self, methods: Methods) {
+        self.methods = methods;
+    }
+
+    pub fn methods(&self) -> &Methods {
+        &self.methods
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }
@@ -376,10 +405,10 @@ impl ShardState {
             reason,
             server_reference: None,
         };
-        if connect.version == ProtocolVersion::V5
-            && connect.properties.authentication_method.is_some()
-        {
-            // [MQTT-4.12.0-1] no enhanced authentication method is supported.
+        let method = connect.properties.authentication_method.as_ref();
+        if method.is_some_and(|m| self.methods.find(m.as_str()).is_none()) {
+            // [MQTT-4.12.0-1] a method the broker does not offer. Every shard offers the
+            // same ones, so this is answered before any handoff.
             return Err(refuse(ReasonCode::BadAuthenticationMethod));
         }
         if connect.version == ProtocolVersion::V3 && connect.client_id.as_str().chars().count() > 23
@@ -440,6 +469,19 @@ impl ShardState {
         now: Instant,
         accepted_at: Instant,
     ) -> ConnId {
+        let arrival = (client_id, assigned_id, accepted_at);
+        self.open_authenticated(connect, arrival, now, None)
+    }
+
+    /// `open_accepted` for a client whose enhanced authentication (if it named a method)
+    /// has succeeded: nothing of a session is touched (no takeover, no resume) before.
+    pub fn open_authenticated(
+        &mut self,
+        connect: &Connect,
+        (client_id, assigned_id, accepted_at): (String, bool, Instant),
+        now: Instant,
+        authenticated: Option<Authenticated>,
+    ) -> ConnId {
         let existing = self.by_client_id.get(&client_id).copied();
         if let Some(key) = existing {
             self.take_over(key);
@@ -475,13 +517,19 @@ impl ShardState {
             }
         };
         let conn = self.insert_conn(connect, session_key, now);
+        let auth_data = authenticated.as_ref().and_then(|a| a.data.clone());
         if let Some(c) = self.conn_mut(conn) {
             c.accepted_at = accepted_at;
+            c.auth = authenticated.map(|a| a.auth);
         }
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.conn = Some(conn);
         }
-        let connack = self.connack(connect, session_present, assigned_id.then_some(client_id));
+        let assigned = assigned_id.then_some(client_id);
+        let mut connack = self.connack(connect, session_present, assigned);
+        if let (Packet::ConnAck(ack), Some(data)) = (&mut connack, auth_data) {
+            ack.properties.authentication_data = Some(data);
+        }
         self.write_packet(conn, &connack);
         self.apply(conn, &mut actions);
         self.actions = actions;
@@ -562,6 +610,7 @@ impl ShardState {
             cancel: IoCancel::default(),
             gate: None,
             held_acks: VecDeque::new(),
+            auth: None,
         });
         let id = ConnId { key, generation };
         if let Some(period) = keep_alive {
@@ -593,6 +642,9 @@ impl ShardState {
             let cap = self.limits.max_session_expiry;
             let asked = connect.properties.session_expiry_interval.unwrap_or(0);
             properties.session_expiry_interval = (asked > cap).then_some(cap);
+            // [MQTT-4.12.0-5] a successful CONNACK repeats the method; the CONNECT reaches
+            // this point with one only after its exchange succeeded.
+            properties.authentication_method = connect.properties.authentication_method.clone();
         }
         Packet::ConnAck(ConnAck {
             session_present,
@@ -608,6 +660,10 @@ impl ShardState {
     pub fn on_packet(&mut self, conn: ConnId, packet: Packet) -> bool {
         let Some(session_key) = self.live_session(conn) else {
             return false;
+        };
+        let packet = match packet {
+            Packet::Auth(auth) => return self.on_auth(conn, &auth),
+            other => other,
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
@@ -627,6 +683,41 @@ impl ShardState {
         self.actions = actions;
         if ack {
             self.after_acks(session_key);
+        }
+        self.is_live(conn)
+    }
+
+    /// AUTH after CONNACK: a re-authentication [MQTT-4.12.1-1]. Other packets keep flowing
+    /// meanwhile (the connection stays authenticated as before); a failed one is answered
+    /// with DISCONNECT and the connection closed [MQTT-4.12.1-2].
+    fn on_auth(&mut self, conn: ConnId, auth: &Auth) -> bool {
+        let Some(mut flow) = self.conn_mut(conn).and_then(|c| c.auth.take()) else {
+            // [MQTT-4.12.0-7] no method in CONNECT: the client must not send AUTH.
+            self.close(conn, Some(ReasonCode::ProtocolError), true);
+            self.mesh.flush_wakes();
+            return false;
+        };
+        match flow.on_auth(&self.methods, auth) {
+            Reply::Continue(data) => {
+                let packet = flow.auth_packet(ReasonCode::ContinueAuthentication, Some(data));
+                self.write_packet(conn, &packet);
+            }
+            Reply::Success(data) => {
+                let packet = flow.auth_packet(ReasonCode::Success, data);
+                self.write_packet(conn, &packet);
+            }
+            Reply::Fail(reason) => {
+                // DISCONNECT has no 0x8C (Table 3-10).
+                let reason = match reason {
+                    ReasonCode::BadAuthenticationMethod => ReasonCode::NotAuthorized,
+                    other => other,
+                };
+                self.close(conn, Some(reason), true);
+                self.mesh.flush_wakes();
+            }
+        }
+        if let Some(c) = self.conn_mut(conn) {
+            c.auth = Some(flow);
         }
         self.is_live(conn)
     }
