@@ -380,7 +380,7 @@ impl Session {
                 out.push(Action::Send(Packet::PubAck(PubResp::new(id))));
                 out.push(Action::Route(Message::from_publish(publish)));
             }
-            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, out),
+            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, well_formed, out),
             (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
         }
     }
@@ -414,10 +414,17 @@ impl Session {
     }
 
     /// Method B of [MQTT-4.3.3-2]: store the id, route once, answer PUBREC; a duplicate before
-    /// PUBREL is answered again but not routed again.
-    fn on_publish_qos2(&mut self, id: PacketId, publish: Publish, out: &mut Vec<Action>) {
+    /// PUBREL is answered again but not routed again. A new message whose payload does not
+    /// match its Payload Format Indicator (`well_formed` false) gets PUBREC 0x99 instead.
+    fn on_publish_qos2(
+        &mut self,
+        id: PacketId,
+        publish: Publish,
+        well_formed: bool,
+        out: &mut Vec<Action>,
+    ) {
         if !self.inbound_qos2.contains(&id.get()) {
-            if !payload_matches_format(&publish.properties, &publish.payload) {
+            if !well_formed {
                 // A PUBREC >= 0x80 ends the exchange (section 4.3.3): the id is not kept and
                 // no PUBREL follows.
                 out.push(Action::Send(Packet::PubRec(refusal(id))));
