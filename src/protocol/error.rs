@@ -69,6 +69,9 @@ pub enum DecodeError {
     InvalidConnAckFlags,
 }
 
+/// The Topic Alias property identifier.
+const TOPIC_ALIAS: u8 = 0x23;
+
 impl DecodeError {
     /// The reason code a server sends (in CONNACK or DISCONNECT) before closing.
     pub fn reason_code(&self) -> ReasonCode {
@@ -83,6 +86,10 @@ impl DecodeError {
             }
             Self::Topic(_) | Self::EmptyTopic => ReasonCode::TopicNameInvalid,
             Self::TopicFilter(_) => ReasonCode::TopicFilterInvalid,
+            // 5.0 section 3.3.4: "A Topic Alias value of 0 or greater than the Maximum Topic
+            // Alias is a Protocol Error, the receiver uses DISCONNECT with Reason Code of 0x94
+            // (Topic Alias invalid)" [MQTT-3.3.2-8]. Topic Alias (0x23) is a PUBLISH property.
+            Self::InvalidPropertyValue(TOPIC_ALIAS) => ReasonCode::TopicAliasInvalid,
             Self::DuplicateProperty(_)
             | Self::PropertyNotAllowed(_)
             | Self::InvalidPropertyValue(_)

@@ -453,6 +453,11 @@ mod tests {
             V5,
             DecodeError::InvalidPropertyValue(0x23),
         );
+        // [MQTT-3.3.2-8] / section 3.3.4: alias 0 is answered with 0x94, not 0x82.
+        let alias_0 = DecodeError::InvalidPropertyValue(0x23);
+        assert_eq!(alias_0.reason_code(), ReasonCode::TopicAliasInvalid);
+        let sub_id_0 = DecodeError::InvalidPropertyValue(0x0B);
+        assert_eq!(sub_id_0.reason_code(), ReasonCode::ProtocolError);
         assert_refused(
             &[0x30, 0x06, 0x00, 0x01, b't', 0x02, 0x0B, 0x00],
             V5,

@@ -7,8 +7,8 @@ mod message;
 pub use message::Message;
 
 use crate::protocol::{
-    Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, PubResp, Publish, QoS,
-    ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
+    Connect, Disconnect, LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResp, Publish,
+    QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
     Unsubscribe,
 };
 use hashbrown::{HashMap, HashSet};
@@ -362,15 +362,25 @@ impl Session {
         if publish.retain && !self.limits.retain_available && self.version == ProtocolVersion::V5 {
             return self.protocol_error(ReasonCode::RetainNotSupported, out);
         }
+        let well_formed = payload_matches_format(&publish.properties, &publish.payload);
         match (publish.qos, publish.packet_id) {
+            // 5.0 section 3.3.2.3.2: a receiver that validates the Payload Format Indicator
+            // answers a mismatch with 0x99; QoS 0 has no acknowledgement, so DISCONNECT.
+            (QoS::AtMostOnce, _) if !well_formed => {
+                self.protocol_error(ReasonCode::PayloadFormatInvalid, out);
+            }
             (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
+            // A PUBACK >= 0x80 refuses this message only (section 4.13.2): nothing is routed.
+            (QoS::AtLeastOnce, Some(id)) if !well_formed => {
+                out.push(Action::Send(Packet::PubAck(refusal(id))));
+            }
             // The acknowledgement goes first: a publisher subscribed to its own topic sees its
             // PUBACK before its message comes back.
             (QoS::AtLeastOnce, Some(id)) => {
                 out.push(Action::Send(Packet::PubAck(PubResp::new(id))));
                 out.push(Action::Route(Message::from_publish(publish)));
             }
-            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, out),
+            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, well_formed, out),
             (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
         }
     }
@@ -404,9 +414,22 @@ impl Session {
     }
 
     /// Method B of [MQTT-4.3.3-2]: store the id, route once, answer PUBREC; a duplicate before
-    /// PUBREL is answered again but not routed again.
-    fn on_publish_qos2(&mut self, id: PacketId, publish: Publish, out: &mut Vec<Action>) {
+    /// PUBREL is answered again but not routed again. A new message whose payload does not
+    /// match its Payload Format Indicator (`well_formed` false) gets PUBREC 0x99 instead.
+    fn on_publish_qos2(
+        &mut self,
+        id: PacketId,
+        publish: Publish,
+        well_formed: bool,
+        out: &mut Vec<Action>,
+    ) {
         if !self.inbound_qos2.contains(&id.get()) {
+            if !well_formed {
+                // A PUBREC >= 0x80 ends the exchange (section 4.3.3): the id is not kept and
+                // no PUBREL follows.
+                out.push(Action::Send(Packet::PubRec(refusal(id))));
+                return;
+            }
             if self.inbound_qos2.len() >= usize::from(self.limits.max_inbound_qos2) {
                 // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than Receive Maximum.
                 return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, out);
@@ -726,6 +749,20 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether a payload is what its 5.0 Payload Format Indicator says: with indicator 1 it must
+/// be well-formed UTF-8 (sections 3.3.2.3.2 and 3.1.3.2.3). Validation is optional in the
+/// spec; it costs one pass over the payload, only when the indicator is 1, and no allocation.
+pub fn payload_matches_format(properties: &Properties, payload: &[u8]) -> bool {
+    properties.payload_format_indicator != Some(1) || std::str::from_utf8(payload).is_ok()
+}
+
+/// A PUBACK / PUBREC that refuses a message whose payload does not match its format.
+fn refusal(id: PacketId) -> PubResp {
+    let mut resp = PubResp::new(id);
+    resp.reason = ReasonCode::PayloadFormatInvalid;
+    resp
 }
 
 #[cfg(test)]

@@ -586,3 +586,104 @@ fn disconnect_cannot_raise_a_session_expiry_of_zero_3_14_2_2_2() {
     );
     assert!(!s.is_persistent());
 }
+
+/// A 5.0 PUBLISH with Payload Format Indicator 1 ("UTF-8 Encoded Character Data").
+fn utf8_flagged(qos: QoS, packet_id: Option<u16>, payload: &'static [u8]) -> Packet {
+    let mut properties = Properties::default();
+    properties.payload_format_indicator = Some(1);
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TopicName::try_from("a/b").expect("valid topic"),
+        packet_id: packet_id.map(id),
+        properties,
+        payload: Bytes::from_static(payload),
+    })
+}
+
+/// Not well-formed UTF-8: a lone continuation byte.
+const NOT_UTF8: &[u8] = b"caf\x80";
+
+fn refused(packet_id: u16) -> PubResp {
+    let mut resp = PubResp::new(id(packet_id));
+    resp.reason = ReasonCode::PayloadFormatInvalid;
+    resp
+}
+
+#[test]
+fn payload_format_1_needs_well_formed_utf8_3_3_2_3_2() {
+    let mut utf8 = Properties::default();
+    utf8.payload_format_indicator = Some(1);
+    let mut bytes = Properties::default();
+    bytes.payload_format_indicator = Some(0);
+    assert!(payload_matches_format(&utf8, "grüße ✓".as_bytes()));
+    assert!(payload_matches_format(&utf8, b""));
+    // RFC 3629: no encoded surrogates (U+D800), no overlong forms, no truncated sequences.
+    for bad in [&b"\xED\xA0\x80"[..], b"\xC0\xAF", b"\xE2\x9C", NOT_UTF8] {
+        assert!(!payload_matches_format(&utf8, bad), "{bad:02x?}");
+        // Indicator 0 or absent: unspecified bytes, never checked.
+        assert!(payload_matches_format(&bytes, bad));
+        assert!(payload_matches_format(&Properties::default(), bad));
+    }
+}
+
+#[test]
+fn qos1_publish_with_invalid_utf8_gets_puback_0x99_and_is_not_routed_3_3_2_3_2() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    s.on_packet(utf8_flagged(QoS::AtLeastOnce, Some(3), NOT_UTF8), &mut out);
+    // 4.13.2: an acknowledgement >= 0x80 refuses this packet only; the connection stays.
+    assert_eq!(out, [Action::Send(Packet::PubAck(refused(3)))]);
+}
+
+#[test]
+fn qos2_publish_with_invalid_utf8_gets_pubrec_0x99_and_ends_the_exchange_3_3_2_3_2() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    s.on_packet(utf8_flagged(QoS::ExactlyOnce, Some(4), NOT_UTF8), &mut out);
+    assert_eq!(out, [Action::Send(Packet::PubRec(refused(4)))]);
+    // 4.3.3: a PUBREC >= 0x80 ends the flow, so the id is free and not awaiting PUBREL.
+    assert_eq!(s.inbound_qos2_len(), 0);
+    assert!(!s.awaits_pubrel(id(4)));
+    // The same id may carry a new, valid message at once.
+    out.clear();
+    s.on_packet(utf8_flagged(QoS::ExactlyOnce, Some(4), b"ok"), &mut out);
+    assert_eq!(routed(&out), 1);
+    assert!(out.contains(&Action::Send(Packet::PubRec(PubResp::new(id(4))))));
+}
+
+#[test]
+fn qos0_publish_with_invalid_utf8_is_closed_with_0x99_3_3_2_3_2() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    s.on_packet(utf8_flagged(QoS::AtMostOnce, None, NOT_UTF8), &mut out);
+    assert_eq!(
+        out,
+        [Action::Close {
+            reason: Some(ReasonCode::PayloadFormatInvalid),
+            publish_will: true,
+        }]
+    );
+}
+
+#[test]
+fn valid_utf8_with_payload_format_1_is_routed_with_the_indicator_mqtt_3_3_2_4() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    s.on_packet(
+        utf8_flagged(QoS::AtLeastOnce, Some(5), "π".as_bytes()),
+        &mut out,
+    );
+    assert_eq!(out[0], Action::Send(Packet::PubAck(PubResp::new(id(5)))));
+    match &out[1] {
+        Action::Route(msg) => {
+            let pfi = msg
+                .properties
+                .as_ref()
+                .and_then(|p| p.payload_format_indicator);
+            assert_eq!(pfi, Some(1), "forwarded unaltered [MQTT-3.3.2-4]");
+        }
+        other => panic!("expected the message routed, got {other:?}"),
+    }
+}

@@ -421,6 +421,15 @@ impl ShardState {
             // [MQTT-3.2.2-13] a retained will cannot be honoured without retained messages.
             return Err(refuse(ReasonCode::RetainNotSupported));
         }
+        let will_malformed = connect
+            .will
+            .as_ref()
+            .is_some_and(|w| !session::payload_matches_format(&w.properties, &w.payload));
+        if will_malformed {
+            // 5.0 section 3.1.3.2.3: a will that is not what its Payload Format Indicator says
+            // may be refused with CONNACK 0x99.
+            return Err(refuse(ReasonCode::PayloadFormatInvalid));
+        }
         if !connect.client_id.is_empty() {
             return Ok((connect.client_id.as_str().to_owned(), false));
         }

@@ -658,3 +658,245 @@ fn shared_group_spreads_by_member_count_across_shards() {
         "1 member here, 3 there: a quarter stays here"
     );
 }
+
+/// Opens `c` as a new connection of its client id and drains the CONNACK.
+fn open_with(state: &mut ShardState, c: &Connect) -> ConnId {
+    let id = c.client_id.as_str().to_owned();
+    let conn = state.open(c, id, false, Instant::now());
+    drain_packets(state, conn, c.version);
+    conn
+}
+
+/// A 5.0 CONNECT that keeps its session for `expiry` seconds.
+fn persistent_v5(id: &str, expiry: u32) -> Connect {
+    let mut c = connect(ProtocolVersion::V5, id);
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(expiry);
+    c
+}
+
+#[test]
+fn a_session_expiry_of_0xffffffff_never_ends_3_1_2_11_2() {
+    // 5.0 section 3.1.2.11.2: "If the Session Expiry Interval is 0xFFFFFFFF (UINT_MAX), the
+    // Session does not expire." One second less is an ordinary (if long) interval.
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let forever = open_with(&mut state, &persistent_v5("forever", u32::MAX));
+    let almost = open_with(&mut state, &persistent_v5("almost", u32::MAX - 1));
+    state.on_connection_lost(forever);
+    state.on_connection_lost(almost);
+    assert_eq!(
+        state.timers.len(),
+        1,
+        "only the finite interval arms a timer"
+    );
+    let past_almost = Instant::now() + secs(u32::MAX - 1) + Duration::from_secs(1);
+    state.tick(past_almost);
+    assert!(state.session_stats("almost").is_none(), "0xFFFFFFFE ends");
+    state.tick(past_almost + secs(u32::MAX));
+    assert!(
+        state.session_stats("forever").is_some(),
+        "0xFFFFFFFF never ends"
+    );
+}
+
+#[test]
+fn a_server_cap_applies_to_a_session_expiry_of_0xffffffff_3_2_2_3_2() {
+    // 5.0 section 3.2.2.3.2: the server may use another Session Expiry Interval than the
+    // client asked for, announced in CONNACK; "never" is capped like any other value.
+    let limits = Limits {
+        max_session_expiry: 10,
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let c = persistent_v5("capped", u32::MAX);
+    let conn = state.open(&c, "capped".into(), false, Instant::now());
+    match drain_packets(&mut state, conn, ProtocolVersion::V5).as_slice() {
+        [Packet::ConnAck(a)] => assert_eq!(a.properties.session_expiry_interval, Some(10)),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    let start = Instant::now();
+    state.on_connection_lost(conn);
+    state.tick(start + Duration::from_secs(9));
+    assert!(state.session_stats("capped").is_some(), "kept for the cap");
+    state.tick(Instant::now() + Duration::from_secs(11));
+    assert!(state.session_stats("capped").is_none(), "ended at the cap");
+}
+
+#[test]
+fn a_message_that_expires_in_a_peers_mesh_overflow_is_not_delivered_mqtt_3_3_2_5() {
+    // [MQTT-3.3.2-5] a message whose Message Expiry Interval passed before the server could
+    // deliver it is deleted; [MQTT-3.3.2-6] one still alive goes out with the interval it has
+    // left. Here both wait in the sending shard's overflow for a full ring (ring of 2).
+    let mut ends = mesh::build::<MeshMsg>(2, 2);
+    let e1 = ends.pop().expect("two ends");
+    let e0 = ends.pop().expect("two ends");
+    let mut sender = ShardState::new(e0, Limits::default(), Instant::now());
+    let mut receiver = ShardState::new(e1, Limits::default(), Instant::now());
+    let sub = open(&mut receiver, ProtocolVersion::V5, "sub");
+    receiver.on_packet(sub, subscribe("exp/#", QoS::AtMostOnce));
+    sender.drain_mesh(usize::MAX);
+    receiver.drain_mesh(usize::MAX);
+    drain_packets(&mut receiver, sub, ProtocolVersion::V5);
+
+    let publisher = open(&mut sender, ProtocolVersion::V5, "pub");
+    for n in 1..=4 {
+        let mut packet = publish(&format!("exp/{n}"), QoS::AtMostOnce, None);
+        if let Packet::Publish(p) = &mut packet {
+            p.properties.message_expiry_interval = Some(60);
+        }
+        assert!(sender.on_packet(publisher, packet));
+    }
+    assert_eq!(
+        sender.overflow[1].len(),
+        2,
+        "exp/3 and exp/4 wait for ring space"
+    );
+    // Let time pass for the waiting messages: exp/3's interval runs out, exp/4 has 5 s left.
+    for msg in sender.overflow[1].iter_mut() {
+        if let MeshMsg::Publish(m) = msg {
+            m.expires_at = match m.topic.as_str() {
+                "exp/3" => Some(Instant::now()),
+                _ => Some(Instant::now() + Duration::from_secs(5)),
+            };
+        }
+    }
+    receiver.drain_mesh(usize::MAX);
+    assert!(sender.flush_overflow());
+    receiver.drain_mesh(usize::MAX);
+
+    let got: Vec<(String, Option<u32>)> = drain_packets(&mut receiver, sub, ProtocolVersion::V5)
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((
+                p.topic.as_str().to_owned(),
+                p.properties.message_expiry_interval,
+            )),
+            _ => None,
+        })
+        .collect();
+    let topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["exp/1", "exp/2", "exp/4"],
+        "exp/3 expired on the way"
+    );
+    let left = got[2].1.expect("an expiry interval is forwarded");
+    assert!((4..=5).contains(&left), "exp/4 has {left} s left, not 60");
+}
+
+#[test]
+fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
+    // The same check applies to the other mesh messages that carry an application message.
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    let sub = open(&mut state, ProtocolVersion::V5, "sub");
+    state.on_packet(sub, subscribe("$share/g/r/#", QoS::AtMostOnce));
+    drain_packets(&mut state, sub, ProtocolVersion::V5);
+    let expired = |topic: &str, retain: bool| {
+        let mut properties = Properties::default();
+        properties.message_expiry_interval = Some(1);
+        Message {
+            topic: TopicName::try_from(topic).expect("valid topic"),
+            payload: Bytes::from_static(b"late"),
+            qos: QoS::AtMostOnce,
+            retain,
+            properties: Some(std::sync::Arc::new(properties)),
+            expires_at: Some(Instant::now()),
+        }
+    };
+    let filter = TopicFilter::try_from("$share/g/r/#").expect("valid");
+    let shared = MeshMsg::SharedPublish {
+        filter,
+        msg: expired("r/shared", false),
+    };
+    assert!(peer.try_send(0, shared).is_ok());
+    assert!(
+        peer.try_send(0, MeshMsg::Retain(expired("r/kept", true)))
+            .is_ok()
+    );
+    peer.flush_wakes();
+    state.drain_mesh(usize::MAX);
+    let publishes = drain_packets(&mut state, sub, ProtocolVersion::V5)
+        .into_iter()
+        .filter(|p| matches!(p, Packet::Publish(_)))
+        .count();
+    assert_eq!(publishes, 0);
+    assert!(
+        state.retained.is_empty(),
+        "an expired retained message is not stored"
+    );
+}
+
+#[test]
+fn a_superseded_handed_off_connection_gets_connack_then_0x8e_and_its_will_mqtt_3_1_4_3() {
+    // [MQTT-3.1.4-3] the server sends DISCONNECT 0x8E to the older of two connections with
+    // one client id. When the older one is handed off and reaches the home shard after the
+    // newer one, the older one is that connection: CONNACK, 0x8E, close, and its will.
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let watcher = open(&mut state, ProtocolVersion::V5, "watcher");
+    state.on_packet(watcher, subscribe("will/#", QoS::AtMostOnce));
+    drain_packets(&mut state, watcher, ProtocolVersion::V5);
+
+    let older_accepted = Instant::now();
+    let newer_accepted = older_accepted + Duration::from_millis(5);
+    let c = connect(ProtocolVersion::V5, "dup");
+    let newer = state.open_accepted(&c, "dup".into(), false, Instant::now(), newer_accepted);
+    drain_packets(&mut state, newer, ProtocolVersion::V5);
+    assert!(!state.is_superseded("dup", newer_accepted + Duration::from_millis(1)));
+    assert!(state.is_superseded("dup", older_accepted));
+
+    let mut older = connect(ProtocolVersion::V5, "dup");
+    older.will = Some(crate::protocol::LastWill {
+        topic: TopicName::try_from("will/dup").expect("valid topic"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties::default(),
+    });
+    let mut reply = state.superseded_reply(&older);
+    let mut packets = Vec::new();
+    while let Ok(Some(p)) = protocol::decode(&mut reply, ProtocolVersion::V5, usize::MAX >> 4) {
+        packets.push(p);
+    }
+    match packets.as_slice() {
+        [Packet::ConnAck(a), Packet::Disconnect(d)] => {
+            assert_eq!(a.reason, ReasonCode::Success);
+            assert_eq!(d.reason, ReasonCode::SessionTakenOver);
+        }
+        other => panic!("expected CONNACK then DISCONNECT 0x8E, got {other:?}"),
+    }
+    assert!(state.is_live(newer), "the newer connection stays");
+    assert!(drain_packets(&mut state, newer, ProtocolVersion::V5).is_empty());
+    let wills: Vec<Packet> = drain_packets(&mut state, watcher, ProtocolVersion::V5);
+    assert!(
+        matches!(wills.as_slice(), [Packet::Publish(p)] if p.topic.as_str() == "will/dup"),
+        "the superseded connection's will is published: {wills:?}"
+    );
+}
+
+#[test]
+fn a_will_that_is_not_utf8_despite_payload_format_1_is_refused_with_0x99_3_1_3_2_3() {
+    // 5.0 section 3.1.3.2.3: "The Server MAY validate that the Will Message is of the format
+    // indicated, and if it is not send a CONNACK with the Reason Code of 0x99".
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let with_will = |payload: &'static [u8], pfi: Option<u8>| {
+        let mut c = connect(ProtocolVersion::V5, "w");
+        let mut properties = Properties::default();
+        properties.payload_format_indicator = pfi;
+        c.will = Some(crate::protocol::LastWill {
+            topic: TopicName::try_from("w/t").expect("valid topic"),
+            payload: Bytes::from_static(payload),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties,
+        });
+        c
+    };
+    let refusal = state.admit(&with_will(b"\xFF\xFE", Some(1)));
+    assert_eq!(
+        refusal.map_err(|r| r.reason),
+        Err(ReasonCode::PayloadFormatInvalid)
+    );
+    assert!(state.admit(&with_will("ü".as_bytes(), Some(1))).is_ok());
+    assert!(state.admit(&with_will(b"\xFF\xFE", Some(0))).is_ok());
+    assert!(state.admit(&with_will(b"\xFF\xFE", None)).is_ok());
+}
