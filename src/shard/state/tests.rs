@@ -273,11 +273,16 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
     drain_packets(&mut state, member, ProtocolVersion::V5);
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
-        [MeshMsg::ShareInterest { add: true, .. }]
+        [MeshMsg::ShareInterest {
+            members: 1,
+            online: 1,
+            ..
+        }]
     ));
     let remote = MeshMsg::ShareInterest {
         filter: filter.clone(),
-        add: true,
+        members: 1,
+        online: 1,
     };
     assert!(peer.try_send(0, remote).is_ok());
     state.drain_mesh(16);
@@ -300,7 +305,7 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
     state.close(member, None, false);
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
-        [MeshMsg::ShareInterest { add: false, .. }]
+        [MeshMsg::ShareInterest { members: 0, .. }]
     ));
     state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
     assert_eq!(
@@ -528,13 +533,13 @@ fn shared_group_spreads_by_member_count_across_shards() {
     state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
     drain_packets(&mut state, member, ProtocolVersion::V5);
     peer_messages(&mut peer);
-    for _ in 0..3 {
-        let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
-        assert!(
-            peer.try_send(0, MeshMsg::ShareInterest { filter, add: true })
-                .is_ok()
-        );
-    }
+    let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
+    let remote = MeshMsg::ShareInterest {
+        filter,
+        members: 3,
+        online: 3,
+    };
+    assert!(peer.try_send(0, remote).is_ok());
     state.drain_mesh(16);
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     for _ in 0..8 {
@@ -548,3 +553,5 @@ fn shared_group_spreads_by_member_count_across_shards() {
         "1 member here, 3 there: a quarter stays here"
     );
 }
+
+mod shared;
