@@ -95,6 +95,23 @@ impl Message {
         out
     }
 
+    /// The copy without Subscription Identifiers (they belong to one subscriber); the
+    /// message itself when it has none.
+    pub fn without_subscription_ids(&self) -> Self {
+        let tagged = self
+            .properties
+            .as_ref()
+            .is_some_and(|p| !p.subscription_identifiers.is_empty());
+        if !tagged {
+            return self.clone();
+        }
+        let mut properties = self.properties.as_deref().cloned().unwrap_or_default();
+        properties.subscription_identifiers.clear();
+        let mut out = self.clone();
+        out.properties = shared(properties);
+        out
+    }
+
     /// The bytes this message pins in memory, for the queue's byte bound.
     pub fn size(&self) -> usize {
         self.topic.as_bytes().len() + self.payload.len()

@@ -3,8 +3,10 @@
 //! QoS 2 state and will; it never touches a socket or reads the clock (the shard owns both).
 
 mod message;
+mod shared;
 
 pub use message::Message;
+pub use shared::Readiness;
 
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResp, Publish,
@@ -130,6 +132,17 @@ struct InFlight {
     seq: u64,
     packet_id: PacketId,
     stage: Stage,
+    /// The shared subscription group the message came through, if any (`shared`).
+    group: Option<TopicFilter>,
+}
+
+/// A message waiting for a window slot or for the client to come back.
+#[derive(Debug, Clone)]
+struct Queued {
+    msg: Message,
+    /// The shared subscription group it came through, if any: when the session ends the
+    /// group gets it back for another member (section 4.8.2).
+    group: Option<TopicFilter>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +176,7 @@ pub struct Session {
     /// min(config max_inflight, client Receive Maximum).
     window: usize,
     next_seq: u64,
-    queue: VecDeque<Message>,
+    queue: VecDeque<Queued>,
     queued_bytes: usize,
     inbound_qos2: HashSet<u16>,
     /// Inbound topic aliases of the current connection, index alias - 1.
@@ -619,6 +632,19 @@ impl Session {
     /// retain flag the subscriber must see. QoS 0 is sent or dropped; QoS 1/2 takes a window
     /// slot, or waits in the queue behind earlier messages.
     pub fn deliver(&mut self, msg: &Message, qos: QoS, retain: bool) -> Delivery {
+        self.deliver_via(msg, qos, retain, None)
+    }
+
+    /// `deliver` for a message that came through the shared subscription `group`: a QoS 1/2
+    /// copy remembers the group, so that it can go to another member if this session ends
+    /// before the client has it (`take_undelivered_shared`).
+    pub fn deliver_via(
+        &mut self,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        group: Option<&TopicFilter>,
+    ) -> Delivery {
         if qos == QoS::AtMostOnce {
             if self.connected && self.writable {
                 return Delivery::Send {
@@ -629,14 +655,15 @@ impl Session {
             self.stats.dropped_qos0 += 1;
             return Delivery::Dropped;
         }
+        let group = group.cloned();
         if self.can_send_now() {
-            let packet_id = self.push_inflight(msg.for_subscriber(qos, retain));
+            let packet_id = self.push_inflight(msg.for_subscriber(qos, retain), group);
             return Delivery::Send {
                 qos,
                 packet_id: Some(packet_id),
             };
         }
-        self.enqueue(msg.for_subscriber(qos, retain))
+        self.enqueue(msg.for_subscriber(qos, retain), group)
     }
 
     /// Counts a message the shard did not write (too large for the client, or expired); for
@@ -665,7 +692,7 @@ impl Session {
     /// connected one is protected by flow control instead (the shard holds back publishers'
     /// acknowledgements while it is congested), and the publishers' in-flight windows, which
     /// together may exceed the count, still arrive.
-    fn enqueue(&mut self, msg: Message) -> Delivery {
+    fn enqueue(&mut self, msg: Message, group: Option<TopicFilter>) -> Delivery {
         let size = msg.size();
         let over_count = !self.connected && self.queue.len() >= self.limits.max_queued_messages;
         let full = over_count || self.queued_bytes + size > self.limits.max_queued_bytes;
@@ -674,16 +701,17 @@ impl Session {
             return Delivery::Dropped;
         }
         self.queued_bytes += size;
-        self.queue.push_back(msg);
+        self.queue.push_back(Queued { msg, group });
         Delivery::Queued
     }
 
-    fn push_inflight(&mut self, msg: Message) -> PacketId {
+    fn push_inflight(&mut self, msg: Message, group: Option<TopicFilter>) -> PacketId {
         let (seq, packet_id) = self.allocate_packet_id();
         self.inflight.push_back(InFlight {
             seq,
             packet_id,
             stage: Stage::Published(msg),
+            group,
         });
         packet_id
     }
@@ -720,11 +748,11 @@ impl Session {
 
     fn release_queue(&mut self, out: &mut Vec<Action>) {
         while self.connected && self.writable && self.inflight.len() < self.window {
-            let Some(msg) = self.queue.pop_front() else {
+            let Some(Queued { msg, group }) = self.queue.pop_front() else {
                 break;
             };
             self.queued_bytes -= msg.size();
-            let packet_id = self.push_inflight(msg.clone());
+            let packet_id = self.push_inflight(msg.clone(), group);
             out.push(Action::Deliver(Outgoing {
                 msg,
                 packet_id: Some(packet_id),

@@ -34,16 +34,20 @@ pub enum MeshMsg {
         filter: TopicFilter,
         add: bool,
     },
-    /// A member of a shared subscription group (`$share/{group}/{filter}`) joined (`add`)
-    /// or left on the sender.
+    /// The sender's members of a shared subscription group (`$share/{group}/{filter}`):
+    /// how many, and how many have their client connected. Sent whenever either changes;
+    /// the latest one holds (0 members: the sender has none left).
     ShareInterest {
         filter: TopicFilter,
-        add: bool,
+        members: u32,
+        online: u32,
     },
-    /// Deliver to one local member of this shared subscription group.
+    /// Deliver to one local member of this shared subscription group, or pass it on to
+    /// another member shard; `hops` counts how often it was passed on already (bounded).
     SharedPublish {
         filter: TopicFilter,
         msg: Message,
+        hops: u8,
     },
     /// Answer with `BarrierAck` once everything sent before it has been applied: the sender
     /// holds a SUBACK until every peer has seen the subscription's interest.

@@ -148,21 +148,25 @@ fn report_drops(state: &Shared, reported: &mut Counters) {
         now.dropped_qos0,
         now.dropped_queue_full,
         now.stalled_disconnects,
+        now.dropped_shared,
     );
     if dropped
         == (
             reported.dropped_qos0,
             reported.dropped_queue_full,
             reported.stalled_disconnects,
+            reported.dropped_shared,
         )
     {
         return;
     }
     eprintln!(
         "ringmq[shard {id}]: {} QoS 0 and {} QoS 1/2 messages not delivered (subscriber \
-         offline or too slow, session queue full); {} mesh overflows; {} stalled clients cut",
+         offline or too slow, session queue full); {} shared messages without a member; {} \
+         mesh overflows; {} stalled clients cut",
         now.dropped_qos0 - reported.dropped_qos0,
         now.dropped_queue_full - reported.dropped_queue_full,
+        now.dropped_shared - reported.dropped_shared,
         now.mesh_overflowed - reported.mesh_overflowed,
         now.stalled_disconnects - reported.stalled_disconnects,
     );

@@ -259,6 +259,9 @@ pub struct Counters {
     pub dropped_queue_full: u64,
     /// Mesh messages that waited in an overflow queue (none is ever dropped).
     pub mesh_overflowed: u64,
+    /// Messages for a shared subscription group with no member left on any shard, and QoS 2
+    /// messages in flight to a member whose session ended [MQTT-4.8.2-5].
+    pub dropped_shared: u64,
     pub stalled_disconnects: u64,
 }
 
@@ -533,6 +536,10 @@ impl ShardState {
         }
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.conn = Some(conn);
+        }
+        if session_present {
+            // Its shared subscriptions count it online again.
+            self.announce_presence(session_key);
         }
         let assigned = assigned_id.then_some(client_id);
         let mut connack = self.connack(connect, session_present, assigned);
@@ -947,6 +954,9 @@ impl ShardState {
             self.remove_session(session_key);
             return will;
         }
+        // Its shared subscriptions count it offline: others online get the messages.
+        self.announce_presence(session_key);
+        let entry = self.sessions.get_mut(session_key)?;
         self.next_generation += 1;
         entry.epoch = self.next_generation;
         let epoch = entry.epoch;
@@ -975,9 +985,14 @@ impl ShardState {
     }
 
     fn remove_session(&mut self, session_key: usize) {
-        let Some(entry) = self.sessions.try_remove(session_key) else {
+        let Some(mut entry) = self.sessions.try_remove(session_key) else {
             return;
         };
+        // What shared subscription groups gave it and its client does not have goes back
+        // to the groups, once it is no longer a member (section 4.8.2).
+        let mut undelivered = Vec::new();
+        let lost = entry.session.take_undelivered_shared(&mut undelivered);
+        self.counters.dropped_shared += lost;
         let filters: Vec<TopicFilter> = entry
             .session
             .subscriptions()
@@ -987,6 +1002,7 @@ impl ShardState {
             self.unsubscribe(session_key, &filter);
         }
         self.by_client_id.remove(entry.session.client_id());
+        self.return_to_groups(undelivered);
         // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
         if let Some(will) = entry.pending_will {
             self.route_will(will);

@@ -104,10 +104,14 @@ impl ShardState {
             MeshMsg::Interest { filter, add: false } => {
                 self.remote.remove(&filter, |&peer| peer == from);
             }
-            MeshMsg::ShareInterest { filter, add } => self.on_share_interest(from, filter, add),
-            MeshMsg::SharedPublish { filter, msg } => {
+            MeshMsg::ShareInterest {
+                filter,
+                members,
+                online,
+            } => self.on_share_interest(from, filter, members, online),
+            MeshMsg::SharedPublish { filter, msg, hops } => {
                 let Some(msg) = still_fresh(msg) else { return };
-                self.deliver_shared_local(&filter, &msg);
+                self.deliver_shared_here(&filter, &msg, hops);
             }
             MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
             MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
@@ -129,7 +133,7 @@ impl ShardState {
 /// A message that waited in a peer's overflow may have expired on the way [MQTT-3.3.2-5];
 /// otherwise it goes on with its remaining expiry [MQTT-3.3.2-6]. The clock is read only for
 /// messages that have an expiry.
-fn still_fresh(msg: Message) -> Option<Message> {
+pub(super) fn still_fresh(msg: Message) -> Option<Message> {
     if msg.expires_at.is_none() {
         return Some(msg);
     }

@@ -184,12 +184,25 @@ impl ShardState {
 
     /// Offers one message to one session and writes it to its connection if it goes out now.
     pub(super) fn deliver_to(&mut self, session_key: usize, msg: &Message, qos: QoS, retain: bool) {
+        self.deliver_to_via(session_key, msg, qos, retain, None);
+    }
+
+    /// `deliver_to` for a message that came through the shared subscription `group` (the
+    /// session remembers it, see `Session::deliver_via`).
+    pub(super) fn deliver_to_via(
+        &mut self,
+        session_key: usize,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        group: Option<&TopicFilter>,
+    ) {
         let Some(entry) = self.sessions.get_mut(session_key) else {
             return;
         };
         let conn_id = entry.conn;
         let version = entry.session.version();
-        let (qos, packet_id) = match entry.session.deliver(msg, qos, retain) {
+        let (qos, packet_id) = match entry.session.deliver_via(msg, qos, retain, group) {
             Delivery::Send { qos, packet_id } => (qos, packet_id),
             Delivery::Queued => return self.note_queued(session_key),
             Delivery::Dropped if qos == QoS::AtMostOnce => {

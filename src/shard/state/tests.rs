@@ -383,11 +383,16 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
     drain_packets(&mut state, member, ProtocolVersion::V5);
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
-        [MeshMsg::ShareInterest { add: true, .. }]
+        [MeshMsg::ShareInterest {
+            members: 1,
+            online: 1,
+            ..
+        }]
     ));
     let remote = MeshMsg::ShareInterest {
         filter: filter.clone(),
-        add: true,
+        members: 1,
+        online: 1,
     };
     assert!(peer.try_send(0, remote).is_ok());
     state.drain_mesh(16);
@@ -410,7 +415,7 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
     state.close(member, None, false);
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
-        [MeshMsg::ShareInterest { add: false, .. }]
+        [MeshMsg::ShareInterest { members: 0, .. }]
     ));
     state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
     assert_eq!(
@@ -638,13 +643,13 @@ fn shared_group_spreads_by_member_count_across_shards() {
     state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
     drain_packets(&mut state, member, ProtocolVersion::V5);
     peer_messages(&mut peer);
-    for _ in 0..3 {
-        let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
-        assert!(
-            peer.try_send(0, MeshMsg::ShareInterest { filter, add: true })
-                .is_ok()
-        );
-    }
+    let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
+    let remote = MeshMsg::ShareInterest {
+        filter,
+        members: 3,
+        online: 3,
+    };
+    assert!(peer.try_send(0, remote).is_ok());
     state.drain_mesh(16);
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     for _ in 0..8 {
@@ -807,6 +812,7 @@ fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
     let shared = MeshMsg::SharedPublish {
         filter,
         msg: expired("r/shared", false),
+        hops: 0,
     };
     assert!(peer.try_send(0, shared).is_ok());
     assert!(
@@ -900,3 +906,5 @@ fn a_will_that_is_not_utf8_despite_payload_format_1_is_refused_with_0x99_3_1_3_2
     assert!(state.admit(&with_will(b"\xFF\xFE", Some(0))).is_ok());
     assert!(state.admit(&with_will(b"\xFF\xFE", None)).is_ok());
 }
+
+mod shared;
