@@ -5,9 +5,11 @@
 //! - `state`: the shard's data and every decision (no sockets): connections and CONNECT in
 //!   `mod.rs`, `routing`, `peers` (mesh side), `timers`.
 //! - `encode`: encode-once fan-out of a PUBLISH to many subscribers.
+//! - `alias`: the outbound Topic Aliases of one connection (5.0).
 //! - `conn`: the only socket code: accept, CONNECT, handoff, reader and writer tasks.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
 
+mod alias;
 mod conn;
 mod encode;
 mod run;
