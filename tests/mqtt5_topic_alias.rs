@@ -34,7 +34,10 @@ fn resolve(got: &[Publish], max: u16) -> Vec<String> {
             }
             Some(alias) => {
                 // [MQTT-3.1.2-26] [MQTT-3.3.2-11] never 0 and never above the client's maximum.
-                assert!((1..=max).contains(&alias), "alias {alias} outside 1..={max}");
+                assert!(
+                    (1..=max).contains(&alias),
+                    "alias {alias} outside 1..={max}"
+                );
                 if !p.topic.is_empty() {
                     aliases.insert(alias, p.topic.as_str().to_string());
                 }
@@ -85,7 +88,9 @@ fn aliases_never_exceed_the_clients_topic_alias_maximum() {
     let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(2)));
     sub.subscribe_ok(1, &[("tm/#", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
-    let topics = ["tm/a", "tm/b", "tm/c", "tm/d", "tm/a", "tm/b", "tm/c", "tm/d"];
+    let topics = [
+        "tm/a", "tm/b", "tm/c", "tm/d", "tm/a", "tm/b", "tm/c", "tm/d",
+    ];
     for t in topics {
         publisher.publish(t, t.as_bytes(), 1, false);
     }
@@ -166,8 +171,14 @@ fn aliases_restart_with_each_connection_of_a_persistent_session() {
     // Received, never acknowledged: both are resent on the next connection.
     let first = sub.expect_publish();
     let second = sub.expect_publish();
-    assert_eq!((first.topic.as_str(), first.properties.topic_alias), ("tr/t", Some(1)));
-    assert_eq!((second.topic.as_str(), second.properties.topic_alias), ("", Some(1)));
+    assert_eq!(
+        (first.topic.as_str(), first.properties.topic_alias),
+        ("tr/t", Some(1))
+    );
+    assert_eq!(
+        (second.topic.as_str(), second.properties.topic_alias),
+        ("", Some(1))
+    );
     sub.drop_connection();
     publisher.publish("tr/t", b"3", 1, false);
     let (mut sub, connack) = RawClient::connect_with(broker.addr, persistent());
@@ -177,7 +188,11 @@ fn aliases_restart_with_each_connection_of_a_persistent_session() {
     let payloads: Vec<String> = got.iter().map(payload_str).collect();
     assert_eq!(payloads, ["1", "2", "3", "4"]);
     assert!(got[0].dup && got[1].dup, "resends carry DUP [MQTT-3.3.1-1]");
-    assert_eq!(got[0].topic.as_str(), "tr/t", "first PUBLISH names its topic again");
+    assert_eq!(
+        got[0].topic.as_str(),
+        "tr/t",
+        "first PUBLISH names its topic again"
+    );
     assert_eq!(got[0].properties.topic_alias, Some(1));
     for p in &got[1..] {
         assert_eq!((p.topic.as_str(), p.properties.topic_alias), ("", Some(1)));
@@ -198,8 +213,14 @@ fn retained_messages_at_subscribe_set_aliases_that_live_messages_then_use() {
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(got.len(), 2);
     assert!(got[0].retain);
-    assert_eq!((got[0].topic.as_str(), got[0].properties.topic_alias), ("tt/r", Some(1)));
-    assert_eq!((got[1].topic.as_str(), got[1].properties.topic_alias), ("", Some(1)));
+    assert_eq!(
+        (got[0].topic.as_str(), got[0].properties.topic_alias),
+        ("tt/r", Some(1))
+    );
+    assert_eq!(
+        (got[1].topic.as_str(), got[1].properties.topic_alias),
+        ("", Some(1))
+    );
 }
 
 #[test]
@@ -226,7 +247,11 @@ fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
         .collect();
     assert_eq!(
         forms,
-        [("tp/topic", None, 10), ("tp/topic", Some(1), 0), ("", Some(1), 10)]
+        [
+            ("tp/topic", None, 10),
+            ("tp/topic", Some(1), 0),
+            ("", Some(1), 10)
+        ]
     );
     for p in &got {
         let size = ringmq::protocol::encoded_len(&Packet::Publish(p.clone()), V5);

@@ -383,7 +383,10 @@ mod tests {
         let mut out = BytesMut::new();
         let at = super::encode_with_topic_alias(&p, 1, &mut out).expect("encodes");
         // The same bytes a client may send (publish_v5_empty_topic_with_topic_alias_...).
-        assert_eq!(&out[..], [0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, b'x']);
+        assert_eq!(
+            &out[..],
+            [0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, b'x']
+        );
         assert_eq!(at, 6);
     }
 

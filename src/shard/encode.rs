@@ -101,7 +101,8 @@ impl PublishEncoder {
     /// The size of the PUBLISH `append` would write, for Maximum Packet Size checks
     /// (`usize::MAX` if it cannot be encoded).
     pub fn encoded_len(&mut self, msg: &Message, form: Form) -> usize {
-        self.slot(msg, form).map_or(usize::MAX, |slot| slot.bytes.len())
+        self.slot(msg, form)
+            .map_or(usize::MAX, |slot| slot.bytes.len())
     }
 
     /// The slot of `form`, encoded for the current message if it was not yet.
@@ -241,20 +242,35 @@ mod tests {
         };
         let mut out = BytesMut::new();
         let set_len = enc.encoded_len(&m, with(AliasUse::Set(7)));
-        assert_eq!(enc.append(&m, with(AliasUse::Set(7)), Some(a), &mut out), set_len);
+        assert_eq!(
+            enc.append(&m, with(AliasUse::Set(7)), Some(a), &mut out),
+            set_len
+        );
         enc.append(&m, with(AliasUse::Set(300)), Some(b), &mut out);
         enc.append(&m, with(AliasUse::Use(7)), Some(b), &mut out);
         enc.append(&m, with(AliasUse::None), Some(a), &mut out);
         let set = decode_publish(&mut out, ProtocolVersion::V5);
-        assert_eq!((set.topic.as_str(), set.properties.topic_alias), ("a/b", Some(7)));
+        assert_eq!(
+            (set.topic.as_str(), set.properties.topic_alias),
+            ("a/b", Some(7))
+        );
         assert_eq!(set.packet_id, Some(a));
         let other = decode_publish(&mut out, ProtocolVersion::V5);
         assert_eq!(other.properties.topic_alias, Some(300));
         let used = decode_publish(&mut out, ProtocolVersion::V5);
-        assert_eq!((used.topic.as_str(), used.properties.topic_alias), ("", Some(7)));
-        assert_eq!((used.packet_id, &used.payload[..]), (Some(b), &b"payload"[..]));
+        assert_eq!(
+            (used.topic.as_str(), used.properties.topic_alias),
+            ("", Some(7))
+        );
+        assert_eq!(
+            (used.packet_id, &used.payload[..]),
+            (Some(b), &b"payload"[..])
+        );
         let plain = decode_publish(&mut out, ProtocolVersion::V5);
-        assert_eq!((plain.topic.as_str(), plain.properties.topic_alias), ("a/b", None));
+        assert_eq!(
+            (plain.topic.as_str(), plain.properties.topic_alias),
+            ("a/b", None)
+        );
         assert!(out.is_empty());
     }
 
@@ -268,6 +284,9 @@ mod tests {
             ..form(ProtocolVersion::V4, QoS::AtMostOnce, false)
         };
         enc.append(&msg(), aliased, None, &mut out);
-        assert_eq!(decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(), "a/b");
+        assert_eq!(
+            decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(),
+            "a/b"
+        );
     }
 }
