@@ -72,6 +72,21 @@ impl OutboundAliases {
     }
 }
 
+/// The form to send within `limit` bytes, given the packet size of each form: the planned
+/// one if it fits, else the full topic without an alias (setting an alias adds 3 bytes, and
+/// using one can be longer than a 1 or 2 byte topic), else none: the packet cannot be sent
+/// [MQTT-3.1.2-25].
+pub fn fitting(
+    planned: AliasUse,
+    limit: usize,
+    mut size: impl FnMut(AliasUse) -> usize,
+) -> Option<AliasUse> {
+    if size(planned) <= limit {
+        return Some(planned);
+    }
+    (planned != AliasUse::None && size(AliasUse::None) <= limit).then_some(AliasUse::None)
+}
+
 /// A long topic shares the publisher's read buffer; the table may keep it for the life of the
 /// connection, so it gets its own copy rather than pinning that whole buffer.
 fn owned(topic: &TopicName) -> TopicName {
@@ -128,6 +143,20 @@ mod tests {
         assert_eq!(table.plan(&t("a")), AliasUse::Set(1));
         table.sent(&t("a"), AliasUse::None);
         assert_eq!(table.plan(&t("a")), AliasUse::Set(1));
+    }
+
+    #[test]
+    fn the_form_that_fits_is_sent_mqtt_3_1_2_25() {
+        let size = |used| match used {
+            AliasUse::None => 20,
+            AliasUse::Set(_) => 23,
+            AliasUse::Use(_) => 19,
+        };
+        assert_eq!(fitting(AliasUse::Set(1), 23, size), Some(AliasUse::Set(1)));
+        assert_eq!(fitting(AliasUse::Set(1), 22, size), Some(AliasUse::None));
+        assert_eq!(fitting(AliasUse::Use(1), 19, size), Some(AliasUse::Use(1)));
+        assert_eq!(fitting(AliasUse::Set(1), 19, size), None);
+        assert_eq!(fitting(AliasUse::None, 19, size), None);
     }
 
     #[test]

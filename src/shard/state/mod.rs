@@ -2,7 +2,7 @@
 //! acceptance and takeover, routing, retained store, interest, keepalive, back-pressure).
 //! No sockets: connections are outbound byte buffers plus a waker for their writer task.
 
-use super::alias::{AliasUse, OutboundAliases};
+use super::alias::{AliasUse, OutboundAliases, fitting};
 use super::encode::{Form, PublishEncoder};
 use super::{Handoff, MeshMsg};
 use crate::config::Config;
@@ -767,11 +767,11 @@ impl ShardState {
         // A resend after a reconnect uses an alias only if this connection set it (section
         // 3.3.2.3.4): the table is per connection, so it starts by setting it again.
         let planned = c.aliases.plan(&publish.topic);
-        let form = if planned != AliasUse::None && aliased_len(publish, planned) <= limit {
-            planned
-        } else if plain_len <= limit {
-            AliasUse::None
-        } else {
+        let size = |alias| match alias {
+            AliasUse::None => plain_len,
+            _ => aliased_len(publish, alias),
+        };
+        let Some(form) = fitting(planned, limit, size) else {
             // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size.
             return self.discard(conn, session_key, &outgoing, Discard::TooLarge);
         };

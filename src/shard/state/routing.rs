@@ -220,19 +220,12 @@ impl ShardState {
             retain,
             alias,
         };
-        // [MQTT-3.1.2-25] the size that counts is the packet's as written, alias included;
-        // a full topic without the alias may still fit where a new alias does not.
-        let fits = |encoder: &mut PublishEncoder, alias| {
-            limit == usize::MAX || encoder.encoded_len(msg, form(alias)) <= limit
-        };
-        let alias = if fits(&mut self.encoder, planned) {
-            Some(planned)
-        } else if planned != AliasUse::None && fits(&mut self.encoder, AliasUse::None) {
-            Some(AliasUse::None)
-        } else {
-            None
-        };
-        let Some(alias) = alias else {
+        // [MQTT-3.1.2-25] the size that counts is the packet's as written, alias included.
+        let encoder = &mut self.encoder;
+        let fits = fitting(planned, limit, |alias| {
+            encoder.encoded_len(msg, form(alias))
+        });
+        let Some(alias) = fits else {
             let mut actions = Vec::new();
             entry
                 .session
