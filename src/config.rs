@@ -74,6 +74,9 @@ pub struct MqttConfig {
     pub max_inflight: NonZeroU16,
     /// Topic Alias Maximum we grant MQTT 5.0 clients; 0 disables inbound aliases.
     pub topic_alias_maximum: u16,
+    /// Most outbound Topic Aliases the broker assigns per connection (also capped by the
+    /// client's Topic Alias Maximum); 0 disables outbound aliases.
+    pub max_outbound_topic_aliases: u16,
     /// Session Expiry Interval cap, in seconds; `u32::MAX` means sessions may never expire.
     pub max_session_expiry: u32,
 }
@@ -254,6 +257,7 @@ pub struct RawMqtt {
     pub receive_maximum: u16,
     pub max_inflight: u16,
     pub topic_alias_maximum: u16,
+    pub max_outbound_topic_aliases: u16,
     pub max_session_expiry: u32,
 }
 
@@ -326,6 +330,7 @@ impl Default for RawMqtt {
             receive_maximum: 64,
             max_inflight: 64,
             topic_alias_maximum: 16,
+            max_outbound_topic_aliases: 16,
             max_session_expiry: u32::MAX,
         }
     }
@@ -542,6 +547,7 @@ impl RawMqtt {
             receive_maximum: nonzero_u16("mqtt.receive_maximum", self.receive_maximum)?,
             max_inflight: nonzero_u16("mqtt.max_inflight", self.max_inflight)?,
             topic_alias_maximum: self.topic_alias_maximum,
+            max_outbound_topic_aliases: self.max_outbound_topic_aliases,
             max_session_expiry: self.max_session_expiry,
         })
     }
@@ -664,6 +670,9 @@ receive_maximum = {receive_maximum}
 max_inflight = {max_inflight}
 # Topic Alias Maximum granted to MQTT 5.0 clients; 0 = none.
 topic_alias_maximum = {topic_alias_maximum}
+# Topic Aliases the broker assigns per MQTT 5.0 connection (never above the client's Topic
+# Alias Maximum); the first topics sent keep them for the connection's life. 0 = none.
+max_outbound_topic_aliases = {max_outbound_topic_aliases}
 # Longest Session Expiry Interval honoured, in seconds (4294967295 = never expire).
 max_session_expiry = {max_session_expiry}
 
@@ -720,6 +729,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
             receive_maximum = m.receive_maximum,
             max_inflight = m.max_inflight,
             topic_alias_maximum = m.topic_alias_maximum,
+            max_outbound_topic_aliases = m.max_outbound_topic_aliases,
             max_session_expiry = m.max_session_expiry,
             max_queued_messages = q.max_queued_messages,
             max_queued_bytes = q.max_queued_bytes,

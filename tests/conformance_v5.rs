@@ -606,6 +606,22 @@ fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
         };
         assert_eq!(resolved, payload_str(p));
     }
+    // The broker does use them: aliases 1 and 2 for the first two topics, then those topics
+    // by alias alone; the third topic always goes in full.
+    let forms: Vec<(&str, Option<u16>)> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), p.properties.topic_alias))
+        .collect();
+    let expected = [
+        ("oa/a", Some(1)),
+        ("oa/b", Some(2)),
+        ("oa/c", None),
+        ("", Some(1)),
+        ("", Some(2)),
+        ("oa/c", None),
+        ("", Some(1)),
+    ];
+    assert_eq!(forms, expected);
 }
 
 #[test]
@@ -760,7 +776,8 @@ fn inbound_topic_aliases_do_not_survive_a_reconnect() {
 #[test]
 fn outbound_topic_aliases_restart_with_each_connection() {
     // [MQTT-3.3.2-7] the server may not rely on an alias it set on a previous connection:
-    // the first PUBLISH of a topic on a new connection carries its topic name.
+    // the first PUBLISH of a topic on a new connection carries its topic name. On the first
+    // connection the second PUBLISH already went by alias alone.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("oalias-re");
     let persistent = || {
@@ -779,7 +796,12 @@ fn outbound_topic_aliases_restart_with_each_connection() {
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("oar/t", b"1", 1, false);
     publisher.publish("oar/t", b"2", 1, false);
-    assert_eq!(collect_publishes(&mut sub, QUIET).len(), 2);
+    let first = collect_publishes(&mut sub, QUIET);
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        (first[1].topic.as_str(), first[1].properties.topic_alias),
+        ("", Some(1))
+    );
     sub.disconnect();
     publisher.publish("oar/t", b"queued", 1, false);
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
@@ -791,6 +813,12 @@ fn outbound_topic_aliases_restart_with_each_connection() {
         "oar/t",
         "first PUBLISH on the new connection must name its topic: {:?}",
         got[0]
+    );
+    // ... and sets the alias again, which the next one then uses alone.
+    assert_eq!(got[0].properties.topic_alias, Some(1));
+    assert_eq!(
+        (got[1].topic.as_str(), got[1].properties.topic_alias),
+        ("", Some(1))
     );
 }
 

@@ -32,6 +32,7 @@ mod wire;
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
 pub use properties::{Properties, PropertyContext, PropertyValues};
+pub use publish::{encode_with_topic_alias, encoded_len_with_topic_alias};
 pub use string::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

@@ -118,6 +118,20 @@ impl Properties {
             Some(values) => values.encode(ctx, out),
         }
     }
+
+    /// Writes the properties `ctx` allows, in identifier order, without the length prefix: for
+    /// a caller that writes the prefix itself because it adds a property of its own.
+    #[inline]
+    pub(crate) fn encode_content(
+        &self,
+        ctx: PropertyContext,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self.0.as_deref() {
+            None => Ok(()),
+            Some(values) => values.visit(ctx, &mut Writer(out)),
+        }
+    }
 }
 
 /// Every MQTT 5.0 property. A packet carries the subset the spec allows it; decode refuses a

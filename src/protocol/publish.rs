@@ -8,7 +8,7 @@ use super::properties::{Properties, PropertyContext};
 use super::reasons;
 use super::topic::TopicName;
 use super::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
-use super::wire::{Reader, prefixed_len, put_binary};
+use super::wire::{Reader, prefixed_len, put_binary, put_var_int, var_int_len};
 use bytes::{BufMut, BytesMut};
 
 const DUP: u8 = 0x08;
@@ -120,6 +120,83 @@ impl Publish {
         out.put_slice(&self.payload);
         Ok(())
     }
+}
+
+/// The Topic Alias property: identifier 0x23, then a Two Byte Integer.
+const TOPIC_ALIAS_PROPERTY_LEN: usize = 3;
+
+impl Publish {
+    /// The remaining length of this PUBLISH in 5.0 with a Topic Alias added to its properties.
+    fn aliased_body_len(&self) -> usize {
+        let properties =
+            self.properties.content_len(PropertyContext::Publish) + TOPIC_ALIAS_PROPERTY_LEN;
+        let mut len = prefixed_len(self.topic.as_bytes().len())
+            + var_int_len(properties)
+            + properties
+            + self.payload.len();
+        if self.qos != QoS::AtMostOnce {
+            len += 2;
+        }
+        len
+    }
+}
+
+/// The exact number of bytes [`encode_with_topic_alias`] appends for `publish`.
+pub fn encoded_len_with_topic_alias(publish: &Publish) -> usize {
+    let body_len = publish.aliased_body_len();
+    1 + var_int_len(body_len) + body_len
+}
+
+/// Appends `publish` as a 5.0 PUBLISH that carries the outbound Topic Alias `alias`
+/// (section 3.3.2.3.4); its topic is empty when the alias stands for a topic set earlier on
+/// the connection. The alias goes first in the property list, so it sits at a fixed place
+/// whatever other properties follow: returns the offset of its two value bytes from the
+/// start of the packet, for encode-once fan-out to patch. `publish.properties` must not hold a
+/// Topic Alias of its own (a routed message never does). On error `out` is left as it was.
+pub fn encode_with_topic_alias(
+    publish: &Publish,
+    alias: u16,
+    out: &mut BytesMut,
+) -> Result<usize, EncodeError> {
+    debug_assert!(publish.properties.topic_alias.is_none(), "one Topic Alias");
+    let body_len = publish.aliased_body_len();
+    if body_len > super::MAX_REMAINING_LENGTH {
+        return Err(EncodeError::PacketTooLarge(body_len));
+    }
+    let start = out.len();
+    out.reserve(1 + var_int_len(body_len) + body_len);
+    out.put_u8(0x30 | publish.flags());
+    let result = encode_aliased_body(publish, alias, body_len, out).map(|at| at - start);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Everything after the PUBLISH type byte; returns where the alias value bytes are in `out`.
+fn encode_aliased_body(
+    publish: &Publish,
+    alias: u16,
+    body_len: usize,
+    out: &mut BytesMut,
+) -> Result<usize, EncodeError> {
+    put_var_int(out, body_len)?;
+    put_binary(out, publish.topic.as_bytes())?;
+    if publish.qos != QoS::AtMostOnce {
+        let id = publish.packet_id.ok_or(EncodeError::MissingPacketId)?;
+        out.put_u16(id.get());
+    }
+    let properties =
+        publish.properties.content_len(PropertyContext::Publish) + TOPIC_ALIAS_PROPERTY_LEN;
+    put_var_int(out, properties)?;
+    out.put_u8(0x23);
+    let alias_at = out.len();
+    out.put_u16(alias);
+    publish
+        .properties
+        .encode_content(PropertyContext::Publish, out)?;
+    out.put_slice(&publish.payload);
+    Ok(alias_at)
 }
 
 /// The reason codes allowed in each acknowledgement, by packet type.
@@ -272,6 +349,45 @@ mod tests {
             ..publish(QoS::AtMostOnce, "t", None, b"x")
         };
         assert_codec(&bytes, V5, &Packet::Publish(expected));
+    }
+
+    #[test]
+    fn publish_v5_with_an_outbound_topic_alias_puts_it_first_mqtt_3_3_2_11() {
+        let bytes = [
+            0x32, 0x10, // PUBLISH QoS 1, remaining length 16
+            0x00, 0x01, b't', // topic
+            0x00, 0x05, // packet identifier 5
+            0x0A, // property length 10
+            0x23, 0x00, 0x02, // topic alias 2, first (its offset is fixed)
+            0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // user property k=v
+        ];
+        let mut p = publish(QoS::AtLeastOnce, "t", Some(5), b"");
+        p.properties = Properties::from(PropertyValues {
+            user_properties: vec![(s("k"), s("v"))],
+            ..PropertyValues::default()
+        });
+        let mut out = BytesMut::from(&b"before"[..]);
+        let at = super::encode_with_topic_alias(&p, 2, &mut out).expect("encodes");
+        assert_eq!(&out[6..], bytes);
+        assert_eq!(at, 9, "offset of the alias value in the packet");
+        assert_eq!(super::encoded_len_with_topic_alias(&p), bytes.len());
+        let mut expected = p.clone();
+        expected.properties.topic_alias = Some(2);
+        assert_decodes(&bytes, V5, &Packet::Publish(expected));
+    }
+
+    #[test]
+    fn publish_v5_with_an_outbound_topic_alias_and_an_empty_topic() {
+        let mut p = publish(QoS::AtMostOnce, "t", None, b"x");
+        p.topic = super::TopicName::empty();
+        let mut out = BytesMut::new();
+        let at = super::encode_with_topic_alias(&p, 1, &mut out).expect("encodes");
+        // The same bytes a client may send (publish_v5_empty_topic_with_topic_alias_...).
+        assert_eq!(
+            &out[..],
+            [0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, b'x']
+        );
+        assert_eq!(at, 6);
     }
 
     #[test]

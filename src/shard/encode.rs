@@ -1,23 +1,62 @@
 //! Encode-once fan-out: a routed message is encoded at most once per (protocol family, QoS,
-//! retain flag) and the bytes are copied into each subscriber's outbound buffer, with the
-//! subscriber's packet id patched in for QoS 1/2.
+//! retain flag, outbound Topic Alias form) and the bytes are copied into each subscriber's
+//! outbound buffer, with the subscriber's packet id and alias patched in.
 
-use crate::protocol::{self, Packet, PacketId, ProtocolVersion, Publish, QoS};
+use super::alias::AliasUse;
+use crate::protocol::{self, Packet, PacketId, ProtocolVersion, Publish, QoS, TopicName};
 use crate::session::Message;
 use bytes::BytesMut;
 
 /// Any valid id; each subscriber's own id overwrites it.
 const PLACEHOLDER_ID: u16 = 1;
-/// 3.1/3.1.1 and 5.0 encode a PUBLISH differently; 3 QoS levels; retain on or off.
-const SLOTS: usize = 2 * 3 * 2;
+/// Any valid alias; each subscriber's own alias overwrites it.
+const PLACEHOLDER_ALIAS: u16 = 1;
+/// 3 QoS levels times retain on or off.
+const FORMS: usize = 3 * 2;
+/// 3.1/3.1.1 has one form per (QoS, retain); 5.0 three: no alias, setting one (full topic
+/// plus alias) and using one (empty topic plus alias).
+const SLOTS: usize = FORMS + 3 * FORMS;
 
 #[derive(Debug, Default)]
 struct Slot {
     bytes: BytesMut,
     /// Where the two packet id bytes start (QoS 1/2 only).
     id_offset: usize,
+    /// Where the two Topic Alias bytes start (alias forms only).
+    alias_offset: usize,
     /// The `round` this slot was encoded in; older contents are stale.
     round: u64,
+}
+
+/// One encoded form of the message being routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Form {
+    pub version: ProtocolVersion,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Ignored (no alias) for 3.1/3.1.1.
+    pub alias: AliasUse,
+}
+
+impl Form {
+    fn alias(&self) -> AliasUse {
+        if self.version == ProtocolVersion::V5 {
+            self.alias
+        } else {
+            AliasUse::None
+        }
+    }
+
+    fn slot_index(&self) -> usize {
+        let within = (self.qos as usize) * 2 + usize::from(self.retain);
+        let family = match (self.version, self.alias()) {
+            (ProtocolVersion::V5, AliasUse::None) => 1,
+            (ProtocolVersion::V5, AliasUse::Set(_)) => 2,
+            (ProtocolVersion::V5, AliasUse::Use(_)) => 3,
+            _ => 0,
+        };
+        family * FORMS + within
+    }
 }
 
 /// The per-shard cache of encoded PUBLISHes for the message being routed. Buffers keep their
@@ -34,88 +73,83 @@ impl PublishEncoder {
         self.round += 1;
     }
 
-    /// Appends the PUBLISH of `msg` at `qos`/`retain` for a `version` client to `out`, with
-    /// `packet_id` patched in. Returns the number of bytes appended (0 if it cannot be encoded).
+    /// Appends the PUBLISH of `msg` in `form` to `out`, with `packet_id` and the form's alias
+    /// patched in. Returns the number of bytes appended (0 if it cannot be encoded).
     pub fn append(
         &mut self,
         msg: &Message,
-        version: ProtocolVersion,
-        qos: QoS,
-        retain: bool,
+        form: Form,
         packet_id: Option<PacketId>,
         out: &mut BytesMut,
     ) -> usize {
-        let round = self.round;
-        let slot = &mut self.slots[slot_index(version, qos, retain)];
-        if slot.round != round || slot.bytes.is_empty() {
-            slot.bytes.clear();
-            let Some(id_offset) = encode_publish(msg, version, qos, retain, &mut slot.bytes) else {
-                return 0;
-            };
-            slot.id_offset = id_offset;
-            slot.round = round;
-        }
+        let Some(slot) = self.slot(msg, form) else {
+            return 0;
+        };
         let start = out.len();
         out.extend_from_slice(&slot.bytes);
         if let Some(id) = packet_id {
             let at = start + slot.id_offset;
             out[at..at + 2].copy_from_slice(&id.get().to_be_bytes());
         }
-        slot.bytes.len()
-    }
-
-    /// The encoded size of the last `append`ed variant, for Maximum Packet Size checks.
-    pub fn encoded_len(
-        &mut self,
-        msg: &Message,
-        version: ProtocolVersion,
-        qos: QoS,
-        retain: bool,
-    ) -> usize {
-        let round = self.round;
-        let slot = &mut self.slots[slot_index(version, qos, retain)];
-        if slot.round != round || slot.bytes.is_empty() {
-            slot.bytes.clear();
-            match encode_publish(msg, version, qos, retain, &mut slot.bytes) {
-                Some(id_offset) => {
-                    slot.id_offset = id_offset;
-                    slot.round = round;
-                }
-                None => return usize::MAX,
-            }
+        if let AliasUse::Set(alias) | AliasUse::Use(alias) = form.alias() {
+            let at = start + slot.alias_offset;
+            out[at..at + 2].copy_from_slice(&alias.to_be_bytes());
         }
         slot.bytes.len()
     }
+
+    /// The size of the PUBLISH `append` would write, for Maximum Packet Size checks
+    /// (`usize::MAX` if it cannot be encoded).
+    pub fn encoded_len(&mut self, msg: &Message, form: Form) -> usize {
+        self.slot(msg, form)
+            .map_or(usize::MAX, |slot| slot.bytes.len())
+    }
+
+    /// The slot of `form`, encoded for the current message if it was not yet.
+    fn slot(&mut self, msg: &Message, form: Form) -> Option<&mut Slot> {
+        let round = self.round;
+        let slot = &mut self.slots[form.slot_index()];
+        if slot.round != round || slot.bytes.is_empty() {
+            slot.bytes.clear();
+            let (id_offset, alias_offset) = encode_publish(msg, form, &mut slot.bytes)?;
+            slot.id_offset = id_offset;
+            slot.alias_offset = alias_offset;
+            slot.round = round;
+        }
+        Some(slot)
+    }
 }
 
-fn slot_index(version: ProtocolVersion, qos: QoS, retain: bool) -> usize {
-    let family = usize::from(version == ProtocolVersion::V5);
-    family * 6 + (qos as usize) * 2 + usize::from(retain)
-}
-
-/// Encodes the PUBLISH and returns the offset of its packet id bytes.
-fn encode_publish(
-    msg: &Message,
-    version: ProtocolVersion,
-    qos: QoS,
-    retain: bool,
-    out: &mut BytesMut,
-) -> Option<usize> {
-    let packet = Packet::Publish(Publish {
+/// Encodes the PUBLISH and returns the offsets of its packet id and Topic Alias bytes.
+fn encode_publish(msg: &Message, form: Form, out: &mut BytesMut) -> Option<(usize, usize)> {
+    let topic = match form.alias() {
+        AliasUse::Use(_) => TopicName::empty(),
+        AliasUse::None | AliasUse::Set(_) => msg.topic.clone(),
+    };
+    let topic_len = topic.as_bytes().len();
+    let publish = Publish {
         dup: false,
-        qos,
-        retain,
-        topic: msg.topic.clone(),
-        packet_id: (qos != QoS::AtMostOnce)
+        qos: form.qos,
+        retain: form.retain,
+        topic,
+        packet_id: (form.qos != QoS::AtMostOnce)
             .then(|| PacketId::new(PLACEHOLDER_ID))
             .flatten(),
         properties: msg.properties.as_deref().cloned().unwrap_or_default(),
         payload: msg.payload.clone(),
-    });
-    protocol::encode(&packet, version, out).ok()?;
+    };
+    let alias_offset = match form.alias() {
+        AliasUse::None => {
+            protocol::encode(&Packet::Publish(publish), form.version, out).ok()?;
+            0
+        }
+        AliasUse::Set(_) | AliasUse::Use(_) => {
+            protocol::encode_with_topic_alias(&publish, PLACEHOLDER_ALIAS, out).ok()?
+        }
+    };
     // Fixed header: one type byte, then a variable byte integer of up to 4 bytes.
     let varint_len = out.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
-    Some(1 + varint_len + 2 + msg.topic.as_bytes().len())
+    Some((1 + varint_len + 2 + topic_len, alias_offset))
 }
 
 #[cfg(test)]
@@ -135,6 +169,15 @@ mod tests {
         }
     }
 
+    fn form(version: ProtocolVersion, qos: QoS, retain: bool) -> Form {
+        Form {
+            version,
+            qos,
+            retain,
+            alias: AliasUse::None,
+        }
+    }
+
     fn decode_publish(bytes: &mut BytesMut, version: ProtocolVersion) -> Publish {
         match protocol::decode(bytes, version, 1 << 20) {
             Ok(Some(Packet::Publish(p))) => p,
@@ -151,9 +194,10 @@ mod tests {
             let mut out = BytesMut::new();
             let a = PacketId::new(0x1234).expect("non-zero");
             let b = PacketId::new(7).expect("non-zero");
-            enc.append(&m, version, QoS::AtLeastOnce, false, Some(a), &mut out);
-            enc.append(&m, version, QoS::AtLeastOnce, false, Some(b), &mut out);
-            enc.append(&m, version, QoS::AtMostOnce, true, None, &mut out);
+            let qos1 = form(version, QoS::AtLeastOnce, false);
+            enc.append(&m, qos1, Some(a), &mut out);
+            enc.append(&m, qos1, Some(b), &mut out);
+            enc.append(&m, form(version, QoS::AtMostOnce, true), None, &mut out);
             let first = decode_publish(&mut out, version);
             let second = decode_publish(&mut out, version);
             let third = decode_publish(&mut out, version);
@@ -172,29 +216,77 @@ mod tests {
         let mut enc = PublishEncoder::default();
         enc.begin();
         let mut out = BytesMut::new();
-        enc.append(
-            &msg(),
-            ProtocolVersion::V4,
-            QoS::AtMostOnce,
-            false,
-            None,
-            &mut out,
-        );
+        let qos0 = form(ProtocolVersion::V4, QoS::AtMostOnce, false);
+        enc.append(&msg(), qos0, None, &mut out);
         enc.begin();
         let mut other = msg();
         other.topic = TopicName::try_from("c").expect("valid");
-        enc.append(
-            &other,
-            ProtocolVersion::V4,
-            QoS::AtMostOnce,
-            false,
-            None,
-            &mut out,
-        );
+        enc.append(&other, qos0, None, &mut out);
         decode_publish(&mut out, ProtocolVersion::V4);
         assert_eq!(
             decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(),
             "c"
+        );
+    }
+
+    #[test]
+    fn aliases_are_patched_per_subscriber_mqtt_3_3_2_11() {
+        let mut enc = PublishEncoder::default();
+        enc.begin();
+        let m = msg();
+        let a = PacketId::new(3).expect("non-zero");
+        let b = PacketId::new(4).expect("non-zero");
+        let with = |alias| Form {
+            alias,
+            ..form(ProtocolVersion::V5, QoS::AtLeastOnce, false)
+        };
+        let mut out = BytesMut::new();
+        let set_len = enc.encoded_len(&m, with(AliasUse::Set(7)));
+        assert_eq!(
+            enc.append(&m, with(AliasUse::Set(7)), Some(a), &mut out),
+            set_len
+        );
+        enc.append(&m, with(AliasUse::Set(300)), Some(b), &mut out);
+        enc.append(&m, with(AliasUse::Use(7)), Some(b), &mut out);
+        enc.append(&m, with(AliasUse::None), Some(a), &mut out);
+        let set = decode_publish(&mut out, ProtocolVersion::V5);
+        assert_eq!(
+            (set.topic.as_str(), set.properties.topic_alias),
+            ("a/b", Some(7))
+        );
+        assert_eq!(set.packet_id, Some(a));
+        let other = decode_publish(&mut out, ProtocolVersion::V5);
+        assert_eq!(other.properties.topic_alias, Some(300));
+        let used = decode_publish(&mut out, ProtocolVersion::V5);
+        assert_eq!(
+            (used.topic.as_str(), used.properties.topic_alias),
+            ("", Some(7))
+        );
+        assert_eq!(
+            (used.packet_id, &used.payload[..]),
+            (Some(b), &b"payload"[..])
+        );
+        let plain = decode_publish(&mut out, ProtocolVersion::V5);
+        assert_eq!(
+            (plain.topic.as_str(), plain.properties.topic_alias),
+            ("a/b", None)
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_3_1_1_form_never_carries_an_alias() {
+        let mut enc = PublishEncoder::default();
+        enc.begin();
+        let mut out = BytesMut::new();
+        let aliased = Form {
+            alias: AliasUse::Use(1),
+            ..form(ProtocolVersion::V4, QoS::AtMostOnce, false)
+        };
+        enc.append(&msg(), aliased, None, &mut out);
+        assert_eq!(
+            decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(),
+            "a/b"
         );
     }
 }

@@ -5,10 +5,12 @@
 //! - `state`: the shard's data and every decision (no sockets): connections and CONNECT in
 //!   `mod.rs`, `routing`, `peers` (mesh side), `timers`.
 //! - `encode`: encode-once fan-out of a PUBLISH to many subscribers.
+//! - `alias`: the outbound Topic Aliases of one connection (5.0).
 //! - `conn`: the only socket code: accept, CONNECT, handoff, the enhanced-authentication
 //!   exchange before CONNACK, reader and writer tasks.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
 
+mod alias;
 mod conn;
 mod encode;
 mod run;

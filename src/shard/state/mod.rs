@@ -3,13 +3,14 @@
 //! back-pressure).
 //! No sockets: connections are outbound byte buffers plus a waker for their writer task.
 
-use super::encode::PublishEncoder;
+use super::alias::{AliasUse, OutboundAliases, fitting};
+use super::encode::{Form, PublishEncoder};
 use super::{Handoff, MeshMsg};
 use crate::auth::{Authentication, Methods, Reply};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::protocol::{
-    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
+    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, Publish,
     QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
 };
 use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
@@ -50,6 +51,8 @@ pub struct Limits {
     pub max_keepalive: Option<u16>,
     /// Keep alive imposed on 5.0 clients that ask for 0.
     pub zero_keepalive: Option<u16>,
+    /// Most outbound Topic Aliases per 5.0 connection (also capped by the client's maximum).
+    pub max_outbound_topic_aliases: u16,
     /// Cap on a 5.0 Session Expiry Interval, seconds (`u32::MAX`: never expires).
     pub max_session_expiry: u32,
     /// Connections this shard accepts at once.
@@ -79,6 +82,7 @@ impl Limits {
             },
             max_keepalive: config.mqtt.max_keepalive.map(|k| k.get()),
             zero_keepalive: config.mqtt.zero_keepalive.map(|k| k.get()),
+            max_outbound_topic_aliases: config.mqtt.max_outbound_topic_aliases,
             max_session_expiry: config.mqtt.max_session_expiry,
             max_packet_size: config.mqtt.max_packet_size.get() as usize,
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
@@ -108,6 +112,7 @@ impl Default for Limits {
             timer_tick: Duration::from_millis(100),
             max_keepalive: None,
             zero_keepalive: None,
+            max_outbound_topic_aliases: 16,
             max_session_expiry: u32::MAX,
             max_connections: usize::MAX,
             max_connection_rate: None,
@@ -175,6 +180,8 @@ struct Conn {
     /// The enhanced authentication of a 5.0 client that named a method in CONNECT: kept for
     /// re-authentication (`None`: AUTH is a protocol error).
     auth: Option<Authentication>,
+    /// Topic Aliases given on this connection; a new connection starts with none.
+    aliases: OutboundAliases,
 }
 
 /// A client that finished its enhanced-authentication exchange before CONNACK.
@@ -627,12 +634,23 @@ impl ShardState {
             gate: None,
             held_acks: VecDeque::new(),
             auth: None,
+            aliases: OutboundAliases::new(self.outbound_alias_limit(connect)),
         });
         let id = ConnId { key, generation };
         if let Some(period) = keep_alive {
             self.timers.arm(now + period, TimerKey::KeepAlive(id));
         }
         id
+    }
+
+    /// [MQTT-3.1.2-26] [MQTT-3.1.2-27] aliases only up to the client's Topic Alias Maximum,
+    /// none if it announced none (or is not 5.0), and no more than our own cap.
+    fn outbound_alias_limit(&self, connect: &Connect) -> u16 {
+        if connect.version != ProtocolVersion::V5 {
+            return 0;
+        }
+        let client = connect.properties.topic_alias_maximum.unwrap_or(0);
+        client.min(self.limits.max_outbound_topic_aliases)
     }
 
     fn connack(
@@ -864,19 +882,49 @@ impl ShardState {
                 outgoing.msg = msg;
             }
         }
-        let packet = outgoing.to_packet();
         let limit = self
             .sessions
             .get(session_key)
-            .and_then(|e| e.session.max_packet_size());
-        if let Some(limit) = limit {
-            let version = self.conn(conn).map_or(ProtocolVersion::V5, |c| c.version);
-            if protocol::encoded_len(&packet, version) > limit as usize {
-                // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size.
-                return self.discard(conn, session_key, &outgoing, Discard::TooLarge);
-            }
+            .and_then(|e| e.session.max_packet_size())
+            .map_or(usize::MAX, |max| max as usize);
+        let mut packet = outgoing.to_packet();
+        let Some(c) = self.conns.get_mut(conn.key) else {
+            return;
+        };
+        if c.generation != conn.generation {
+            return;
         }
-        self.write_packet(conn, &packet);
+        let plain_len = protocol::encoded_len(&packet, c.version);
+        let Packet::Publish(publish) = &mut packet else {
+            return;
+        };
+        // A resend after a reconnect uses an alias only if this connection set it (section
+        // 3.3.2.3.4): the table is per connection, so it starts by setting it again.
+        let planned = c.aliases.plan(&publish.topic);
+        let size = |alias| match alias {
+            AliasUse::None => plain_len,
+            _ => aliased_len(publish, alias),
+        };
+        let Some(form) = fitting(planned, limit, size) else {
+            // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size.
+            return self.discard(conn, session_key, &outgoing, Discard::TooLarge);
+        };
+        let was_empty = c.outbound.is_empty();
+        let written = match form {
+            AliasUse::None => protocol::encode(&packet, c.version, &mut c.outbound).is_ok(),
+            AliasUse::Set(alias) => {
+                let ok = protocol::encode_with_topic_alias(publish, alias, &mut c.outbound);
+                c.aliases.sent(&publish.topic, form);
+                ok.is_ok()
+            }
+            AliasUse::Use(alias) => {
+                publish.topic = TopicName::empty();
+                protocol::encode_with_topic_alias(publish, alias, &mut c.outbound).is_ok()
+            }
+        };
+        if written && was_empty {
+            wake(&mut c.writer);
+        }
     }
 
     /// Drops a released or resent PUBLISH and gives its window slot to the next message.
@@ -1117,4 +1165,16 @@ fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {
         w.wake();
     }
+}
+
+/// The size of `publish` sent with the alias form `alias`: the full topic for `Set`, an empty
+/// one for `Use`.
+fn aliased_len(publish: &mut Publish, alias: AliasUse) -> usize {
+    if !matches!(alias, AliasUse::Use(_)) {
+        return protocol::encoded_len_with_topic_alias(publish);
+    }
+    let topic = std::mem::take(&mut publish.topic);
+    let len = protocol::encoded_len_with_topic_alias(publish);
+    publish.topic = topic;
+    len
 }

@@ -214,38 +214,55 @@ impl ShardState {
                 return;
             }
         };
-        let max = entry.session.max_packet_size();
-        if let Some(max) = max {
-            let len = self.encoder.encoded_len(msg, version, qos, retain);
-            if len > max as usize {
-                let mut actions = Vec::new();
-                entry
-                    .session
-                    .discard(packet_id, Discard::TooLarge, &mut actions);
-                if let Some(conn) = conn_id {
-                    self.apply(conn, &mut actions);
-                }
-                return;
+        let limit = entry
+            .session
+            .max_packet_size()
+            .map_or(usize::MAX, |max| max as usize);
+        let live = conn_id.and_then(|id| {
+            self.conns
+                .get_mut(id.key)
+                .filter(|c| c.generation == id.generation)
+                .map(|c| (id, c))
+        });
+        let planned = live
+            .as_ref()
+            .map_or(AliasUse::None, |(_, c)| c.aliases.plan(&msg.topic));
+        let form = |alias| Form {
+            version,
+            qos,
+            retain,
+            alias,
+        };
+        // [MQTT-3.1.2-25] the size that counts is the packet's as written, alias included.
+        let encoder = &mut self.encoder;
+        let fits = fitting(planned, limit, |alias| {
+            encoder.encoded_len(msg, form(alias))
+        });
+        let Some(alias) = fits else {
+            let mut actions = Vec::new();
+            entry
+                .session
+                .discard(packet_id, Discard::TooLarge, &mut actions);
+            if let Some(conn) = conn_id {
+                self.apply(conn, &mut actions);
             }
-        }
-        let Some(conn_id) = conn_id else {
             return;
         };
-        let cap = self.limits.max_outbound_bytes;
-        let Some(c) = self
-            .conns
-            .get_mut(conn_id.key)
-            .filter(|c| c.generation == conn_id.generation)
-        else {
+        let Some((conn_id, c)) = live else {
             return;
         };
         let was_empty = c.outbound.is_empty();
-        self.encoder
-            .append(msg, version, qos, retain, packet_id, &mut c.outbound);
+        if self
+            .encoder
+            .append(msg, form(alias), packet_id, &mut c.outbound)
+            > 0
+        {
+            c.aliases.sent(&msg.topic, alias);
+        }
         if was_empty {
             wake(&mut c.writer);
         }
-        if c.outbound.len() > cap && c.over_cap_since.is_none() {
+        if c.outbound.len() > self.limits.max_outbound_bytes && c.over_cap_since.is_none() {
             self.mark_over_cap(session_key, conn_id);
         }
     }

@@ -1,0 +1,360 @@
+//! Outbound Topic Aliases (MQTT 5.0 section 3.3.2.3.4) against the real `ringmq` binary: the
+//! broker gives each topic it sends to a 5.0 client an alias within the client's Topic Alias
+//! Maximum, then sends that topic as an empty name plus the alias. Publisher and subscriber
+//! sit on different shards, so every message crosses the mesh before it is aliased.
+
+pub mod support;
+
+use ringmq::protocol::packet::Publish;
+use ringmq::protocol::{Packet, ProtocolVersion};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::*;
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// A 5.0 CONNECT announcing `max` as its Topic Alias Maximum (`None`: property absent).
+fn with_alias_max(id: &str, max: Option<u16>) -> ConnectBuilder {
+    let mut connect = ConnectBuilder::new(V5, id);
+    connect.0.properties.topic_alias_maximum = max;
+    connect
+}
+
+/// Resolves each PUBLISH's topic as a client must, checking every alias against `max` and
+/// that an empty topic only uses an alias set earlier on this connection.
+fn resolve(got: &[Publish], max: u16) -> Vec<String> {
+    let mut aliases: HashMap<u16, String> = HashMap::new();
+    got.iter()
+        .map(|p| match p.properties.topic_alias {
+            None => {
+                assert!(!p.topic.is_empty(), "an empty topic needs an alias: {p:?}");
+                p.topic.as_str().to_string()
+            }
+            Some(alias) => {
+                // [MQTT-3.1.2-26] [MQTT-3.3.2-11] never 0 and never above the client's maximum.
+                assert!(
+                    (1..=max).contains(&alias),
+                    "alias {alias} outside 1..={max}"
+                );
+                if !p.topic.is_empty() {
+                    aliases.insert(alias, p.topic.as_str().to_string());
+                }
+                aliases
+                    .get(&alias)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("alias {alias} used before it was set: {p:?}"))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_publish_of_a_topic_sets_an_alias_and_later_ones_send_only_the_alias() {
+    // 3.3.2.3.4: a PUBLISH with a topic and a Topic Alias sets the mapping; one with a
+    // zero-length topic and the alias uses it. Exact bytes, so the encoding is pinned too.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-bytes");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(4)));
+    sub.subscribe_ok(1, &[("ta/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("ta/x", b"1", 0, false);
+    publisher.publish("ta/x", b"2", 0, false);
+    publisher.publish("ta/x", b"3", 0, false);
+    let (bytes, closed) = sub.read_raw_until_closed(QUIET);
+    assert!(!closed);
+    #[rustfmt::skip]
+    let expected = [
+        0x30, 0x0B, // PUBLISH QoS 0, remaining length 11
+        0x00, 0x04, b't', b'a', b'/', b'x', // the full topic, once
+        0x03, 0x23, 0x00, 0x01, // properties: Topic Alias 1
+        b'1',
+        0x30, 0x07, // PUBLISH QoS 0, remaining length 7
+        0x00, 0x00, // zero-length topic: the alias stands for it
+        0x03, 0x23, 0x00, 0x01, // Topic Alias 1
+        b'2',
+        0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, b'3',
+    ];
+    assert_eq!(bytes, expected);
+}
+
+#[test]
+fn aliases_never_exceed_the_clients_topic_alias_maximum() {
+    // [MQTT-3.1.2-26] [MQTT-3.3.2-11]: with a maximum of 2, the first two topics get aliases
+    // 1 and 2 and keep them; the others always go with their full name and no alias.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-max");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(2)));
+    sub.subscribe_ok(1, &[("tm/#", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    let topics = [
+        "tm/a", "tm/b", "tm/c", "tm/d", "tm/a", "tm/b", "tm/c", "tm/d",
+    ];
+    for t in topics {
+        publisher.publish(t, t.as_bytes(), 1, false);
+    }
+    let got = collect_publishes(&mut sub, QUIET);
+    let resolved = resolve(&got, 2);
+    let payloads: Vec<String> = got.iter().map(payload_str).collect();
+    assert_eq!(resolved, payloads, "each alias stands for its own topic");
+    assert_eq!(payloads, topics);
+    let aliases: Vec<Option<u16>> = got.iter().map(|p| p.properties.topic_alias).collect();
+    let expected = [Some(1), Some(2), None, None, Some(1), Some(2), None, None];
+    assert_eq!(aliases, expected);
+    assert!(got[4].topic.is_empty() && got[5].topic.is_empty());
+    assert_eq!(got[6].topic.as_str(), "tm/c");
+}
+
+#[test]
+fn the_brokers_cap_limits_aliases_below_the_clients_maximum() {
+    // `mqtt.max_outbound_topic_aliases` caps what a client allows; still within
+    // [MQTT-3.3.2-11] since it only lowers the bound.
+    let broker = Broker::start_with_config("[mqtt]\nmax_outbound_topic_aliases = 1\n");
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-cap");
+    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(100)));
+    sub.subscribe_ok(1, &[("tc/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for t in ["tc/a", "tc/b", "tc/a", "tc/b"] {
+        publisher.publish(t, t.as_bytes(), 0, false);
+    }
+    let got = collect_publishes(&mut sub, QUIET);
+    let aliases: Vec<Option<u16>> = got.iter().map(|p| p.properties.topic_alias).collect();
+    assert_eq!(aliases, [Some(1), None, Some(1), None]);
+    assert_eq!(resolve(&got, 1), ["tc/a", "tc/b", "tc/a", "tc/b"]);
+}
+
+#[test]
+fn no_alias_is_sent_to_a_client_that_announced_no_topic_alias_maximum() {
+    // [MQTT-3.1.2-27]: Topic Alias Maximum absent or 0 means no Topic Alias at all; a 3.1.1
+    // client cannot take one either.
+    let broker = Broker::start();
+    let [pub_id, absent_id] = ids_on_distinct_shards("ta-none");
+    let zero_id = id_on_shard("ta-zero", 1);
+    let v4_id = id_on_shard("ta-v4", 1);
+    let (mut absent, _) = RawClient::connect_with(broker.addr, with_alias_max(&absent_id, None));
+    let (mut zero, _) = RawClient::connect_with(broker.addr, with_alias_max(&zero_id, Some(0)));
+    let mut v4 = RawClient::connect(broker.addr, ProtocolVersion::V4, &v4_id);
+    for client in [&mut absent, &mut zero, &mut v4] {
+        client.subscribe_ok(1, &[("tn/#", 1)]);
+    }
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for _ in 0..3 {
+        publisher.publish("tn/t", b"x", 1, false);
+    }
+    for client in [&mut absent, &mut zero, &mut v4] {
+        let got = collect_publishes(client, QUIET);
+        assert_eq!(got.len(), 3, "{}", client.name);
+        for p in got {
+            assert_eq!(p.properties.topic_alias, None, "{}: {p:?}", client.name);
+            assert_eq!(p.topic.as_str(), "tn/t", "{}", client.name);
+        }
+    }
+}
+
+#[test]
+fn aliases_restart_with_each_connection_of_a_persistent_session() {
+    // [MQTT-3.3.2-7] mappings last only as long as the network connection: after a reconnect
+    // the resent (DUP) and queued messages set the alias again before using it.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-re");
+    let persistent = || {
+        with_alias_max(&sub_id, Some(4))
+            .clean(false)
+            .session_expiry(60)
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
+    sub.subscribe_ok(1, &[("tr/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("tr/t", b"1", 1, false);
+    publisher.publish("tr/t", b"2", 1, false);
+    // Received, never acknowledged: both are resent on the next connection.
+    let first = sub.expect_publish();
+    let second = sub.expect_publish();
+    assert_eq!(
+        (first.topic.as_str(), first.properties.topic_alias),
+        ("tr/t", Some(1))
+    );
+    assert_eq!(
+        (second.topic.as_str(), second.properties.topic_alias),
+        ("", Some(1))
+    );
+    sub.drop_connection();
+    publisher.publish("tr/t", b"3", 1, false);
+    let (mut sub, connack) = RawClient::connect_with(broker.addr, persistent());
+    assert!(connack.session_present);
+    publisher.publish("tr/t", b"4", 1, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    let payloads: Vec<String> = got.iter().map(payload_str).collect();
+    assert_eq!(payloads, ["1", "2", "3", "4"]);
+    assert!(got[0].dup && got[1].dup, "resends carry DUP [MQTT-3.3.1-1]");
+    assert_eq!(
+        got[0].topic.as_str(),
+        "tr/t",
+        "first PUBLISH names its topic again"
+    );
+    assert_eq!(got[0].properties.topic_alias, Some(1));
+    for p in &got[1..] {
+        assert_eq!((p.topic.as_str(), p.properties.topic_alias), ("", Some(1)));
+    }
+    assert_eq!(resolve(&got, 4), ["tr/t"; 4]);
+}
+
+#[test]
+fn retained_messages_at_subscribe_set_aliases_that_live_messages_then_use() {
+    // 3.3.2.3.4 applies to every PUBLISH the server sends, retained ones included.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-ret");
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("tt/r", b"kept", 1, true);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(3)));
+    sub.subscribe_ok(1, &[("tt/#", 1)]);
+    publisher.publish("tt/r", b"live", 1, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(got.len(), 2);
+    assert!(got[0].retain);
+    assert_eq!(
+        (got[0].topic.as_str(), got[0].properties.topic_alias),
+        ("tt/r", Some(1))
+    );
+    assert_eq!(
+        (got[1].topic.as_str(), got[1].properties.topic_alias),
+        ("", Some(1))
+    );
+}
+
+#[test]
+fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
+    // [MQTT-3.1.2-24] [MQTT-3.1.2-25]: the limit applies to the packet actually sent. Setting
+    // an alias adds 3 bytes, so a message that fits only without it goes with its full topic
+    // and no alias; once the alias is set, an empty topic saves bytes again.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-mps");
+    // "tp/topic" QoS 0 with a 10-byte payload: 23 bytes plain, 26 setting an alias,
+    // 18 using one.
+    let mut connect = with_alias_max(&sub_id, Some(2));
+    connect.0.properties.maximum_packet_size = Some(25);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    sub.subscribe_ok(1, &[("tp/#", 0)]);
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("tp/topic", b"0123456789", 0, false);
+    publisher.publish("tp/topic", b"", 0, false);
+    publisher.publish("tp/topic", b"0123456789", 0, false);
+    let got = collect_publishes(&mut sub, QUIET);
+    let forms: Vec<(&str, Option<u16>, usize)> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), p.properties.topic_alias, p.payload.len()))
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            ("tp/topic", None, 10),
+            ("tp/topic", Some(1), 0),
+            ("", Some(1), 10)
+        ]
+    );
+    for p in &got {
+        let size = ringmq::protocol::encoded_len(&Packet::Publish(p.clone()), V5);
+        assert!(size <= 25, "{size} bytes: {p:?}");
+    }
+}
+
+/// A rumqttc 5.0 subscriber that announces a Topic Alias Maximum.
+fn rumqtt5_with_aliases(
+    addr: SocketAddr,
+    id: &str,
+    max: u16,
+) -> (rumqttc::v5::Client, mpsc::Receiver<rumqttc::v5::Event>) {
+    let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_topic_alias_max(Some(max));
+    let (client, mut connection) = rumqttc::v5::Client::new(options, 64);
+    let (tx, events) = mpsc::channel();
+    // The thread ends at the first error, so a test waiting for an event sees it at once.
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            let Ok(event) = event else { break };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    (client, events)
+}
+
+fn next_matching<T>(
+    events: &mpsc::Receiver<rumqttc::v5::Event>,
+    mut pick: impl FnMut(rumqttc::v5::Event) -> Option<T>,
+    what: &str,
+) -> T {
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(e) => {
+                if let Some(found) = pick(e) {
+                    return found;
+                }
+            }
+            Err(_) => panic!("rumqttc 5.0: no {what} in time (or the connection failed)"),
+        }
+    }
+}
+
+#[test]
+fn a_rumqttc_5_subscriber_accepts_the_aliases_and_stays_connected() {
+    // Interop: a widely used client takes the aliases the broker sets and uses
+    // [MQTT-3.3.2-10], with no protocol error and no lost message.
+    use rumqttc::v5::Event;
+    use rumqttc::v5::mqttbytes::v5::Packet as RPacket;
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("ta-rumqttc");
+    let (client, events) = rumqtt5_with_aliases(broker.addr, &sub_id, 8);
+    next_matching(
+        &events,
+        |e| matches!(e, Event::Incoming(RPacket::ConnAck(_))).then_some(()),
+        "CONNACK",
+    );
+    client
+        .subscribe("tq/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .expect("subscribe queued");
+    next_matching(
+        &events,
+        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
+        "SUBACK",
+    );
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    for i in 0..4u8 {
+        publisher.publish("tq/t", &[b'0' + i], 1, false);
+    }
+    let got: Vec<_> = (0..4)
+        .map(|_| {
+            next_matching(
+                &events,
+                |e| match e {
+                    Event::Incoming(RPacket::Publish(p)) => Some(p),
+                    _ => None,
+                },
+                "PUBLISH",
+            )
+        })
+        .collect();
+    let alias = |p: &rumqttc::v5::mqttbytes::v5::Publish| {
+        p.properties.as_ref().and_then(|props| props.topic_alias)
+    };
+    assert_eq!((&got[0].topic[..], alias(&got[0])), (&b"tq/t"[..], Some(1)));
+    for (i, p) in got.iter().enumerate().skip(1) {
+        // rumqttc reports the packet as received; it resolves the alias internally.
+        assert_eq!((&p.topic[..], alias(p)), (&b""[..], Some(1)));
+        assert_eq!(&p.payload[..], [b'0' + i as u8]);
+    }
+    // Still connected: another SUBSCRIBE is answered.
+    client
+        .subscribe("tq/other", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .expect("subscribe queued");
+    next_matching(
+        &events,
+        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
+        "second SUBACK",
+    );
+}
