@@ -79,6 +79,9 @@ pub struct MqttConfig {
     pub max_outbound_topic_aliases: u16,
     /// Session Expiry Interval cap, in seconds; `u32::MAX` means sessions may never expire.
     pub max_session_expiry: u32,
+    /// Response Information sent in CONNACK to 5.0 clients that request it (the basis of
+    /// their response topics, 3.2.2.3.15); `None`: never sent.
+    pub response_information: Option<String>,
 }
 
 /// Bounds on what waits for a slow or offline client.
@@ -158,8 +161,11 @@ pub enum ConfigError {
         field: &'static str,
         value: u64,
     },
-    /// `redirect.server_reference` is not a valid MQTT UTF-8 string.
-    BadServerReference(String),
+    /// A string that goes out in a packet is not a valid MQTT UTF-8 string (1.5.4).
+    NotMqttString {
+        field: &'static str,
+        reason: String,
+    },
     /// An `[[auth.scram]]` user entry is unusable.
     AuthUser {
         username: String,
@@ -185,11 +191,8 @@ impl fmt::Display for ConfigError {
             Self::NotPowerOfTwo { field, value } => {
                 write!(f, "{field} = {value} is not a power of two")
             }
-            Self::BadServerReference(why) => {
-                write!(
-                    f,
-                    "redirect.server_reference is not a valid MQTT string: {why}"
-                )
+            Self::NotMqttString { field, reason } => {
+                write!(f, "{field} is not a valid MQTT string: {reason}")
             }
             Self::AuthUser { username, reason } => {
                 write!(f, "auth.scram user {username:?}: {reason}")
@@ -259,6 +262,8 @@ pub struct RawMqtt {
     pub topic_alias_maximum: u16,
     pub max_outbound_topic_aliases: u16,
     pub max_session_expiry: u32,
+    /// Empty: no Response Information.
+    pub response_information: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +337,7 @@ impl Default for RawMqtt {
             topic_alias_maximum: 16,
             max_outbound_topic_aliases: 16,
             max_session_expiry: u32::MAX,
+            response_information: String::new(),
         }
     }
 }
@@ -430,8 +436,7 @@ impl RawRedirect {
             return Ok(None);
         }
         // It goes out as a CONNACK property: a UTF-8 Encoded String (1.5.4).
-        crate::protocol::string::validate(self.server_reference.as_bytes())
-            .map_err(|e| ConfigError::BadServerReference(format!("{e:?}")))?;
+        mqtt_string("redirect.server_reference", &self.server_reference)?;
         Ok(Some(Redirect {
             server_reference: self.server_reference,
             permanent: self.permanent,
@@ -522,6 +527,14 @@ impl RawScramUser {
     }
 }
 
+/// Checks a string the broker will send in a packet: a UTF-8 Encoded String (1.5.4).
+fn mqtt_string(field: &'static str, value: &str) -> Result<(), ConfigError> {
+    crate::protocol::string::validate(value.as_bytes()).map_err(|e| ConfigError::NotMqttString {
+        field,
+        reason: format!("{e:?}"),
+    })
+}
+
 impl RawMqtt {
     fn validate(self) -> Result<MqttConfig, ConfigError> {
         let max_packet_size = in_range(
@@ -540,6 +553,7 @@ impl RawMqtt {
                 u64::from(cap.get()),
             )?;
         }
+        mqtt_string("mqtt.response_information", &self.response_information)?;
         Ok(MqttConfig {
             max_packet_size: NonZeroU32::new(max_packet_size as u32).unwrap_or(NonZeroU32::MIN),
             max_keepalive,
@@ -549,6 +563,7 @@ impl RawMqtt {
             topic_alias_maximum: self.topic_alias_maximum,
             max_outbound_topic_aliases: self.max_outbound_topic_aliases,
             max_session_expiry: self.max_session_expiry,
+            response_information: Some(self.response_information).filter(|r| !r.is_empty()),
         })
     }
 }
@@ -675,6 +690,9 @@ topic_alias_maximum = {topic_alias_maximum}
 max_outbound_topic_aliases = {max_outbound_topic_aliases}
 # Longest Session Expiry Interval honoured, in seconds (4294967295 = never expire).
 max_session_expiry = {max_session_expiry}
+# Response Information for MQTT 5.0 clients that send Request Response Information = 1: the
+# basis of their response topics (sent as is). Empty = none is sent.
+response_information = {response_information}
 
 [queues]
 # Per session, beyond the in-flight window: the oldest QoS 0 messages go first when full.
@@ -730,6 +748,8 @@ exchange_timeout_ms = {exchange_timeout_ms}
             max_inflight = m.max_inflight,
             topic_alias_maximum = m.topic_alias_maximum,
             max_outbound_topic_aliases = m.max_outbound_topic_aliases,
+            response_information =
+                toml::Value::String(m.response_information.clone().unwrap_or_default()),
             max_session_expiry = m.max_session_expiry,
             max_queued_messages = q.max_queued_messages,
             max_queued_bytes = q.max_queued_bytes,
@@ -786,6 +806,7 @@ mod tests {
         c.mqtt.max_keepalive = NonZeroU16::new(300);
         c.retained.enabled = false;
         c.listen = SocketAddr::from(([127, 0, 0, 1], 18830));
+        c.mqtt.response_information = Some("replies/\"x\"/".into());
         assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
     }
 
@@ -808,10 +829,31 @@ mod tests {
     fn a_server_reference_must_be_a_valid_mqtt_string() {
         assert!(matches!(
             refused("[redirect]\nserver_reference = \"a\\u0000b\""),
-            ConfigError::BadServerReference(_)
+            ConfigError::NotMqttString {
+                field: "redirect.server_reference",
+                ..
+            }
         ));
         let c = Config::from_toml_str("[redirect]\nserver_reference = \"\"");
         assert_eq!(c.map(|c| c.redirect), Ok(None), "empty means off");
+    }
+
+    #[test]
+    fn response_information_is_optional_and_must_be_a_valid_mqtt_string() {
+        let c = Config::from_toml_str("[mqtt]\nresponse_information = \"replies/\"");
+        assert_eq!(
+            c.map(|c| c.mqtt.response_information),
+            Ok(Some("replies/".to_owned()))
+        );
+        let off = Config::from_toml_str("");
+        assert_eq!(off.map(|c| c.mqtt.response_information), Ok(None));
+        assert!(matches!(
+            refused("[mqtt]\nresponse_information = \"a\\u0000b\""),
+            ConfigError::NotMqttString {
+                field: "mqtt.response_information",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::MeshMsg;
 use super::conn::{self, Shared};
 use super::state::{Admission, Counters, Limits, ShardState};
 use crate::auth::Methods;
-use crate::config::Redirect;
+use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::runtime::ShardSetup;
 use monoio::net::TcpListener;
@@ -26,27 +26,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The shard's main, for `runtime::run`.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
-    let limits = Limits::from_config(&setup.config);
-    let redirect = setup.config.redirect.clone();
+    let shard = configured_shard(setup.mesh, &setup.config);
+    let shutdown = setup.shutdown.wait();
+    serve(setup.listener, shard, shutdown).await;
+}
+
+/// The shard's state with everything the config asks of it.
+fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
+    let mut shard = ShardState::new(mesh, Limits::from_config(config), Instant::now());
+    shard.set_redirect(config.redirect.as_ref());
     // Each shard builds its own registry (no sharing across threads); the keys in the
     // config were derived once when it was read.
-    let methods = Methods::from_credentials(&setup.config.auth.scram);
-    let shutdown = setup.shutdown.wait();
-    serve(setup.listener, setup.mesh, limits, redirect, methods, shutdown).await;
+    shard.set_methods(Methods::from_credentials(&config.auth.scram));
+    shard.set_response_information(config.mqtt.response_information.as_deref());
+    shard
 }
 
 /// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
-pub async fn serve(
-    listener: TcpListener,
-    mesh: MeshEnds<MeshMsg>,
-    limits: Limits,
-    redirect: Option<Redirect>,
-    methods: Methods,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shard = ShardState::new(mesh, limits, Instant::now());
-    shard.set_redirect(redirect.as_ref());
-    shard.set_methods(methods);
+pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Future<Output = ()>) {
+    let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick));

@@ -10,8 +10,8 @@ use crate::auth::{Authentication, Methods, Reply};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::protocol::{
-    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, Publish,
-    QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
+    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
+    Publish, QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
 };
 use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
 use crate::timer::TimerWheel;
@@ -326,6 +326,8 @@ pub struct ShardState {
     /// Refused connections being answered (bounded by `MAX_REFUSING`).
     refusing: usize,
     redirection: Option<admission::Redirection>,
+    /// Sent in CONNACK to a 5.0 client that asks for it (Request Response Information 1).
+    response_information: Option<protocol::MqttString>,
 }
 
 impl ShardState {
@@ -374,6 +376,7 @@ impl ShardState {
                 .map(|rate| admission::ConnectionRate::new(rate, now)),
             refusing: 0,
             redirection: None,
+            response_information: None,
         }
     }
 
@@ -392,6 +395,14 @@ impl ShardState {
     /// Offers these enhanced-authentication methods from now on.
     pub fn set_methods(&mut self, methods: Methods) {
         self.methods = methods;
+    }
+
+    /// The Response Information for clients that request it (5.0 section 3.2.2.3.15); `None`
+    /// or an empty string: none is sent.
+    pub fn set_response_information(&mut self, info: Option<&str>) {
+        self.response_information = info
+            .filter(|i| !i.is_empty())
+            .and_then(|i| protocol::MqttString::try_from(i.to_owned()).ok());
     }
 
     pub fn methods(&self) -> &Methods {
@@ -679,6 +690,10 @@ impl ShardState {
             // [MQTT-4.12.0-5] a successful CONNACK repeats the method; the CONNECT reaches
             // this point with one only after its exchange succeeded.
             properties.authentication_method = connect.properties.authentication_method.clone();
+            // [MQTT-3.1.2-28] only a client that asked for it gets Response Information.
+            if connect.properties.request_response_information == Some(1) {
+                properties.response_information = self.response_information.clone();
+            }
         }
         Packet::ConnAck(ConnAck {
             session_present,
