@@ -151,10 +151,10 @@ fn expect_refused(client: &mut RawClient, reason: ReasonCode) {
     client.expect_closed(PROMPT);
 }
 
-/// Sends CONNECT with client-first and answers the server-first: the CONNACK that follows.
-fn scram_connect(broker: &Broker, client_id: &str, password: &str) -> (RawClient, ConnAck) {
+/// Sends CONNECT with `user`'s client-first and reads the server-first (AUTH 0x18): the
+/// exchange is then waiting for the client-final. Returns the server-first's data.
+fn start_exchange(broker: &Broker, client_id: &str, scram: &ScramClient) -> (RawClient, Bytes) {
     let mut client = RawClient::tcp(broker.addr, V5, client_id);
-    let mut scram = ScramClient::new("alice", password, "fyko+d2lbbFgONRv9qkxdawL");
     client.send(&connect_with_method(
         client_id,
         SCRAM,
@@ -162,11 +162,14 @@ fn scram_connect(broker: &Broker, client_id: &str, password: &str) -> (RawClient
     ));
     // [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
     let server_first = expect_auth(&mut client, ReasonCode::ContinueAuthentication);
-    let data = server_first
-        .properties
-        .authentication_data
-        .clone()
-        .unwrap_or_default();
+    let data = server_first.properties.authentication_data.clone();
+    (client, data.unwrap_or_default())
+}
+
+/// Sends CONNECT with client-first and answers the server-first: the CONNACK that follows.
+fn scram_connect(broker: &Broker, client_id: &str, password: &str) -> (RawClient, ConnAck) {
+    let mut scram = ScramClient::new("alice", password, "fyko+d2lbbFgONRv9qkxdawL");
+    let (mut client, data) = start_exchange(broker, client_id, &scram);
     let client_final = scram.client_final(&data);
     // [MQTT-4.12.0-3] the client answers with AUTH 0x18.
     client.send(&auth_packet(
@@ -257,19 +260,8 @@ fn a_wrong_password_is_not_authorized_and_closed() {
 fn an_unknown_user_is_not_authorized_like_a_wrong_password() {
     // RFC 5802 section 5.1: an unknown user gets a server-first too and fails at the proof.
     let broker = Broker::start_with_config(CONFIG);
-    let mut client = RawClient::tcp(broker.addr, V5, "auth-nobody");
     let mut scram = ScramClient::new("bob", "builder", "Bnonce");
-    client.send(&connect_with_method(
-        "auth-nobody",
-        SCRAM,
-        Some(scram.client_first()),
-    ));
-    let server_first = expect_auth(&mut client, ReasonCode::ContinueAuthentication);
-    let data = server_first
-        .properties
-        .authentication_data
-        .clone()
-        .unwrap_or_default();
+    let (mut client, data) = start_exchange(&broker, "auth-nobody", &scram);
     client.send(&auth_packet(
         ReasonCode::ContinueAuthentication,
         SCRAM,
@@ -283,14 +275,8 @@ fn a_non_auth_packet_during_the_exchange_is_a_protocol_error() {
     // [MQTT-3.1.2-30] only AUTH or DISCONNECT until CONNACK. The server may not send
     // DISCONNECT before a successful CONNACK [MQTT-3.14.0-1], so it refuses with CONNACK 0x82.
     let broker = Broker::start_with_config(CONFIG);
-    let mut client = RawClient::tcp(broker.addr, V5, "auth-early");
     let scram = ScramClient::new("alice", "wonderland", "early");
-    client.send(&connect_with_method(
-        "auth-early",
-        SCRAM,
-        Some(scram.client_first()),
-    ));
-    expect_auth(&mut client, ReasonCode::ContinueAuthentication);
+    let (mut client, _) = start_exchange(&broker, "auth-early", &scram);
     client.send(&subscribe_packet(1, &[("early/#", 1)]));
     expect_refused(&mut client, ReasonCode::ProtocolError);
 }
@@ -300,14 +286,8 @@ fn auth_with_another_method_is_a_protocol_error() {
     // [MQTT-4.12.0-5] every AUTH carries the CONNECT's method: before CONNACK the answer is
     // CONNACK 0x82; in a re-authentication [MQTT-4.12.1-1] it is DISCONNECT 0x82.
     let broker = Broker::start_with_config(CONFIG);
-    let mut client = RawClient::tcp(broker.addr, V5, "auth-switch");
     let scram = ScramClient::new("alice", "wonderland", "switch");
-    client.send(&connect_with_method(
-        "auth-switch",
-        SCRAM,
-        Some(scram.client_first()),
-    ));
-    expect_auth(&mut client, ReasonCode::ContinueAuthentication);
+    let (mut client, _) = start_exchange(&broker, "auth-switch", &scram);
     client.send(&auth_packet(
         ReasonCode::ContinueAuthentication,
         "SCRAM-SHA-1",
@@ -380,14 +360,8 @@ fn auth_from_a_client_that_named_no_method_is_a_protocol_error() {
 fn an_idle_half_authenticated_connection_is_closed() {
     // The exchange is bounded: a client that stops answering is closed without CONNACK.
     let broker = Broker::start_with_config(&format!("[auth]\nexchange_timeout_ms = 300\n{CONFIG}"));
-    let mut client = RawClient::tcp(broker.addr, V5, "auth-idle");
     let scram = ScramClient::new("alice", "wonderland", "idle");
-    client.send(&connect_with_method(
-        "auth-idle",
-        SCRAM,
-        Some(scram.client_first()),
-    ));
-    expect_auth(&mut client, ReasonCode::ContinueAuthentication);
+    let (mut client, _) = start_exchange(&broker, "auth-idle", &scram);
     client.expect_closed(Duration::from_secs(2));
 }
 

@@ -28,6 +28,7 @@ fn flagged(pfi: Option<u8>) -> Properties {
     properties
 }
 
+/// A PUBLISH whose Payload Format Indicator says UTF-8.
 fn publish_flagged(
     topic_name: &str,
     payload: &[u8],
@@ -35,15 +36,11 @@ fn publish_flagged(
     packet_id: Option<u16>,
     retain: bool,
 ) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
-        qos: qos(level),
-        retain,
-        topic: topic(topic_name),
-        packet_id: packet_id.map(pid),
-        properties: flagged(Some(1)),
-        payload: Bytes::copy_from_slice(payload),
-    })
+    let mut packet = publish_packet(topic_name, payload, level, packet_id, retain);
+    if let Packet::Publish(p) = &mut packet {
+        p.properties = flagged(Some(1));
+    }
+    packet
 }
 
 /// A publisher and a QoS 2 subscriber of `filter`, on different shards.
