@@ -53,17 +53,16 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
-            return refuse(stream, &connack_refusal(reason), version).await;
+            let mut out = BytesMut::new();
+            let _ = protocol::encode(&connack_refusal(reason), version, &mut out);
+            return refuse(stream, Some(out)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => {
-            let connack = connack_refusal(refusal.reason);
-            return refuse(stream, &connack, refusal.version).await;
-        }
+        Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
     };
     let (me, shards) = {
         let s = state.borrow();
@@ -116,9 +115,9 @@ fn connack_refusal(reason: ReasonCode) -> Packet {
     })
 }
 
-async fn refuse(mut stream: TcpStream, connack: &Packet, version: ProtocolVersion) {
-    let mut out = BytesMut::new();
-    if protocol::encode(connack, version, &mut out).is_ok() {
+/// Writes the refusal CONNACK, if there is one that fits the client, then closes.
+async fn refuse(mut stream: TcpStream, connack: Option<BytesMut>) {
+    if let Some(out) = connack {
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
     }
     let _ = stream.shutdown().await;

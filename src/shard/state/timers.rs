@@ -34,7 +34,11 @@ impl ShardState {
         if deadline > now {
             self.timers.arm(deadline, TimerKey::KeepAlive(conn));
         } else {
-            self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
+            let reason = Reason::explained(
+                ReasonCode::KeepAliveTimeout,
+                "no packet within 1.5 times the keep alive [MQTT-3.1.2-22]",
+            );
+            self.close(conn, Some(reason), true);
         }
     }
 
