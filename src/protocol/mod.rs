@@ -6,6 +6,8 @@
 //! - `properties`: MQTT 5.0 properties and which packet may carry which.
 //! - `packet`: the typed packets.
 //! - `error`: decode and encode errors, each mapped to a reason code.
+//! - `fit`: the client's Maximum Packet Size and Request Problem Information, applied to an
+//!   outgoing packet.
 //! - `wire`: integers, variable byte integers, strings and binary data on the wire.
 //! - `reasons`: which reason codes each packet may carry, and the 3.1.1 return code mapping.
 //! - `connect`, `publish`, `subscribe`, `control`: decode and encode, one file per family.
@@ -17,6 +19,7 @@
 mod connect;
 mod control;
 pub mod error;
+pub mod fit;
 #[cfg(test)]
 mod fixture;
 pub mod packet;
@@ -30,6 +33,7 @@ pub mod types;
 mod wire;
 
 pub use error::{DecodeError, EncodeError};
+pub use fit::{PeerLimits, TooLarge, fit};
 pub use packet::*;
 pub use properties::{Properties, PropertyContext, PropertyValues};
 pub use publish::{encode_with_topic_alias, encoded_len_with_topic_alias};

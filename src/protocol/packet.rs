@@ -27,6 +27,46 @@ pub enum Packet {
     Auth(Auth),
 }
 
+impl Packet {
+    /// The packet's properties, if its type has any.
+    pub fn properties(&self) -> Option<&Properties> {
+        match self {
+            Self::Connect(c) => Some(&c.properties),
+            Self::ConnAck(c) => Some(&c.properties),
+            Self::Publish(p) => Some(&p.properties),
+            Self::PubAck(r) | Self::PubRec(r) | Self::PubRel(r) | Self::PubComp(r) => {
+                Some(&r.properties)
+            }
+            Self::Subscribe(s) => Some(&s.properties),
+            Self::SubAck(s) => Some(&s.properties),
+            Self::Unsubscribe(u) => Some(&u.properties),
+            Self::UnsubAck(u) => Some(&u.properties),
+            Self::PingReq | Self::PingResp => None,
+            Self::Disconnect(d) => Some(&d.properties),
+            Self::Auth(a) => Some(&a.properties),
+        }
+    }
+
+    /// The packet's properties for changing, if its type has any.
+    pub fn properties_mut(&mut self) -> Option<&mut Properties> {
+        match self {
+            Self::Connect(c) => Some(&mut c.properties),
+            Self::ConnAck(c) => Some(&mut c.properties),
+            Self::Publish(p) => Some(&mut p.properties),
+            Self::PubAck(r) | Self::PubRec(r) | Self::PubRel(r) | Self::PubComp(r) => {
+                Some(&mut r.properties)
+            }
+            Self::Subscribe(s) => Some(&mut s.properties),
+            Self::SubAck(s) => Some(&mut s.properties),
+            Self::Unsubscribe(u) => Some(&mut u.properties),
+            Self::UnsubAck(u) => Some(&mut u.properties),
+            Self::PingReq | Self::PingResp => None,
+            Self::Disconnect(d) => Some(&mut d.properties),
+            Self::Auth(a) => Some(&mut a.properties),
+        }
+    }
+}
+
 /// The control packet type, the high nibble of the first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -191,6 +231,56 @@ impl Disconnect {
             reason,
             properties: Properties::default(),
         }
+    }
+
+    /// A server DISCONNECT carrying `reason`'s code and Reason String (3.14.2.2.3).
+    pub fn from_reason(reason: Reason) -> Self {
+        Self {
+            reason: reason.code,
+            properties: Properties::reason_string(reason.string),
+        }
+    }
+}
+
+/// Why the server refuses a CONNECT or closes a connection: a reason code and, where the code
+/// alone is vague, a human-readable Reason String (5.0 CONNACK 3.2.2.3.9, DISCONNECT
+/// 3.14.2.2.3; only 5.0 has properties, so other versions never see it).
+///
+/// Build it with [`Reason::explained`] from a `&'static str` (no allocation), or with
+/// [`Reason::detailed`] from text formatted on the error path; never on a success path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub string: Option<MqttString>,
+}
+
+impl Reason {
+    /// The code alone.
+    pub const fn new(code: ReasonCode) -> Self {
+        Self { code, string: None }
+    }
+
+    /// The code and a constant Reason String (wraps the static bytes, no allocation).
+    pub const fn explained(code: ReasonCode, text: &'static str) -> Self {
+        Self {
+            code,
+            string: Some(MqttString::from_static(text)),
+        }
+    }
+
+    /// The code and a Reason String built at run time (allocates: error paths only). Text
+    /// that is not a valid MQTT string (a NUL, over 65,535 bytes) is left out.
+    pub fn detailed(code: ReasonCode, text: String) -> Self {
+        Self {
+            code,
+            string: MqttString::try_from(text).ok(),
+        }
+    }
+}
+
+impl From<ReasonCode> for Reason {
+    fn from(code: ReasonCode) -> Self {
+        Self::new(code)
     }
 }
 

@@ -87,6 +87,34 @@ impl Properties {
         self.0.as_deref().is_none_or(PropertyValues::is_empty)
     }
 
+    /// A Reason String and nothing else; allocates only when there is one.
+    pub fn reason_string(text: Option<MqttString>) -> Self {
+        match text {
+            None => Self(None),
+            Some(text) => Self::from(PropertyValues {
+                reason_string: Some(text),
+                ..PropertyValues::EMPTY
+            }),
+        }
+    }
+
+    /// Whether a Reason String or a User Property is set: the properties a receiver's limits
+    /// can rule out (MQTT 5.0 3.1.2.11.4, 3.1.2.11.7).
+    #[inline]
+    pub fn has_diagnostics(&self) -> bool {
+        self.0
+            .as_deref()
+            .is_some_and(|v| v.reason_string.is_some() || !v.user_properties.is_empty())
+    }
+
+    /// Removes the Reason String and the User Properties (never allocates).
+    pub fn remove_diagnostics(&mut self) {
+        if let Some(values) = self.0.as_deref_mut() {
+            values.reason_string = None;
+            values.user_properties.clear();
+        }
+    }
+
     /// The length of the property list for `ctx`, without its own length prefix. Properties
     /// that `ctx` does not allow are left out, as `encode` leaves them out.
     #[inline]

@@ -36,12 +36,21 @@ impl MqttString {
         })
     }
 
-    /// Wraps a `&'static str` (for constants); panics only on a programming error.
-    pub fn from_static(s: &'static str) -> Self {
-        match validate(s.as_bytes()) {
-            Ok(()) => Self(Bytes::from_static(s.as_bytes())),
-            Err(e) => panic!("MqttString::from_static({s:?}): {e:?}"),
+    /// Wraps a `&'static str` without copying or allocating, so constants and Reason Strings
+    /// cost nothing to build. A `str` is well-formed UTF-8 already; a NUL or an over-long
+    /// constant is a programming error (a compile error when used in a `const`).
+    pub const fn from_static(s: &'static str) -> Self {
+        let bytes = s.as_bytes();
+        assert!(
+            bytes.len() <= u16::MAX as usize,
+            "MqttString::from_static: longer than 65,535 bytes"
+        );
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(bytes[i] != 0, "MqttString::from_static: U+0000 in a string");
+            i += 1;
         }
+        Self(Bytes::from_static(bytes))
     }
 
     #[inline]
@@ -200,5 +209,12 @@ mod tests {
     #[test]
     fn from_static_wraps_constant() {
         assert_eq!(MqttString::from_static("MQTT").as_str(), "MQTT");
+    }
+
+    #[test]
+    fn from_static_shares_the_static_bytes() {
+        const TEXT: &str = "keep alive timeout";
+        const S: MqttString = MqttString::from_static(TEXT);
+        assert_eq!(S.as_bytes().as_ptr(), TEXT.as_ptr());
     }
 }

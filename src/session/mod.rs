@@ -9,9 +9,9 @@ pub use message::Message;
 pub use shared::Readiness;
 
 use crate::protocol::{
-    Connect, Disconnect, LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResp, Publish,
-    QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
-    Unsubscribe,
+    Connect, Disconnect, LastWill, MqttString, Packet, PacketId, Properties, ProtocolVersion,
+    PubResp, Publish, QoS, Reason, ReasonCode, SubAck, Subscribe, SubscriptionOptions, TopicFilter,
+    TopicName, UnsubAck, Unsubscribe, fit,
 };
 use hashbrown::{HashMap, HashSet};
 use std::collections::VecDeque;
@@ -69,9 +69,10 @@ pub enum Action {
     },
     /// Remove the session's subscription for this filter from the trie.
     Unsubscribe(TopicFilter),
-    /// Close the connection; first send a 5.0 DISCONNECT with `reason` if there is one.
+    /// Close the connection; first send a 5.0 DISCONNECT with `reason` (code and Reason
+    /// String) if there is one.
     Close {
-        reason: Option<ReasonCode>,
+        reason: Option<Reason>,
         publish_will: bool,
     },
 }
@@ -155,6 +156,18 @@ enum Stage {
 
 /// The largest packet id; ids run 1..=65535.
 const PACKET_ID_SPACE: u64 = 65_535;
+
+// Reason Strings of failure acknowledgements: constants, so building one never allocates.
+const FILTER_TOO_DEEP: MqttString =
+    MqttString::from_static("a topic filter has more levels than this server supports (128)");
+const _: () = assert!(
+    crate::trie::MAX_LEVELS == 128,
+    "FILTER_TOO_DEEP names the limit"
+);
+const AWAITS_NO_PUBREC: MqttString =
+    MqttString::from_static("no QoS 2 PUBLISH with this packet identifier awaits PUBREC");
+const AWAITS_NO_PUBREL: MqttString =
+    MqttString::from_static("no QoS 2 PUBLISH with this packet identifier awaits PUBREL");
 
 /// One client's session. Lives in its home shard while the client is connected and, for a
 /// persistent session, after it disconnects.
@@ -346,18 +359,28 @@ impl Session {
             Packet::Disconnect(disconnect) => self.on_disconnect(disconnect, out),
             // A second CONNECT is a protocol violation [MQTT-3.1.0-2]; so is any packet only
             // a server sends. AUTH is the shard's (`ShardState::on_auth`) and never gets here.
-            Packet::Connect(_)
-            | Packet::ConnAck(_)
+            Packet::Connect(_) => self.protocol_error(
+                Reason::explained(ReasonCode::ProtocolError, "a second CONNECT [MQTT-3.1.0-2]"),
+                out,
+            ),
+            Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
             | Packet::PingResp
-            | Packet::Auth(_) => self.protocol_error(ReasonCode::ProtocolError, out),
+            | Packet::Auth(_) => {
+                let reason = Reason::explained(
+                    ReasonCode::ProtocolError,
+                    "a packet only a server sends [MQTT-4.13.1-1]",
+                );
+                self.protocol_error(reason, out)
+            }
         }
     }
 
-    fn protocol_error(&mut self, reason: ReasonCode, out: &mut Vec<Action>) {
+    /// Closes the connection with a 5.0 DISCONNECT saying why; the will is published.
+    fn protocol_error(&mut self, reason: impl Into<Reason>, out: &mut Vec<Action>) {
         out.push(Action::Close {
-            reason: Some(reason),
+            reason: Some(reason.into()),
             publish_will: true,
         });
     }
@@ -368,19 +391,31 @@ impl Session {
         }
         // [MQTT-3.3.4-6] Subscription Identifiers only travel from server to client.
         if !publish.properties.subscription_identifiers.is_empty() {
-            return self.protocol_error(ReasonCode::ProtocolError, out);
+            let reason = Reason::explained(
+                ReasonCode::ProtocolError,
+                "a client PUBLISH with a Subscription Identifier [MQTT-3.3.4-6]",
+            );
+            return self.protocol_error(reason, out);
         }
         // [MQTT-3.2.2-14] a 5.0 client told Retain Available 0 must not send RETAIN 1;
         // 3.1.1 clients cannot be told, so theirs is routed but not stored.
         if publish.retain && !self.limits.retain_available && self.version == ProtocolVersion::V5 {
-            return self.protocol_error(ReasonCode::RetainNotSupported, out);
+            let reason = Reason::explained(
+                ReasonCode::RetainNotSupported,
+                "RETAIN 1 after CONNACK said Retain Available 0 [MQTT-3.2.2-14]",
+            );
+            return self.protocol_error(reason, out);
         }
         let well_formed = payload_matches_format(&publish.properties, &publish.payload);
         match (publish.qos, publish.packet_id) {
             // 5.0 section 3.3.2.3.2: a receiver that validates the Payload Format Indicator
             // answers a mismatch with 0x99; QoS 0 has no acknowledgement, so DISCONNECT.
             (QoS::AtMostOnce, _) if !well_formed => {
-                self.protocol_error(ReasonCode::PayloadFormatInvalid, out);
+                let reason = Reason::explained(
+                    ReasonCode::PayloadFormatInvalid,
+                    "a QoS 0 payload that is not UTF-8 despite Payload Format Indicator 1",
+                );
+                self.protocol_error(reason, out);
             }
             (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
             // A PUBACK >= 0x80 refuses this message only (section 4.13.2): nothing is routed.
@@ -394,23 +429,37 @@ impl Session {
                 out.push(Action::Route(Message::from_publish(publish)));
             }
             (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, well_formed, out),
-            (_, None) => self.protocol_error(ReasonCode::MalformedPacket, out),
+            (_, None) => self.protocol_error(
+                Reason::explained(
+                    ReasonCode::MalformedPacket,
+                    "a QoS 1 or 2 PUBLISH without a packet identifier",
+                ),
+                out,
+            ),
         }
     }
 
     /// Replaces a 5.0 Topic Alias by its topic, or records a new mapping (section 3.3.2.3.4).
-    fn resolve_topic_alias(&mut self, publish: &mut Publish) -> Result<(), ReasonCode> {
+    fn resolve_topic_alias(&mut self, publish: &mut Publish) -> Result<(), Reason> {
         let Some(alias) = publish.properties.topic_alias else {
             return if publish.topic.is_empty() {
-                Err(ReasonCode::ProtocolError)
+                Err(Reason::explained(
+                    ReasonCode::ProtocolError,
+                    "a PUBLISH with neither a topic name nor a topic alias [MQTT-3.3.2-1]",
+                ))
             } else {
                 Ok(())
             };
         };
         // [MQTT-3.3.2-8] / [MQTT-3.3.2-9] 0 and values above our maximum are invalid.
         let slot = usize::from(alias);
-        if slot == 0 || slot > usize::from(self.limits.topic_alias_maximum) {
-            return Err(ReasonCode::TopicAliasInvalid);
+        let maximum = self.limits.topic_alias_maximum;
+        if slot == 0 || slot > usize::from(maximum) {
+            let text = format!(
+                "topic alias {alias} is outside 1..={maximum}, the Topic Alias Maximum \
+                 [MQTT-3.3.2-9]"
+            );
+            return Err(Reason::detailed(ReasonCode::TopicAliasInvalid, text));
         }
         if self.topic_aliases.len() < slot {
             self.topic_aliases
@@ -419,7 +468,10 @@ impl Session {
         let entry = &mut self.topic_aliases[slot - 1];
         if publish.topic.is_empty() {
             // Using an alias that has no mapping yet is a Protocol Error (section 3.3.2.3.4).
-            publish.topic = entry.clone().ok_or(ReasonCode::ProtocolError)?;
+            publish.topic = entry.clone().ok_or_else(|| {
+                let text = format!("topic alias {alias} has no topic on this connection yet");
+                Reason::detailed(ReasonCode::ProtocolError, text)
+            })?;
         } else {
             *entry = Some(publish.topic.clone());
         }
@@ -443,9 +495,16 @@ impl Session {
                 out.push(Action::Send(Packet::PubRec(refusal(id))));
                 return;
             }
-            if self.inbound_qos2.len() >= usize::from(self.limits.max_inbound_qos2) {
+            let maximum = self.limits.max_inbound_qos2;
+            if self.inbound_qos2.len() >= usize::from(maximum) {
                 // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than Receive Maximum.
-                return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, out);
+                let text = format!(
+                    "more than {maximum} QoS 2 PUBLISHes await PUBREL, the Receive Maximum"
+                );
+                return self.protocol_error(
+                    Reason::detailed(ReasonCode::ReceiveMaximumExceeded, text),
+                    out,
+                );
             }
             self.inbound_qos2.insert(id.get());
             out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
@@ -488,6 +547,7 @@ impl Session {
                 let mut pubrel = PubResp::new(id);
                 if self.version == ProtocolVersion::V5 {
                     pubrel.reason = ReasonCode::PacketIdentifierNotFound;
+                    pubrel.properties = Properties::reason_string(Some(AWAITS_NO_PUBREC));
                 }
                 out.push(Action::Send(Packet::PubRel(pubrel)));
             }
@@ -500,6 +560,7 @@ impl Session {
         let mut pubcomp = PubResp::new(id);
         if !known && self.version == ProtocolVersion::V5 {
             pubcomp.reason = ReasonCode::PacketIdentifierNotFound;
+            pubcomp.properties = Properties::reason_string(Some(AWAITS_NO_PUBREL));
         }
         out.push(Action::Send(Packet::PubComp(pubcomp)));
     }
@@ -525,7 +586,14 @@ impl Session {
             .iter()
             .any(|s| s.options.no_local && s.filter.share_group().is_some());
         if shared_no_local {
-            return self.protocol_error(ReasonCode::ProtocolError, out);
+            let reason = Reason::explained(
+                ReasonCode::ProtocolError,
+                "No Local on a shared subscription [MQTT-3.8.3-4]",
+            );
+            return self.protocol_error(reason, out);
+        }
+        if !self.ack_fits(subscribe.subscriptions.len()) {
+            return self.ack_too_large("SUBACK", subscribe.subscriptions.len(), out);
         }
         // SUBSCRIBE carries at most one Subscription Identifier, for all its filters.
         let id = subscribe
@@ -552,12 +620,35 @@ impl Session {
                 });
             }
         }
+        let too_deep = reasons.contains(&ReasonCode::TopicFilterInvalid);
+        let properties = Properties::reason_string(too_deep.then_some(FILTER_TOO_DEEP));
         out.push(Action::Send(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
-            properties: Default::default(),
+            properties,
             reasons,
         })));
         out.append(&mut granted);
+    }
+
+    /// Whether a 5.0 SUBACK or UNSUBACK of `codes` reason codes, without properties, fits the
+    /// client's Maximum Packet Size [MQTT-3.1.2-24].
+    fn ack_fits(&self, codes: usize) -> bool {
+        let limit = self.max_packet_size.unwrap_or(u32::MAX);
+        self.version != ProtocolVersion::V5 || fit::bare_ack_len(codes) <= limit as usize
+    }
+
+    /// The SUBSCRIBE or UNSUBSCRIBE must be answered [MQTT-3.8.4-1] [MQTT-3.10.4-4], but its
+    /// acknowledgement cannot be sent [MQTT-3.1.2-24]: the connection closes with 0x95 Packet
+    /// too large before anything is applied, so the client is not left guessing which
+    /// filters took effect.
+    fn ack_too_large(&mut self, ack: &str, codes: usize, out: &mut Vec<Action>) {
+        let len = fit::bare_ack_len(codes);
+        let limit = self.max_packet_size.unwrap_or(u32::MAX);
+        let text = format!(
+            "the {ack} for {codes} topic filters would be {len} bytes, over the client's \
+             Maximum Packet Size of {limit} [MQTT-3.1.2-24]"
+        );
+        self.protocol_error(Reason::detailed(ReasonCode::PacketTooLarge, text), out);
     }
 
     /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3).
@@ -578,6 +669,9 @@ impl Session {
     }
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        if !self.ack_fits(unsubscribe.filters.len()) {
+            return self.ack_too_large("UNSUBACK", unsubscribe.filters.len(), out);
+        }
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
             if self.subscriptions.remove(&filter).is_some() {
@@ -606,7 +700,11 @@ impl Session {
             && self.version == ProtocolVersion::V5;
         if raised_from_zero {
             // 3.14.2.2.2: a CONNECT interval of 0 cannot be raised by DISCONNECT.
-            return self.protocol_error(ReasonCode::ProtocolError, out);
+            let reason = Reason::explained(
+                ReasonCode::ProtocolError,
+                "DISCONNECT cannot raise a Session Expiry Interval of 0 (3.14.2.2.2)",
+            );
+            return self.protocol_error(reason, out);
         }
         if let Some(secs) = disconnect.properties.session_expiry_interval {
             self.persistent = secs > 0;

@@ -23,6 +23,31 @@ fn connect(version: ProtocolVersion, clean_start: bool) -> Connect {
     }
 }
 
+/// The reason of the close (with the will published) among `out`, if there is one.
+fn closed_with(out: &[Action]) -> Option<&Reason> {
+    out.iter().find_map(|a| match a {
+        Action::Close {
+            reason,
+            publish_will: true,
+        } => reason.as_ref(),
+        _ => None,
+    })
+}
+
+fn subscribe_to(filters: &[String]) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: id(1),
+        properties: Properties::default(),
+        subscriptions: filters
+            .iter()
+            .map(|f| Subscription {
+                filter: TopicFilter::try_from(f.as_str()).expect("valid filter"),
+                options: SubscriptionOptions::default(),
+            })
+            .collect(),
+    })
+}
+
 fn session(version: ProtocolVersion, clean: bool, limits: Limits) -> Session {
     Session::new("c1".into(), &connect(version, clean), limits)
 }
@@ -113,10 +138,10 @@ fn inbound_qos2_over_receive_maximum_closes_mqtt_3_3_4_9() {
     let mut out = Vec::new();
     s.on_packet(publish(QoS::ExactlyOnce, Some(1)), &mut out);
     s.on_packet(publish(QoS::ExactlyOnce, Some(2)), &mut out);
-    assert!(out.contains(&Action::Close {
-        reason: Some(ReasonCode::ReceiveMaximumExceeded),
-        publish_will: true
-    }));
+    assert_eq!(
+        closed_with(&out).map(|r| r.code),
+        Some(ReasonCode::ReceiveMaximumExceeded)
+    );
 }
 
 #[test]
@@ -345,13 +370,11 @@ fn no_local_on_a_shared_subscription_is_a_protocol_error_mqtt_3_8_3_4() {
         }),
         &mut out,
     );
-    assert!(matches!(
-        out.as_slice(),
-        [Action::Close {
-            reason: Some(ReasonCode::ProtocolError),
-            ..
-        }]
-    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        closed_with(&out).map(|r| r.code),
+        Some(ReasonCode::ProtocolError)
+    );
 }
 
 #[test]
@@ -412,12 +435,10 @@ fn second_connect_is_a_protocol_violation_mqtt_3_1_0_2() {
         Packet::Connect(Box::new(connect(ProtocolVersion::V4, true))),
         &mut out,
     );
+    assert_eq!(out.len(), 1);
     assert_eq!(
-        out,
-        vec![Action::Close {
-            reason: Some(ReasonCode::ProtocolError),
-            publish_will: true
-        }]
+        closed_with(&out).map(|r| r.code),
+        Some(ReasonCode::ProtocolError)
     );
 }
 
@@ -462,22 +483,20 @@ fn topic_alias_above_maximum_or_unset_closes_mqtt_3_3_2_9() {
     let mut s = session(ProtocolVersion::V5, true, limits);
     let mut out = Vec::new();
     s.on_packet(aliased(3, Some("t")), &mut out);
-    assert!(matches!(
-        out.as_slice(),
-        [Action::Close {
-            reason: Some(ReasonCode::TopicAliasInvalid),
-            ..
-        }]
-    ));
+    assert_eq!(out.len(), 1);
+    let reason = closed_with(&out).expect("closed");
+    assert_eq!(reason.code, ReasonCode::TopicAliasInvalid);
+    assert_eq!(
+        reason.string.as_ref().map(|s| s.as_str()),
+        Some("topic alias 3 is outside 1..=2, the Topic Alias Maximum [MQTT-3.3.2-9]")
+    );
     out.clear();
     s.on_packet(aliased(1, None), &mut out);
-    assert!(matches!(
-        out.as_slice(),
-        [Action::Close {
-            reason: Some(ReasonCode::ProtocolError),
-            ..
-        }]
-    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        closed_with(&out).map(|r| r.code),
+        Some(ReasonCode::ProtocolError)
+    );
 }
 
 #[test]
@@ -577,12 +596,10 @@ fn disconnect_cannot_raise_a_session_expiry_of_zero_3_14_2_2_2() {
     disconnect.properties.session_expiry_interval = Some(60);
     let mut out = Vec::new();
     s.on_packet(Packet::Disconnect(disconnect), &mut out);
+    assert_eq!(out.len(), 1);
     assert_eq!(
-        out,
-        vec![Action::Close {
-            reason: Some(ReasonCode::ProtocolError),
-            publish_will: true
-        }]
+        closed_with(&out).map(|r| r.code),
+        Some(ReasonCode::ProtocolError)
     );
     assert!(!s.is_persistent());
 }
@@ -658,12 +675,31 @@ fn qos0_publish_with_invalid_utf8_is_closed_with_0x99_3_3_2_3_2() {
     let mut s = session(ProtocolVersion::V5, true, Limits::default());
     let mut out = Vec::new();
     s.on_packet(utf8_flagged(QoS::AtMostOnce, None, NOT_UTF8), &mut out);
-    assert_eq!(
-        out,
-        [Action::Close {
-            reason: Some(ReasonCode::PayloadFormatInvalid),
-            publish_will: true,
-        }]
+    assert_eq!(out.len(), 1, "{out:?}");
+    let reason = closed_with(&out).expect("closed, will published");
+    assert_eq!(reason.code, ReasonCode::PayloadFormatInvalid);
+}
+
+#[test]
+fn a_suback_over_the_clients_maximum_packet_size_closes_before_subscribing_mqtt_3_1_2_24() {
+    let mut c = connect(ProtocolVersion::V5, true);
+    c.properties.maximum_packet_size = Some(128);
+    let mut s = Session::new("c1".into(), &c, Limits::default());
+    let mut out = Vec::new();
+    // 123 codes make a SUBACK of exactly 128 bytes: type, length 126, packet id, property
+    // length 0, 123 codes.
+    let fits: Vec<String> = (0..123).map(|i| format!("f/{i}")).collect();
+    s.on_packet(subscribe_to(&fits), &mut out);
+    assert!(matches!(&out[0], Action::Send(Packet::SubAck(a)) if a.reasons.len() == 123));
+    out.clear();
+    let too_many: Vec<String> = (0..124).map(|i| format!("g/{i}")).collect();
+    s.on_packet(subscribe_to(&too_many), &mut out);
+    assert_eq!(out.len(), 1, "nothing is subscribed");
+    let reason = closed_with(&out).expect("closed");
+    assert_eq!(reason.code, ReasonCode::PacketTooLarge);
+    assert!(
+        s.subscription(&TopicFilter::try_from("g/0").expect("valid"))
+            .is_none()
     );
 }
 
@@ -686,4 +722,23 @@ fn valid_utf8_with_payload_format_1_is_routed_with_the_indicator_mqtt_3_3_2_4() 
         }
         other => panic!("expected the message routed, got {other:?}"),
     }
+}
+
+#[test]
+fn a_filter_too_deep_is_refused_with_a_reason_string() {
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    let mut out = Vec::new();
+    let deep = vec!["a/".repeat(crate::trie::MAX_LEVELS) + "a"];
+    s.on_packet(subscribe_to(&deep), &mut out);
+    let Some(Action::Send(Packet::SubAck(ack))) = out.first() else {
+        panic!("expected a SUBACK, got {out:?}");
+    };
+    assert_eq!(ack.reasons, vec![ReasonCode::TopicFilterInvalid]);
+    assert_eq!(ack.properties.reason_string, Some(FILTER_TOO_DEEP));
+    out.clear();
+    s.on_packet(subscribe_to(&["ok".to_string()]), &mut out);
+    let Some(Action::Send(Packet::SubAck(ack))) = out.first() else {
+        panic!("expected a SUBACK, got {out:?}");
+    };
+    assert!(ack.properties.is_empty(), "no Reason String on success");
 }

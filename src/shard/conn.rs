@@ -63,21 +63,14 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
-            return refuse(stream, &connack_refusal(reason, None), version).await;
+            return refuse(stream, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(Refusal {
-            version,
-            reason,
-            server_reference,
-        }) => {
-            let connack = connack_refusal(reason, server_reference);
-            return refuse(stream, &connack, version).await;
-        }
+        Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
     };
     let (me, shards) = {
         let s = state.borrow();
@@ -136,10 +129,11 @@ pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonC
         let _ = stream.set_nodelay(true);
         match read_connect(&mut stream, max_packet).await {
             Ok((connect, _)) => {
-                refuse(stream, &connack_refusal(reason, None), connect.version).await;
+                let refusal = Refusal::new(connect.version, reason.into());
+                refuse(stream, refusal.connack(&connect)).await;
             }
             Err(ConnectFailure::Refuse(reason, version)) => {
-                refuse(stream, &connack_refusal(reason, None), version).await;
+                refuse(stream, bare_refusal(reason, version)).await;
             }
             Err(ConnectFailure::Close) => {}
         }
@@ -149,20 +143,24 @@ pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonC
     state.borrow_mut().end_refusal();
 }
 
-/// A refusing CONNACK: Session Present 0 [MQTT-3.2.2-6]. The Server Reference only goes to
-/// 5.0 clients (the 3.1.1 encoding has no properties).
-fn connack_refusal(reason: ReasonCode, server_reference: Option<protocol::MqttString>) -> Packet {
-    let mut properties = protocol::Properties::default();
-    properties.server_reference = server_reference;
-    Packet::ConnAck(ConnAck {
+/// A refusing CONNACK to a CONNECT that could not be decoded (so its limits are unknown):
+/// Session Present 0 [MQTT-3.2.2-6], no properties.
+fn bare_refusal(reason: ReasonCode, version: ProtocolVersion) -> Option<BytesMut> {
+    let connack = Packet::ConnAck(ConnAck {
         session_present: false,
         reason,
-        properties,
-    })
+        properties: Default::default(),
+    });
+    let mut out = BytesMut::new();
+    protocol::encode(&connack, version, &mut out).ok()?;
+    Some(out)
 }
 
-async fn refuse(mut stream: TcpStream, connack: &Packet, version: ProtocolVersion) {
-    let _ = send(&mut stream, connack, version).await;
+/// Writes the refusal CONNACK, if there is one that fits the client, then closes.
+async fn refuse(mut stream: TcpStream, connack: Option<BytesMut>) {
+    if let Some(out) = connack {
+        let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
+    }
     let _ = stream.shutdown().await;
 }
 
@@ -310,8 +308,10 @@ async fn authenticate(
     match result {
         Ok(done) => Some(done),
         Err(failure) => {
-            if let AuthFailure::Refuse(reason) = failure {
-                let _ = send(stream, &connack_refusal(reason, None), connect.version).await;
+            if let AuthFailure::Refuse(reason) = failure
+                && let Some(out) = Refusal::new(connect.version, reason.into()).connack(connect)
+            {
+                let _ = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
             }
             let _ = stream.shutdown().await;
             None

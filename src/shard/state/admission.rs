@@ -117,7 +117,7 @@ impl ShardState {
         let r = self.redirection.as_ref()?;
         Some(Refusal {
             version,
-            reason: r.reason,
+            reason: r.reason.into(),
             server_reference: Some(r.reference.clone()),
         })
     }

@@ -10,8 +10,9 @@ use crate::auth::{Authentication, Methods, Reply};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::protocol::{
-    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
-    Publish, QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
+    self, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, PeerLimits, Properties,
+    ProtocolVersion, Publish, QoS, Reason, ReasonCode, RetainHandling, SubscriptionOptions,
+    TopicFilter, TopicName,
 };
 use crate::session::{self, Action, Delivery, Discard, Message, Outgoing, Session};
 use crate::timer::TimerWheel;
@@ -124,6 +125,12 @@ impl Default for Limits {
     }
 }
 
+/// The DISCONNECT of a connection whose client id connected again [MQTT-3.1.4-3].
+const TAKEN_OVER: Reason = Reason::explained(
+    ReasonCode::SessionTakenOver,
+    "another connection with the same client identifier took over the session",
+);
+
 /// Slots of the timer wheel: with 100 ms ticks one rotation is about 51 s.
 const TIMER_SLOTS: usize = 512;
 
@@ -160,6 +167,8 @@ struct Conn {
     /// Key into `sessions`; meaningless once `closing`.
     session: usize,
     version: ProtocolVersion,
+    /// The client's Maximum Packet Size and Request Problem Information (`write_packet`).
+    peer: PeerLimits,
     /// Bytes waiting for the writer task.
     outbound: BytesMut,
     writer: Option<Waker>,
@@ -252,9 +261,44 @@ pub enum WriterStep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub version: ProtocolVersion,
-    pub reason: ReasonCode,
+    /// The CONNACK's reason code and Reason String.
+    pub reason: Reason,
     /// 5.0 Server Reference, with 0x9C Use another server / 0x9D Server moved.
     pub server_reference: Option<protocol::MqttString>,
+}
+
+impl Refusal {
+    pub fn new(version: ProtocolVersion, reason: Reason) -> Self {
+        Self {
+            version,
+            reason,
+            server_reference: None,
+        }
+    }
+
+    /// The CONNACK to answer with, fitted to the client's limits; `None` when even a bare
+    /// CONNACK is over its Maximum Packet Size (the connection just closes).
+    pub fn connack(&self, connect: &Connect) -> Option<BytesMut> {
+        let mut properties = Properties::reason_string(self.reason.string.clone());
+        if let Some(reference) = &self.server_reference {
+            properties.server_reference = Some(reference.clone());
+        }
+        let connack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            reason: self.reason.code,
+            properties,
+        });
+        encode_fitted(&connack, self.version, PeerLimits::from_connect(connect))
+    }
+}
+
+/// Encodes `packet` within the client's limits [MQTT-3.1.2-24] [MQTT-3.1.2-29]; `None` if it
+/// cannot fit.
+fn encode_fitted(packet: &Packet, version: ProtocolVersion, peer: PeerLimits) -> Option<BytesMut> {
+    let packet = protocol::fit(packet, version, peer).ok()?;
+    let mut out = BytesMut::new();
+    protocol::encode(&packet, version, &mut out).ok()?;
+    Some(out)
 }
 
 /// Counters a shard keeps (exposed for tests and the periodic stats line).
@@ -421,26 +465,36 @@ impl ShardState {
         if let Some(refusal) = self.redirection(connect.version) {
             return Err(refusal);
         }
-        let refuse = |reason| Refusal {
+        let refuse = |reason: Reason| Refusal {
             version: connect.version,
             reason,
             server_reference: None,
         };
         let method = connect.properties.authentication_method.as_ref();
-        if method.is_some_and(|m| self.methods.find(m.as_str()).is_none()) {
+        if let Some(method) = method.filter(|m| self.methods.find(m.as_str()).is_none()) {
             // [MQTT-4.12.0-1] a method the broker does not offer. Every shard offers the
             // same ones, so this is answered before any handoff.
-            return Err(refuse(ReasonCode::BadAuthenticationMethod));
+            let text = format!(
+                "authentication method {:?} is not supported",
+                method.as_str()
+            );
+            return Err(refuse(Reason::detailed(
+                ReasonCode::BadAuthenticationMethod,
+                text,
+            )));
         }
         if connect.version == ProtocolVersion::V3 && connect.client_id.as_str().chars().count() > 23
         {
             // MQTT 3.1: a Client Identifier has 1 to 23 characters.
-            return Err(refuse(ReasonCode::ClientIdentifierNotValid));
+            return Err(refuse(ReasonCode::ClientIdentifierNotValid.into()));
         }
         let will_retain = connect.will.as_ref().is_some_and(|w| w.retain);
         if will_retain && !self.limits.retain_available && connect.version == ProtocolVersion::V5 {
             // [MQTT-3.2.2-13] a retained will cannot be honoured without retained messages.
-            return Err(refuse(ReasonCode::RetainNotSupported));
+            return Err(refuse(Reason::explained(
+                ReasonCode::RetainNotSupported,
+                "a will with RETAIN 1, but this server keeps no retained messages",
+            )));
         }
         let will_malformed = connect
             .will
@@ -449,20 +503,54 @@ impl ShardState {
         if will_malformed {
             // 5.0 section 3.1.3.2.3: a will that is not what its Payload Format Indicator says
             // may be refused with CONNACK 0x99.
-            return Err(refuse(ReasonCode::PayloadFormatInvalid));
+            return Err(refuse(Reason::explained(
+                ReasonCode::PayloadFormatInvalid,
+                "the will is not UTF-8 despite its Payload Format Indicator 1",
+            )));
         }
-        if !connect.client_id.is_empty() {
-            return Ok((connect.client_id.as_str().to_owned(), false));
-        }
-        match connect.version {
-            // MQTT 3.1 requires 1..=23 characters; 3.1.1 allows empty only with clean session
-            // [MQTT-3.1.3-8].
-            ProtocolVersion::V3 => Err(refuse(ReasonCode::ClientIdentifierNotValid)),
-            ProtocolVersion::V4 if !connect.clean_start => {
-                Err(refuse(ReasonCode::ClientIdentifierNotValid))
+        let (client_id, assigned) = if !connect.client_id.is_empty() {
+            (connect.client_id.as_str().to_owned(), false)
+        } else {
+            match connect.version {
+                // MQTT 3.1 requires 1..=23 characters; 3.1.1 allows empty only with clean
+                // session [MQTT-3.1.3-8].
+                ProtocolVersion::V3 => {
+                    return Err(refuse(ReasonCode::ClientIdentifierNotValid.into()));
+                }
+                ProtocolVersion::V4 if !connect.clean_start => {
+                    return Err(refuse(ReasonCode::ClientIdentifierNotValid.into()));
+                }
+                _ => (self.assign_client_id(), true),
             }
-            _ => Ok((self.assign_client_id(), true)),
+        };
+        self.check_connack_fits(connect, assigned.then_some(&client_id))
+            .map_err(refuse)?;
+        Ok((client_id, assigned))
+    }
+
+    /// [MQTT-3.2.2-19] [MQTT-3.1.2-24] a client whose Maximum Packet Size is below the CONNACK
+    /// that would accept it cannot be accepted: it is refused with 0x95 Packet too large
+    /// (which the refusal CONNACK carries only if that fits) before any session changes.
+    fn check_connack_fits(
+        &self,
+        connect: &Connect,
+        assigned: Option<&String>,
+    ) -> Result<(), Reason> {
+        let Some(limit) = connect.properties.maximum_packet_size else {
+            return Ok(());
+        };
+        if connect.version != ProtocolVersion::V5 {
+            return Ok(());
         }
+        let connack = self.connack(connect, false, assigned.cloned());
+        let len = protocol::encoded_len(&connack, connect.version);
+        if len <= limit as usize {
+            return Ok(());
+        }
+        let text = format!(
+            "the CONNACK would be {len} bytes, over the client's Maximum Packet Size of {limit}"
+        );
+        Err(Reason::detailed(ReasonCode::PacketTooLarge, text))
     }
 
     fn assign_client_id(&mut self) -> String {
@@ -586,12 +674,14 @@ impl ShardState {
     /// The bytes a superseded connection gets before it is closed (CONNACK, then 5.0
     /// DISCONNECT 0x8E); its will is published as for any takeover [MQTT-3.1.4-3].
     pub fn superseded_reply(&mut self, connect: &Connect) -> BytesMut {
-        let mut out = BytesMut::new();
+        let peer = PeerLimits::from_connect(connect);
         let connack = self.connack(connect, false, None);
-        let _ = protocol::encode(&connack, connect.version, &mut out);
+        let mut out = encode_fitted(&connack, connect.version, peer).unwrap_or_default();
         if connect.version == ProtocolVersion::V5 {
-            let disconnect = Packet::Disconnect(Disconnect::new(ReasonCode::SessionTakenOver));
-            let _ = protocol::encode(&disconnect, connect.version, &mut out);
+            let disconnect = Packet::Disconnect(Disconnect::from_reason(TAKEN_OVER));
+            if let Some(bytes) = encode_fitted(&disconnect, connect.version, peer) {
+                out.extend_from_slice(&bytes);
+            }
         }
         if let Some(will) = connect.will.clone() {
             self.route_will(Message::from_will(will));
@@ -604,7 +694,7 @@ impl ShardState {
         let old = self.sessions.get(session_key).and_then(|e| e.conn);
         if let Some(old) = old {
             // 5.0: DISCONNECT 0x8E first; the old connection's will is published.
-            self.close(old, Some(ReasonCode::SessionTakenOver), true);
+            self.close(old, Some(TAKEN_OVER), true);
         }
     }
 
@@ -633,6 +723,7 @@ impl ShardState {
             generation,
             session,
             version: connect.version,
+            peer: PeerLimits::from_connect(connect),
             outbound: BytesMut::new(),
             writer: None,
             closing: false,
@@ -717,7 +808,13 @@ impl ShardState {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
         if self.over_receive_maximum(conn, session_key, &packet) {
-            self.close(conn, Some(ReasonCode::ReceiveMaximumExceeded), true);
+            let maximum = self.limits.session.max_inbound_qos2;
+            let text = format!(
+                "more than {maximum} QoS 1 and 2 PUBLISHes unacknowledged, the Receive Maximum \
+                 [MQTT-3.3.4-9]"
+            );
+            let reason = Reason::detailed(ReasonCode::ReceiveMaximumExceeded, text);
+            self.close(conn, Some(reason), true);
             self.mesh.flush_wakes();
             return false;
         }
@@ -742,7 +839,11 @@ impl ShardState {
     fn on_auth(&mut self, conn: ConnId, auth: &Auth) -> bool {
         let Some(mut flow) = self.conn_mut(conn).and_then(|c| c.auth.take()) else {
             // [MQTT-4.12.0-7] no method in CONNECT: the client must not send AUTH.
-            self.close(conn, Some(ReasonCode::ProtocolError), true);
+            let reason = Reason::explained(
+                ReasonCode::ProtocolError,
+                "AUTH from a client whose CONNECT named no authentication method [MQTT-4.12.0-7]",
+            );
+            self.close(conn, Some(reason), true);
             self.mesh.flush_wakes();
             return false;
         };
@@ -761,7 +862,7 @@ impl ShardState {
                     ReasonCode::BadAuthenticationMethod => ReasonCode::NotAuthorized,
                     other => other,
                 };
-                self.close(conn, Some(reason), true);
+                self.close(conn, Some(reason.into()), true);
                 self.mesh.flush_wakes();
             }
         }
@@ -808,7 +909,8 @@ impl ShardState {
 
     /// The byte stream is not MQTT: 5.0 gets DISCONNECT with the reason, then close.
     pub fn on_malformed(&mut self, conn: ConnId, error: &DecodeError) {
-        self.close(conn, Some(error.reason_code()), true);
+        let reason = Reason::detailed(error.reason_code(), error.to_string());
+        self.close(conn, Some(reason), true);
         self.mesh.flush_wakes();
     }
 
@@ -953,6 +1055,10 @@ impl ShardState {
         self.apply(conn, &mut released);
     }
 
+    /// Writes a packet within the client's limits: its optional properties go when they do
+    /// not fit or were not asked for [MQTT-3.1.2-29]. A control packet that cannot fit even
+    /// without them closes the connection with 0x95 Packet too large [MQTT-3.1.2-24]; a
+    /// PUBLISH never gets here too large (its callers discard it [MQTT-3.1.2-25]).
     fn write_packet(&mut self, conn: ConnId, packet: &Packet) {
         if self.hold_ack(conn, packet) {
             return;
@@ -960,17 +1066,39 @@ impl ShardState {
         let Some(c) = self.conn_mut(conn) else {
             return;
         };
+        let packet = match protocol::fit(packet, c.version, c.peer) {
+            Ok(packet) => packet,
+            Err(too_large) => return self.refuse_to_send(conn, packet, too_large),
+        };
         let was_empty = c.outbound.is_empty();
-        if protocol::encode(packet, c.version, &mut c.outbound).is_ok() && was_empty {
+        if protocol::encode(&packet, c.version, &mut c.outbound).is_ok() && was_empty {
             wake(&mut c.writer);
         }
     }
 
+    #[cold]
+    fn refuse_to_send(&mut self, conn: ConnId, packet: &Packet, too_large: protocol::TooLarge) {
+        if matches!(packet, Packet::Publish(_)) {
+            return;
+        }
+        let limit = self.conn(conn).map_or(u32::MAX, |c| c.peer.max_packet_size);
+        let text = format!(
+            "a {:?} of {} bytes would exceed the client's Maximum Packet Size of {limit} \
+             [MQTT-3.1.2-24]",
+            packet.packet_type(),
+            too_large.len,
+        );
+        let reason = Reason::detailed(ReasonCode::PacketTooLarge, text);
+        self.close(conn, Some(reason), true);
+    }
+
     // ----- closing ------------------------------------------------------------------------
 
-    /// Closes a connection once: queues the 5.0 DISCONNECT, detaches the session (removing a
-    /// non-persistent one), publishes the will if asked, and lets the writer flush and finish.
-    pub fn close(&mut self, conn: ConnId, reason: Option<ReasonCode>, publish_will: bool) {
+    /// Closes a connection once: queues the 5.0 DISCONNECT (with its Reason String when it
+    /// fits the client's Maximum Packet Size [MQTT-3.14.2-3]; none at all when even the bare
+    /// DISCONNECT would not), detaches the session (removing a non-persistent one), publishes
+    /// the will if asked, and lets the writer flush and finish.
+    pub fn close(&mut self, conn: ConnId, reason: Option<Reason>, publish_will: bool) {
         let Some(c) = self.conn_mut(conn) else {
             return;
         };
@@ -981,8 +1109,10 @@ impl ShardState {
         let session_key = c.session;
         let version = c.version;
         if let (Some(reason), ProtocolVersion::V5) = (reason, version) {
-            let packet = Packet::Disconnect(Disconnect::new(reason));
-            let _ = protocol::encode(&packet, version, &mut c.outbound);
+            let packet = Packet::Disconnect(Disconnect::from_reason(reason));
+            if let Ok(packet) = protocol::fit(&packet, version, c.peer) {
+                let _ = protocol::encode(&packet, version, &mut c.outbound);
+            }
         }
         wake(&mut c.writer);
         let will = self.detach_session(session_key, conn, publish_will);
@@ -1153,7 +1283,7 @@ impl ShardState {
             })
             .collect();
         for id in ids {
-            self.close(id, Some(ReasonCode::ServerShuttingDown), false);
+            self.close(id, Some(ReasonCode::ServerShuttingDown.into()), false);
         }
         self.mesh.flush_wakes();
     }

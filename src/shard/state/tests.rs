@@ -330,7 +330,7 @@ fn a_redirecting_shard_refuses_every_connect_with_its_server_reference() {
         let refusal = state.admit(&connect(version, "sent-away")).err();
         let refusal = refusal.expect("a redirecting shard admits nobody");
         assert_eq!(refusal.version, version);
-        assert_eq!(refusal.reason, ReasonCode::ServerMoved);
+        assert_eq!(refusal.reason.code, ReasonCode::ServerMoved);
         let reference = refusal.server_reference.as_ref().map(|r| r.as_str());
         assert_eq!(reference, Some("b:1883"));
     }
@@ -899,7 +899,7 @@ fn a_will_that_is_not_utf8_despite_payload_format_1_is_refused_with_0x99_3_1_3_2
     };
     let refusal = state.admit(&with_will(b"\xFF\xFE", Some(1)));
     assert_eq!(
-        refusal.map_err(|r| r.reason),
+        refusal.map_err(|r| r.reason.code),
         Err(ReasonCode::PayloadFormatInvalid)
     );
     assert!(state.admit(&with_will("ü".as_bytes(), Some(1))).is_ok());

@@ -40,7 +40,11 @@ impl ShardState {
         if deadline > now {
             self.timers.arm(deadline, TimerKey::KeepAlive(conn));
         } else {
-            self.close(conn, Some(ReasonCode::KeepAliveTimeout), true);
+            let reason = Reason::explained(
+                ReasonCode::KeepAliveTimeout,
+                "no packet within 1.5 times the keep alive [MQTT-3.1.2-22]",
+            );
+            self.close(conn, Some(reason), true);
         }
     }
 
@@ -89,7 +93,11 @@ impl ShardState {
         if !c.closing {
             c.outbound.clear();
             self.counters.stalled_disconnects += 1;
-            self.close(conn, Some(ReasonCode::QuotaExceeded), true);
+            let reason = Reason::explained(
+                ReasonCode::QuotaExceeded,
+                "the client read nothing while its unsent messages were over the outbound limit",
+            );
+            self.close(conn, Some(reason), true);
         }
         self.timers
             .arm(now + STALL_GRACE, TimerKey::StallGrace(conn));
