@@ -1,5 +1,5 @@
-//! Shared harness of the broker integration tests: start the real `ringmq` binary on a free
-//! loopback port, and a blocking raw MQTT client built on our codec.
+//! Shared harness of the broker integration tests: start the real `ringmq` binary on a
+//! loopback port it picks, and a blocking raw MQTT client built on our codec.
 
 #![allow(
     dead_code,
@@ -11,9 +11,10 @@ use ringmq::protocol::{
     self, Connect, LastWill, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubResp,
     Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
 };
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const SHARDS: usize = 2;
@@ -28,27 +29,34 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Starts the broker on a port it picks itself (`127.0.0.1:0`) and reads the address
+    /// from its `ringmq listening on ADDR` line. Choosing a free port here and passing it
+    /// would race with other tests doing the same, and a test could end up talking to
+    /// another test's broker.
     pub fn start() -> Self {
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--shards",
-                &SHARDS.to_string(),
-            ])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
+            .args(["--listen", "127.0.0.1:0", "--shards", &SHARDS.to_string()])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringmq");
-        let broker = Self { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining stderr so the broker never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("ringmq listening on ") {
+                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("broker announced its address");
+        let addr = addr.parse().expect("a socket address");
+        Self { child, addr }
     }
 
     /// Sends SIGTERM (graceful shutdown).
@@ -82,11 +90,6 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// A client id whose home is `shard`, starting with `prefix`.
