@@ -81,7 +81,8 @@ pub fn fitting(
     limit: usize,
     mut size: impl FnMut(AliasUse) -> usize,
 ) -> Option<AliasUse> {
-    if size(planned) <= limit {
+    // No limit (the client set no Maximum Packet Size): nothing to measure per subscriber.
+    if limit == usize::MAX || size(planned) <= limit {
         return Some(planned);
     }
     (planned != AliasUse::None && size(AliasUse::None) <= limit).then_some(AliasUse::None)
