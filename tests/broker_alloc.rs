@@ -113,7 +113,7 @@ impl Client {
     /// What the writer would write next; the buffer is then reused.
     fn take_output(&mut self, state: &mut ShardState) -> BytesMut {
         self.spare.clear();
-        let _ = state.writer_step(self.conn, &mut self.spare, Waker::noop());
+        let _ = state.writer_step(self.conn, &mut self.spare, Waker::noop(), Instant::now());
         std::mem::take(&mut self.spare)
     }
 
@@ -134,7 +134,7 @@ impl Client {
                 },
             }],
         });
-        state.on_packet(self.conn, subscribe);
+        state.on_packet(self.conn, subscribe, Instant::now());
         let out = self.take_output(state);
         self.give_back(out);
     }
@@ -153,7 +153,7 @@ impl Client {
                     self.aliased += 1;
                 }
                 if let Some(id) = p.packet_id {
-                    state.on_packet(self.conn, Packet::PubAck(PubResp::new(id)));
+                    state.on_packet(self.conn, Packet::PubAck(PubResp::new(id)), Instant::now());
                 }
             }
         }
@@ -199,7 +199,7 @@ fn routing_a_publish_to_subscribers_allocates_nothing_in_steady_state() {
         input.clear();
         input.extend_from_slice(&wire);
         while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
-            assert!(state.on_packet(publisher.conn, packet));
+            assert!(state.on_packet(publisher.conn, packet, Instant::now()));
         }
         let acks = publisher.take_output(state);
         publisher.give_back(acks);
@@ -230,8 +230,8 @@ fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
     let mut sub = Client::open(&mut b, ProtocolVersion::V5, "sub");
     sub.subscribe(&mut b, "x/#", QoS::AtLeastOnce);
     // a applies the interest and answers the SUBACK barrier; b takes the answer.
-    a.drain_mesh(64);
-    b.drain_mesh(64);
+    a.drain_mesh(64, Instant::now(), &mut Vec::new());
+    b.drain_mesh(64, Instant::now(), &mut Vec::new());
 
     let mut wire = BytesMut::new();
     let publish = Packet::Publish(Publish {
@@ -251,12 +251,12 @@ fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
         input.clear();
         input.extend_from_slice(&wire);
         while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
-            assert!(a.on_packet(publisher.conn, packet));
+            assert!(a.on_packet(publisher.conn, packet, Instant::now()));
         }
         a.end_of_batch(publisher.conn, Instant::now());
         let acks = publisher.take_output(a);
         publisher.give_back(acks);
-        assert_eq!(b.drain_mesh(64), 1);
+        assert_eq!(b.drain_mesh(64, Instant::now(), &mut Vec::new()), 1);
         assert_eq!(sub.read_and_ack(b), 1);
     };
     for _ in 0..200 {
@@ -312,7 +312,7 @@ fn routing_to_subscribers_with_topic_aliases_allocates_nothing_in_steady_state()
         input.clear();
         input.extend_from_slice(&wire);
         while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V5, 1 << 20) {
-            assert!(state.on_packet(publisher.conn, packet));
+            assert!(state.on_packet(publisher.conn, packet, Instant::now()));
         }
         let acks = publisher.take_output(state);
         publisher.give_back(acks);

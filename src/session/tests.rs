@@ -4,6 +4,7 @@ use super::*;
 use crate::protocol::{
     MqttString, Properties, PropertyValues, Subscription, SubscriptionOptions, TopicName,
 };
+use crate::timer::test_clock as clock;
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, clean_start: bool) -> Connect {
@@ -520,7 +521,7 @@ fn v5_persistence_follows_session_expiry_not_clean_start() {
 #[test]
 fn message_expiry_counts_down_and_rounds_up_mqtt_3_3_2_6() {
     let mut m = message("t", QoS::AtLeastOnce);
-    let start = std::time::Instant::now();
+    let start = clock();
     m.stamp_expiry(start);
     assert_eq!(
         m.expires_at, None,

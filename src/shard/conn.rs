@@ -244,7 +244,9 @@ async fn run_at_home(
         .borrow()
         .is_superseded(&arrival.client_id, arrival.accepted_at);
     if superseded {
-        let reply = state.borrow_mut().superseded_reply(&connect);
+        let reply = state
+            .borrow_mut()
+            .superseded_reply(&connect, Instant::now());
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, reply).await;
         let _ = stream.shutdown().await;
         return;
@@ -388,7 +390,7 @@ async fn read_loop(
     let mut busy = false;
     loop {
         let now = Instant::now();
-        if !handle_buffered(&state, conn, &mut buf, version, max_packet) {
+        if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
             return;
         }
         state.borrow_mut().end_of_batch(conn, now);
@@ -404,7 +406,7 @@ async fn read_loop(
         buf = slice.into_inner();
         match res {
             Ok(0) | Err(_) => {
-                state.borrow_mut().on_connection_lost(conn);
+                state.borrow_mut().on_connection_lost(conn, Instant::now());
                 return;
             }
             Ok(n) => busy |= n == room,
@@ -417,19 +419,19 @@ fn handle_buffered(
     state: &Shared,
     conn: ConnId,
     buf: &mut BytesMut,
-    version: ProtocolVersion,
-    max_packet: usize,
+    (version, max_packet): (ProtocolVersion, usize),
+    now: Instant,
 ) -> bool {
     loop {
         match protocol::decode(buf, version, max_packet) {
             Ok(Some(packet)) => {
-                if !state.borrow_mut().on_packet(conn, packet) {
+                if !state.borrow_mut().on_packet(conn, packet, now) {
                     return false;
                 }
             }
             Ok(None) => return true,
             Err(error) => {
-                state.borrow_mut().on_malformed(conn, &error);
+                state.borrow_mut().on_malformed(conn, &error, now);
                 return false;
             }
         }
@@ -460,14 +462,16 @@ async fn write_loop(
     // Grows with the first write; an idle connection holds no write buffer.
     let mut spare = BytesMut::new();
     loop {
-        let step =
-            poll_fn(
-                |cx| match state.borrow_mut().writer_step(conn, &mut spare, cx.waker()) {
-                    WriterStep::Wait => Poll::Pending,
-                    step => Poll::Ready(step),
-                },
-            )
-            .await;
+        let step = poll_fn(|cx| {
+            match state
+                .borrow_mut()
+                .writer_step(conn, &mut spare, cx.waker(), Instant::now())
+            {
+                WriterStep::Wait => Poll::Pending,
+                step => Poll::Ready(step),
+            }
+        })
+        .await;
         if step == WriterStep::Finish {
             break;
         }
@@ -478,14 +482,14 @@ async fn write_loop(
             spare = BytesMut::new();
         }
         if res.is_err() {
-            state.borrow_mut().on_write_error(conn);
+            state.borrow_mut().on_write_error(conn, Instant::now());
             break;
         }
     }
     if !state.borrow().is_aborted(conn) {
         let _ = writer.shutdown().await;
     }
-    state.borrow_mut().remove_conn(conn);
+    state.borrow_mut().remove_conn(conn, Instant::now());
 }
 
 async fn write_all(

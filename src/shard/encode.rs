@@ -11,6 +11,8 @@ use bytes::BytesMut;
 const PLACEHOLDER_ID: u16 = 1;
 /// Any valid alias; each subscriber's own alias overwrites it.
 const PLACEHOLDER_ALIAS: u16 = 1;
+/// The DUP bit of a PUBLISH's first byte.
+const DUP_FLAG: u8 = 0x08;
 /// 3 QoS levels times retain on or off.
 const FORMS: usize = 3 * 2;
 /// 3.1/3.1.1 has one form per (QoS, retain); 5.0 three: no alias, setting one (full topic
@@ -73,13 +75,15 @@ impl PublishEncoder {
         self.round += 1;
     }
 
-    /// Appends the PUBLISH of `msg` in `form` to `out`, with `packet_id` and the form's alias
-    /// patched in. Returns the number of bytes appended (0 if it cannot be encoded).
+    /// Appends the PUBLISH of `msg` in `form` to `out`, with `packet_id`, the form's alias
+    /// and the DUP flag (a resend [MQTT-3.3.1-1]) patched in. Returns the number of bytes
+    /// appended (0 if it cannot be encoded).
     pub fn append(
         &mut self,
         msg: &Message,
         form: Form,
         packet_id: Option<PacketId>,
+        dup: bool,
         out: &mut BytesMut,
     ) -> usize {
         let Some(slot) = self.slot(msg, form) else {
@@ -87,6 +91,9 @@ impl PublishEncoder {
         };
         let start = out.len();
         out.extend_from_slice(&slot.bytes);
+        if dup {
+            out[start] |= DUP_FLAG;
+        }
         if let Some(id) = packet_id {
             let at = start + slot.id_offset;
             out[at..at + 2].copy_from_slice(&id.get().to_be_bytes());
@@ -195,9 +202,15 @@ mod tests {
             let a = PacketId::new(0x1234).expect("non-zero");
             let b = PacketId::new(7).expect("non-zero");
             let qos1 = form(version, QoS::AtLeastOnce, false);
-            enc.append(&m, qos1, Some(a), &mut out);
-            enc.append(&m, qos1, Some(b), &mut out);
-            enc.append(&m, form(version, QoS::AtMostOnce, true), None, &mut out);
+            enc.append(&m, qos1, Some(a), false, &mut out);
+            enc.append(&m, qos1, Some(b), false, &mut out);
+            enc.append(
+                &m,
+                form(version, QoS::AtMostOnce, true),
+                None,
+                false,
+                &mut out,
+            );
             let first = decode_publish(&mut out, version);
             let second = decode_publish(&mut out, version);
             let third = decode_publish(&mut out, version);
@@ -217,11 +230,11 @@ mod tests {
         enc.begin();
         let mut out = BytesMut::new();
         let qos0 = form(ProtocolVersion::V4, QoS::AtMostOnce, false);
-        enc.append(&msg(), qos0, None, &mut out);
+        enc.append(&msg(), qos0, None, false, &mut out);
         enc.begin();
         let mut other = msg();
         other.topic = TopicName::try_from("c").expect("valid");
-        enc.append(&other, qos0, None, &mut out);
+        enc.append(&other, qos0, None, false, &mut out);
         decode_publish(&mut out, ProtocolVersion::V4);
         assert_eq!(
             decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(),
@@ -243,12 +256,12 @@ mod tests {
         let mut out = BytesMut::new();
         let set_len = enc.encoded_len(&m, with(AliasUse::Set(7)));
         assert_eq!(
-            enc.append(&m, with(AliasUse::Set(7)), Some(a), &mut out),
+            enc.append(&m, with(AliasUse::Set(7)), Some(a), false, &mut out),
             set_len
         );
-        enc.append(&m, with(AliasUse::Set(300)), Some(b), &mut out);
-        enc.append(&m, with(AliasUse::Use(7)), Some(b), &mut out);
-        enc.append(&m, with(AliasUse::None), Some(a), &mut out);
+        enc.append(&m, with(AliasUse::Set(300)), Some(b), false, &mut out);
+        enc.append(&m, with(AliasUse::Use(7)), Some(b), false, &mut out);
+        enc.append(&m, with(AliasUse::None), Some(a), false, &mut out);
         let set = decode_publish(&mut out, ProtocolVersion::V5);
         assert_eq!(
             (set.topic.as_str(), set.properties.topic_alias),
@@ -283,7 +296,7 @@ mod tests {
             alias: AliasUse::Use(1),
             ..form(ProtocolVersion::V4, QoS::AtMostOnce, false)
         };
-        enc.append(&msg(), aliased, None, &mut out);
+        enc.append(&msg(), aliased, None, false, &mut out);
         assert_eq!(
             decode_publish(&mut out, ProtocolVersion::V4).topic.as_str(),
             "a/b"

@@ -86,7 +86,7 @@ pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Futu
 }
 
 async fn shut_down(state: &Shared) {
-    state.borrow_mut().shut_down();
+    state.borrow_mut().shut_down(Instant::now());
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while state.borrow().connection_count() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
@@ -94,10 +94,12 @@ async fn shut_down(state: &Shared) {
 }
 
 async fn mesh_task(state: Shared) {
+    let mut handoffs = Vec::new();
     loop {
-        let handled = state.borrow_mut().drain_mesh(MESH_BATCH);
-        let handoffs = state.borrow_mut().take_handoffs();
-        for handoff in handoffs {
+        let handled = state
+            .borrow_mut()
+            .drain_mesh(MESH_BATCH, Instant::now(), &mut handoffs);
+        for handoff in handoffs.drain(..) {
             monoio::spawn(conn::serve_handoff(state.clone(), handoff));
         }
         // A full batch may leave more queued: drain again (after yielding) before waiting.
@@ -185,7 +187,7 @@ async fn overflow_task(state: Shared) {
         .await;
         loop {
             monoio::time::sleep(OVERFLOW_RETRY).await;
-            if state.borrow_mut().flush_overflow() {
+            if state.borrow_mut().flush_overflow(Instant::now()) {
                 break;
             }
         }

@@ -230,6 +230,25 @@ impl<K: Copy> TimerWheel<K> {
     }
 }
 
+/// A virtual clock for tests of code that takes `now`: the real clock is read once per
+/// thread, and every read after that is 1 ms later than the one before, so tests are
+/// deterministic and what they read in order is ordered.
+#[cfg(test)]
+pub(crate) fn test_clock() -> Instant {
+    use std::cell::Cell;
+    thread_local! {
+        static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    NOW.with(|now| {
+        let next = match now.get() {
+            None => Instant::now(),
+            Some(t) => t + Duration::from_millis(1),
+        };
+        now.set(Some(next));
+        next
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

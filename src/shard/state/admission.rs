@@ -1,11 +1,14 @@
 //! Admission of new connections: the shard's connection limit and connection rate limit
 //! (checked when a socket is accepted, before its CONNECT is read), a bound on the refused
-//! connections being answered, and server redirection (checked on the CONNECT).
+//! connections being answered, server redirection (checked on the CONNECT), and what the
+//! broker offers every client: enhanced-authentication methods and Response Information.
 
-use super::*;
+use super::{Refusal, ShardState};
+use crate::auth::Methods;
 use crate::config::Redirect;
-use crate::protocol::MqttString;
+use crate::protocol::{MqttString, ProtocolVersion, ReasonCode};
 use std::num::NonZeroU32;
+use std::time::Instant;
 
 /// Refused connections a shard answers at once. Each holds a socket, a read buffer and a task
 /// for up to the refusal timeout; beyond this bound a refused connection is closed without a
@@ -63,16 +66,46 @@ pub(super) struct Redirection {
     reason: ReasonCode,
 }
 
+/// The admission state of a shard.
+#[derive(Debug, Default)]
+pub(super) struct AdmissionControl {
+    /// New connections per second.
+    rate: Option<ConnectionRate>,
+    /// Refused connections being answered (bounded by `MAX_REFUSING`).
+    refusing: usize,
+    redirection: Option<Redirection>,
+    /// The enhanced-authentication methods offered (from the config).
+    pub methods: Methods,
+    /// Sent in CONNACK to a 5.0 client that asks for it (Request Response Information 1).
+    pub response_information: Option<MqttString>,
+    /// The last client id number this shard assigned.
+    pub assigned_ids: u64,
+}
+
+impl AdmissionControl {
+    pub fn new(rate: Option<NonZeroU32>, now: Instant) -> Self {
+        Self {
+            rate: rate.map(|rate| ConnectionRate::new(rate, now)),
+            ..Self::default()
+        }
+    }
+}
+
 impl ShardState {
     /// Decides what happens to a socket accepted at `now`. The connection limit comes first,
     /// so a connection refused for it does not use up the rate.
     pub fn on_accept(&mut self, now: Instant) -> Admission {
+        let admission = &mut self.admission;
         let refusal = if self.conns.len() >= self.limits.max_connections {
             // 3.2.2.2: 0x97 "an implementation or administrative imposed limit has been
             // exceeded" is the configured limit; 0x89 Server busy would tell the client the
             // overload is passing ("try again later"), which a full broker cannot promise.
             Some(ReasonCode::QuotaExceeded)
-        } else if self.rate.as_mut().is_some_and(|rate| !rate.try_take(now)) {
+        } else if admission
+            .rate
+            .as_mut()
+            .is_some_and(|rate| !rate.try_take(now))
+        {
             // 3.2.2.2: 0x9F "the connection rate limit has been exceeded".
             Some(ReasonCode::ConnectionRateExceeded)
         } else {
@@ -80,8 +113,8 @@ impl ShardState {
         };
         match refusal {
             None => Admission::Serve,
-            Some(reason) if self.refusing < MAX_REFUSING => {
-                self.refusing += 1;
+            Some(reason) if admission.refusing < MAX_REFUSING => {
+                admission.refusing += 1;
                 Admission::Refuse(reason)
             }
             Some(_) => Admission::Close,
@@ -90,17 +123,17 @@ impl ShardState {
 
     /// A refusal handed out by `on_accept` is finished (answered or given up).
     pub fn end_refusal(&mut self) {
-        self.refusing = self.refusing.saturating_sub(1);
+        self.admission.refusing = self.admission.refusing.saturating_sub(1);
     }
 
     /// Refused connections being answered now.
     pub fn refusing(&self) -> usize {
-        self.refusing
+        self.admission.refusing
     }
 
     /// Sends every client to `redirect` from now on (section 4.11); `None` serves them.
     pub fn set_redirect(&mut self, redirect: Option<&Redirect>) {
-        self.redirection = redirect.and_then(|r| {
+        self.admission.redirection = redirect.and_then(|r| {
             let reference = MqttString::try_from(r.server_reference.as_str()).ok()?;
             let reason = if r.permanent {
                 ReasonCode::ServerMoved
@@ -111,10 +144,27 @@ impl ShardState {
         });
     }
 
+    /// Offers these enhanced-authentication methods from now on.
+    pub fn set_methods(&mut self, methods: Methods) {
+        self.admission.methods = methods;
+    }
+
+    pub fn methods(&self) -> &Methods {
+        &self.admission.methods
+    }
+
+    /// The Response Information for clients that request it (5.0 section 3.2.2.3.15); `None`
+    /// or an empty string: none is sent.
+    pub fn set_response_information(&mut self, info: Option<&str>) {
+        self.admission.response_information = info
+            .filter(|i| !i.is_empty())
+            .and_then(|i| MqttString::try_from(i.to_owned()).ok());
+    }
+
     /// The refusal of a redirecting broker: 5.0 gets 0x9C or 0x9D with the Server Reference
     /// (3.2.2.3.16); 3.1.1 has neither and gets 0x03 Server unavailable.
     pub(super) fn redirection(&self, version: ProtocolVersion) -> Option<Refusal> {
-        let r = self.redirection.as_ref()?;
+        let r = self.admission.redirection.as_ref()?;
         Some(Refusal {
             version,
             reason: r.reason.into(),
@@ -126,6 +176,7 @@ impl ShardState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timer::test_clock as clock;
     use std::time::Duration;
 
     fn rate(per_second: u32, now: Instant) -> ConnectionRate {
@@ -134,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_rate_allows_one_seconds_worth_then_refills_with_time() {
-        let start = Instant::now();
+        let start = clock();
         let mut r = rate(3, start);
         assert!((0..3).all(|_| r.try_take(start)), "a full bucket holds 3");
         assert!(
@@ -156,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_clock_going_backwards_gives_no_tokens() {
-        let start = Instant::now() + Duration::from_secs(1);
+        let start = clock() + Duration::from_secs(1);
         let mut r = rate(1, start);
         assert!(r.try_take(start));
         assert!(!r.try_take(start - Duration::from_secs(1)));

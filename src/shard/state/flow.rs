@@ -14,7 +14,10 @@
 //!   subscriber of the shard behind one slow client. Such a session's queue bound applies
 //!   (drops are counted), as for any slow subscriber.
 
-use super::*;
+use super::ShardState;
+use super::connections::ConnId;
+use crate::protocol::Packet;
+use std::time::{Duration, Instant};
 
 /// The longest a publisher is held back for one congested subscriber or peer.
 const CONGESTION_LIMIT: Duration = Duration::from_secs(5);
@@ -34,48 +37,46 @@ pub(super) struct Gate {
     since: Instant,
 }
 
+/// The publishers whose acknowledgements are held.
+#[derive(Debug, Default)]
+pub(super) struct Flow {
+    gated: Vec<ConnId>,
+}
+
 impl ShardState {
     fn congestion_high(&self) -> usize {
         (self.limits.session.max_queued_messages / 2).max(1)
     }
 
-    /// A message was queued for `session_key`: note whether that makes it congested.
-    pub(super) fn note_queued(&mut self, session_key: usize) {
+    /// A message was queued for `session_key`: whether that makes it (or it already was)
+    /// congested, which then holds the publisher back.
+    pub(super) fn note_queued(&mut self, session_key: usize) -> Option<GateCause> {
         let high = self.congestion_high();
-        let Some(entry) = self.sessions.get_mut(session_key) else {
-            return;
-        };
+        let entry = self.sessions.get_mut(session_key)?;
         if entry.conn.is_none() || entry.ignore_congestion {
-            return;
+            return None;
         }
         if entry.session.queued_len() >= high {
             entry.congested = true;
         }
-        if entry.congested {
-            self.congestion = Some(GateCause::Session(session_key));
-        }
-    }
-
-    /// A message from a local publisher waits in a peer's overflow.
-    pub(super) fn note_overflow(&mut self, peer: usize) {
-        self.congestion = Some(GateCause::Peer(peer));
+        entry.congested.then_some(GateCause::Session(session_key))
     }
 
     /// Holds `conn`'s acknowledgements from now on (the session acknowledges before it routes,
     /// so the hold starts with the next message).
     pub(super) fn gate(&mut self, conn: ConnId, cause: GateCause, now: Instant) {
-        let Some(c) = self.conn_mut(conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         if c.gate.is_none() {
             c.gate = Some(Gate { cause, since: now });
-            self.gated.push(conn);
+            self.flow.gated.push(conn);
         }
     }
 
     /// Keeps a PUBACK/PUBREC of a gated connection for later; false if it may go now.
     pub(super) fn hold_ack(&mut self, conn: ConnId, packet: &Packet) -> bool {
-        let Some(c) = self.conn_mut(conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return false;
         };
         let is_ack = matches!(packet, Packet::PubAck(_) | Packet::PubRec(_));
@@ -88,7 +89,7 @@ impl ShardState {
 
     /// After a session processed acknowledgements: once its queue is down to a quarter it is
     /// no longer congested, and whoever waited for it may go on.
-    pub(super) fn after_acks(&mut self, session_key: usize) {
+    pub(super) fn after_acks(&mut self, session_key: usize, now: Instant) {
         let low = self.congestion_high() / 2;
         let Some(entry) = self.sessions.get_mut(session_key) else {
             return;
@@ -99,7 +100,7 @@ impl ShardState {
         entry.ignore_congestion = false;
         if entry.congested {
             entry.congested = false;
-            self.refresh_gates(Instant::now());
+            self.refresh_gates(now);
         }
     }
 
@@ -107,9 +108,7 @@ impl ShardState {
     fn still_congested(&mut self, cause: GateCause, since: Instant, now: Instant) -> bool {
         let timed_out = now.duration_since(since) >= CONGESTION_LIMIT;
         match cause {
-            GateCause::Peer(peer) => {
-                !timed_out && self.overflow.get(peer).is_some_and(|q| !q.is_empty())
-            }
+            GateCause::Peer(peer) => !timed_out && self.mesh.is_overflowing(peer),
             GateCause::Session(key) => {
                 let Some(entry) = self.sessions.get_mut(key) else {
                     return false;
@@ -127,30 +126,33 @@ impl ShardState {
     /// Releases every gate whose cause has cleared, sending its held acknowledgements in
     /// order, and lets the mesh drain again if its pause has ended.
     pub(super) fn refresh_gates(&mut self, now: Instant) {
-        let mut gated = std::mem::take(&mut self.gated);
+        if self.flow.gated.is_empty() {
+            return;
+        }
+        let mut gated = std::mem::take(&mut self.flow.gated);
         gated.retain(|&conn| {
-            let Some(gate) = self.conn(conn).and_then(|c| c.gate) else {
+            let Some(gate) = self.conns.get(conn).and_then(|c| c.gate) else {
                 return false;
             };
             if self.still_congested(gate.cause, gate.since, now) {
                 return true;
             }
-            self.release_gate(conn);
+            self.release_gate(conn, now);
             false
         });
-        self.gated = gated;
+        self.flow.gated = gated;
     }
 
-    fn release_gate(&mut self, conn: ConnId) {
-        let Some(c) = self.conn_mut(conn) else {
+    fn release_gate(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         c.gate = None;
         let held = std::mem::take(&mut c.held_acks);
         for packet in &held {
-            self.write_packet(conn, packet);
+            self.write_packet(conn, packet, now);
         }
-        if let Some(c) = self.conn_mut(conn) {
+        if let Some(c) = self.conns.get_mut(conn) {
             // Keep the buffer's capacity for the next hold.
             let mut held = held;
             held.clear();

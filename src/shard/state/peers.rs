@@ -1,145 +1,100 @@
-//! The shard's side of the mesh: sending with a bounded per-peer overflow (never dropping),
-//! back-pressure on readers, and handling what peers send.
+//! The shard's side of the mesh as its tasks see it: what peers send (deliveries, retained
+//! messages, interest, shared groups, barriers, handoffs), the overflow retry, and reader
+//! back-pressure.
 
-use super::*;
+use super::{ShardState, still_fresh};
+use crate::mesh::MeshEnds;
+use crate::shard::{Handoff, MeshMsg};
+use std::task::Waker;
+use std::time::Instant;
 
 impl ShardState {
-    /// Sends to a peer, or holds the message in that peer's overflow while its ring is full.
-    /// Overflowed messages keep their order and are never dropped.
-    pub(super) fn send_to_peer(&mut self, peer: usize, msg: MeshMsg) {
-        let Some(queue) = self.overflow.get_mut(peer) else {
-            return;
-        };
-        let carries_message = matches!(
-            msg,
-            MeshMsg::Publish(_) | MeshMsg::Retain(_) | MeshMsg::SharedPublish { .. }
-        );
-        if !queue.is_empty() {
-            queue.push_back(msg);
-        } else if let Err(msg) = self.mesh.try_send(peer, msg) {
-            self.counters.mesh_overflowed += 1;
-            queue.push_back(msg);
-            wake(&mut self.overflow_waker);
-        } else {
-            return;
-        }
-        if carries_message {
-            self.note_overflow(peer);
-        }
-    }
-
-    /// Retries overflowed messages; returns true when every overflow is empty.
-    pub fn flush_overflow(&mut self) -> bool {
-        let mut all_empty = true;
-        for peer in 0..self.overflow.len() {
-            while let Some(msg) = self.overflow[peer].pop_front() {
-                if let Err(msg) = self.mesh.try_send(peer, msg) {
-                    self.overflow[peer].push_front(msg);
-                    all_empty = false;
-                    break;
-                }
-            }
-        }
-        self.mesh.flush_wakes();
-        if !self.is_paused() {
-            self.paused_readers.drain(..).for_each(Waker::wake);
-        }
-        if !self.gated.is_empty() {
-            self.refresh_gates(Instant::now());
-        }
+    /// Retries overflowed messages; returns true when every overflow is empty. Publishers
+    /// held back for a peer whose overflow cleared go on.
+    pub fn flush_overflow(&mut self, now: Instant) -> bool {
+        let all_empty = self.mesh.flush_overflow();
+        self.refresh_gates(now);
+        self.finish(now);
         all_empty
     }
 
     pub fn has_overflow(&self) -> bool {
-        self.overflow.iter().any(|q| !q.is_empty())
+        self.mesh.has_overflow()
     }
 
     pub fn set_overflow_waker(&mut self, waker: &Waker) {
-        self.overflow_waker = Some(waker.clone());
+        self.mesh.set_overflow_waker(waker);
     }
 
     /// Publishing connections stop reading while a peer's overflow is over its bound.
     pub fn is_paused(&self) -> bool {
-        self.overflow
-            .iter()
-            .any(|q| q.len() > self.limits.max_mesh_overflow)
+        self.mesh.is_paused()
     }
 
     pub fn park_reader(&mut self, waker: &Waker) {
-        self.paused_readers.push(waker.clone());
+        self.mesh.park_reader(waker);
     }
 
     pub fn mesh(&self) -> &MeshEnds<MeshMsg> {
-        &self.mesh
+        self.mesh.ends()
     }
 
-    /// Handles up to `max` messages from peers; returns how many. Handoffs are left in
-    /// `take_handoffs` for the caller to spawn.
-    pub fn drain_mesh(&mut self, max: usize) -> usize {
-        let mut inbox = std::mem::take(&mut self.mesh_inbox);
-        let n = self.mesh.drain(max, |from, msg| inbox.push((from, msg)));
+    /// Handles up to `max` messages from peers; returns how many. Connections handed to this
+    /// shard are pushed to `handoffs` for the caller to serve.
+    pub fn drain_mesh(&mut self, max: usize, now: Instant, handoffs: &mut Vec<Handoff>) -> usize {
+        let mut inbox = self.mesh.take_inbox(max);
+        let n = inbox.len();
         for (from, msg) in inbox.drain(..) {
-            self.on_mesh_msg(from, msg);
+            if let MeshMsg::Handoff(handoff) = msg {
+                handoffs.push(*handoff);
+            } else {
+                self.on_mesh_msg(from, msg, now);
+            }
         }
-        self.mesh_inbox = inbox;
-        self.mesh.flush_wakes();
+        self.mesh.restore_inbox(inbox);
+        self.finish(now);
         n
     }
 
-    fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg) {
+    /// A message from peer `from`. What it delivers holds nothing back: pausing the mesh for
+    /// one slow subscriber would stall every other subscriber of this shard (`flow`).
+    fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg, now: Instant) {
         match msg {
             MeshMsg::Publish(msg) => {
-                let Some(msg) = still_fresh(msg) else { return };
-                self.deliver_local(&msg, None);
+                if let Some(msg) = still_fresh(msg, now) {
+                    let _ = self.deliver_local(&msg, None, now);
+                }
             }
             MeshMsg::Retain(msg) => {
-                let Some(msg) = still_fresh(msg) else { return };
-                self.store_retained(&msg);
-                self.deliver_local(&msg, None);
+                if let Some(msg) = still_fresh(msg, now) {
+                    self.retained.store(&msg);
+                    let _ = self.deliver_local(&msg, None, now);
+                }
             }
-            MeshMsg::Interest { filter, add: true } => {
-                // Peers only announce filters their own trie accepted.
-                let _ = self.remote.insert(&filter, from);
-            }
-            MeshMsg::Interest { filter, add: false } => {
-                self.remote.remove(&filter, |&peer| peer == from);
-            }
+            MeshMsg::Interest { filter, add } => self.subs.on_peer_interest(from, &filter, add),
             MeshMsg::ShareInterest {
                 filter,
                 members,
                 online,
-            } => self.on_share_interest(from, filter, members, online),
+            } => self.shared.set_peer_counts(from, &filter, members, online),
             MeshMsg::SharedPublish { filter, msg, hops } => {
-                let Some(msg) = still_fresh(msg) else { return };
-                self.deliver_shared_here(&filter, &msg, hops);
+                if let Some(msg) = still_fresh(msg, now) {
+                    let _ = self.deliver_shared_here(&filter, &msg, hops, now);
+                }
             }
-            MeshMsg::Handoff(handoff) => self.handoffs.push(*handoff),
-            MeshMsg::Barrier { token } => self.send_to_peer(from, MeshMsg::BarrierAck { token }),
-            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),
+            MeshMsg::Barrier { token } => {
+                // Acknowledgements are never held back (`Sent` does not matter).
+                let _ = self.mesh.send(from, MeshMsg::BarrierAck { token });
+            }
+            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
+            // `drain_mesh` hands these to its caller.
+            MeshMsg::Handoff(_) => {}
         }
-    }
-
-    pub fn take_handoffs(&mut self) -> Vec<Handoff> {
-        std::mem::take(&mut self.handoffs)
     }
 
     /// Hands a connection to its home shard.
     pub fn send_handoff(&mut self, home: usize, handoff: Box<Handoff>) {
-        self.send_to_peer(home, MeshMsg::Handoff(handoff));
+        let _ = self.mesh.send(home, MeshMsg::Handoff(handoff));
         self.mesh.flush_wakes();
     }
-}
-
-/// A message that waited in a peer's overflow may have expired on the way [MQTT-3.3.2-5];
-/// otherwise it goes on with its remaining expiry [MQTT-3.3.2-6]. The clock is read only for
-/// messages that have an expiry.
-pub(super) fn still_fresh(msg: Message) -> Option<Message> {
-    if msg.expires_at.is_none() {
-        return Some(msg);
-    }
-    let now = Instant::now();
-    if msg.is_expired(now) {
-        return None;
-    }
-    Some(msg.with_remaining_expiry(now).unwrap_or(msg))
 }

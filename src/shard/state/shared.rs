@@ -26,12 +26,21 @@
 //! Stalls are not announced: readiness changes with every acknowledgement, and the shard that
 //! has the stalled member can bounce the message itself.
 
-use super::*;
-use crate::session::Readiness;
+use super::flow::GateCause;
+use super::mesh_out::Sent;
+use super::routing::{Held, Offer};
+use super::subscriptions::LocalSub;
+use super::{ShardState, still_fresh};
+use crate::protocol::{TopicFilter, TopicName};
+use crate::session::{Message, Readiness};
+use crate::shard::MeshMsg;
+use crate::trie::Trie;
+use hashbrown::HashMap;
+use std::time::Instant;
 
 /// One shared subscription group (`$share/{group}/{filter}` as a whole is its key).
 #[derive(Debug, Default)]
-pub(super) struct Group {
+struct Group {
     /// Every shard with members (this one included), by ascending shard id.
     shards: Vec<MemberShard>,
     next_shard: usize,
@@ -46,9 +55,9 @@ pub(super) struct Group {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct MemberShard {
     shard: usize,
-    members: u32,
+    pub members: u32,
     /// Members whose client is connected.
-    online: u32,
+    pub online: u32,
 }
 
 /// Whether shards other than this one have members of a group.
@@ -60,35 +69,172 @@ struct Elsewhere {
 
 /// What the shard holding a shared message does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Give it to this local member (an index into `Group::local`).
-    Deliver(usize),
+pub(super) enum Step {
+    /// Give it to this local member.
+    Deliver(LocalSub),
     /// Pass it on to another member shard.
     Bounce,
     /// No shard has a member: the message has no subscriber in this group.
     Drop,
 }
 
-impl ShardState {
-    /// A session joins a group (or changes its options in it). Retained messages are not
-    /// sent for shared subscriptions (section 4.8.2).
-    pub(super) fn join_shared(&mut self, filter: TopicFilter, sub: LocalSub) {
-        let group = self.group_entry(&filter);
-        if let Some(existing) = group.local.iter_mut().find(|s| s.session == sub.session) {
-            *existing = sub;
-            return;
+/// The shared subscription groups this shard knows of (any shard's members), by filter.
+#[derive(Debug, Default)]
+pub(super) struct SharedGroups {
+    /// The groups' match filters, to find the groups of a topic.
+    trie: Trie<TopicFilter>,
+    groups: HashMap<TopicFilter, Group>,
+    /// Scratch: the groups matching the message being routed.
+    matches: Vec<TopicFilter>,
+}
+
+impl SharedGroups {
+    fn entry(&mut self, filter: &TopicFilter) -> &mut Group {
+        if !self.groups.contains_key(filter) {
+            // The session refused filters the trie cannot take, and peers only announce
+            // groups their own trie accepted.
+            let _ = self.trie.insert(filter, filter.clone());
         }
-        group.local.push(sub);
-        self.announce_members(&filter);
+        self.groups.entry(filter.clone()).or_default()
     }
 
-    pub(super) fn leave_shared(&mut self, session_key: usize, filter: &TopicFilter) {
+    /// A session joins a group, or changes its options in it; true if it is a new member.
+    pub fn join(&mut self, filter: &TopicFilter, sub: LocalSub) -> bool {
+        let group = self.entry(filter);
+        if let Some(existing) = group.local.iter_mut().find(|s| s.session == sub.session) {
+            *existing = sub;
+            return false;
+        }
+        group.local.push(sub);
+        true
+    }
+
+    /// A session leaves a group; true if it was a member.
+    pub fn leave(&mut self, session: usize, filter: &TopicFilter) -> bool {
+        let Some(group) = self.groups.get_mut(filter) else {
+            return false;
+        };
+        let before = group.local.len();
+        group.local.retain(|s| s.session != session);
+        group.local.len() < before
+    }
+
+    /// A peer's members of a group changed.
+    pub fn set_peer_counts(
+        &mut self,
+        from: usize,
+        filter: &TopicFilter,
+        members: u32,
+        online: u32,
+    ) {
+        if members > 0 {
+            self.entry(filter);
+        }
         let Some(group) = self.groups.get_mut(filter) else {
             return;
         };
-        let before = group.local.len();
-        group.local.retain(|s| s.session != session_key);
-        if group.local.len() < before {
+        let counts = MemberShard {
+            shard: from,
+            members,
+            online,
+        };
+        set_member_shard(&mut group.shards, counts);
+        self.forget_if_empty(filter);
+    }
+
+    /// Recounts shard `me`'s members of the group; the new counts if they changed (every
+    /// peer must then hear of them).
+    pub fn recount(
+        &mut self,
+        filter: &TopicFilter,
+        me: usize,
+        is_online: impl Fn(usize) -> bool,
+    ) -> Option<MemberShard> {
+        let group = self.groups.get_mut(filter)?;
+        let online = group.local.iter().filter(|s| is_online(s.session)).count();
+        let counts = MemberShard {
+            shard: me,
+            members: u32::try_from(group.local.len()).unwrap_or(u32::MAX),
+            online: u32::try_from(online).unwrap_or(u32::MAX),
+        };
+        let changed = set_member_shard(&mut group.shards, counts);
+        self.forget_if_empty(filter);
+        changed.then_some(counts)
+    }
+
+    fn forget_if_empty(&mut self, filter: &TopicFilter) {
+        let empty = self
+            .groups
+            .get(filter)
+            .is_some_and(|g| g.shards.is_empty() && g.local.is_empty());
+        if empty {
+            self.groups.remove(filter);
+            self.trie.remove(filter, |f| f == filter);
+        }
+    }
+
+    /// The groups matching `topic`; hand the vector back with `restore_matches`.
+    pub fn take_matches(&mut self, topic: &TopicName) -> Vec<TopicFilter> {
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        if !self.groups.is_empty() {
+            self.trie.for_each_match(topic, |f| matches.push(f.clone()));
+        }
+        matches
+    }
+
+    pub fn restore_matches(&mut self, mut matches: Vec<TopicFilter>) {
+        matches.clear();
+        self.matches = matches;
+    }
+
+    /// A member shard of the group other than `exclude`, picked round robin (weighted by
+    /// online members while any is online, else by members), with a rotation of its own for
+    /// bounces.
+    pub fn pick_shard(&mut self, filter: &TopicFilter, exclude: Option<usize>) -> Option<usize> {
+        let group = self.groups.get_mut(filter)?;
+        let next = match exclude {
+            None => &mut group.next_shard,
+            Some(_) => &mut group.next_bounce,
+        };
+        pick_member_shard(&group.shards, next, exclude)
+    }
+
+    /// What shard `me` does with a message for the group that bounced `hops` times: give it
+    /// to the readiest local member (round robin among equals), or bounce it on (module docs).
+    pub fn step(
+        &mut self,
+        filter: &TopicFilter,
+        me: usize,
+        (hops, max_hops): (u8, u8),
+        readiness: impl Fn(&LocalSub) -> Readiness,
+    ) -> Step {
+        let Some(group) = self.groups.get_mut(filter) else {
+            return Step::Drop;
+        };
+        let local = pick_local(&group.local, group.next_local, readiness);
+        match next_step(local, hops, max_hops, elsewhere(&group.shards, me)) {
+            LocalStep::Deliver(i) => {
+                group.next_local = i.wrapping_add(1);
+                group.local.get(i).map_or(Step::Drop, |&m| Step::Deliver(m))
+            }
+            LocalStep::Bounce => Step::Bounce,
+            LocalStep::Drop => Step::Drop,
+        }
+    }
+}
+
+impl ShardState {
+    /// A session joins a group (or changes its options in it). Retained messages are not
+    /// sent for shared subscriptions (section 4.8.2).
+    pub(super) fn join_shared(&mut self, filter: &TopicFilter, sub: LocalSub) {
+        if self.shared.join(filter, sub) {
+            self.announce_members(filter);
+        }
+    }
+
+    pub(super) fn leave_shared(&mut self, session_key: usize, filter: &TopicFilter) {
+        if self.shared.leave(session_key, filter) {
             self.announce_members(filter);
         }
     }
@@ -110,199 +256,137 @@ impl ShardState {
         }
     }
 
-    /// A peer's members of a group changed.
-    pub(super) fn on_share_interest(
-        &mut self,
-        from: usize,
-        filter: TopicFilter,
-        members: u32,
-        online: u32,
-    ) {
-        if members > 0 {
-            self.group_entry(&filter);
-        }
-        let Some(group) = self.groups.get_mut(&filter) else {
-            return;
-        };
-        let counts = MemberShard {
-            shard: from,
-            members,
-            online,
-        };
-        set_member_shard(&mut group.shards, counts);
-        self.forget_if_empty(&filter);
-    }
-
-    fn group_entry(&mut self, filter: &TopicFilter) -> &mut Group {
-        if !self.groups.contains_key(filter) {
-            // The session refused filters the trie cannot take, and peers only announce
-            // groups their own trie accepted.
-            let _ = self.shared.insert(filter, filter.clone());
-        }
-        self.groups.entry(filter.clone()).or_default()
-    }
-
     /// Recounts this shard's members of the group and, if the counts changed, tells every
     /// peer.
     fn announce_members(&mut self, filter: &TopicFilter) {
-        let Some(group) = self.groups.get_mut(filter) else {
-            return;
-        };
         let sessions = &self.sessions;
-        let online = group
-            .local
-            .iter()
-            .filter(|s| sessions.get(s.session).is_some_and(|e| e.conn.is_some()))
-            .count();
-        let counts = MemberShard {
-            shard: self.id,
-            members: u32::try_from(group.local.len()).unwrap_or(u32::MAX),
-            online: u32::try_from(online).unwrap_or(u32::MAX),
-        };
-        if !set_member_shard(&mut group.shards, counts) {
+        let me = self.id();
+        let Some(counts) = self.shared.recount(filter, me, |s| sessions.is_online(s)) else {
             return;
-        }
-        for peer in 0..self.shards {
-            if peer != self.id {
-                let msg = MeshMsg::ShareInterest {
-                    filter: filter.clone(),
-                    members: counts.members,
-                    online: counts.online,
-                };
-                self.send_to_peer(peer, msg);
-            }
-        }
-        self.forget_if_empty(filter);
-    }
-
-    fn forget_if_empty(&mut self, filter: &TopicFilter) {
-        let empty = self
-            .groups
-            .get(filter)
-            .is_some_and(|g| g.shards.is_empty() && g.local.is_empty());
-        if empty {
-            self.groups.remove(filter);
-            self.shared.remove(filter, |f| f == filter);
-        }
+        };
+        let _: Held = self.broadcast(|| MeshMsg::ShareInterest {
+            filter: filter.clone(),
+            members: counts.members,
+            online: counts.online,
+        });
     }
 
     /// At the shard that received the PUBLISH: one member shard per matching group.
-    pub(super) fn route_shared(&mut self, msg: &Message) {
-        if self.groups.is_empty() {
-            return;
+    pub(super) fn route_shared(&mut self, msg: &Message, now: Instant) -> Held {
+        let matches = self.shared.take_matches(&msg.topic);
+        let mut held = None;
+        for filter in &matches {
+            held = self
+                .send_to_member_shard(filter, msg, 0, None, now)
+                .flatten()
+                .or(held);
         }
-        let matches = &mut self.shared_matches;
-        matches.clear();
-        self.shared
-            .for_each_match(&msg.topic, |f| matches.push(f.clone()));
-        for i in 0..self.shared_matches.len() {
-            let filter = self.shared_matches[i].clone();
-            self.send_to_member_shard(&filter, msg, 0, None);
-        }
+        self.shared.restore_matches(matches);
+        held
     }
 
     /// Gives back to their groups the messages of a member whose session ended (section
     /// 4.8.2: they SHOULD go to another member). One that expired meanwhile is dropped
     /// [MQTT-3.3.2-5]; one whose group has no member left has no subscriber and is counted.
-    pub(super) fn return_to_groups(&mut self, messages: Vec<(TopicFilter, Message)>) {
+    pub(super) fn return_to_groups(&mut self, messages: Vec<(TopicFilter, Message)>, now: Instant) {
         for (filter, msg) in messages {
-            let Some(msg) = peers::still_fresh(msg) else {
+            let Some(msg) = still_fresh(msg, now) else {
                 continue;
             };
-            if !self.send_to_member_shard(&filter, &msg, 0, None) {
+            if self
+                .send_to_member_shard(&filter, &msg, 0, None, now)
+                .is_none()
+            {
                 self.counters.dropped_shared += 1;
             }
         }
     }
 
-    /// Sends `msg` to a member shard of the group other than `exclude`, picked round robin
-    /// (weighted by online members while any is online, else by members), this shard
-    /// included. False if the group has no such shard.
+    /// Sends `msg` to a member shard of the group other than `exclude`, this shard included;
+    /// what that held up. `None` if the group has no such shard.
     fn send_to_member_shard(
         &mut self,
         filter: &TopicFilter,
         msg: &Message,
         hops: u8,
         exclude: Option<usize>,
-    ) -> bool {
-        let Some(group) = self.groups.get_mut(filter) else {
-            return false;
-        };
-        let next = match exclude {
-            None => &mut group.next_shard,
-            Some(_) => &mut group.next_bounce,
-        };
-        let Some(shard) = pick_member_shard(&group.shards, next, exclude) else {
-            return false;
-        };
-        if shard == self.id {
-            self.deliver_shared_here(filter, msg, hops);
-        } else {
-            let forward = MeshMsg::SharedPublish {
-                filter: filter.clone(),
-                msg: msg.clone(),
-                hops,
-            };
-            self.send_to_peer(shard, forward);
+        now: Instant,
+    ) -> Option<Held> {
+        let shard = self.shared.pick_shard(filter, exclude)?;
+        if shard == self.id() {
+            return Some(self.deliver_shared_here(filter, msg, hops, now));
         }
-        true
+        let forward = MeshMsg::SharedPublish {
+            filter: filter.clone(),
+            msg: msg.clone(),
+            hops,
+        };
+        let sent = self.mesh.send(shard, forward);
+        Some((sent == Sent::Overflowed).then_some(GateCause::Peer(shard)))
     }
 
     /// A message for the group reached this shard, `hops` bounces after the shard that
     /// picked it: deliver it to the readiest local member, or bounce it on (module docs).
-    pub(super) fn deliver_shared_here(&mut self, filter: &TopicFilter, msg: &Message, hops: u8) {
-        let max_hops = self.max_hops();
-        let step = match self.groups.get(filter) {
-            None => Step::Drop,
-            Some(group) => {
-                let sessions = &self.sessions;
-                let readiness = |sub: &LocalSub| {
-                    let qos = msg.qos.min(sub.options.qos);
-                    sessions
-                        .get(sub.session)
-                        .map_or(Readiness::Offline, |e| e.session.readiness(qos))
-                };
-                let local = pick_local(&group.local, group.next_local, readiness);
-                let elsewhere = elsewhere(&group.shards, self.id);
-                next_step(local, hops, max_hops, elsewhere)
-            }
+    pub(super) fn deliver_shared_here(
+        &mut self,
+        filter: &TopicFilter,
+        msg: &Message,
+        hops: u8,
+        now: Instant,
+    ) -> Held {
+        // Bounces a message may take: one for a stall, then enough to try every other shard.
+        let max_hops = u8::try_from(self.shards()).unwrap_or(u8::MAX);
+        let sessions = &self.sessions;
+        let readiness = |sub: &LocalSub| {
+            let qos = msg.qos.min(sub.options.qos);
+            sessions
+                .get(sub.session)
+                .map_or(Readiness::Offline, |e| e.session.readiness(qos))
         };
-        match step {
-            Step::Deliver(i) => self.deliver_to_member(filter, i, msg),
+        let me = self.id();
+        match self.shared.step(filter, me, (hops, max_hops), readiness) {
+            Step::Deliver(member) => self.deliver_to_member(filter, member, msg, now),
             Step::Bounce => {
-                let me = Some(self.id);
-                if !self.send_to_member_shard(filter, msg, hops.saturating_add(1), me) {
+                let bounced = hops.saturating_add(1);
+                let held = self.send_to_member_shard(filter, msg, bounced, Some(me), now);
+                if held.is_none() {
                     self.counters.dropped_shared += 1;
                 }
+                held.flatten()
             }
-            Step::Drop => self.counters.dropped_shared += 1,
+            Step::Drop => {
+                self.counters.dropped_shared += 1;
+                None
+            }
         }
     }
 
-    /// Bounces a message may take: one for a stall, then enough to try every other shard.
-    fn max_hops(&self) -> u8 {
-        u8::try_from(self.shards).unwrap_or(u8::MAX)
-    }
-
-    fn deliver_to_member(&mut self, filter: &TopicFilter, index: usize, msg: &Message) {
-        let Some(group) = self.groups.get_mut(filter) else {
-            return;
-        };
-        let Some(&member) = group.local.get(index) else {
-            return;
-        };
-        group.next_local = index.wrapping_add(1);
+    fn deliver_to_member(
+        &mut self,
+        filter: &TopicFilter,
+        member: LocalSub,
+        msg: &Message,
+        now: Instant,
+    ) -> Held {
         let retain = msg.retain && member.options.retain_as_published;
         let qos = msg.qos.min(member.options.qos);
-        self.encoder.begin();
-        if member.id == 0 {
-            self.deliver_to_via(member.session, msg, qos, retain, Some(filter));
+        let tagged;
+        let msg = if member.id == 0 {
+            msg
         } else {
             // A copy of its own (Subscription Identifier): encoded on its own.
-            let tagged = msg.with_subscription_ids(&[member.id]);
-            self.deliver_to_via(member.session, &tagged, qos, retain, Some(filter));
-            self.encoder.begin();
-        }
+            tagged = msg.with_subscription_ids(&[member.id]);
+            &tagged
+        };
+        let offer = Offer {
+            qos,
+            retain,
+            group: Some(filter),
+        };
+        self.conns.begin_message();
+        let held = self.deliver_to(member.session, msg, offer, now);
+        self.conns.begin_message();
+        held
     }
 }
 
@@ -382,6 +466,14 @@ fn pick_local<T>(
     best
 }
 
+/// `Step` before the member is looked up: by its index in `Group::local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalStep {
+    Deliver(usize),
+    Bounce,
+    Drop,
+}
+
 /// The rule for a shared message at a member shard, given its readiest local member.
 /// - A ready or busy member takes it.
 /// - Stalled members only: it goes once to another shard with an online member, if any (a
@@ -394,148 +486,16 @@ fn next_step(
     hops: u8,
     max_hops: u8,
     elsewhere: Elsewhere,
-) -> Step {
+) -> LocalStep {
     match local {
-        Some((i, Readiness::Ready | Readiness::Busy)) => Step::Deliver(i),
-        Some((_, Readiness::Stalled)) if hops == 0 && elsewhere.online => Step::Bounce,
-        Some((_, Readiness::Offline)) if hops < max_hops && elsewhere.online => Step::Bounce,
-        Some((i, _)) => Step::Deliver(i),
-        None if hops < max_hops && elsewhere.members => Step::Bounce,
-        None => Step::Drop,
+        Some((i, Readiness::Ready | Readiness::Busy)) => LocalStep::Deliver(i),
+        Some((_, Readiness::Stalled)) if hops == 0 && elsewhere.online => LocalStep::Bounce,
+        Some((_, Readiness::Offline)) if hops < max_hops && elsewhere.online => LocalStep::Bounce,
+        Some((i, _)) => LocalStep::Deliver(i),
+        None if hops < max_hops && elsewhere.members => LocalStep::Bounce,
+        None => LocalStep::Drop,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shard(shard: usize, members: u32, online: u32) -> MemberShard {
-        MemberShard {
-            shard,
-            members,
-            online,
-        }
-    }
-
-    fn picks(shards: &[MemberShard], exclude: Option<usize>, n: usize) -> Vec<Option<usize>> {
-        let mut next = 0;
-        (0..n)
-            .map(|_| pick_member_shard(shards, &mut next, exclude))
-            .collect()
-    }
-
-    #[test]
-    fn member_shards_are_picked_round_robin_weighted_by_online_members() {
-        let shards = [shard(0, 1, 1), shard(1, 3, 2)];
-        assert_eq!(
-            picks(&shards, None, 6),
-            [Some(0), Some(1), Some(1), Some(0), Some(1), Some(1)]
-        );
-    }
-
-    #[test]
-    fn a_shard_whose_members_are_all_offline_is_skipped_while_one_is_online_elsewhere() {
-        // 4.8.2: the server chooses the member; an offline one would only queue the message.
-        let shards = [shard(0, 5, 0), shard(1, 1, 1)];
-        assert_eq!(picks(&shards, None, 3), [Some(1); 3]);
-    }
-
-    #[test]
-    fn with_no_member_online_anywhere_offline_members_share_by_member_count() {
-        let shards = [shard(0, 1, 0), shard(1, 2, 0)];
-        assert_eq!(picks(&shards, None, 3), [Some(0), Some(1), Some(1)]);
-    }
-
-    #[test]
-    fn a_bounce_never_picks_the_excluded_shard() {
-        let shards = [shard(0, 3, 3), shard(1, 1, 0), shard(2, 1, 1)];
-        assert_eq!(picks(&shards, Some(0), 3), [Some(2); 3]);
-        assert_eq!(picks(&[shard(0, 1, 1)], Some(0), 1), [None]);
-        assert_eq!(picks(&[], None, 1), [None]);
-    }
-
-    #[test]
-    fn member_counts_are_set_absolutely_and_a_shard_without_members_is_removed() {
-        let mut shards = Vec::new();
-        assert!(set_member_shard(&mut shards, shard(1, 2, 1)));
-        assert!(set_member_shard(&mut shards, shard(0, 1, 1)));
-        assert!(!set_member_shard(&mut shards, shard(1, 2, 1)), "unchanged");
-        assert!(set_member_shard(&mut shards, shard(1, 2, 0)));
-        assert_eq!(shards, [shard(0, 1, 1), shard(1, 2, 0)]);
-        assert!(set_member_shard(&mut shards, shard(0, 0, 0)));
-        assert!(!set_member_shard(&mut shards, shard(3, 0, 0)));
-        assert_eq!(shards, [shard(1, 2, 0)]);
-    }
-
-    #[test]
-    fn the_readiest_local_member_is_picked_round_robin_among_equals() {
-        use Readiness::*;
-        let members = [Stalled, Ready, Offline, Ready];
-        let pick = |start| pick_local(&members, start, |&r| r);
-        assert_eq!(pick(0), Some((1, Ready)));
-        assert_eq!(pick(2), Some((3, Ready)));
-        assert_eq!(pick(4), Some((1, Ready)));
-        let members = [Offline, Stalled, Busy, Stalled];
-        assert_eq!(pick_local(&members, 3, |&r| r), Some((2, Busy)));
-        let members = [Offline, Stalled, Offline, Stalled];
-        assert_eq!(pick_local(&members, 2, |&r| r), Some((3, Stalled)));
-        assert_eq!(pick_local(&[] as &[Readiness], 0, |&r| r), None);
-    }
-
-    #[test]
-    fn a_ready_or_busy_member_takes_the_message_here() {
-        let everywhere = Elsewhere {
-            members: true,
-            online: true,
-        };
-        for r in [Readiness::Ready, Readiness::Busy] {
-            assert_eq!(next_step(Some((2, r)), 0, 1, everywhere), Step::Deliver(2));
-        }
-    }
-
-    #[test]
-    fn stalled_members_let_the_message_go_once_to_a_shard_with_an_online_member() {
-        let stalled = Some((0, Readiness::Stalled));
-        let online = Elsewhere {
-            members: true,
-            online: true,
-        };
-        let offline = Elsewhere {
-            members: true,
-            online: false,
-        };
-        assert_eq!(next_step(stalled, 0, 3, online), Step::Bounce);
-        assert_eq!(next_step(stalled, 1, 3, online), Step::Deliver(0));
-        assert_eq!(next_step(stalled, 0, 3, offline), Step::Deliver(0));
-    }
-
-    #[test]
-    fn offline_members_keep_the_message_only_when_nobody_is_online_or_bounces_ran_out() {
-        let offline_here = Some((1, Readiness::Offline));
-        let online = Elsewhere {
-            members: true,
-            online: true,
-        };
-        assert_eq!(next_step(offline_here, 0, 1, online), Step::Bounce);
-        assert_eq!(next_step(offline_here, 1, 1, online), Step::Deliver(1));
-        let nobody_online = Elsewhere {
-            members: true,
-            online: false,
-        };
-        assert_eq!(
-            next_step(offline_here, 0, 1, nobody_online),
-            Step::Deliver(1)
-        );
-    }
-
-    #[test]
-    fn a_shard_without_members_bounces_while_it_may_and_drops_when_nobody_is_left() {
-        let members = Elsewhere {
-            members: true,
-            online: false,
-        };
-        assert_eq!(next_step(None, 0, 1, members), Step::Bounce);
-        assert_eq!(next_step(None, 1, 1, members), Step::Drop, "hop bound");
-        assert_eq!(next_step(None, 0, 1, Elsewhere::default()), Step::Drop);
-    }
-}
+mod tests;

@@ -4,7 +4,10 @@
 use super::*;
 use crate::mesh;
 use crate::protocol::{MqttString, PacketId, PubResp, Publish, Subscribe, Subscription};
+use crate::protocol::{QoS, ReasonCode, SubscriptionOptions, TopicFilter, TopicName};
+use crate::timer::test_clock as clock;
 use bytes::Bytes;
+use std::task::Waker;
 
 fn connect(version: ProtocolVersion, id: &str) -> Connect {
     Connect {
@@ -54,12 +57,12 @@ fn two_shards(limits: Limits, ring: usize) -> (ShardState, MeshEnds<MeshMsg>) {
     let mut ends = mesh::build::<MeshMsg>(2, ring);
     let peer = ends.pop().expect("two ends");
     let me = ends.pop().expect("two ends");
-    (ShardState::new(me, limits, Instant::now()), peer)
+    (ShardState::new(me, limits, clock()), peer)
 }
 
 fn open(state: &mut ShardState, version: ProtocolVersion, id: &str) -> ConnId {
     let c = connect(version, id);
-    let conn = state.open(&c, id.to_owned(), false, Instant::now());
+    let conn = state.open(&c, id.to_owned(), false, clock());
     drain_packets(state, conn, version);
     conn
 }
@@ -67,7 +70,7 @@ fn open(state: &mut ShardState, version: ProtocolVersion, id: &str) -> ConnId {
 /// Everything written to the connection so far, decoded.
 fn drain_packets(state: &mut ShardState, conn: ConnId, version: ProtocolVersion) -> Vec<Packet> {
     let mut buf = BytesMut::new();
-    let _ = state.writer_step(conn, &mut buf, Waker::noop());
+    let _ = state.writer_step(conn, &mut buf, Waker::noop(), clock());
     let mut packets = Vec::new();
     while let Ok(Some(p)) = protocol::decode(&mut buf, version, usize::MAX >> 4) {
         packets.push(p);
@@ -90,7 +93,7 @@ fn peer_messages(peer: &mut MeshEnds<MeshMsg>) -> Vec<MeshMsg> {
 fn suback_waits_until_every_peer_has_applied_the_interest() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let sub = open(&mut state, ProtocolVersion::V4, "sub");
-    state.on_packet(sub, subscribe("b/#", QoS::AtLeastOnce));
+    state.on_packet(sub, subscribe("b/#", QoS::AtLeastOnce), clock());
     assert!(
         drain_packets(&mut state, sub, ProtocolVersion::V4).is_empty(),
         "no SUBACK before the peer has seen the interest"
@@ -106,7 +109,7 @@ fn suback_waits_until_every_peer_has_applied_the_interest() {
     };
     assert!(peer.try_send(0, MeshMsg::BarrierAck { token }).is_ok());
     peer.flush_wakes();
-    state.drain_mesh(usize::MAX);
+    state.drain_mesh(usize::MAX, clock(), &mut Vec::new());
     let packets = drain_packets(&mut state, sub, ProtocolVersion::V4);
     assert!(
         matches!(packets.as_slice(), [Packet::SubAck(_)]),
@@ -126,12 +129,13 @@ fn full_peer_ring_overflows_in_order_pauses_reading_and_drops_nothing() {
         peer.try_send(0, MeshMsg::Interest { filter, add: true })
             .is_ok()
     );
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     for i in 1..=6 {
         assert!(state.on_packet(
             publisher,
-            publish(&format!("o/{i}"), QoS::AtLeastOnce, Some(i))
+            publish(&format!("o/{i}"), QoS::AtLeastOnce, Some(i)),
+            clock()
         ));
     }
     assert!(
@@ -146,7 +150,7 @@ fn full_peer_ring_overflows_in_order_pauses_reading_and_drops_nothing() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        state.flush_overflow();
+        state.flush_overflow(clock());
     }
     assert_eq!(topics, ["o/1", "o/2", "o/3", "o/4", "o/5", "o/6"]);
     assert!(!state.is_paused());
@@ -157,7 +161,7 @@ fn full_peer_ring_overflows_in_order_pauses_reading_and_drops_nothing() {
 fn publish_goes_once_to_each_interested_peer_and_never_to_others() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
-    state.on_packet(publisher, publish("x/y", QoS::AtMostOnce, None));
+    state.on_packet(publisher, publish("x/y", QoS::AtMostOnce, None), clock());
     assert!(
         peer_messages(&mut peer).is_empty(),
         "no interest, nothing sent"
@@ -169,8 +173,8 @@ fn publish_goes_once_to_each_interested_peer_and_never_to_others() {
                 .is_ok()
         );
     }
-    state.drain_mesh(16);
-    state.on_packet(publisher, publish("x/y", QoS::AtMostOnce, None));
+    state.drain_mesh(16, clock(), &mut Vec::new());
+    state.on_packet(publisher, publish("x/y", QoS::AtMostOnce, None), clock());
     assert_eq!(
         peer_messages(&mut peer).len(),
         1,
@@ -183,16 +187,16 @@ fn first_and_last_local_subscriber_announce_interest_to_peers() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let a = open(&mut state, ProtocolVersion::V4, "a");
     let b = open(&mut state, ProtocolVersion::V4, "b");
-    state.on_packet(a, subscribe("i/#", QoS::AtMostOnce));
-    state.on_packet(b, subscribe("i/#", QoS::AtMostOnce));
+    state.on_packet(a, subscribe("i/#", QoS::AtMostOnce), clock());
+    state.on_packet(b, subscribe("i/#", QoS::AtMostOnce), clock());
     let added: Vec<_> = peer_messages(&mut peer);
     assert!(matches!(
         added.as_slice(),
         [MeshMsg::Interest { add: true, .. }]
     ));
-    state.close(a, None, false);
+    state.close(a, None, false, clock());
     assert!(peer_messages(&mut peer).is_empty(), "b still subscribes");
-    state.close(b, None, false);
+    state.close(b, None, false, clock());
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
         [MeshMsg::Interest { add: false, .. }]
@@ -207,15 +211,19 @@ fn slow_subscriber_drops_qos0_queues_qos1_and_resumes_when_drained() {
     };
     let (mut state, _peer) = two_shards(limits, 64);
     let sub = open(&mut state, ProtocolVersion::V4, "slow");
-    state.on_packet(sub, subscribe("s/t", QoS::AtLeastOnce));
+    state.on_packet(sub, subscribe("s/t", QoS::AtLeastOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V4);
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     // Each PUBLISH to the subscriber is about 20 bytes: the third one crosses the cap.
     for _ in 0..3 {
-        state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None));
+        state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None), clock());
     }
-    state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None));
-    state.on_packet(publisher, publish("s/t", QoS::AtLeastOnce, Some(7)));
+    state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None), clock());
+    state.on_packet(
+        publisher,
+        publish("s/t", QoS::AtLeastOnce, Some(7)),
+        clock(),
+    );
     let stats = state.session_stats("slow").expect("session");
     assert_eq!(stats.dropped_qos0, 1, "QoS 0 over the cap is dropped");
     assert_eq!(state.counters().dropped_qos0, 1, "and counted by the shard");
@@ -237,14 +245,14 @@ fn a_stalled_v5_subscriber_gets_disconnect_0x97_instead_of_its_backlog_then_is_c
     };
     let (mut state, _peer) = two_shards(limits, 64);
     let sub = open(&mut state, ProtocolVersion::V5, "stuck");
-    state.on_packet(sub, subscribe("s/t", QoS::AtMostOnce));
+    state.on_packet(sub, subscribe("s/t", QoS::AtMostOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V5);
     let publisher = open(&mut state, ProtocolVersion::V5, "p");
     // The subscriber's writer never takes its buffer: it goes over the cap and stays there.
     for _ in 0..4 {
-        state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None));
+        state.on_packet(publisher, publish("s/t", QoS::AtMostOnce, None), clock());
     }
-    let start = Instant::now();
+    let start = clock();
     state.tick(start + Duration::from_millis(500));
     assert!(
         state.is_live(sub),
@@ -277,7 +285,7 @@ fn over_the_connection_limit_sockets_are_refused_with_0x97_and_refusals_are_boun
         ..Limits::default()
     };
     let (mut state, _peer) = two_shards(limits, 64);
-    let now = Instant::now();
+    let now = clock();
     assert_eq!(state.on_accept(now), Admission::Serve);
     let _served = open(&mut state, ProtocolVersion::V5, "one");
     for _ in 0..admission::MAX_REFUSING {
@@ -306,7 +314,7 @@ fn over_the_connection_rate_sockets_are_refused_with_0x9f() {
         ..Limits::default()
     };
     let (mut state, _peer) = two_shards(limits, 64);
-    let now = Instant::now();
+    let now = clock();
     assert_eq!(state.on_accept(now), Admission::Serve);
     assert_eq!(state.on_accept(now), Admission::Serve);
     assert_eq!(
@@ -356,10 +364,14 @@ fn takeover_at_home_closes_the_old_connection_with_0x8e() {
 fn qos1_publish_is_acknowledged_and_delivered_to_a_local_subscriber() {
     let (mut state, _peer) = two_shards(Limits::default(), 64);
     let sub = open(&mut state, ProtocolVersion::V5, "s");
-    state.on_packet(sub, subscribe("l/t", QoS::AtLeastOnce));
+    state.on_packet(sub, subscribe("l/t", QoS::AtLeastOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V5);
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
-    state.on_packet(publisher, publish("l/t", QoS::AtLeastOnce, Some(4)));
+    state.on_packet(
+        publisher,
+        publish("l/t", QoS::AtLeastOnce, Some(4)),
+        clock(),
+    );
     assert_eq!(
         drain_packets(&mut state, publisher, ProtocolVersion::V4),
         vec![Packet::PubAck(PubResp::new(pid(4)))]
@@ -379,7 +391,7 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
     let member = open(&mut state, ProtocolVersion::V5, "m");
-    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
+    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce), clock());
     drain_packets(&mut state, member, ProtocolVersion::V5);
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
@@ -395,11 +407,11 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
         online: 1,
     };
     assert!(peer.try_send(0, remote).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
 
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     for _ in 0..4 {
-        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None), clock());
     }
     let local = drain_packets(&mut state, member, ProtocolVersion::V5).len();
     let forwarded = peer_messages(&mut peer)
@@ -412,12 +424,12 @@ fn shared_group_alternates_between_member_shards_and_tracks_membership() {
         "round robin over the two member shards"
     );
 
-    state.close(member, None, false);
+    state.close(member, None, false, clock());
     assert!(matches!(
         peer_messages(&mut peer).as_slice(),
         [MeshMsg::ShareInterest { members: 0, .. }]
     ));
-    state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+    state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None), clock());
     assert_eq!(
         peer_messages(&mut peer).len(),
         1,
@@ -491,7 +503,7 @@ mod random_traffic {
             let limits = Limits { max_outbound_bytes: 200, ..Limits::default() };
             let (mut state, mut peer) = two_shards(limits, 4);
             let mut conns: [Option<(ConnId, ProtocolVersion)>; 4] = [None; 4];
-            let start = Instant::now();
+            let start = clock();
             for op in ops {
                 match op {
                     Op::Open(c, v5) => {
@@ -507,13 +519,13 @@ mod random_traffic {
                     }
                     Op::Packet(c, kind, id, q) => {
                         if let Some((conn, _)) = conns[c] {
-                            state.on_packet(conn, packet(kind, id, q));
+                            state.on_packet(conn, packet(kind, id, q), clock());
                         }
                     }
                     Op::Drain(c) => {
                         if let Some((conn, version)) = conns[c] {
                             let mut buf = BytesMut::new();
-                            let _ = state.writer_step(conn, &mut buf, Waker::noop());
+                            let _ = state.writer_step(conn, &mut buf, Waker::noop(), clock());
                             while !buf.is_empty() {
                                 let decoded = protocol::decode(&mut buf, version, usize::MAX >> 4);
                                 prop_assert!(matches!(decoded, Ok(Some(_))), "{decoded:?}");
@@ -522,15 +534,15 @@ mod random_traffic {
                     }
                     Op::Lost(c) => {
                         if let Some((conn, _)) = conns[c].take() {
-                            state.on_connection_lost(conn);
-                            state.remove_conn(conn);
+                            state.on_connection_lost(conn, clock());
+                            state.remove_conn(conn, clock());
                         }
                     }
                     Op::Peer(n) => {
                         for _ in 0..n {
                             peer_messages(&mut peer);
                         }
-                        state.flush_overflow();
+                        state.flush_overflow(clock());
                     }
                     Op::Tick(ms) => state.tick(start + Duration::from_millis(ms)),
                 }
@@ -551,11 +563,15 @@ fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
     };
     let (mut state, _peer) = two_shards(limits, 64);
     let sub = open(&mut state, ProtocolVersion::V4, "sub");
-    state.on_packet(sub, subscribe("f/t", QoS::AtLeastOnce));
+    state.on_packet(sub, subscribe("f/t", QoS::AtLeastOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V4);
     let publisher = open(&mut state, ProtocolVersion::V4, "pub");
     for id in 1..=4 {
-        state.on_packet(publisher, publish("f/t", QoS::AtLeastOnce, Some(id)));
+        state.on_packet(
+            publisher,
+            publish("f/t", QoS::AtLeastOnce, Some(id)),
+            clock(),
+        );
     }
     let acked = |packets: Vec<Packet>| -> Vec<u16> {
         packets
@@ -578,7 +594,7 @@ fn publisher_acks_wait_while_a_subscriber_is_congested_then_follow_in_order() {
             panic!("expected a PUBLISH, got {delivered:?}");
         };
         let id = p.packet_id.expect("QoS 1");
-        state.on_packet(sub, Packet::PubAck(PubResp::new(id)));
+        state.on_packet(sub, Packet::PubAck(PubResp::new(id)), clock());
     }
     // Down to a quarter: the held acknowledgements follow, in order [MQTT-4.6.0-2].
     assert_eq!(
@@ -621,14 +637,22 @@ fn a_v5_publisher_over_our_receive_maximum_while_acks_are_held_gets_0x93() {
     };
     let (mut state, _peer) = two_shards(limits, 64);
     let sub = open(&mut state, ProtocolVersion::V4, "sub");
-    state.on_packet(sub, subscribe("r/t", QoS::AtLeastOnce));
+    state.on_packet(sub, subscribe("r/t", QoS::AtLeastOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V4);
     let publisher = open(&mut state, ProtocolVersion::V5, "pub");
     // 1 in flight, 2 and 3 queued (congested at 3), PUBACKs of 4 and 5 held: 2 unacknowledged.
     for id in 1..=5 {
-        assert!(state.on_packet(publisher, publish("r/t", QoS::AtLeastOnce, Some(id))));
+        assert!(state.on_packet(
+            publisher,
+            publish("r/t", QoS::AtLeastOnce, Some(id)),
+            clock()
+        ));
     }
-    assert!(!state.on_packet(publisher, publish("r/t", QoS::AtLeastOnce, Some(6))));
+    assert!(!state.on_packet(
+        publisher,
+        publish("r/t", QoS::AtLeastOnce, Some(6)),
+        clock()
+    ));
     let packets = drain_packets(&mut state, publisher, ProtocolVersion::V5);
     assert!(matches!(
         packets.last(),
@@ -640,7 +664,7 @@ fn a_v5_publisher_over_our_receive_maximum_while_acks_are_held_gets_0x93() {
 fn shared_group_spreads_by_member_count_across_shards() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let member = open(&mut state, ProtocolVersion::V5, "m");
-    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce));
+    state.on_packet(member, subscribe("$share/g/w/+", QoS::AtMostOnce), clock());
     drain_packets(&mut state, member, ProtocolVersion::V5);
     peer_messages(&mut peer);
     let filter = TopicFilter::try_from("$share/g/w/+").expect("valid");
@@ -650,10 +674,10 @@ fn shared_group_spreads_by_member_count_across_shards() {
         online: 3,
     };
     assert!(peer.try_send(0, remote).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
     let publisher = open(&mut state, ProtocolVersion::V4, "p");
     for _ in 0..8 {
-        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None));
+        state.on_packet(publisher, publish("w/1", QoS::AtMostOnce, None), clock());
     }
     let local = drain_packets(&mut state, member, ProtocolVersion::V5).len();
     let forwarded = peer_messages(&mut peer).len();
@@ -667,7 +691,7 @@ fn shared_group_spreads_by_member_count_across_shards() {
 /// Opens `c` as a new connection of its client id and drains the CONNACK.
 fn open_with(state: &mut ShardState, c: &Connect) -> ConnId {
     let id = c.client_id.as_str().to_owned();
-    let conn = state.open(c, id, false, Instant::now());
+    let conn = state.open(c, id, false, clock());
     drain_packets(state, conn, c.version);
     conn
 }
@@ -687,14 +711,14 @@ fn a_session_expiry_of_0xffffffff_never_ends_3_1_2_11_2() {
     let (mut state, _peer) = two_shards(Limits::default(), 64);
     let forever = open_with(&mut state, &persistent_v5("forever", u32::MAX));
     let almost = open_with(&mut state, &persistent_v5("almost", u32::MAX - 1));
-    state.on_connection_lost(forever);
-    state.on_connection_lost(almost);
+    state.on_connection_lost(forever, clock());
+    state.on_connection_lost(almost, clock());
     assert_eq!(
         state.timers.len(),
         1,
         "only the finite interval arms a timer"
     );
-    let past_almost = Instant::now() + secs(u32::MAX - 1) + Duration::from_secs(1);
+    let past_almost = clock() + secs(u32::MAX - 1) + Duration::from_secs(1);
     state.tick(past_almost);
     assert!(state.session_stats("almost").is_none(), "0xFFFFFFFE ends");
     state.tick(past_almost + secs(u32::MAX));
@@ -714,16 +738,16 @@ fn a_server_cap_applies_to_a_session_expiry_of_0xffffffff_3_2_2_3_2() {
     };
     let (mut state, _peer) = two_shards(limits, 64);
     let c = persistent_v5("capped", u32::MAX);
-    let conn = state.open(&c, "capped".into(), false, Instant::now());
+    let conn = state.open(&c, "capped".into(), false, clock());
     match drain_packets(&mut state, conn, ProtocolVersion::V5).as_slice() {
         [Packet::ConnAck(a)] => assert_eq!(a.properties.session_expiry_interval, Some(10)),
         other => panic!("expected CONNACK, got {other:?}"),
     }
-    let start = Instant::now();
-    state.on_connection_lost(conn);
+    let start = clock();
+    state.on_connection_lost(conn, clock());
     state.tick(start + Duration::from_secs(9));
     assert!(state.session_stats("capped").is_some(), "kept for the cap");
-    state.tick(Instant::now() + Duration::from_secs(11));
+    state.tick(clock() + Duration::from_secs(11));
     assert!(state.session_stats("capped").is_none(), "ended at the cap");
 }
 
@@ -735,39 +759,30 @@ fn a_message_that_expires_in_a_peers_mesh_overflow_is_not_delivered_mqtt_3_3_2_5
     let mut ends = mesh::build::<MeshMsg>(2, 2);
     let e1 = ends.pop().expect("two ends");
     let e0 = ends.pop().expect("two ends");
-    let mut sender = ShardState::new(e0, Limits::default(), Instant::now());
-    let mut receiver = ShardState::new(e1, Limits::default(), Instant::now());
+    let mut sender = ShardState::new(e0, Limits::default(), clock());
+    let mut receiver = ShardState::new(e1, Limits::default(), clock());
     let sub = open(&mut receiver, ProtocolVersion::V5, "sub");
-    receiver.on_packet(sub, subscribe("exp/#", QoS::AtMostOnce));
-    sender.drain_mesh(usize::MAX);
-    receiver.drain_mesh(usize::MAX);
+    receiver.on_packet(sub, subscribe("exp/#", QoS::AtMostOnce), clock());
+    sender.drain_mesh(usize::MAX, clock(), &mut Vec::new());
+    receiver.drain_mesh(usize::MAX, clock(), &mut Vec::new());
     drain_packets(&mut receiver, sub, ProtocolVersion::V5);
 
     let publisher = open(&mut sender, ProtocolVersion::V5, "pub");
+    let published = clock();
     for n in 1..=4 {
         let mut packet = publish(&format!("exp/{n}"), QoS::AtMostOnce, None);
         if let Packet::Publish(p) = &mut packet {
-            p.properties.message_expiry_interval = Some(60);
+            // exp/3 has 1 s to live; exp/4 has 60 s.
+            p.properties.message_expiry_interval = Some(if n == 3 { 1 } else { 60 });
         }
-        assert!(sender.on_packet(publisher, packet));
+        assert!(sender.on_packet(publisher, packet, published));
     }
-    assert_eq!(
-        sender.overflow[1].len(),
-        2,
-        "exp/3 and exp/4 wait for ring space"
-    );
-    // Let time pass for the waiting messages: exp/3's interval runs out, exp/4 has 5 s left.
-    for msg in sender.overflow[1].iter_mut() {
-        if let MeshMsg::Publish(m) = msg {
-            m.expires_at = match m.topic.as_str() {
-                "exp/3" => Some(Instant::now()),
-                _ => Some(Instant::now() + Duration::from_secs(5)),
-            };
-        }
-    }
-    receiver.drain_mesh(usize::MAX);
-    assert!(sender.flush_overflow());
-    receiver.drain_mesh(usize::MAX);
+    assert!(sender.has_overflow(), "exp/3 and exp/4 wait for ring space");
+    receiver.drain_mesh(usize::MAX, published, &mut Vec::new());
+    // 55 s pass while exp/3 and exp/4 wait: exp/3's interval runs out, exp/4 has 5 s left.
+    let later = published + Duration::from_secs(55);
+    assert!(sender.flush_overflow(later));
+    receiver.drain_mesh(usize::MAX, later, &mut Vec::new());
 
     let got: Vec<(String, Option<u32>)> = drain_packets(&mut receiver, sub, ProtocolVersion::V5)
         .into_iter()
@@ -794,7 +809,7 @@ fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
     // The same check applies to the other mesh messages that carry an application message.
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let sub = open(&mut state, ProtocolVersion::V5, "sub");
-    state.on_packet(sub, subscribe("$share/g/r/#", QoS::AtMostOnce));
+    state.on_packet(sub, subscribe("$share/g/r/#", QoS::AtMostOnce), clock());
     drain_packets(&mut state, sub, ProtocolVersion::V5);
     let expired = |topic: &str, retain: bool| {
         let mut properties = Properties::default();
@@ -805,7 +820,7 @@ fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
             qos: QoS::AtMostOnce,
             retain,
             properties: Some(std::sync::Arc::new(properties)),
-            expires_at: Some(Instant::now()),
+            expires_at: Some(clock()),
         }
     };
     let filter = TopicFilter::try_from("$share/g/r/#").expect("valid");
@@ -820,7 +835,7 @@ fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
             .is_ok()
     );
     peer.flush_wakes();
-    state.drain_mesh(usize::MAX);
+    state.drain_mesh(usize::MAX, clock(), &mut Vec::new());
     let publishes = drain_packets(&mut state, sub, ProtocolVersion::V5)
         .into_iter()
         .filter(|p| matches!(p, Packet::Publish(_)))
@@ -839,13 +854,13 @@ fn a_superseded_handed_off_connection_gets_connack_then_0x8e_and_its_will_mqtt_3
     // newer one, the older one is that connection: CONNACK, 0x8E, close, and its will.
     let (mut state, _peer) = two_shards(Limits::default(), 64);
     let watcher = open(&mut state, ProtocolVersion::V5, "watcher");
-    state.on_packet(watcher, subscribe("will/#", QoS::AtMostOnce));
+    state.on_packet(watcher, subscribe("will/#", QoS::AtMostOnce), clock());
     drain_packets(&mut state, watcher, ProtocolVersion::V5);
 
-    let older_accepted = Instant::now();
+    let older_accepted = clock();
     let newer_accepted = older_accepted + Duration::from_millis(5);
     let c = connect(ProtocolVersion::V5, "dup");
-    let newer = state.open_accepted(&c, "dup".into(), false, Instant::now(), newer_accepted);
+    let newer = state.open_accepted(&c, "dup".into(), false, clock(), newer_accepted);
     drain_packets(&mut state, newer, ProtocolVersion::V5);
     assert!(!state.is_superseded("dup", newer_accepted + Duration::from_millis(1)));
     assert!(state.is_superseded("dup", older_accepted));
@@ -858,7 +873,7 @@ fn a_superseded_handed_off_connection_gets_connack_then_0x8e_and_its_will_mqtt_3
         retain: false,
         properties: Properties::default(),
     });
-    let mut reply = state.superseded_reply(&older);
+    let mut reply = state.superseded_reply(&older, clock());
     let mut packets = Vec::new();
     while let Ok(Some(p)) = protocol::decode(&mut reply, ProtocolVersion::V5, usize::MAX >> 4) {
         packets.push(p);

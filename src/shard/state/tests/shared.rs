@@ -3,6 +3,7 @@
 //! it, all-offline and stalled members are passed over, and presence is announced to peers.
 
 use super::*;
+use crate::timer::test_clock as clock;
 
 const GROUP: &str = "$share/g/w/+";
 
@@ -11,7 +12,7 @@ fn group() -> TopicFilter {
 }
 
 fn join(state: &mut ShardState, conn: ConnId) {
-    state.on_packet(conn, subscribe(GROUP, QoS::AtLeastOnce));
+    state.on_packet(conn, subscribe(GROUP, QoS::AtLeastOnce), clock());
     drain_packets(state, conn, ProtocolVersion::V5);
 }
 
@@ -23,7 +24,7 @@ fn peer_members(state: &mut ShardState, peer: &mut MeshEnds<MeshMsg>, members: u
         online,
     };
     assert!(peer.try_send(0, msg).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
 }
 
 fn publishes(packets: &[Packet]) -> usize {
@@ -44,7 +45,11 @@ fn shared_publishes(msgs: &[MeshMsg]) -> Vec<u8> {
 
 fn publish_n(state: &mut ShardState, publisher: ConnId, n: u16) {
     for i in 0..n {
-        state.on_packet(publisher, publish("w/1", QoS::AtLeastOnce, Some(i + 1)));
+        state.on_packet(
+            publisher,
+            publish("w/1", QoS::AtLeastOnce, Some(i + 1)),
+            clock(),
+        );
     }
 }
 
@@ -67,7 +72,7 @@ fn a_member_whose_session_ends_hands_its_unacknowledged_qos1_messages_to_another
         "round robin while both are ready"
     );
 
-    state.close(gone, None, false);
+    state.close(gone, None, false, clock());
     let handed = publishes(&drain_packets(&mut state, stay, ProtocolVersion::V5));
     assert_eq!(
         handed, 2,
@@ -84,7 +89,7 @@ fn the_messages_of_the_last_member_to_go_have_no_subscriber_and_are_counted() {
     join(&mut state, only);
     let publisher = open(&mut state, ProtocolVersion::V5, "p");
     publish_n(&mut state, publisher, 3);
-    state.close(only, None, false);
+    state.close(only, None, false, clock());
     assert_eq!(state.counters().dropped_shared, 3);
 }
 
@@ -102,7 +107,7 @@ fn a_shared_publish_reaching_a_shard_without_members_bounces_on_within_the_hop_b
         hops,
     };
     assert!(peer.try_send(0, arriving(0)).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
     assert_eq!(
         shared_publishes(&peer_messages(&mut peer)),
         [1],
@@ -111,10 +116,10 @@ fn a_shared_publish_reaching_a_shard_without_members_bounces_on_within_the_hop_b
     // With two shards a message may bounce twice (once for a stalled member, once for a
     // member that left meanwhile).
     assert!(peer.try_send(0, arriving(1)).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
     assert_eq!(shared_publishes(&peer_messages(&mut peer)), [2]);
     assert!(peer.try_send(0, arriving(2)).is_ok());
-    state.drain_mesh(16);
+    state.drain_mesh(16, clock(), &mut Vec::new());
     assert!(shared_publishes(&peer_messages(&mut peer)).is_empty());
     assert_eq!(
         state.counters().dropped_shared,
@@ -147,7 +152,7 @@ fn a_stalled_member_passes_its_share_to_a_shard_with_an_online_member() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let mut c = connect(ProtocolVersion::V5, "slow");
     c.properties.receive_maximum = Some(1);
-    let slow = state.open(&c, "slow".into(), false, Instant::now());
+    let slow = state.open(&c, "slow".into(), false, clock());
     join(&mut state, slow);
     peer_members(&mut state, &mut peer, 1, 1);
     let publisher = open(&mut state, ProtocolVersion::V5, "p");
@@ -176,7 +181,7 @@ fn members_going_offline_and_back_are_announced_to_peers() {
     let (mut state, mut peer) = two_shards(Limits::default(), 64);
     let mut c = connect(ProtocolVersion::V5, "p1");
     c.properties.session_expiry_interval = Some(60);
-    let member = state.open(&c, "p1".into(), false, Instant::now());
+    let member = state.open(&c, "p1".into(), false, clock());
     join(&mut state, member);
     let counts = |peer: &mut MeshEnds<MeshMsg>| -> Vec<(u32, u32)> {
         peer_messages(peer)
@@ -190,9 +195,9 @@ fn members_going_offline_and_back_are_announced_to_peers() {
             .collect()
     };
     assert_eq!(counts(&mut peer), [(1, 1)]);
-    state.close(member, None, false);
+    state.close(member, None, false, clock());
     assert_eq!(counts(&mut peer), [(1, 0)], "offline, still a member");
     c.clean_start = false;
-    state.open(&c, "p1".into(), false, Instant::now());
+    state.open(&c, "p1".into(), false, clock());
     assert_eq!(counts(&mut peer), [(1, 1)], "back online");
 }

@@ -1,0 +1,61 @@
+//! `Retained`: this shard's copy of the retained store (every shard holds all retained
+//! messages, so a new subscription finds them without asking a peer), within its bounds.
+
+use crate::protocol::{TopicFilter, TopicName};
+use crate::session::Message;
+use hashbrown::HashMap;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(super) struct Retained {
+    messages: HashMap<TopicName, Message>,
+    bytes: usize,
+    /// Retained messages are stored at all (5.0 Retain Available).
+    enabled: bool,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl Retained {
+    pub fn new(enabled: bool, max_messages: usize, max_bytes: usize) -> Self {
+        Self {
+            messages: HashMap::new(),
+            bytes: 0,
+            enabled,
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Stores or replaces the retained message of its topic; an empty payload only deletes
+    /// [MQTT-3.3.1-10]. A store over its bounds keeps its messages and refuses new topics.
+    pub fn store(&mut self, msg: &Message) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(old) = self.messages.remove(&msg.topic) {
+            self.bytes -= old.size();
+        }
+        let fits =
+            self.messages.len() < self.max_messages && self.bytes + msg.size() <= self.max_bytes;
+        if !msg.payload.is_empty() && fits {
+            self.bytes += msg.size();
+            self.messages.insert(msg.topic.clone(), msg.clone());
+        }
+    }
+
+    /// The unexpired retained messages matching `filter`, each with its remaining expiry
+    /// [MQTT-3.3.2-6].
+    pub fn matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Message> {
+        self.messages
+            .values()
+            .filter(|m| filter.matches(&m.topic) && !m.is_expired(now))
+            .map(|m| m.with_remaining_expiry(now).unwrap_or_else(|| m.clone()))
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}

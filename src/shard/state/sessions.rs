@@ -1,0 +1,92 @@
+//! `Sessions`: the sessions whose home is this shard, by key and by client id, with what the
+//! shard keeps beside each session (its connection, the epoch that tells one disconnect from
+//! the next, a will waiting for its delay, congestion flags).
+
+use super::connections::ConnId;
+use crate::session::{Message, Session};
+use hashbrown::HashMap;
+use slab::Slab;
+
+#[derive(Debug)]
+pub(super) struct SessionEntry {
+    pub session: Session,
+    pub conn: Option<ConnId>,
+    /// Unique per disconnect, for the expiry and will delay timers.
+    pub epoch: u64,
+    /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
+    pub pending_will: Option<Message>,
+    /// Its queue is filling while connected: publishers wait for it (`flow`).
+    pub congested: bool,
+    /// It stayed congested past the limit: nobody waits for it until its queue drains.
+    pub ignore_congestion: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    slab: Slab<SessionEntry>,
+    by_client_id: HashMap<String, usize>,
+    next_epoch: u64,
+}
+
+impl Sessions {
+    pub fn get(&self, key: usize) -> Option<&SessionEntry> {
+        self.slab.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut SessionEntry> {
+        self.slab.get_mut(key)
+    }
+
+    pub fn find(&self, client_id: &str) -> Option<usize> {
+        self.by_client_id.get(client_id).copied()
+    }
+
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.by_client_id.contains_key(client_id)
+    }
+
+    /// Registers a new offline session under its client id.
+    pub fn insert(&mut self, session: Session) -> usize {
+        let client_id = session.client_id().to_owned();
+        let key = self.slab.insert(SessionEntry {
+            session,
+            conn: None,
+            epoch: 0,
+            pending_will: None,
+            congested: false,
+            ignore_congestion: false,
+        });
+        self.by_client_id.insert(client_id, key);
+        key
+    }
+
+    pub fn remove(&mut self, key: usize) -> Option<SessionEntry> {
+        let entry = self.slab.try_remove(key)?;
+        self.by_client_id.remove(entry.session.client_id());
+        Some(entry)
+    }
+
+    /// Starts a new epoch for the session (it just went offline); returns it.
+    pub fn new_epoch(&mut self, key: usize) -> Option<u64> {
+        let entry = self.slab.get_mut(key)?;
+        self.next_epoch += 1;
+        entry.epoch = self.next_epoch;
+        Some(entry.epoch)
+    }
+
+    /// Whether the session `key` is offline since `epoch` (its timers are still current).
+    pub fn offline_since(&self, key: usize, epoch: u64) -> bool {
+        self.slab
+            .get(key)
+            .is_some_and(|e| e.conn.is_none() && e.epoch == epoch)
+    }
+
+    /// The session's connection, if its client is connected.
+    pub fn conn_of(&self, key: usize) -> Option<ConnId> {
+        self.slab.get(key).and_then(|e| e.conn)
+    }
+
+    pub fn is_online(&self, key: usize) -> bool {
+        self.conn_of(key).is_some()
+    }
+}
