@@ -6,13 +6,15 @@
 //!   properties, reason codes. No IO, no clock.
 //! - [`timer`]: a hashed timer wheel driven by an explicit `now`.
 //! - [`trie`]: the per-shard subscription trie (topic filter -> local subscribers).
-//! - [`mesh`]: the lock-free SPSC ring, the N x N wiring between shards, and the messages
-//!   that cross it.
+//! - [`mesh`]: the lock-free SPSC ring and the N x N wiring between shards, generic over
+//!   what crosses it (the shard defines that: `shard::MeshMsg`).
 //! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
 //!   sans-IO.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
-//! - [`shard`]: one shard: owns its connections, sessions, trie, wheel and mesh ends.
+//! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
+//!   mesh ends as parts of `ShardState` (time passed in), the socket code, the shard's tasks,
+//!   and `MeshMsg`, what shards send each other.
 //! - [`runtime`]: spawns and pins one thread per shard, builds the mesh, starts listeners.
 //!
 //! `docs/architecture.md` draws the ownership and the path of a publish.

@@ -2,8 +2,8 @@
 //! of the retained store, its timer wheel and its ends of the mesh. Single-threaded; the
 //! shard's tasks share one `Rc<RefCell<ShardState>>` and never hold a borrow across `.await`.
 //!
-//! - `state`: the shard's data and every decision (no sockets): connections and CONNECT in
-//!   `mod.rs`, `routing`, `peers` (mesh side), `timers`.
+//! - `state`: the shard's data as owned parts and every decision (no sockets, no clock:
+//!   `now` is passed in); see its module docs for the parts.
 //! - `encode`: encode-once fan-out of a PUBLISH to many subscribers.
 //! - `alias`: the outbound Topic Aliases of one connection (5.0).
 //! - `conn`: the only socket code: accept, CONNECT, handoff, the enhanced-authentication
