@@ -192,8 +192,6 @@ pub struct Session {
     inbound_qos2: HashSet<u16>,
     /// Inbound topic aliases of the current connection, index alias - 1.
     topic_aliases: Vec<Option<TopicName>>,
-    /// The client's Maximum Packet Size (5.0), if it set one.
-    max_packet_size: Option<u32>,
     limits: Limits,
     stats: Stats,
 }
@@ -218,7 +216,6 @@ impl Session {
             queued_bytes: 0,
             inbound_qos2: HashSet::new(),
             topic_aliases: Vec::new(),
-            max_packet_size: None,
             limits,
             stats: Stats::default(),
         };
@@ -248,7 +245,6 @@ impl Session {
         self.will = connect.will.clone();
         let receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
         self.window = usize::from(receive_maximum.min(self.limits.max_inflight).max(1));
-        self.max_packet_size = connect.properties.maximum_packet_size;
         // Topic aliases live as long as the network connection [MQTT-3.3.2-7].
         self.topic_aliases.clear();
         // Inbound QoS 2 state belongs to the session; a 3.1.1 client that reconnects may
@@ -293,10 +289,6 @@ impl Session {
 
     pub fn stats(&self) -> Stats {
         self.stats
-    }
-
-    pub fn max_packet_size(&self) -> Option<u32> {
-        self.max_packet_size
     }
 
     pub fn subscriptions(&self) -> impl Iterator<Item = (&TopicFilter, &SubscriptionOptions)> {

@@ -4,7 +4,7 @@
 use super::{Action, Session};
 use crate::protocol::{
     MqttString, Packet, Properties, ProtocolVersion, QoS, Reason, ReasonCode, SubAck, Subscribe,
-    SubscriptionOptions, TopicFilter, UnsubAck, Unsubscribe, fit,
+    SubscriptionOptions, TopicFilter, UnsubAck, Unsubscribe,
 };
 
 // A Reason String of a failure acknowledgement: a constant, so building one never allocates.
@@ -33,9 +33,6 @@ impl Session {
                 "No Local on a shared subscription [MQTT-3.8.3-4]",
             );
             return self.protocol_error(reason, out);
-        }
-        if !self.ack_fits(subscribe.subscriptions.len()) {
-            return self.ack_too_large("SUBACK", subscribe.subscriptions.len(), out);
         }
         // SUBSCRIBE carries at most one Subscription Identifier, for all its filters.
         let id = subscribe
@@ -72,27 +69,6 @@ impl Session {
         out.append(&mut granted);
     }
 
-    /// Whether a 5.0 SUBACK or UNSUBACK of `codes` reason codes, without properties, fits the
-    /// client's Maximum Packet Size [MQTT-3.1.2-24].
-    fn ack_fits(&self, codes: usize) -> bool {
-        let limit = self.max_packet_size.unwrap_or(u32::MAX);
-        self.version != ProtocolVersion::V5 || fit::bare_ack_len(codes) <= limit as usize
-    }
-
-    /// The SUBSCRIBE or UNSUBSCRIBE must be answered [MQTT-3.8.4-1] [MQTT-3.10.4-4], but its
-    /// acknowledgement cannot be sent [MQTT-3.1.2-24]: the connection closes with 0x95 Packet
-    /// too large before anything is applied, so the client is not left guessing which
-    /// filters took effect.
-    fn ack_too_large(&mut self, ack: &str, codes: usize, out: &mut Vec<Action>) {
-        let len = fit::bare_ack_len(codes);
-        let limit = self.max_packet_size.unwrap_or(u32::MAX);
-        let text = format!(
-            "the {ack} for {codes} topic filters would be {len} bytes, over the client's \
-             Maximum Packet Size of {limit} [MQTT-3.1.2-24]"
-        );
-        self.protocol_error(Reason::detailed(ReasonCode::PacketTooLarge, text), out);
-    }
-
     /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3).
     fn grant(&self, filter: &TopicFilter, qos: QoS) -> ReasonCode {
         let v5 = self.version == ProtocolVersion::V5;
@@ -111,9 +87,6 @@ impl Session {
     }
 
     pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
-        if !self.ack_fits(unsubscribe.filters.len()) {
-            return self.ack_too_large("UNSUBACK", unsubscribe.filters.len(), out);
-        }
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
             if self.subscriptions.remove(&filter).is_some() {

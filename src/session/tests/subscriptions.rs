@@ -109,29 +109,6 @@ fn unsubscribe_reports_missing_subscriptions_in_v5() {
 }
 
 #[test]
-fn a_suback_over_the_clients_maximum_packet_size_closes_before_subscribing_mqtt_3_1_2_24() {
-    let mut c = connect(ProtocolVersion::V5, true);
-    c.properties.maximum_packet_size = Some(128);
-    let mut s = Session::new("c1".into(), &c, Limits::default());
-    let mut out = Vec::new();
-    // 123 codes make a SUBACK of exactly 128 bytes: type, length 126, packet id, property
-    // length 0, 123 codes.
-    let fits: Vec<String> = (0..123).map(|i| format!("f/{i}")).collect();
-    s.on_packet(subscribe_to(&fits), &mut out);
-    assert!(matches!(&out[0], Action::Send(Packet::SubAck(a)) if a.reasons.len() == 123));
-    out.clear();
-    let too_many: Vec<String> = (0..124).map(|i| format!("g/{i}")).collect();
-    s.on_packet(subscribe_to(&too_many), &mut out);
-    assert_eq!(out.len(), 1, "nothing is subscribed");
-    let reason = closed_with(&out).expect("closed");
-    assert_eq!(reason.code, ReasonCode::PacketTooLarge);
-    assert!(
-        s.subscription(&TopicFilter::try_from("g/0").expect("valid"))
-            .is_none()
-    );
-}
-
-#[test]
 fn a_filter_too_deep_is_refused_with_a_reason_string() {
     let mut s = session(ProtocolVersion::V5, true, Limits::default());
     let mut out = Vec::new();

@@ -923,3 +923,43 @@ fn a_will_that_is_not_utf8_despite_payload_format_1_is_refused_with_0x99_3_1_3_2
 }
 
 mod shared;
+
+#[test]
+fn a_suback_over_the_clients_maximum_packet_size_closes_before_subscribing_mqtt_3_1_2_24() {
+    // 5.0 [MQTT-3.1.2-24]: the SUBACK that must answer the SUBSCRIBE cannot be sent, so the
+    // connection closes with 0x95 before any filter takes effect.
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let mut c = connect(ProtocolVersion::V5, "small");
+    c.properties.maximum_packet_size = Some(128);
+    let conn = open_with(&mut state, &c);
+    let subscribe_to = |prefix: &str, n: usize| {
+        let subscriptions = (0..n)
+            .map(|i| Subscription {
+                filter: TopicFilter::try_from(format!("{prefix}/{i}").as_str()).expect("valid"),
+                options: SubscriptionOptions::default(),
+            })
+            .collect();
+        Packet::Subscribe(Subscribe {
+            packet_id: pid(1),
+            properties: Properties::default(),
+            subscriptions,
+        })
+    };
+    // 123 codes make a SUBACK of exactly 128 bytes: type, length 126, packet id, property
+    // length 0, 123 codes. With two shards it waits for the peer's barrier acknowledgement.
+    assert!(state.on_packet(conn, subscribe_to("f", 123), clock()));
+    assert!(state.is_live(conn));
+    assert!(!state.on_packet(conn, subscribe_to("g", 124), clock()));
+    let packets = drain_packets(&mut state, conn, ProtocolVersion::V5);
+    match packets.as_slice() {
+        [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::PacketTooLarge),
+        other => panic!("expected DISCONNECT 0x95, got {other:?}"),
+    }
+    let key = state.sessions.find("small");
+    let subscribed = key.and_then(|k| state.sessions.get(k)).is_some_and(|e| {
+        e.session
+            .subscription(&TopicFilter::try_from("g/0").expect("valid"))
+            .is_some()
+    });
+    assert!(!subscribed, "nothing of the SUBSCRIBE was applied");
+}
