@@ -130,12 +130,6 @@ impl MqttConfig {
             _ => wanted,
         }
     }
-
-    /// How long a connection with `keepalive` seconds may stay silent: one and a half times
-    /// the keep alive [MQTT-3.1.2-24]; `None` when keep alive is off.
-    pub fn keepalive_timeout(keepalive: u16) -> Option<Duration> {
-        (keepalive != 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500))
-    }
 }
 
 /// Why a configuration was refused.
@@ -959,20 +953,6 @@ mod tests {
         assert_eq!(m.effective_keepalive(0), 0);
         m.zero_keepalive = NonZeroU16::new(60);
         assert_eq!(m.effective_keepalive(0), 60);
-    }
-
-    #[test]
-    fn keepalive_timeout_is_one_and_a_half_times_the_interval() {
-        // [MQTT-3.1.2-24]
-        assert_eq!(MqttConfig::keepalive_timeout(0), None);
-        assert_eq!(
-            MqttConfig::keepalive_timeout(10),
-            Some(Duration::from_secs(15))
-        );
-        assert_eq!(
-            MqttConfig::keepalive_timeout(1),
-            Some(Duration::from_millis(1500))
-        );
     }
 
     #[test]

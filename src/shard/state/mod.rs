@@ -717,8 +717,7 @@ impl ShardState {
     fn insert_conn(&mut self, connect: &Connect, session: usize, now: Instant) -> ConnId {
         self.next_generation += 1;
         let generation = self.next_generation;
-        let keep_alive =
-            crate::config::MqttConfig::keepalive_timeout(self.effective_keep_alive(connect));
+        let keep_alive = crate::session::keepalive_timeout(self.effective_keep_alive(connect));
         let key = self.conns.insert(Conn {
             generation,
             session,
