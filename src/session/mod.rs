@@ -10,15 +10,18 @@
 //! - `outbound`: messages to the client (the in-flight window, its acknowledgements, the
 //!   queue behind it, resends on reconnect, discards).
 //! - `shared`: the session's side of shared subscriptions.
+//! - `keepalive`: how long a silent connection lives [MQTT-3.1.2-24].
 //! - `message`: the routed message.
 
 mod inbound;
+mod keepalive;
 mod message;
 mod outbound;
 mod shared;
 mod subscriptions;
 
 pub use inbound::payload_matches_format;
+pub use keepalive::keepalive_timeout;
 pub use message::Message;
 pub use shared::Readiness;
 

@@ -9,14 +9,19 @@
 //! - `conn`: the only socket code: accept, CONNECT, handoff, the enhanced-authentication
 //!   exchange before CONNACK, reader and writer tasks.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
+//! - `setup`: what a shard starts with (`ShardSetup`, built by the runtime) and its view of
+//!   broker shutdown (`Shutdown`).
 
 mod alias;
 mod conn;
 mod encode;
 mod run;
+mod setup;
 mod state;
 
 pub use run::{run, serve};
+pub(crate) use setup::ShutdownShared;
+pub use setup::{ShardSetup, Shutdown, ShutdownWait};
 pub use state::{ConnId, Counters, Limits, ShardState};
 
 use crate::protocol::{Connect, TopicFilter};

@@ -1,12 +1,11 @@
 //! The shard's tasks: accept loop, mesh drain, timer tick, overflow flush, and shutdown.
 
-use super::MeshMsg;
 use super::conn::{self, Shared};
 use super::state::{Admission, Counters, Limits, ShardState};
+use super::{MeshMsg, ShardSetup};
 use crate::auth::Methods;
 use crate::config::Config;
 use crate::mesh::MeshEnds;
-use crate::runtime::ShardSetup;
 use monoio::net::TcpListener;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};

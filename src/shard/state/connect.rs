@@ -272,8 +272,7 @@ impl ShardState {
         (now, accepted_at): (Instant, Instant),
         auth: Option<Authentication>,
     ) -> ConnId {
-        let keep_alive =
-            crate::config::MqttConfig::keepalive_timeout(self.effective_keep_alive(connect));
+        let keep_alive = session::keepalive_timeout(self.effective_keep_alive(connect));
         let peer = PeerLimits::from_connect(connect);
         let aliases = self.outbound_alias_limit(connect);
         let mut conn = Conn::new(session, connect.version, peer, aliases, now);

@@ -1,0 +1,68 @@
+//! Why a configuration was refused: one variant per kind of mistake, each naming the field.
+
+use std::fmt;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        path: String,
+        reason: String,
+    },
+    /// The text is not valid TOML or does not fit the format (unknown key, wrong type).
+    Parse(String),
+    BadListenAddress(String),
+    /// A field that must be positive is 0.
+    Zero(&'static str),
+    OutOfRange {
+        field: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    NotPowerOfTwo {
+        field: &'static str,
+        value: u64,
+    },
+    /// A string that goes out in a packet is not a valid MQTT UTF-8 string (1.5.4).
+    NotMqttString {
+        field: &'static str,
+        reason: String,
+    },
+    /// An `[[auth.scram]]` user entry is unusable.
+    AuthUser {
+        username: String,
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, reason } => write!(f, "cannot read {path}: {reason}"),
+            Self::Parse(msg) => write!(f, "invalid config: {msg}"),
+            Self::BadListenAddress(addr) => {
+                write!(f, "listen: {addr:?} is not an IP:port socket address")
+            }
+            Self::Zero(field) => write!(f, "{field} must be greater than 0"),
+            Self::OutOfRange {
+                field,
+                value,
+                min,
+                max,
+            } => write!(f, "{field} = {value} is outside {min}..={max}"),
+            Self::NotPowerOfTwo { field, value } => {
+                write!(f, "{field} = {value} is not a power of two")
+            }
+            Self::NotMqttString { field, reason } => {
+                write!(f, "{field} is not a valid MQTT string: {reason}")
+            }
+            Self::AuthUser { username, reason } => {
+                write!(f, "auth.scram user {username:?}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,129 @@
+//! A `Config` printed as the commented TOML file that reads back to it: what
+//! `--print-default-config` shows, every key with the comment that explains it.
+
+use super::Config;
+use super::scram_user::scram_user_toml;
+use std::num::{NonZeroU16, NonZeroU32};
+
+impl Config {
+    /// This configuration as a commented TOML file that `from_toml_str` reads back.
+    pub fn to_toml(&self) -> String {
+        let m = &self.mqtt;
+        let q = &self.queues;
+        let r = &self.retained;
+        let rt = &self.runtime;
+        let users: String = self.auth.scram.iter().map(scram_user_toml).collect();
+        let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
+        let (server_reference, permanent) = self
+            .redirect
+            .as_ref()
+            .map_or(("", false), |r| (r.server_reference.as_str(), r.permanent));
+        // A TOML basic string, escaped by the toml crate itself.
+        let server_reference = toml::Value::String(server_reference.to_owned());
+        format!(
+            r#"# ringmq configuration. Every key is optional; the values below are the defaults.
+
+listen = "{listen}"
+# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
+shards = {shards}
+# Connections over all shards; over it a CONNECT gets CONNACK 0x97 Quota exceeded
+# (3.1.1: 0x03 Server unavailable).
+max_connections = {max_connections}
+# New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
+# rate exceeded (3.1.1: 0x03). 0 = unlimited.
+max_connection_rate = {max_connection_rate}
+
+[mqtt]
+# Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
+max_packet_size = {max_packet_size}
+# Keep alives above this (seconds) are lowered to it; 0 = no cap.
+max_keepalive = {max_keepalive}
+# Keep alive (seconds) imposed on MQTT 5.0 clients asking for none; 0 = allow none.
+zero_keepalive = {zero_keepalive}
+# Inbound QoS 1/2 publishes in flight per connection (Receive Maximum granted).
+receive_maximum = {receive_maximum}
+# Outbound QoS 1/2 publishes in flight per session.
+max_inflight = {max_inflight}
+# Topic Alias Maximum granted to MQTT 5.0 clients; 0 = none.
+topic_alias_maximum = {topic_alias_maximum}
+# Topic Aliases the broker assigns per MQTT 5.0 connection (never above the client's Topic
+# Alias Maximum); the first topics sent keep them for the connection's life. 0 = none.
+max_outbound_topic_aliases = {max_outbound_topic_aliases}
+# Longest Session Expiry Interval honoured, in seconds (4294967295 = never expire).
+max_session_expiry = {max_session_expiry}
+# Response Information for MQTT 5.0 clients that send Request Response Information = 1: the
+# basis of their response topics (sent as is). Empty = none is sent.
+response_information = {response_information}
+
+[queues]
+# Per session, beyond the in-flight window: the oldest QoS 0 messages go first when full.
+max_queued_messages = {max_queued_messages}
+max_queued_bytes = {max_queued_bytes}
+# Unwritten bytes per connection before it counts as slow.
+outbound_buffer_limit = {outbound_buffer_limit}
+# How long (milliseconds) a connection may stay over that limit with its writer stuck before it
+# is disconnected (5.0: DISCONNECT 0x97 Quota exceeded, sent if the client still reads).
+stall_timeout_ms = {stall_timeout_ms}
+
+[retained]
+enabled = {enabled}
+max_messages = {max_messages}
+max_bytes = {max_bytes}
+
+[runtime]
+# Messages per shard-to-shard ring (rounded up to a power of two).
+mesh_capacity = {mesh_capacity}
+# io_uring submission queue entries per shard (a power of two).
+io_uring_entries = {io_uring_entries}
+# Use IORING_SETUP_DEFER_TASKRUN | SINGLE_ISSUER when the kernel supports them.
+defer_taskrun = {defer_taskrun}
+# Timer resolution in milliseconds (keep alive and expiry checks).
+timer_tick_ms = {timer_tick_ms}
+
+[redirect]
+# Non-empty: refuse every CONNECT and send the client here (MQTT 5.0 Server Reference, 4.11).
+# 5.0 clients get CONNACK 0x9C Use another server, or 0x9D Server moved when permanent;
+# 3.1.1 clients get 0x03 Server unavailable.
+server_reference = {server_reference}
+permanent = {permanent}
+
+[auth]
+# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
+# its AUTH exchange, in milliseconds.
+exchange_timeout_ms = {exchange_timeout_ms}
+# SCRAM-SHA-256 users; none = the method is not offered (CONNACK 0x8C). Either
+#   [[auth.scram]]
+#   username = "alice"
+#   password = "..."        # keys derived at startup (random salt), password not kept
+#   iterations = 4096       # optional, at least 4096
+# or the stored form printed below (base64 salt, StoredKey and ServerKey).
+{users}"#,
+            listen = self.listen,
+            shards = self.shards,
+            max_connections = self.max_connections,
+            max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
+            max_packet_size = m.max_packet_size,
+            max_keepalive = or_zero(m.max_keepalive),
+            zero_keepalive = or_zero(m.zero_keepalive),
+            receive_maximum = m.receive_maximum,
+            max_inflight = m.max_inflight,
+            topic_alias_maximum = m.topic_alias_maximum,
+            max_outbound_topic_aliases = m.max_outbound_topic_aliases,
+            response_information =
+                toml::Value::String(m.response_information.clone().unwrap_or_default()),
+            max_session_expiry = m.max_session_expiry,
+            max_queued_messages = q.max_queued_messages,
+            max_queued_bytes = q.max_queued_bytes,
+            outbound_buffer_limit = q.outbound_buffer_limit,
+            stall_timeout_ms = q.stall_timeout.as_millis(),
+            enabled = r.enabled,
+            max_messages = r.max_messages,
+            max_bytes = r.max_bytes,
+            mesh_capacity = rt.mesh_capacity,
+            io_uring_entries = rt.io_uring_entries,
+            defer_taskrun = rt.defer_taskrun,
+            timer_tick_ms = rt.timer_tick.as_millis(),
+            exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
+        )
+    }
+}
