@@ -1,5 +1,5 @@
-//! The sans-IO MQTT codec for protocol levels 3 (3.1), 4 (3.1.1) and 5 (5.0): bytes in, typed
-//! packets out, and back. Nothing here touches a socket, a clock or a runtime.
+//! ringmq-protocol: the sans-IO MQTT codec for protocol levels 3 (3.1), 4 (3.1.1) and 5 (5.0):
+//! bytes in, typed packets out, and back. Nothing here touches a socket, a clock or a runtime.
 //!
 //! - `types`: protocol version, QoS, packet ids, reason codes.
 //! - `string`, `topic`: validated UTF-8 strings, topic names and filters, and topic matching.
