@@ -6,7 +6,7 @@ pub mod common;
 use bytes::BytesMut;
 use common::*;
 use proptest::prelude::*;
-use ringmq::protocol::{Packet, ProtocolVersion, decode};
+use ringmq_protocol::{Packet, ProtocolVersion, decode};
 
 fn check_round_trip(packet: &Packet, version: ProtocolVersion, cut: prop::sample::Index) {
     let bytes = encode_exact(packet, version);
