@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use ringmq::protocol::{ProtocolVersion, decode, encode, encoded_len};
+use ringmq_protocol::{ProtocolVersion, decode, encode, encoded_len};
 
 const VERSIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V3,

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use ringmq::protocol::{Packet, PacketId, PubResp, QoS};
+use ringmq_protocol::{Packet, PacketId, PubResp, QoS};
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -780,7 +780,7 @@ struct PublisherWriter<'a> {
     flow: &'a Flow,
     id: u32,
     client: String,
-    topic: ringmq::protocol::TopicName,
+    topic: ringmq_protocol::TopicName,
     /// Zeroes of the payload size; each message's header is written over them in place.
     template: Bytes,
     wbuf: BytesMut,
