@@ -4,6 +4,7 @@
 
 use super::error::{DecodeError, EncodeError};
 use super::packet::{Packet, PubResp, Publish};
+use super::properties::id::TOPIC_ALIAS;
 use super::properties::{Properties, PropertyContext};
 use super::reasons;
 use super::topic::TopicName;
@@ -189,7 +190,7 @@ fn encode_aliased_body(
     let properties =
         publish.properties.content_len(PropertyContext::Publish) + TOPIC_ALIAS_PROPERTY_LEN;
     put_var_int(out, properties)?;
-    out.put_u8(0x23);
+    out.put_u8(TOPIC_ALIAS);
     let alias_at = out.len();
     out.put_u16(alias);
     publish
