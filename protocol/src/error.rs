@@ -211,6 +211,9 @@ pub enum EncodeError {
     BinaryTooLong(usize),
     /// A QoS 1 or 2 PUBLISH without a packet identifier [MQTT-2.2.1-2].
     MissingPacketId,
+    /// A Topic Alias added to a PUBLISH whose properties already hold one: a packet carries
+    /// one at most (section 3.3.2.3.4).
+    DuplicateTopicAlias,
 }
 
 impl std::fmt::Display for EncodeError {
@@ -227,6 +230,9 @@ impl std::fmt::Display for EncodeError {
             }
             Self::MissingPacketId => {
                 f.write_str("[MQTT-2.2.1-2] QoS > 0 PUBLISH without a packet identifier")
+            }
+            Self::DuplicateTopicAlias => {
+                f.write_str("[3.3.2.3.4] a PUBLISH carries one Topic Alias at most")
             }
         }
     }

@@ -152,6 +152,18 @@ impl Properties {
         }
     }
 
+    /// How many bytes of the list `encode` writes for `ctx` come before the property `id`
+    /// (after the length prefix): where `id` starts, when it is set.
+    pub(crate) fn len_before(&self, ctx: PropertyContext, id: u8) -> usize {
+        let Some(values) = self.0.as_deref() else {
+            return 0;
+        };
+        let mut counter = LenCounter(0);
+        let counted = values.visit_below(ctx, id, &mut counter);
+        debug_assert!(counted.is_ok(), "LenCounter never fails");
+        counter.0
+    }
+
     /// Writes the properties `ctx` allows, in identifier order, without the length prefix: for
     /// a caller that writes the prefix itself because it adds a property of its own.
     #[inline]
@@ -301,13 +313,25 @@ macro_rules! property_table {
             }
 
             /// Feeds every property `ctx` allows to `sink`, in identifier order.
+            #[inline]
             fn visit(
                 &self,
                 ctx: PropertyContext,
                 sink: &mut impl Sink,
             ) -> Result<(), EncodeError> {
+                self.visit_below(ctx, u8::MAX, sink)
+            }
+
+            /// Feeds `sink` the properties `ctx` allows whose identifier is below `below`, in
+            /// identifier order: the properties written ahead of `below`.
+            fn visit_below(
+                &self,
+                ctx: PropertyContext,
+                below: u8,
+                sink: &mut impl Sink,
+            ) -> Result<(), EncodeError> {
                 $(
-                    if const { property_table!(@mask $allowed) } & ctx.bit() != 0 {
+                    if $id < below && const { property_table!(@mask $allowed) } & ctx.bit() != 0 {
                         for value in self.$field.values() {
                             <kind::$kind as Kind>::emit($id, value, sink)?;
                         }

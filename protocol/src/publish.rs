@@ -3,7 +3,7 @@
 //! copied inline instead of sliced.
 
 use super::error::{DecodeError, EncodeError};
-use super::packet::{Packet, PubResp, Publish};
+use super::packet::{Packet, PacketType, PubResp, Publish};
 use super::properties::id::TOPIC_ALIAS;
 use super::properties::{Properties, PropertyContext};
 use super::reasons;
@@ -94,12 +94,23 @@ impl Publish {
 
     #[inline]
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
+        self.body_len_with(version, false)
+    }
+
+    /// The remaining length in `version`, with a Topic Alias added to the properties when
+    /// `add_alias` (5.0 only).
+    #[inline]
+    fn body_len_with(&self, version: ProtocolVersion, add_alias: bool) -> usize {
         let mut len = prefixed_len(self.topic.as_bytes().len()) + self.payload.len();
         if self.qos != QoS::AtMostOnce {
             len += 2;
         }
         if version.has_properties() {
-            len += self.properties.encoded_len(PropertyContext::Publish);
+            let mut properties = self.properties.content_len(PropertyContext::Publish);
+            if add_alias {
+                properties += TOPIC_ALIAS_PROPERTY_LEN;
+            }
+            len += var_int_len(properties) + properties;
         }
         len
     }
@@ -110,94 +121,126 @@ impl Publish {
         version: ProtocolVersion,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        self.encode_body_with(version, None, out).map(|_| ())
+    }
+
+    /// Everything after the remaining length; returns where the packet id and the Topic Alias
+    /// value landed in `out`. An `alias` (5.0 only) goes first in the property list, ahead of
+    /// the message's own properties, so it sits at the same place whatever follows it.
+    #[inline]
+    fn encode_body_with(
+        &self,
+        version: ProtocolVersion,
+        alias: Option<u16>,
+        out: &mut BytesMut,
+    ) -> Result<PublishLayout, EncodeError> {
+        let mut layout = PublishLayout::default();
         put_binary(out, self.topic.as_bytes())?;
         if self.qos != QoS::AtMostOnce {
             let id = self.packet_id.ok_or(EncodeError::MissingPacketId)?;
+            layout.packet_id = Some(out.len());
             out.put_u16(id.get());
         }
         if version.has_properties() {
-            self.properties.encode(PropertyContext::Publish, out)?;
+            layout.topic_alias = self.encode_properties(alias, out)?;
         }
         out.put_slice(&self.payload);
-        Ok(())
+        Ok(layout)
+    }
+
+    /// The property list, with `alias` first when given; returns where the Topic Alias value
+    /// is in `out`, whether added here or one of the message's own.
+    #[inline]
+    fn encode_properties(
+        &self,
+        alias: Option<u16>,
+        out: &mut BytesMut,
+    ) -> Result<Option<usize>, EncodeError> {
+        const CTX: PropertyContext = PropertyContext::Publish;
+        let Some(alias) = alias else {
+            let own = self.properties.topic_alias.map(|_| {
+                // Past the list's length prefix, the properties ahead of the alias (the list is
+                // in identifier order) and the alias's identifier byte.
+                let prefix = var_int_len(self.properties.content_len(CTX));
+                out.len() + prefix + self.properties.len_before(CTX, TOPIC_ALIAS) + 1
+            });
+            self.properties.encode(CTX, out)?;
+            return Ok(own);
+        };
+        if self.properties.topic_alias.is_some() {
+            return Err(EncodeError::DuplicateTopicAlias);
+        }
+        put_var_int(
+            out,
+            self.properties.content_len(CTX) + TOPIC_ALIAS_PROPERTY_LEN,
+        )?;
+        out.put_u8(TOPIC_ALIAS);
+        let at = out.len();
+        out.put_u16(alias);
+        self.properties.encode_content(CTX, out)?;
+        Ok(Some(at))
     }
 }
 
 /// The Topic Alias property: identifier 0x23, then a Two Byte Integer.
 const TOPIC_ALIAS_PROPERTY_LEN: usize = 3;
 
-impl Publish {
-    /// The remaining length of this PUBLISH in 5.0 with a Topic Alias added to its properties.
-    fn aliased_body_len(&self) -> usize {
-        let properties =
-            self.properties.content_len(PropertyContext::Publish) + TOPIC_ALIAS_PROPERTY_LEN;
-        let mut len = prefixed_len(self.topic.as_bytes().len())
-            + var_int_len(properties)
-            + properties
-            + self.payload.len();
-        if self.qos != QoS::AtMostOnce {
-            len += 2;
-        }
-        len
-    }
+/// Where the bytes a fan-out patches per subscriber sit in an encoded PUBLISH, as offsets from
+/// the packet's first byte: each field is two bytes, big-endian, and may be overwritten with
+/// another valid value without changing the packet's length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishLayout {
+    /// The Packet Identifier (QoS 1 and 2 only).
+    pub packet_id: Option<usize>,
+    /// The Topic Alias value (5.0 only, when the packet carries one).
+    pub topic_alias: Option<usize>,
 }
 
-/// The exact number of bytes [`encode_with_topic_alias`] appends for `publish`.
-pub fn encoded_len_with_topic_alias(publish: &Publish) -> usize {
-    let body_len = publish.aliased_body_len();
-    1 + var_int_len(body_len) + body_len
-}
-
-/// Appends `publish` as a 5.0 PUBLISH that carries the outbound Topic Alias `alias`
-/// (section 3.3.2.3.4); its topic is empty when the alias stands for a topic set earlier on
-/// the connection. The alias goes first in the property list, so it sits at a fixed place
-/// whatever other properties follow: returns the offset of its two value bytes from the
-/// start of the packet, for encode-once fan-out to patch. `publish.properties` must not hold a
-/// Topic Alias of its own (a routed message never does). On error `out` is left as it was.
-pub fn encode_with_topic_alias(
+/// Appends `publish` for protocol `version` to `out`, and says where its packet id and Topic
+/// Alias are.
+///
+/// `topic_alias` adds an outbound Topic Alias (section 3.3.2.3.4) in 5.0 and is ignored in
+/// earlier versions, which have no properties. It goes first in the property list, so its
+/// offset does not depend on the message's own properties; an empty topic with an alias is the
+/// form that uses an alias set earlier on the connection, a full topic with one sets it.
+/// Without `topic_alias` the bytes are exactly those of [`encode`](super::encode), and a Topic
+/// Alias among `publish.properties` is reported where it sits; with it, `publish.properties`
+/// must not hold one (`DuplicateTopicAlias`). On error `out` is left as it was.
+pub fn encode_publish(
     publish: &Publish,
-    alias: u16,
+    version: ProtocolVersion,
+    topic_alias: Option<u16>,
     out: &mut BytesMut,
-) -> Result<usize, EncodeError> {
-    debug_assert!(publish.properties.topic_alias.is_none(), "one Topic Alias");
-    let body_len = publish.aliased_body_len();
+) -> Result<PublishLayout, EncodeError> {
+    let alias = topic_alias.filter(|_| version.has_properties());
+    let body_len = publish.body_len_with(version, alias.is_some());
     if body_len > super::MAX_REMAINING_LENGTH {
         return Err(EncodeError::PacketTooLarge(body_len));
     }
     let start = out.len();
     out.reserve(1 + var_int_len(body_len) + body_len);
-    out.put_u8(0x30 | publish.flags());
-    let result = encode_aliased_body(publish, alias, body_len, out).map(|at| at - start);
+    out.put_u8((PacketType::Publish as u8) << 4 | publish.flags());
+    let result = put_var_int(out, body_len)
+        .and_then(|()| publish.encode_body_with(version, alias, out))
+        .map(|layout| PublishLayout {
+            packet_id: layout.packet_id.map(|at| at - start),
+            topic_alias: layout.topic_alias.map(|at| at - start),
+        });
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
-/// Everything after the PUBLISH type byte; returns where the alias value bytes are in `out`.
-fn encode_aliased_body(
+/// The exact number of bytes [`encode_publish`] appends for the same arguments.
+pub fn encoded_publish_len(
     publish: &Publish,
-    alias: u16,
-    body_len: usize,
-    out: &mut BytesMut,
-) -> Result<usize, EncodeError> {
-    put_var_int(out, body_len)?;
-    put_binary(out, publish.topic.as_bytes())?;
-    if publish.qos != QoS::AtMostOnce {
-        let id = publish.packet_id.ok_or(EncodeError::MissingPacketId)?;
-        out.put_u16(id.get());
-    }
-    let properties =
-        publish.properties.content_len(PropertyContext::Publish) + TOPIC_ALIAS_PROPERTY_LEN;
-    put_var_int(out, properties)?;
-    out.put_u8(TOPIC_ALIAS);
-    let alias_at = out.len();
-    out.put_u16(alias);
-    publish
-        .properties
-        .encode_content(PropertyContext::Publish, out)?;
-    out.put_slice(&publish.payload);
-    Ok(alias_at)
+    version: ProtocolVersion,
+    topic_alias: Option<u16>,
+) -> usize {
+    let body_len =
+        publish.body_len_with(version, topic_alias.is_some() && version.has_properties());
+    1 + var_int_len(body_len) + body_len
 }
 
 /// The reason codes allowed in each acknowledgement, by packet type.

@@ -9,6 +9,9 @@ use super::super::{
 };
 use bytes::BytesMut;
 
+// encode_publish and its layouts.
+mod layout;
+
 fn publish(qos: QoS, t: &str, id: Option<u16>, payload: &'static [u8]) -> Publish {
     Publish {
         dup: false,
@@ -72,45 +75,6 @@ fn publish_v5_empty_topic_with_topic_alias_mqtt_3_3_2_8() {
         ..publish(QoS::AtMostOnce, "t", None, b"x")
     };
     assert_codec(&bytes, V5, &Packet::Publish(expected));
-}
-
-#[test]
-fn publish_v5_with_an_outbound_topic_alias_puts_it_first_mqtt_3_3_2_11() {
-    let bytes = [
-        0x32, 0x10, // PUBLISH QoS 1, remaining length 16
-        0x00, 0x01, b't', // topic
-        0x00, 0x05, // packet identifier 5
-        0x0A, // property length 10
-        0x23, 0x00, 0x02, // topic alias 2, first (its offset is fixed)
-        0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // user property k=v
-    ];
-    let mut p = publish(QoS::AtLeastOnce, "t", Some(5), b"");
-    p.properties = Properties::from(PropertyValues {
-        user_properties: vec![(s("k"), s("v"))],
-        ..PropertyValues::default()
-    });
-    let mut out = BytesMut::from(&b"before"[..]);
-    let at = super::encode_with_topic_alias(&p, 2, &mut out).expect("encodes");
-    assert_eq!(&out[6..], bytes);
-    assert_eq!(at, 9, "offset of the alias value in the packet");
-    assert_eq!(super::encoded_len_with_topic_alias(&p), bytes.len());
-    let mut expected = p.clone();
-    expected.properties.topic_alias = Some(2);
-    assert_decodes(&bytes, V5, &Packet::Publish(expected));
-}
-
-#[test]
-fn publish_v5_with_an_outbound_topic_alias_and_an_empty_topic() {
-    let mut p = publish(QoS::AtMostOnce, "t", None, b"x");
-    p.topic = super::TopicName::empty();
-    let mut out = BytesMut::new();
-    let at = super::encode_with_topic_alias(&p, 1, &mut out).expect("encodes");
-    // The same bytes a client may send (publish_v5_empty_topic_with_topic_alias_...).
-    assert_eq!(
-        &out[..],
-        [0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, b'x']
-    );
-    assert_eq!(at, 6);
 }
 
 #[test]

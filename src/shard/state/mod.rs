@@ -1030,13 +1030,19 @@ impl ShardState {
         let written = match form {
             AliasUse::None => protocol::encode(&packet, c.version, &mut c.outbound).is_ok(),
             AliasUse::Set(alias) => {
-                let ok = protocol::encode_with_topic_alias(publish, alias, &mut c.outbound);
+                let ok = protocol::encode_publish(
+                    publish,
+                    ProtocolVersion::V5,
+                    Some(alias),
+                    &mut c.outbound,
+                );
                 c.aliases.sent(&publish.topic, form);
                 ok.is_ok()
             }
             AliasUse::Use(alias) => {
                 publish.topic = TopicName::empty();
-                protocol::encode_with_topic_alias(publish, alias, &mut c.outbound).is_ok()
+                protocol::encode_publish(publish, ProtocolVersion::V5, Some(alias), &mut c.outbound)
+                    .is_ok()
             }
         };
         if written && was_empty {
@@ -1315,11 +1321,15 @@ fn wake(slot: &mut Option<Waker>) {
 /// The size of `publish` sent with the alias form `alias`: the full topic for `Set`, an empty
 /// one for `Use`.
 fn aliased_len(publish: &mut Publish, alias: AliasUse) -> usize {
+    let value = match alias {
+        AliasUse::Set(value) | AliasUse::Use(value) => Some(value),
+        AliasUse::None => None,
+    };
     if !matches!(alias, AliasUse::Use(_)) {
-        return protocol::encoded_len_with_topic_alias(publish);
+        return protocol::encoded_publish_len(publish, ProtocolVersion::V5, value);
     }
     let topic = std::mem::take(&mut publish.topic);
-    let len = protocol::encoded_len_with_topic_alias(publish);
+    let len = protocol::encoded_publish_len(publish, ProtocolVersion::V5, value);
     publish.topic = topic;
     len
 }
