@@ -1,12 +1,15 @@
 //! Property tests: every generated packet of every type and version encodes to exactly
-//! `encoded_len` bytes, decodes back to itself, and is not decoded from any proper prefix.
+//! `encoded_len` bytes, decodes back to itself, and is not decoded from any proper prefix; and
+//! a PUBLISH's layout points at its packet id and Topic Alias.
 
 pub mod common;
 
 use bytes::BytesMut;
 use common::*;
 use proptest::prelude::*;
-use ringmq_protocol::{Packet, ProtocolVersion, decode};
+use ringmq_protocol::{
+    Packet, PacketId, ProtocolVersion, PublishLayout, decode, encode_publish, encoded_publish_len,
+};
 
 fn check_round_trip(packet: &Packet, version: ProtocolVersion, cut: prop::sample::Index) {
     let bytes = encode_exact(packet, version);
@@ -76,5 +79,61 @@ proptest! {
             prop_assert_eq!(decode(&mut stream, version, usize::MAX), Ok(Some(packet)));
         }
         prop_assert!(stream.is_empty());
+    }
+}
+
+/// The packet id and Topic Alias at `layout`'s offsets in `bytes`.
+fn fields_at(bytes: &[u8], layout: PublishLayout) -> (Option<u16>, Option<u16>) {
+    let at = |offset: usize| u16::from_be_bytes([bytes[offset], bytes[offset + 1]]);
+    (layout.packet_id.map(at), layout.topic_alias.map(at))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn publish_layouts_point_at_the_packet_id_and_the_topic_alias(
+        (version, packet) in in_any_version(publish),
+        alias in proptest::option::of(1u16..),
+        patch in (1u16.., 1u16..),
+    ) {
+        let Packet::Publish(mut p) = packet else {
+            panic!("the publish strategy makes PUBLISHes");
+        };
+        if alias.is_some() {
+            p.properties.topic_alias = None;
+        }
+        let mut out = BytesMut::new();
+        let layout = encode_publish(&p, version, alias, &mut out).expect("encodes");
+        prop_assert_eq!(out.len(), encoded_publish_len(&p, version, alias));
+        if alias.is_none() {
+            prop_assert_eq!(&out[..], &encode_exact(&Packet::Publish(p.clone()), version)[..]);
+        }
+        let back = match decode_one(&out, version) {
+            Packet::Publish(back) => back,
+            other => panic!("decoded {other:?}"),
+        };
+        let fields = (back.packet_id.map(PacketId::get), back.properties.topic_alias);
+        prop_assert_eq!(fields_at(&out, layout), fields);
+        if version == ProtocolVersion::V5 && alias.is_some() {
+            prop_assert_eq!(back.properties.topic_alias, alias);
+        }
+        let mut patched = out.clone();
+        if let Some(at) = layout.packet_id {
+            patched[at..at + 2].copy_from_slice(&patch.0.to_be_bytes());
+        }
+        if let Some(at) = layout.topic_alias {
+            patched[at..at + 2].copy_from_slice(&patch.1.to_be_bytes());
+        }
+        let again = match decode_one(&patched, version) {
+            Packet::Publish(again) => again,
+            other => panic!("decoded {other:?}"),
+        };
+        let expected = (
+            layout.packet_id.map(|_| patch.0),
+            layout.topic_alias.map(|_| patch.1),
+        );
+        prop_assert_eq!((again.packet_id.map(PacketId::get), again.properties.topic_alias), expected);
+        prop_assert_eq!((again.topic, again.payload), (back.topic, back.payload));
     }
 }
