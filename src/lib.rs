@@ -3,7 +3,9 @@
 //! The map, bottom to top (each module imports only modules above it in this list):
 //!
 //! - [`protocol`]: the sans-IO codec for MQTT 3.1, 3.1.1 and 5.0; typed packets, topics,
-//!   properties, reason codes. No IO, no clock.
+//!   properties, reason codes. No IO, no clock. It is its own crate, `ringmq-protocol` in
+//!   `protocol/`, so the load generator and the fuzz targets share it without the broker;
+//!   re-exported here so that `crate::protocol::...` reads as before.
 //! - [`timer`]: a hashed timer wheel driven by an explicit `now`.
 //! - [`trie`]: the per-shard subscription trie (topic filter -> local subscribers).
 //! - [`mesh`]: the lock-free SPSC ring and the N x N wiring between shards, generic over
@@ -22,9 +24,10 @@
 pub mod auth;
 pub mod config;
 pub mod mesh;
-pub mod protocol;
 pub mod runtime;
 pub mod session;
 pub mod shard;
 pub mod timer;
 pub mod trie;
+
+pub use ringmq_protocol as protocol;

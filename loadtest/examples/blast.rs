@@ -12,7 +12,7 @@
 //! ```
 
 use bytes::{Bytes, BytesMut};
-use ringmq::protocol::{
+use ringmq_protocol::{
     ConnAck, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubAck, TopicName,
     decode, encode,
 };

@@ -1,7 +1,7 @@
 //! The command line: one subcommand per scenario sharing [`Common`] options, and `compare`.
 
 use clap::{Args, Parser, Subcommand};
-use ringmq::protocol::{ProtocolVersion, QoS};
+use ringmq_protocol::{ProtocolVersion, QoS};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]

@@ -1,6 +1,6 @@
 //! `LoadError`: every way a run or a command can fail, each with a message that says what to do.
 
-use ringmq::protocol::{DecodeError, EncodeError, ReasonCode, TopicError};
+use ringmq_protocol::{DecodeError, EncodeError, ReasonCode, TopicError};
 use std::net::SocketAddr;
 
 #[derive(Debug)]

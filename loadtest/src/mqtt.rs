@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use ringmq::protocol::{
+use ringmq_protocol::{
     ConnAck, Connect, Disconnect, MqttString, Packet, PacketId, Properties, ProtocolVersion,
     Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
     decode, encode,

@@ -13,7 +13,7 @@ use crate::report::{Report, fmt_rate};
 use crate::tracker::SeqTracker;
 use crate::worker::{RunConfig, Shared, ThreadStats, new_histogram, thread_main};
 use hdrhistogram::Histogram;
-use ringmq::protocol::{ProtocolVersion, QoS};
+use ringmq_protocol::{ProtocolVersion, QoS};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

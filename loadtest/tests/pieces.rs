@@ -46,7 +46,7 @@ fn packet_ids_are_never_zero_and_never_reused_while_in_use() {
     }
     assert_eq!(pool.free(), 0);
     assert!(pool.alloc().is_none());
-    let released = ringmq::protocol::PacketId::new(42).expect("non-zero");
+    let released = ringmq_protocol::PacketId::new(42).expect("non-zero");
     assert!(pool.release(released));
     assert!(
         !pool.release(released),

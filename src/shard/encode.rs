@@ -3,7 +3,7 @@
 //! outbound buffer, with the subscriber's packet id and alias patched in.
 
 use super::alias::AliasUse;
-use crate::protocol::{self, Packet, PacketId, ProtocolVersion, Publish, QoS, TopicName};
+use crate::protocol::{self, PacketId, ProtocolVersion, Publish, QoS, TopicName};
 use crate::session::Message;
 use bytes::BytesMut;
 
@@ -127,13 +127,14 @@ impl PublishEncoder {
     }
 }
 
-/// Encodes the PUBLISH and returns the offsets of its packet id and Topic Alias bytes.
+/// Encodes the PUBLISH and returns the offsets of its packet id and Topic Alias bytes (0 where
+/// the form has none: `append` patches only what the form carries).
 fn encode_publish(msg: &Message, form: Form, out: &mut BytesMut) -> Option<(usize, usize)> {
-    let topic = match form.alias() {
-        AliasUse::Use(_) => TopicName::empty(),
-        AliasUse::None | AliasUse::Set(_) => msg.topic.clone(),
+    let (topic, alias) = match form.alias() {
+        AliasUse::None => (msg.topic.clone(), None),
+        AliasUse::Set(_) => (msg.topic.clone(), Some(PLACEHOLDER_ALIAS)),
+        AliasUse::Use(_) => (TopicName::empty(), Some(PLACEHOLDER_ALIAS)),
     };
-    let topic_len = topic.as_bytes().len();
     let publish = Publish {
         dup: false,
         qos: form.qos,
@@ -145,24 +146,17 @@ fn encode_publish(msg: &Message, form: Form, out: &mut BytesMut) -> Option<(usiz
         properties: msg.properties.as_deref().cloned().unwrap_or_default(),
         payload: msg.payload.clone(),
     };
-    let alias_offset = match form.alias() {
-        AliasUse::None => {
-            protocol::encode(&Packet::Publish(publish), form.version, out).ok()?;
-            0
-        }
-        AliasUse::Set(_) | AliasUse::Use(_) => {
-            protocol::encode_with_topic_alias(&publish, PLACEHOLDER_ALIAS, out).ok()?
-        }
-    };
-    // Fixed header: one type byte, then a variable byte integer of up to 4 bytes.
-    let varint_len = out.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
-    Some((1 + varint_len + 2 + topic_len, alias_offset))
+    let layout = protocol::encode_publish(&publish, form.version, alias, out).ok()?;
+    Some((
+        layout.packet_id.unwrap_or(0),
+        layout.topic_alias.unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::TopicName;
+    use crate::protocol::{Packet, TopicName};
     use bytes::Bytes;
 
     fn msg() -> Message {

@@ -10,7 +10,7 @@ use crate::mqtt::{self, Session};
 use bytes::BytesMut;
 use monoio::io::{OwnedReadHalf, Splitable};
 use monoio::net::TcpStream;
-use ringmq::protocol::Packet;
+use ringmq_protocol::Packet;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use crate::schedule::Schedule;
 use bytes::{Bytes, BytesMut};
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use ringmq::protocol::{Packet, PacketId, PubResp, QoS};
+use ringmq_protocol::{Packet, PacketId, PubResp, QoS};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -170,7 +170,7 @@ struct PublisherWriter<'a> {
     flow: &'a Flow,
     id: u32,
     client: String,
-    topic: ringmq::protocol::TopicName,
+    topic: ringmq_protocol::TopicName,
     /// Zeroes of the payload size; each message's header is written over them in place.
     template: Bytes,
     wbuf: BytesMut,

@@ -6,7 +6,7 @@ use crate::error::LoadError;
 use crate::mqtt::Settings;
 use crate::plan::Plan;
 use crate::precise;
-use ringmq::protocol::QoS;
+use ringmq_protocol::QoS;
 use std::future::poll_fn;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

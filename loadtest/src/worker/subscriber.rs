@@ -12,7 +12,7 @@ use crate::mqtt::{self, Session};
 use crate::payload::Header;
 use crate::plan::SubscriberSpec;
 use bytes::BytesMut;
-use ringmq::protocol::{Packet, PubResp, QoS};
+use ringmq_protocol::{Packet, PubResp, QoS};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

@@ -1,6 +1,7 @@
 //! Codec errors. Each decode error maps to the reason code a server answers with
 //! (MQTT 5.0 section 4.13); the message names the spec clause it enforces.
 
+use super::properties::id;
 use super::string::StringError;
 use super::topic::TopicError;
 use super::types::ReasonCode;
@@ -69,9 +70,6 @@ pub enum DecodeError {
     InvalidConnAckFlags,
 }
 
-/// The Topic Alias property identifier.
-const TOPIC_ALIAS: u8 = 0x23;
-
 impl DecodeError {
     /// The reason code a server sends (in CONNACK or DISCONNECT) before closing.
     pub fn reason_code(&self) -> ReasonCode {
@@ -89,7 +87,7 @@ impl DecodeError {
             // 5.0 section 3.3.4: "A Topic Alias value of 0 or greater than the Maximum Topic
             // Alias is a Protocol Error, the receiver uses DISCONNECT with Reason Code of 0x94
             // (Topic Alias invalid)" [MQTT-3.3.2-8]. Topic Alias (0x23) is a PUBLISH property.
-            Self::InvalidPropertyValue(TOPIC_ALIAS) => ReasonCode::TopicAliasInvalid,
+            Self::InvalidPropertyValue(id::TOPIC_ALIAS) => ReasonCode::TopicAliasInvalid,
             Self::DuplicateProperty(_)
             | Self::PropertyNotAllowed(_)
             | Self::InvalidPropertyValue(_)
@@ -213,6 +211,9 @@ pub enum EncodeError {
     BinaryTooLong(usize),
     /// A QoS 1 or 2 PUBLISH without a packet identifier [MQTT-2.2.1-2].
     MissingPacketId,
+    /// A Topic Alias added to a PUBLISH whose properties already hold one: a packet carries
+    /// one at most (section 3.3.2.3.4).
+    DuplicateTopicAlias,
 }
 
 impl std::fmt::Display for EncodeError {
@@ -229,6 +230,9 @@ impl std::fmt::Display for EncodeError {
             }
             Self::MissingPacketId => {
                 f.write_str("[MQTT-2.2.1-2] QoS > 0 PUBLISH without a packet identifier")
+            }
+            Self::DuplicateTopicAlias => {
+                f.write_str("[3.3.2.3.4] a PUBLISH carries one Topic Alias at most")
             }
         }
     }

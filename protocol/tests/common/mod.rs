@@ -9,11 +9,11 @@
 use bytes::{Bytes, BytesMut};
 use proptest::option::weighted;
 use proptest::prelude::*;
-use ringmq::protocol::packet::{
+use ringmq_protocol::packet::{
     Auth, ConnAck, Connect, Disconnect, LastWill, PubResp, Publish, RetainHandling, SubAck,
     Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-use ringmq::protocol::{
+use ringmq_protocol::{
     MqttString, Packet, PacketId, Properties, PropertyContext, PropertyValues, ProtocolVersion,
     QoS, ReasonCode, TopicFilter, TopicName, decode, encode, encoded_len, reasons,
 };

@@ -5,8 +5,8 @@ pub mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use ringmq::protocol::packet::{Auth, Disconnect, Publish};
-use ringmq::protocol::{
+use ringmq_protocol::packet::{Auth, Disconnect, Publish};
+use ringmq_protocol::{
     DecodeError, EncodeError, Packet, Properties, ProtocolVersion, QoS, ReasonCode, TopicName,
     decode, encode, encoded_len,
 };

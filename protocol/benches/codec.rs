@@ -4,15 +4,16 @@
 //! holding up to 64 copies of the packet, as a socket read would; encoding appends one packet to
 //! a reused buffer.
 //!
-//! Run briefly: `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 2`.
+//! Run briefly:
+//! `cargo bench -p ringmq-protocol --bench codec -- --warm-up-time 1 --measurement-time 2`.
 
 use bytes::{Bytes, BytesMut};
 use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
 };
-use ringmq::protocol::packet::{Connect, Publish};
-use ringmq::protocol::{
+use ringmq_protocol::packet::{Connect, Publish};
+use ringmq_protocol::{
     MqttString, Packet, PacketId, Properties, ProtocolVersion, QoS, TopicName, decode, encode,
 };
 use rumqttc::mqttbytes::v4 as rv4;

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use common::*;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use ringmq::protocol::{DecodeError, Packet, ProtocolVersion, decode};
+use ringmq_protocol::{DecodeError, Packet, ProtocolVersion, decode};
 
 /// xorshift64*: a tiny seeded generator, so failures reproduce from the printed seed.
 struct Rng(u64);

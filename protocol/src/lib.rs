@@ -1,5 +1,5 @@
-//! The sans-IO MQTT codec for protocol levels 3 (3.1), 4 (3.1.1) and 5 (5.0): bytes in, typed
-//! packets out, and back. Nothing here touches a socket, a clock or a runtime.
+//! ringmq-protocol: the sans-IO MQTT codec for protocol levels 3 (3.1), 4 (3.1.1) and 5 (5.0):
+//! bytes in, typed packets out, and back. Nothing here touches a socket, a clock or a runtime.
 //!
 //! - `types`: protocol version, QoS, packet ids, reason codes.
 //! - `string`, `topic`: validated UTF-8 strings, topic names and filters, and topic matching.
@@ -11,6 +11,8 @@
 //! - `wire`: integers, variable byte integers, strings and binary data on the wire.
 //! - `reasons`: which reason codes each packet may carry, and the 3.1.1 return code mapping.
 //! - `connect`, `publish`, `subscribe`, `control`: decode and encode, one file per family.
+//!   `encode_publish` also says where a PUBLISH's packet id and Topic Alias sit
+//!   ([`PublishLayout`]), so that encode-once fan-out can patch them per subscriber.
 //!
 //! `decode` parses the fixed header, refuses a too-large packet before its body arrives, splits
 //! the frame off the read buffer and parses it from a `Bytes`, so PUBLISH payloads share the
@@ -36,7 +38,7 @@ pub use error::{DecodeError, EncodeError};
 pub use fit::{PeerLimits, TooLarge, fit};
 pub use packet::*;
 pub use properties::{Properties, PropertyContext, PropertyValues};
-pub use publish::{encode_with_topic_alias, encoded_len_with_topic_alias};
+pub use publish::{PublishLayout, encode_publish, encoded_publish_len};
 pub use string::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

@@ -5,12 +5,12 @@ pub mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use ringmq::protocol::ProtocolVersion::{self, V3, V4, V5};
-use ringmq::protocol::packet::{
+use ringmq_protocol::ProtocolVersion::{self, V3, V4, V5};
+use ringmq_protocol::packet::{
     Auth, ConnAck, Connect, Disconnect, PubResp, Publish, SubAck, Subscribe, Subscription,
     SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-use ringmq::protocol::{
+use ringmq_protocol::{
     DecodeError, MqttString, Packet, PacketId, Properties, QoS, ReasonCode, TopicFilter, TopicName,
     decode, encoded_len,
 };
