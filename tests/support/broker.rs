@@ -133,14 +133,7 @@ impl Broker {
 
     /// The exit status if the process ends within `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_exit(&mut self.child, within)
     }
 
     /// Panics if the broker process has died (a crash is never acceptable).
@@ -168,6 +161,18 @@ pub fn broker_binary() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| option_env!("CARGO_BIN_EXE_ringmq").map(PathBuf::from))
         .unwrap_or_else(|| panic!("no ringmq binary: set RINGMQ_BIN"))
+}
+
+/// The exit status if `child` ends within `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 /// A command running the binary under test, for tests of its command line.
