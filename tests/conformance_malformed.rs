@@ -62,6 +62,31 @@ fn refused_on(
     bad: &[u8],
     reasons: &[ReasonCode],
 ) {
+    refused_on_with(
+        broker,
+        version,
+        connect_first,
+        bad,
+        Refusal::MaybeDisconnect(reasons),
+    );
+}
+
+/// How a 5.0 connection must be refused (3.1.1 has no server DISCONNECT: always a bare close).
+#[derive(Debug, Clone, Copy)]
+enum Refusal<'a> {
+    /// A close, possibly after a DISCONNECT with one of these reasons (any when empty).
+    MaybeDisconnect(&'a [ReasonCode]),
+    /// A DISCONNECT with one of these reasons, then the close; a bare close fails.
+    Disconnect(&'a [ReasonCode]),
+}
+
+fn refused_on_with(
+    broker: &Broker,
+    version: ProtocolVersion,
+    connect_first: bool,
+    bad: &[u8],
+    refusal: Refusal<'_>,
+) {
     let mut bystanders = Bystanders::new(broker);
     for round in 0..2 {
         let name = format!("bad-{version:?}-{round}");
@@ -71,12 +96,14 @@ fn refused_on(
             RawClient::tcp(broker.addr, version, &name)
         };
         client.send_bytes(bad);
-        if version == V5 {
-            let sent = client.expect_closed_maybe_disconnect(PROMPT, reasons);
-            let head = &bad[..bad.len().min(8)];
-            eprintln!("5.0 refusal of {head:02x?}...: DISCONNECT {sent:?}");
-        } else {
-            client.expect_closed(PROMPT);
+        match refusal {
+            _ if version != V5 => client.expect_closed(PROMPT),
+            Refusal::MaybeDisconnect(reasons) => {
+                let sent = client.expect_closed_maybe_disconnect(PROMPT, reasons);
+                let head = &bad[..bad.len().min(8)];
+                eprintln!("5.0 refusal of {head:02x?}...: DISCONNECT {sent:?}");
+            }
+            Refusal::Disconnect(reasons) => client.expect_disconnect_then_close(PROMPT, reasons),
         }
         bystanders.exchange();
     }
@@ -213,15 +240,14 @@ fn packet_identifier_0_closes_the_connection() {
 }
 
 #[test]
-fn qos_3_closes_the_connection() {
-    // [MQTT-3.3.1-4] a PUBLISH must not have both QoS bits set.
+fn a_qos_3_publish_closes_the_connection_after_disconnect_0x81_in_5_0() {
+    // [MQTT-3.3.1-4] a PUBLISH must not have both QoS bits set: malformed. 5.0 names the
+    // reason, DISCONNECT 0x81 Malformed Packet before the close [MQTT-4.13.1-1]; 3.1.1 just
+    // closes.
+    let broker = Broker::start();
     for version in [V4, V5] {
-        refused_while_others_unaffected(
-            version,
-            true,
-            &frame(0x36, &publish_body(version, b"t", Some(1))),
-            MALFORMED,
-        );
+        let bad = frame(0x36, &publish_body(version, b"t", Some(1)));
+        refused_on_with(&broker, version, true, &bad, Refusal::Disconnect(MALFORMED));
     }
 }
 

@@ -78,14 +78,16 @@ fn the_will_is_published_when_the_server_closes_on_a_protocol_error() {
 }
 
 #[test]
-fn no_will_is_published_after_disconnect() {
-    // [MQTT-3.1.2-10] / [MQTT-3.14.4-3] DISCONNECT discards the will.
+fn a_disconnect_closes_the_connection_and_discards_the_will() {
+    // [MQTT-3.1.2-10] / [MQTT-3.14.4-3] DISCONNECT discards the will; 3.1.1 section 3.14.4:
+    // the server closes the connection, sending nothing (5.0: no DISCONNECT back either).
     let broker = Broker::start();
     for version in [V4, V5] {
         let [a, b] = ids_on_distinct_shards(&format!("nowill-{version:?}"));
         let mut w = watcher(&broker, 0, &a);
-        let client = with_will(&broker, version, &b, 0);
-        client.disconnect();
+        let mut client = with_will(&broker, version, &b, 0);
+        client.send(&disconnect_packet(ReasonCode::NORMAL_DISCONNECTION));
+        client.expect_closed(PROMPT);
         w.expect_nothing(Duration::from_millis(600));
     }
 }
@@ -136,16 +138,18 @@ fn a_will_without_retain_is_not_stored() {
 }
 
 /// Connects with keep alive `seconds`, stays silent, and returns how long after the CONNACK
-/// the broker closed the connection (5.0 may send DISCONNECT 0x8D first).
+/// the broker closed the connection (3.1.1: a bare close; 5.0: DISCONNECT 0x8D first).
 fn silent_close_after(version: ProtocolVersion, seconds: u16) -> Duration {
     let broker = Broker::start();
     let connect = ConnectBuilder::new(version, &format!("silent-{version:?}")).keep_alive(seconds);
     let (mut client, _) = RawClient::connect_with(broker.addr, connect);
     let start = Instant::now();
-    client.expect_closed_maybe_disconnect(
-        Duration::from_secs(u64::from(seconds) * 3),
-        &[ReasonCode::KeepAliveTimeout],
-    );
+    let within = Duration::from_secs(u64::from(seconds) * 3);
+    if version == V5 {
+        client.expect_disconnect_then_close(within, &[ReasonCode::KeepAliveTimeout]);
+    } else {
+        client.expect_closed(within);
+    }
     start.elapsed()
 }
 
@@ -171,7 +175,9 @@ fn a_silent_client_is_disconnected_after_one_and_a_half_keepalives_3_1_1() {
 }
 
 #[test]
-fn a_silent_client_is_disconnected_after_one_and_a_half_keepalives_5_0() {
+fn a_silent_client_gets_disconnect_0x8d_after_one_and_a_half_keepalives_5_0() {
+    // 5.0 section 3.14.2.1 names the reason: DISCONNECT 0x8D Keep Alive timeout, then the
+    // close; a bare close fails.
     assert_closed_after_one_and_a_half_keepalives(V5, 2);
 }
 
