@@ -4,7 +4,7 @@
 
 pub mod support;
 
-use ringmq::protocol::ProtocolVersion;
+use ringmq::protocol::{ProtocolVersion, QoS};
 use support::*;
 
 const V4: ProtocolVersion = ProtocolVersion::V4;
@@ -29,22 +29,24 @@ fn a_retained_message_is_delivered_on_subscribe_with_retain_1() {
 
 #[test]
 fn retained_messages_are_visible_to_subscribers_on_every_shard() {
-    // [MQTT-3.3.1-6] any new subscription, whichever shard holds the subscriber's session.
+    // [MQTT-3.3.1-6] any new matching subscription (here a wildcard one), whichever shard
+    // holds the subscriber's session, gets the retained message with RETAIN 1 [MQTT-3.3.1-8].
     let broker = Broker::start();
     for pub_shard in 0..SHARDS {
         let t = format!("ret/shard/{pub_shard}");
+        let wildcard = format!("ret/+/{pub_shard}");
         let mut publisher = RawClient::connect(
             broker.addr,
             V4,
             &id_on_shard(&format!("rp{pub_shard}"), pub_shard),
         );
-        publisher.publish(&t, t.as_bytes(), 0, true);
+        publisher.publish(&t, t.as_bytes(), 1, true);
         publisher.disconnect();
         for sub_shard in 0..SHARDS {
             for version in [V4, V5] {
                 let id = id_on_shard(&format!("rs{pub_shard}-{version:?}"), sub_shard);
                 let mut sub = RawClient::connect(broker.addr, version, &id);
-                sub.subscribe_ok(1, &[(&t, 0)]);
+                sub.subscribe_ok(1, &[(&wildcard, 1)]);
                 let got = sub.expect_publish_acked();
                 assert_eq!(
                     payload_str(&got),
@@ -52,6 +54,7 @@ fn retained_messages_are_visible_to_subscribers_on_every_shard() {
                     "retained from shard {pub_shard} seen on shard {sub_shard}"
                 );
                 assert!(got.retain);
+                assert_eq!(got.qos, QoS::AtLeastOnce);
             }
         }
     }

@@ -129,6 +129,37 @@ fn a_subscriber_that_stops_reading_does_not_stall_the_publisher_or_other_subscri
 }
 
 #[test]
+fn a_qos1_subscriber_that_never_reads_does_not_stall_the_publisher_or_other_subscribers() {
+    // Section 4.3.2: a QoS 1 subscriber that never reads fills only its own window and queue;
+    // a reading subscriber on the same shard gets every message, and the publisher (on the
+    // other shard) every PUBACK, as if it were not there.
+    let broker = Broker::start();
+    let [stuck_id, pub_id] = ids_on_distinct_shards("qos1-stuck");
+    let reader_id = id_on_shard("qos1-reader", home_shard(&stuck_id, SHARDS));
+    let mut stuck = RawClient::connect(broker.addr, V4, &stuck_id);
+    stuck.subscribe_ok(1, &[("big/t", 1)]);
+    let mut reader = RawClient::connect(broker.addr, V4, &reader_id);
+    reader.subscribe_ok(1, &[("big/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    const N: usize = 100;
+    let payload = vec![7u8; 64 * 1024];
+    let reading = std::thread::spawn(move || {
+        for i in 1..=N {
+            let got = reader.expect_publish_acked();
+            assert_eq!(got.payload.len(), 64 * 1024, "message {i}");
+        }
+    });
+    for _ in 0..N {
+        publisher.publish("big/t", &payload, 1, false);
+    }
+    assert!(
+        reading.join().is_ok(),
+        "the reading subscriber got every message"
+    );
+    drop(stuck);
+}
+
+#[test]
 fn the_home_shard_of_a_client_id_matches_the_broker() {
     // The suite's FNV-1a home shard (which every cross-shard test relies on) must agree with
     // the broker's own.

@@ -317,7 +317,8 @@ fn publish_properties_are_forwarded_unaltered() {
 #[test]
 fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced() {
     // [MQTT-3.3.2-5] not delivered after the Message Expiry Interval has passed;
-    // [MQTT-3.3.2-6] the forwarded interval is reduced by the time the message waited.
+    // [MQTT-3.3.2-6] the forwarded interval is reduced by the time the message waited. The
+    // expiry applies to a 3.1.1 session's queue too, though 3.1.1 cannot carry the interval.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("expiry");
     let persistent = || {
@@ -328,6 +329,11 @@ fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced(
     let (mut sub, _) = RawClient::connect_with(broker.addr, persistent());
     sub.subscribe_ok(1, &[("exp/t", 1)]);
     sub.disconnect();
+    let v4_id = id_on_shard("expiry-v4", 0);
+    let v4_persistent = || ConnectBuilder::new(ProtocolVersion::V4, &v4_id).clean(false);
+    let (mut v4, _) = RawClient::connect_with(broker.addr, v4_persistent());
+    v4.subscribe_ok(1, &[("exp/t", 1)]);
+    v4.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     let expiring = |secs| {
         Properties::from(PropertyValues {
@@ -358,6 +364,17 @@ fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced(
     assert!(
         left.is_some_and(|s| (95..=98).contains(&s)),
         "expiry after waiting ~2 s: {left:?}"
+    );
+    let (mut v4, ack) = RawClient::connect_with(broker.addr, v4_persistent());
+    assert!(ack.session_present);
+    let payloads: Vec<String> = collect_publishes(&mut v4, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(
+        payloads,
+        ["long"],
+        "3.1.1: the 1 s message expired while queued"
     );
 }
 
@@ -477,72 +494,28 @@ fn a_takeover_with_clean_start_ends_the_session_and_sends_the_delayed_will_at_on
 }
 
 #[test]
-fn each_message_goes_to_one_member_of_a_shared_subscription_group() {
-    // 5.0 section 4.8.2: a message matching a Shared Subscription is sent to only one of the
-    // sessions subscribed to it; non-shared subscriptions still get every message. Group
-    // members live on both shards.
-    let broker = Broker::start();
-    let (_, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "probe"));
-    if connack.properties.shared_subscription_available == Some(0) {
-        return;
-    }
-    let mut members: Vec<RawClient> = (0..4)
-        .map(|i| {
-            let mut m =
-                RawClient::connect(broker.addr, V5, &id_on_shard(&format!("sh{i}"), i % SHARDS));
-            m.subscribe_ok(1, &[("$share/g/sh/t", 1)]);
-            m
-        })
-        .collect();
-    let mut plain = RawClient::connect(broker.addr, V5, &id_on_shard("sh-plain", 1));
-    plain.subscribe_ok(1, &[("sh/t", 1)]);
-    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sh-pub", 0));
-    for i in 0..40u32 {
-        publisher.publish("sh/t", i.to_string().as_bytes(), 1, false);
-    }
-    let mut shared: Vec<u32> = members
-        .iter_mut()
-        .flat_map(|m| collect_publishes(m, QUIET))
-        .filter_map(|p| payload_str(&p).parse().ok())
-        .collect();
-    shared.sort_unstable();
-    assert_eq!(
-        shared,
-        (0..40).collect::<Vec<u32>>(),
-        "each exactly once in the group"
-    );
-    assert_eq!(collect_publishes(&mut plain, QUIET).len(), 40);
-}
-
-#[test]
 fn subscription_identifiers_are_sent_with_matching_messages() {
-    // [MQTT-3.3.4-3] the Subscription Identifiers of the matching subscriptions are sent
-    // with the message, and none for subscriptions made without one.
+    // [MQTT-3.3.4-3] the Subscription Identifiers of every matching subscription are sent
+    // with the message; ringmq sends one copy listing them all (section 3.3.4 also allows a
+    // copy per subscription). None goes to a subscription made without one, and a retained
+    // message sent at subscribe carries that subscription's identifier.
     let broker = Broker::start();
     let (mut sub, connack) =
         RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &id_on_shard("sid", 1)));
-    if connack.properties.subscription_identifier_available == Some(0) {
-        return;
-    }
-    let with_id = |packet_id: u16, f: &str, id: u32| {
-        let mut packet = subscribe_packet(packet_id, &[(f, 1)]);
-        if let Packet::Subscribe(s) = &mut packet {
-            s.properties = Properties::from(PropertyValues {
-                subscription_identifiers: vec![id],
-                ..PropertyValues::default()
-            });
-        }
-        packet
-    };
-    sub.send(&with_id(1, "sid/+", 7));
-    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
-    sub.send(&with_id(2, "sid/a", 300));
-    assert!(matches!(sub.expect_packet(PROMPT), Packet::SubAck(_)));
+    assert_ne!(
+        connack.properties.subscription_identifier_available,
+        Some(0),
+        "ringmq supports Subscription Identifiers"
+    );
+    sub.subscribe_with_ok(SubscribeBuilder::new(1).filter("sid/+", 1).identifier(7));
+    sub.subscribe_with_ok(SubscribeBuilder::new(2).filter("sid/a", 1).identifier(300));
     sub.subscribe_ok(3, &[("sid/#", 0)]);
+    let mut plain = RawClient::connect(broker.addr, V5, &id_on_shard("sid-plain", 0));
+    plain.subscribe_ok(1, &[("sid/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("sid-pub", 0));
-    publisher.publish("sid/a", b"a", 1, false);
+    publisher.publish("sid/a", b"a", 1, true);
     publisher.publish("sid/b", b"b", 1, false);
-    let mut ids: Vec<(String, Vec<u32>)> = collect_publishes(&mut sub, QUIET)
+    let ids: Vec<(String, Vec<u32>)> = collect_publishes(&mut sub, QUIET)
         .iter()
         .map(|p| {
             let mut v = p.properties.subscription_identifiers.clone();
@@ -550,26 +523,22 @@ fn subscription_identifiers_are_sent_with_matching_messages() {
             (payload_str(p), v)
         })
         .collect();
-    ids.sort();
-    // One copy per subscription or one combined copy are both allowed (section 3.3.4).
-    let a: Vec<u32> = ids
-        .iter()
-        .filter(|(p, _)| p == "a")
-        .flat_map(|(_, v)| v.clone())
-        .collect();
-    let b: Vec<u32> = ids
-        .iter()
-        .filter(|(p, _)| p == "b")
-        .flat_map(|(_, v)| v.clone())
-        .collect();
-    let mut a_sorted = a.clone();
-    a_sorted.sort_unstable();
-    a_sorted.dedup();
-    assert_eq!(a_sorted, [7, 300], "identifiers for sid/a: {ids:?}");
-    let mut b_sorted = b.clone();
-    b_sorted.sort_unstable();
-    b_sorted.dedup();
-    assert_eq!(b_sorted, [7], "identifiers for sid/b: {ids:?}");
+    let want = [("a".to_string(), vec![7, 300]), ("b".to_string(), vec![7])];
+    assert_eq!(
+        ids, want,
+        "one copy each, listing every matching identifier"
+    );
+    let got = collect_publishes(&mut plain, QUIET);
+    assert_eq!(got.len(), 2);
+    for p in got {
+        assert!(p.properties.subscription_identifiers.is_empty(), "{p:?}");
+    }
+
+    let mut late = RawClient::connect(broker.addr, V5, &id_on_shard("sid-late", 1));
+    late.subscribe_with_ok(SubscribeBuilder::new(1).filter("sid/a", 0).identifier(42));
+    let retained = late.expect_publish();
+    assert!(retained.retain);
+    assert_eq!(retained.properties.subscription_identifiers, [42]);
 }
 
 #[test]
@@ -622,44 +591,6 @@ fn outbound_topic_aliases_respect_the_clients_topic_alias_maximum() {
         ("", Some(1)),
     ];
     assert_eq!(forms, expected);
-}
-
-#[test]
-fn when_a_shared_subscription_member_leaves_the_others_get_every_message() {
-    // 5.0 section 4.8.2: a session that is gone is no longer a member; later messages go to
-    // the remaining members only, none is lost.
-    let broker = Broker::start();
-    let mut stay = RawClient::connect(broker.addr, V5, &id_on_shard("shl-stay", 0));
-    stay.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
-    let mut leave = RawClient::connect(broker.addr, V5, &id_on_shard("shl-leave", 1));
-    leave.subscribe_ok(1, &[("$share/grp/shl/t", 1)]);
-    leave.disconnect();
-    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shl-pub", 1));
-    for i in 0..20u32 {
-        publisher.publish("shl/t", i.to_string().as_bytes(), 1, false);
-    }
-    let got: Vec<String> = collect_publishes(&mut stay, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
-    let want: Vec<String> = (0..20u32).map(|i| i.to_string()).collect();
-    assert_eq!(got, want);
-}
-
-#[test]
-fn no_local_on_a_shared_subscription_is_a_protocol_error() {
-    // [MQTT-3.8.3-4] No Local 1 on a Shared Subscription is a Protocol Error.
-    let broker = Broker::start();
-    let mut c = RawClient::connect(broker.addr, V5, "nolocal-shared");
-    let mut packet = subscribe_packet(1, &[("$share/g/t", 0)]);
-    if let Packet::Subscribe(s) = &mut packet {
-        s.subscriptions[0].options.no_local = true;
-    }
-    c.send(&packet);
-    c.expect_closed_maybe_disconnect(
-        PROMPT,
-        &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
-    );
 }
 
 #[test]
@@ -735,7 +666,8 @@ fn a_qos2_message_counts_against_receive_maximum_until_pubcomp() {
 
 #[test]
 fn an_expired_retained_message_is_not_sent_to_new_subscribers() {
-    // [MQTT-3.3.2-5] a retained message past its Message Expiry Interval is not delivered.
+    // [MQTT-3.3.2-5] a retained message past its Message Expiry Interval is not delivered;
+    // before that, [MQTT-3.3.2-6] a new subscriber gets it with the time left (rounded up).
     let broker = Broker::start();
     let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-pub", 0));
     let mut packet = publish_packet("rexp/t", b"brief", 1, Some(1), true);
@@ -747,6 +679,10 @@ fn an_expired_retained_message_is_not_sent_to_new_subscribers() {
     }
     publisher.send(&packet);
     assert!(matches!(publisher.expect_packet(PROMPT), Packet::PubAck(_)));
+    let mut early = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-early", 1));
+    early.subscribe_ok(1, &[("rexp/t", 1)]);
+    let got = early.expect_publish_acked();
+    assert_eq!(got.properties.message_expiry_interval, Some(1));
     std::thread::sleep(Duration::from_millis(2100));
     let mut sub = RawClient::connect(broker.addr, V5, &id_on_shard("rexp-sub", 1));
     sub.subscribe_ok(1, &[("rexp/t", 1)]);
