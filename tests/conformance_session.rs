@@ -33,7 +33,8 @@ fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
 fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards(&format!("persist-{version:?}"));
-    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    assert!(!ack.session_present, "[MQTT-3.2.2-3] no session yet");
     sub.subscribe_ok(1, &[("p/q1", 1), ("p/q2", 2)]);
     sub.disconnect();
 
@@ -42,9 +43,17 @@ fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
         publisher.publish("p/q1", format!("one-{i}").as_bytes(), 1, false);
         publisher.publish("p/q2", format!("two-{i}").as_bytes(), 2, false);
     }
+    // A QoS 0 message is not kept for an offline session (3.1.1 [MQTT-3.1.2-5]: it MAY be).
+    publisher.publish("p/q1", b"qos0", 0, false);
+    publisher.ping();
 
     let mut sub = resume(&broker, version, &sub_id);
     let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(
+        got.len(),
+        10,
+        "{version:?}: the QoS 1 and 2 messages only: {got:?}"
+    );
     for (t, prefix) in [("p/q1", "one"), ("p/q2", "two")] {
         let payloads: Vec<String> = got
             .iter()
@@ -207,18 +216,33 @@ fn clean_start_discards_the_session_in_5_0() {
 #[test]
 fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
     // 5.0 section 3.1.2.11.2: Session Expiry 0 (absent) - the session ends when the network
-    // connection closes, even with Clean Start 0.
+    // connection closes, even with Clean Start 0. The interval of the latest CONNECT counts:
+    // a session kept by an earlier one is resumed, then ends with that connection.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("expiry0");
-    let (mut sub, _) =
-        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    let no_expiry = || ConnectBuilder::new(V5, &sub_id).clean(false);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, no_expiry());
     sub.subscribe_ok(1, &[("e0/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("e0/t", b"nobody", 1, false);
-    let (mut sub, ack) =
-        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    let (sub, ack) = RawClient::connect_with(broker.addr, no_expiry());
     assert!(!ack.session_present, "the session must have ended");
+    sub.disconnect();
+
+    let (kept, _) = RawClient::connect_with(broker.addr, no_expiry().session_expiry(600));
+    kept.disconnect();
+    let (resumed, ack) = RawClient::connect_with(broker.addr, no_expiry());
+    assert!(
+        ack.session_present,
+        "the session with expiry 600 was still there"
+    );
+    resumed.disconnect();
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, no_expiry());
+    assert!(
+        !ack.session_present,
+        "resumed without an interval, it ended with that connection"
+    );
     sub.expect_nothing(QUIET);
 }
 
@@ -473,4 +497,33 @@ fn unacknowledged_messages_are_resent_in_their_original_order() {
     };
     assert_eq!(ids(&again), ids(&first), "same messages, ids and order");
     assert!(again.iter().all(|p| p.dup), "[MQTT-3.3.1-1]");
+}
+
+#[test]
+fn a_rumqttc_3_1_1_persistent_session_receives_messages_queued_while_offline() {
+    // Interop of [MQTT-3.1.2-4] / [MQTT-3.1.2-5]: rumqttc resumes its session with Session
+    // Present 1 [MQTT-3.2.2-2] and gets the QoS 1 message published while it was away.
+    let broker = Broker::start();
+    let [sub_id, pub_id] = ids_on_distinct_shards("rdurable");
+    let options = || {
+        let mut options = Rumqtt4::options(broker.addr, &sub_id);
+        options.set_clean_session(false);
+        options
+    };
+    let (mut sub, _) = Rumqtt4::connect_with(options());
+    assert!(
+        sub.client
+            .subscribe("rq/t", rumqttc::QoS::AtLeastOnce)
+            .is_ok()
+    );
+    sub.wait_for_incoming(|p| matches!(p, rumqttc::Packet::SubAck(_)), "SUBACK");
+    assert!(sub.client.disconnect().is_ok());
+    sub.wait_closed();
+
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("rq/t", b"waiting", 1, false);
+    let (mut sub, connack) = Rumqtt4::connect_with(options());
+    assert!(connack.session_present, "{connack:?}");
+    let got = sub.next_publish();
+    assert_eq!(&got.payload[..], b"waiting");
 }

@@ -181,19 +181,42 @@ fn exceeding_the_brokers_receive_maximum_is_refused_with_0x93() {
 #[test]
 fn packets_over_the_clients_maximum_packet_size_are_not_sent() {
     // [MQTT-3.1.2-24] the server must not send packets over the client's Maximum Packet Size;
-    // [MQTT-3.1.2-25] it discards them and carries on.
+    // [MQTT-3.1.2-25] it discards them and carries on, for live messages and for those
+    // queued while the client was away.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("cmps");
-    let mut connect = ConnectBuilder::new(V5, &sub_id);
-    connect.0.properties.maximum_packet_size = Some(200);
-    let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
+    let connect = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .persistent()
+            .maximum_packet_size(200)
+    };
+    let (mut sub, _) = RawClient::connect_with(broker.addr, connect());
     sub.subscribe_ok(1, &[("mps/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("mps/t", &[1u8; 500], 1, false);
     publisher.publish("mps/t", b"small", 1, false);
     let got = collect_publishes(&mut sub, QUIET);
     let payloads: Vec<String> = got.iter().map(payload_str).collect();
-    assert_eq!(payloads, ["small"]);
+    assert_eq!(
+        payloads,
+        ["small"],
+        "the live oversized message was skipped"
+    );
+
+    sub.disconnect();
+    publisher.publish("mps/t", &[2u8; 500], 1, false);
+    publisher.publish("mps/t", b"queued", 1, false);
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present);
+    let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(
+        payloads,
+        ["queued"],
+        "the queued oversized message was skipped"
+    );
 }
 
 #[test]
@@ -380,14 +403,15 @@ fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced(
 
 /// A 5.0 client with a will on `will/<id>` delayed by `delay` seconds, session expiry 60 s.
 fn with_delayed_will(broker: &Broker, id: &str, delay: u32) -> RawClient {
-    let mut connect = ConnectBuilder::new(V5, id)
+    RawClient::connect_with(broker.addr, delayed_will(id, delay)).0
+}
+
+fn delayed_will(id: &str, delay: u32) -> ConnectBuilder {
+    ConnectBuilder::new(V5, id)
         .clean(false)
         .session_expiry(60)
-        .will(&format!("will/{id}"), b"late", 1, false);
-    if let Some(will) = connect.0.will.as_mut() {
-        will.properties.will_delay_interval = Some(delay);
-    }
-    RawClient::connect_with(broker.addr, connect).0
+        .will(&format!("will/{id}"), b"late", 1, false)
+        .will_properties(|p| p.will_delay_interval = Some(delay))
 }
 
 #[test]
@@ -419,7 +443,8 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
     let client = with_delayed_will(&broker, &id, 2);
     client.drop_connection();
     std::thread::sleep(Duration::from_millis(300));
-    let _back = with_delayed_will(&broker, &id, 2);
+    let (_back, ack) = RawClient::connect_with(broker.addr, delayed_will(&id, 2));
+    assert!(ack.session_present, "the session waited for its client");
     w.expect_nothing(Duration::from_millis(2500));
 }
 

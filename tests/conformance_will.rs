@@ -51,7 +51,7 @@ fn the_will_is_published_after_a_keepalive_timeout() {
     let broker = Broker::start();
     let [a, b] = ids_on_distinct_shards("kawill");
     let mut w = watcher(&broker, 0, &a);
-    let _silent = with_will(&broker, V4, &b, 1);
+    let mut silent = with_will(&broker, V4, &b, 1);
     let got = w.recv(Duration::from_secs(3));
     match got {
         Recv::Packet(Packet::Publish(p)) => {
@@ -60,6 +60,7 @@ fn the_will_is_published_after_a_keepalive_timeout() {
         }
         other => panic!("expected the will within 3 s, got {other:?}"),
     }
+    silent.expect_closed(PROMPT);
 }
 
 #[test]

@@ -41,6 +41,19 @@ fn wait_for<E>(
     }
 }
 
+/// Waits until the event loop behind `events` has ended (the connection closed or failed).
+fn wait_closed<E>(events: &mpsc::Receiver<E>, client: &str) {
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("{client}: still connected"),
+        }
+    }
+}
+
 /// A rumqttc 3.1.1 client; events arrive on `events`.
 pub struct Rumqtt4 {
     pub client: rumqttc::Client,
@@ -106,6 +119,11 @@ impl Rumqtt4 {
             |e| matches!(e, rumqttc::Event::Incoming(p) if want(p)),
             what,
         );
+    }
+
+    /// Waits until the connection has ended (e.g. after `client.disconnect()`).
+    pub fn wait_closed(&mut self) {
+        wait_closed(&self.events, "rumqttc 3.1.1");
     }
 
     pub fn next_publish(&mut self) -> rumqttc::Publish {
@@ -181,6 +199,11 @@ impl Rumqtt5 {
             |e| matches!(e, rumqttc::v5::Event::Incoming(p) if want(p)),
             what,
         );
+    }
+
+    /// Waits until the connection has ended (e.g. after `client.disconnect()`).
+    pub fn wait_closed(&mut self) {
+        wait_closed(&self.events, "rumqttc 5.0");
     }
 
     pub fn next_publish(&mut self) -> mqtt5::Publish {
