@@ -60,25 +60,32 @@ fn with_retain_disabled_3_1_1_retained_publishes_are_forwarded_but_not_stored() 
 #[test]
 fn a_capped_session_expiry_is_announced_and_applied() {
     // 5.0 section 3.2.2.3.2: a server using another Session Expiry Interval than the client
-    // asked for says so in CONNACK; the session then ends after the capped interval.
+    // asked for says so in CONNACK; the session then ends after the capped interval. That
+    // holds for 0xFFFFFFFF too, which would otherwise never expire (3.1.2.11.2).
     let broker = Broker::start_with_config("[mqtt]\nmax_session_expiry = 1\n");
-    let id = id_on_shard("capped-expiry", 1);
-    let connect = || {
+    let connect = |asked: u32| {
+        let id = id_on_shard(&format!("capped-expiry-{asked}"), 1);
         ConnectBuilder::new(V5, &id)
             .clean(false)
-            .session_expiry(300)
+            .session_expiry(asked)
     };
-    let (c, connack) = RawClient::connect_with(broker.addr, connect());
-    let announced = connack.properties.session_expiry_interval;
-    c.disconnect();
+    for asked in [300, u32::MAX] {
+        let (c, connack) = RawClient::connect_with(broker.addr, connect(asked));
+        assert_eq!(
+            connack.properties.session_expiry_interval,
+            Some(1),
+            "asked for {asked}: the CONNACK must announce the capped Session Expiry Interval"
+        );
+        c.disconnect();
+    }
     std::thread::sleep(Duration::from_millis(2000));
-    let (_c, ack) = RawClient::connect_with(broker.addr, connect());
-    assert!(!ack.session_present, "the session outlived the 1 s cap");
-    assert_eq!(
-        announced,
-        Some(1),
-        "the CONNACK must announce the capped Session Expiry Interval"
-    );
+    for asked in [300, u32::MAX] {
+        let (_c, ack) = RawClient::connect_with(broker.addr, connect(asked));
+        assert!(
+            !ack.session_present,
+            "asked for {asked}: the session outlived the 1 s cap"
+        );
+    }
 }
 
 #[test]

@@ -223,34 +223,6 @@ fn mqtt_3_1_clients_publish_and_subscribe() {
 }
 
 #[test]
-fn an_unsupported_authentication_method_is_refused_and_closed() {
-    // [MQTT-4.12.0-1] an Authentication Method the server does not support: CONNACK 0x8C or
-    // 0x87 (optional) and the connection MUST be closed.
-    let broker = Broker::start();
-    let mut connect = ConnectBuilder::new(V5, "auth-method");
-    connect.0.properties = ringmq::protocol::Properties::from(ringmq::protocol::PropertyValues {
-        authentication_method: Some(mqtt_string("SCRAM-SHA-999")),
-        ..ringmq::protocol::PropertyValues::default()
-    });
-    let mut c = RawClient::tcp(broker.addr, V5, "auth-method");
-    c.send(&connect.packet());
-    match c.recv(PROMPT) {
-        Recv::Closed => {}
-        Recv::Packet(Packet::ConnAck(a)) => {
-            assert!(
-                matches!(
-                    a.reason,
-                    ReasonCode::BadAuthenticationMethod | ReasonCode::NotAuthorized
-                ),
-                "{a:?}"
-            );
-            c.expect_closed(PROMPT);
-        }
-        other => panic!("expected CONNACK 0x8C/0x87 or close, got {other:?}"),
-    }
-}
-
-#[test]
 fn mqtt_3_1_client_ids_must_be_1_to_23_characters() {
     // MQTT 3.1 section 3.1 (CONNECT payload): the Client Identifier is 1 to 23 characters;
     // otherwise CONNACK return code 2 (Identifier Rejected).

@@ -465,14 +465,17 @@ fn v5_publish_with_props(props: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn a_client_publish_with_a_subscription_identifier_is_a_protocol_error() {
-    // [MQTT-3.3.4-6] a PUBLISH from a client must not contain a Subscription Identifier.
-    refused_while_others_unaffected(
-        V5,
-        true,
-        &v5_publish_with_props(&[0x0B, 0x05]),
-        MALFORMED_OR_PROTOCOL,
-    );
+fn a_client_publish_with_a_subscription_identifier_gets_disconnect_0x82_and_is_not_delivered() {
+    // [MQTT-3.3.4-6] "A PUBLISH packet sent from a Client to a Server MUST NOT contain a
+    // Subscription Identifier"; breaking it is a Protocol Error: DISCONNECT 0x82
+    // [MQTT-4.13.1-1]. The message reaches no subscriber.
+    let broker = Broker::start();
+    let mut sub = RawClient::connect(broker.addr, V5, &id_on_shard("subid-sub", 1));
+    sub.subscribe_ok(1, &[("t", 0)]);
+    let bad = v5_publish_with_props(&[0x0B, 0x05]);
+    let refusal = Refusal::Disconnect(&[ReasonCode::ProtocolError]);
+    refused_on_with(&broker, V5, true, &bad, refusal);
+    sub.expect_nothing(QUIET);
 }
 
 #[test]

@@ -4,8 +4,9 @@
 
 pub mod support;
 
-use ringmq::protocol::packet::PubResp;
-use ringmq::protocol::{Packet, ProtocolVersion, QoS};
+use ringmq::protocol::packet::{Disconnect, PubResp};
+use ringmq::protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
+use std::time::Duration;
 use support::*;
 
 const V4: ProtocolVersion = ProtocolVersion::V4;
@@ -309,18 +310,20 @@ fn a_5_0_session_ends_when_its_expiry_interval_passes() {
 }
 
 #[test]
-fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zero() {
+fn a_disconnect_may_lower_the_session_expiry_to_zero_but_raising_it_from_zero_gets_0x82() {
     // 5.0 [MQTT-3.14.2-2]: Session Expiry on DISCONNECT may change a non-zero interval; set
-    // to 0 the session ends now. Raising it from 0 is a Protocol Error.
+    // to 0 the session ends now. 3.14.2.2.2: "If the Session Expiry Interval in the CONNECT
+    // packet was zero, then it is a Protocol Error to set a non-zero Session Expiry Interval
+    // in the DISCONNECT packet sent by the Client": DISCONNECT 0x82 [MQTT-4.13.1-1]. That is
+    // not a normal disconnection, so the will is published [MQTT-3.1.2-8], and the session
+    // (expiry 0) ends with the connection [MQTT-3.1.2-23].
     let broker = Broker::start();
-    let id = id_on_shard("dc-expiry", 0);
+    let [id, watcher_id] = ids_on_distinct_shards("dc-expiry");
     let (mut c, _) = RawClient::connect_with(
         broker.addr,
         ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
     );
-    let mut dc = ringmq::protocol::packet::Disconnect::new(
-        ringmq::protocol::ReasonCode::NORMAL_DISCONNECTION,
-    );
+    let mut dc = Disconnect::new(ReasonCode::NORMAL_DISCONNECTION);
     dc.properties.session_expiry_interval = Some(0);
     c.send(&Packet::Disconnect(dc.clone()));
     c.expect_closed(PROMPT);
@@ -330,10 +333,20 @@ fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zer
     );
     assert!(!ack.session_present, "DISCONNECT set the expiry to 0");
 
-    let mut zero = RawClient::connect(broker.addr, V5, &format!("{id}-zero"));
+    let mut watcher = RawClient::connect(broker.addr, V5, &watcher_id);
+    watcher.subscribe_ok(1, &[("raise/will", 0)]);
+    let zero_id = format!("{id}-zero");
+    let connect = ConnectBuilder::new(V5, &zero_id).will("raise/will", b"w", 0, false);
+    let (mut zero, _) = RawClient::connect_with(broker.addr, connect);
     dc.properties.session_expiry_interval = Some(30);
     zero.send(&Packet::Disconnect(dc));
-    zero.expect_closed_maybe_disconnect(PROMPT, &[ringmq::protocol::ReasonCode::ProtocolError]);
+    zero.expect_disconnect_then_close(PROMPT, &[ReasonCode::ProtocolError]);
+    assert_eq!(payload_str(&watcher.expect_publish()), "w");
+    let resumed = ConnectBuilder::new(V5, &zero_id)
+        .clean(false)
+        .session_expiry(30);
+    let (_c, ack) = RawClient::connect_with(broker.addr, resumed);
+    assert!(!ack.session_present, "the refused raise kept no session");
 }
 
 #[test]
@@ -526,4 +539,32 @@ fn a_rumqttc_3_1_1_persistent_session_receives_messages_queued_while_offline() {
     assert!(connack.session_present, "{connack:?}");
     let got = sub.next_publish();
     assert_eq!(&got.payload[..], b"waiting");
+}
+
+#[test]
+fn a_session_expiry_of_0xffffffff_keeps_the_session_and_its_messages() {
+    // 5.0 section 3.1.2.11.2: "If the Session Expiry Interval is 0xFFFFFFFF (UINT_MAX), the
+    // Session does not expire." With no server cap, the CONNACK announces no other value
+    // (3.2.2.3.2) and a message published while the client is away waits for it
+    // [MQTT-3.1.2-23], [MQTT-4.1.0-1].
+    let broker = Broker::start();
+    let [sub_id, pub_id] = ids_on_distinct_shards("forever");
+    let connect = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(u32::MAX)
+    };
+    let (mut sub, connack) = RawClient::connect_with(broker.addr, connect());
+    assert_eq!(connack.properties.session_expiry_interval, None);
+    sub.subscribe_ok(1, &[("forever/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("forever/t", b"kept", 1, false);
+    // An interval mistaken for 0 (or one that wrapped) would fire within a 100 ms tick.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present, "a 0xFFFFFFFF session is still there");
+    let got = sub.expect_publish_acked();
+    assert_eq!(payload_str(&got), "kept");
 }
