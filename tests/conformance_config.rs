@@ -1,6 +1,6 @@
 //! Conformance of what the broker announces and enforces from its configuration (MQTT 5.0
 //! CONNACK properties, section 3.2.2.3) against the real `ringmq` binary: Retain Available,
-//! the Session Expiry cap, a disabled Topic Alias Maximum and an imposed keep alive.
+//! the Session Expiry cap, a disabled Topic Alias Maximum and a capped or imposed keep alive.
 
 pub mod support;
 
@@ -111,19 +111,28 @@ fn with_topic_aliases_disabled_none_is_announced_and_using_one_is_refused() {
 }
 
 #[test]
-fn an_imposed_keep_alive_is_announced_to_5_0_clients_asking_for_none_and_enforced() {
-    // [MQTT-3.2.2-21] the Server Keep Alive in CONNACK is the keep alive in force.
-    let broker = Broker::start_with_config("[mqtt]\nzero_keepalive = 1\n");
-    let (mut c, connack) = RawClient::connect_with(
-        broker.addr,
-        ConnectBuilder::new(V5, "zero-ka").keep_alive(0),
-    );
-    assert_eq!(connack.properties.server_keep_alive, Some(1));
-    let start = Instant::now();
-    c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
-    assert!(
-        start.elapsed() <= Duration::from_millis(2600),
-        "{:?}",
-        start.elapsed()
-    );
+fn a_server_keep_alive_is_announced_and_enforced_when_capped_or_imposed() {
+    // [MQTT-3.2.2-21] / 5.0 section 3.2.2.3.14: a Server Keep Alive in CONNACK replaces the
+    // client's value and is the keep alive in force: the server closes after 1.5 x it
+    // [MQTT-3.1.2-22]. `max_keepalive` caps a longer one (60 here), `zero_keepalive` imposes
+    // one on a client asking for none.
+    let broker = Broker::start_with_config("[mqtt]\nmax_keepalive = 1\nzero_keepalive = 1\n");
+    let mut clients: Vec<(RawClient, Instant)> = [("capped", 60), ("zero-ka", 0)]
+        .into_iter()
+        .map(|(id, asked)| {
+            let connect = ConnectBuilder::new(V5, id).keep_alive(asked);
+            let (c, connack) = RawClient::connect_with(broker.addr, connect);
+            assert_eq!(connack.properties.server_keep_alive, Some(1), "{id}");
+            (c, Instant::now())
+        })
+        .collect();
+    for (c, start) in &mut clients {
+        c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1350) && took <= Duration::from_millis(2600),
+            "{}: closed after {took:?}",
+            c.name
+        );
+    }
 }

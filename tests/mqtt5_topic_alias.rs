@@ -1,12 +1,14 @@
-//! Outbound Topic Aliases (MQTT 5.0 section 3.3.2.3.4) against the real `ringmq` binary: the
-//! broker gives each topic it sends to a 5.0 client an alias within the client's Topic Alias
-//! Maximum, then sends that topic as an empty name plus the alias. Publisher and subscriber
-//! sit on different shards, so every message crosses the mesh before it is aliased.
+//! Topic Aliases (MQTT 5.0 section 3.3.2.3.4) both ways, against the real `ringmq` binary.
+//! Inbound: a client's alias stands for its topic on that connection, and an invalid or
+//! unmapped one is refused. Outbound: the broker gives each topic it sends to a 5.0 client an
+//! alias within the client's Topic Alias Maximum, then sends that topic as an empty name plus
+//! the alias. Publisher and subscriber sit on different shards, so every message crosses the
+//! mesh before it is aliased.
 
 pub mod support;
 
 use ringmq::protocol::packet::Publish;
-use ringmq::protocol::{Packet, ProtocolVersion};
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -49,6 +51,95 @@ fn resolve(got: &[Publish], max: u16) -> Vec<String> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inbound: the client's aliases
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_topic_alias_stands_for_its_topic_in_later_publishes() {
+    // 5.0 section 3.3.2.3.4: an alias set with a topic is used by later PUBLISHes with an
+    // empty topic, and may be mapped to another topic; subscribers see the full topic.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("alias");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    sub.subscribe_ok(1, &[("alias/#", 0)]);
+    let (mut publisher, connack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &pub_id));
+    let max = connack.properties.topic_alias_maximum.unwrap_or(0);
+    assert!(max >= 2, "the default config grants 16 aliases: {max}");
+    let sent = [
+        ("alias/one", 1),
+        ("alias/two", 2),
+        ("", 1),
+        ("", 2),
+        ("alias/three", 1),
+        ("", 1),
+    ];
+    for (i, (name, alias)) in (1..).zip(sent) {
+        let payload = i.to_string();
+        let publish = PublishBuilder::new(name, payload.as_bytes()).topic_alias(alias);
+        publisher.send(&publish.packet());
+    }
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| format!("{}={}", p.topic.as_str(), payload_str(p)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "alias/one=1",
+            "alias/two=2",
+            "alias/one=3",
+            "alias/two=4",
+            "alias/three=5",
+            "alias/three=6"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_topic_alias_gets_disconnect_0x94_and_an_unmapped_one_0x82() {
+    // [MQTT-3.3.2-8] "A sender MUST NOT send a PUBLISH packet containing a Topic Alias which
+    // has the value 0"; 3.3.2.3.4: a Topic Alias above the receiver's Topic Alias Maximum (16
+    // here) is invalid too: DISCONNECT 0x94 Topic Alias invalid. An empty Topic Name with an
+    // alias that has no mapping yet is a Protocol Error: 0x82. A bare close fails.
+    let broker = Broker::start();
+    let cases = [
+        ("a/b", 0, ReasonCode::TopicAliasInvalid),
+        ("a/b", 17, ReasonCode::TopicAliasInvalid),
+        ("", 5, ReasonCode::ProtocolError),
+    ];
+    for (i, (name, n, reason)) in cases.into_iter().enumerate() {
+        let mut c = RawClient::connect(broker.addr, V5, &format!("badalias-{i}"));
+        c.send(&PublishBuilder::new(name, b"x").topic_alias(n).packet());
+        c.expect_disconnect_then_close(PROMPT, &[reason]);
+    }
+}
+
+#[test]
+fn inbound_topic_aliases_do_not_survive_a_reconnect() {
+    // [MQTT-3.3.2-7] alias mappings last only for the network connection, even when the
+    // session continues: an alias from the previous connection is unknown (Protocol Error).
+    let broker = Broker::start();
+    let id = id_on_shard("alias-reconnect", 0);
+    let persistent = || ConnectBuilder::new(V5, &id).persistent();
+    let (mut c, _) = RawClient::connect_with(broker.addr, persistent());
+    c.send(&PublishBuilder::new("ar/t", b"1").topic_alias(1).packet());
+    c.ping();
+    c.disconnect();
+    let (mut c, ack) = RawClient::connect_with(broker.addr, persistent());
+    assert!(ack.session_present);
+    c.send(&PublishBuilder::new("", b"2").topic_alias(1).packet());
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::TopicAliasInvalid],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound: the broker's aliases
+// ---------------------------------------------------------------------------------------------
 
 #[test]
 fn the_first_publish_of_a_topic_sets_an_alias_and_later_ones_send_only_the_alias() {
@@ -99,11 +190,23 @@ fn aliases_never_exceed_the_clients_topic_alias_maximum() {
     let payloads: Vec<String> = got.iter().map(payload_str).collect();
     assert_eq!(resolved, payloads, "each alias stands for its own topic");
     assert_eq!(payloads, topics);
-    let aliases: Vec<Option<u16>> = got.iter().map(|p| p.properties.topic_alias).collect();
-    let expected = [Some(1), Some(2), None, None, Some(1), Some(2), None, None];
-    assert_eq!(aliases, expected);
-    assert!(got[4].topic.is_empty() && got[5].topic.is_empty());
-    assert_eq!(got[6].topic.as_str(), "tm/c");
+    // The broker does use them: the first two topics set aliases 1 and 2 and then go by
+    // alias alone; the others always go in full.
+    let forms: Vec<(&str, Option<u16>)> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), p.properties.topic_alias))
+        .collect();
+    let expected = [
+        ("tm/a", Some(1)),
+        ("tm/b", Some(2)),
+        ("tm/c", None),
+        ("tm/d", None),
+        ("", Some(1)),
+        ("", Some(2)),
+        ("tm/c", None),
+        ("tm/d", None),
+    ];
+    assert_eq!(forms, expected);
 }
 
 #[test]
