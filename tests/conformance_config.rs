@@ -4,7 +4,7 @@
 
 pub mod support;
 
-use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use ringmq::protocol::{ProtocolVersion, ReasonCode};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -99,11 +99,7 @@ fn with_topic_aliases_disabled_none_is_announced_and_using_one_is_refused() {
         "{:?}",
         connack.properties.topic_alias_maximum
     );
-    let mut publish = publish_packet("na/t", b"x", 0, None, false);
-    if let Packet::Publish(p) = &mut publish {
-        p.properties.topic_alias = Some(1);
-    }
-    c.send(&publish);
+    c.send(&PublishBuilder::new("na/t", b"x").topic_alias(1).packet());
     c.expect_closed_maybe_disconnect(
         PROMPT,
         &[ReasonCode::TopicAliasInvalid, ReasonCode::ProtocolError],

@@ -109,13 +109,6 @@ fn refused_on_with(
     }
 }
 
-/// A fixed header with `first` and a one-byte remaining length over `body`.
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first, body.len() as u8];
-    out.extend_from_slice(body);
-    out
-}
-
 /// A PUBLISH body: topic bytes, optional packet id, (5.0) empty properties, payload "p".
 fn publish_body(version: ProtocolVersion, topic: &[u8], packet_id: Option<u16>) -> Vec<u8> {
     let mut body = (topic.len() as u16).to_be_bytes().to_vec();

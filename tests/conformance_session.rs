@@ -358,20 +358,16 @@ fn a_qos2_publish_resent_after_reconnect_is_not_delivered_twice() {
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
     sub.subscribe_ok(1, &[("q2r/t", 2)]);
     let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
-    let publish = publish_packet("q2r/t", b"exactly-once", 2, Some(5), false);
-    publisher.send(&publish);
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    let publish = PublishBuilder::new("q2r/t", b"exactly-once").qos(2, 5);
+    publisher.send(&publish.clone().packet());
+    publisher.expect_pubrec(5);
     publisher.drop_connection();
 
     let mut publisher = resume(&broker, V4, &pub_id);
-    let mut again = publish;
-    if let Packet::Publish(p) = &mut again {
-        p.dup = true;
-    }
-    publisher.send(&again);
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&publish.dup().packet());
+    publisher.expect_pubrec(5);
     publisher.send(&Packet::PubRel(PubResp::new(pid(5))));
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubComp(_)));
+    publisher.expect_pubcomp(5);
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(got.len(), 1, "{got:?}");
 }
@@ -386,29 +382,15 @@ fn a_pubrel_resent_after_reconnect_completes_the_qos2_flow() {
     sub.subscribe_ok(1, &[("q2rel/t", 2)]);
     let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
     publisher.send(&publish_packet("q2rel/t", b"m", 2, Some(6), false));
-    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubRec(_)));
+    publisher.expect_pubrec(6);
     publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
     publisher.drop_connection();
 
     let mut publisher = resume(&broker, V4, &pub_id);
     publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
-    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubComp(_)));
+    publisher.expect_pubcomp(6);
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(got.len(), 1, "{got:?}");
-}
-
-fn expect_resp(client: &mut RawClient, id: u16, kind: impl Fn(&Packet) -> bool) {
-    let packet = client.expect_packet(PROMPT);
-    let id_matches = match &packet {
-        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
-            r.packet_id.get() == id
-        }
-        _ => false,
-    };
-    assert!(
-        kind(&packet) && id_matches,
-        "unexpected {packet:?} for id {id}"
-    );
 }
 
 #[test]

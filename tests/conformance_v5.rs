@@ -149,6 +149,31 @@ fn retain_handling_controls_retained_delivery_at_subscribe() {
     assert_eq!(&sub.expect_publish_acked().payload[..], b"kept");
 }
 
+/// The properties an application message carries through the broker, a User Property key
+/// repeated (order matters).
+fn application_properties(response_topic: &str) -> PropertyValues {
+    PropertyValues {
+        payload_format_indicator: Some(1),
+        content_type: Some(mqtt_string("application/json")),
+        response_topic: Some(topic(response_topic)),
+        correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
+        user_properties: vec![
+            (mqtt_string("k"), mqtt_string("v1")),
+            (mqtt_string("a"), mqtt_string("b")),
+            (mqtt_string("k"), mqtt_string("v2")),
+        ],
+        ..PropertyValues::default()
+    }
+}
+
+fn assert_forwarded(got: &PropertyValues, sent: &PropertyValues) {
+    assert_eq!(got.payload_format_indicator, sent.payload_format_indicator);
+    assert_eq!(got.content_type, sent.content_type);
+    assert_eq!(got.response_topic, sent.response_topic);
+    assert_eq!(got.correlation_data, sent.correlation_data);
+    assert_eq!(got.user_properties, sent.user_properties);
+}
+
 #[test]
 fn publish_properties_are_forwarded_unaltered() {
     // [MQTT-3.3.2-4] Payload Format Indicator, [MQTT-3.3.2-15] Response Topic,
@@ -159,29 +184,13 @@ fn publish_properties_are_forwarded_unaltered() {
     let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
     sub.subscribe_ok(1, &[("props/t", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
-    let values = PropertyValues {
-        payload_format_indicator: Some(1),
-        content_type: Some(mqtt_string("application/json")),
-        response_topic: Some(topic("props/reply")),
-        correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
-        user_properties: vec![
-            (mqtt_string("k"), mqtt_string("v1")),
-            (mqtt_string("a"), mqtt_string("b")),
-            (mqtt_string("k"), mqtt_string("v2")),
-        ],
-        ..PropertyValues::default()
-    };
+    let values = application_properties("props/reply");
     let publish = PublishBuilder::new("props/t", b"{}")
         .qos(1, 9)
         .properties(|p| *p = values.clone());
     publisher.send(&publish.packet());
     let got = sub.expect_publish_acked();
-    let p = &got.properties;
-    assert_eq!(p.payload_format_indicator, values.payload_format_indicator);
-    assert_eq!(p.content_type, values.content_type);
-    assert_eq!(p.response_topic, values.response_topic);
-    assert_eq!(p.correlation_data, values.correlation_data);
-    assert_eq!(p.user_properties, values.user_properties);
+    assert_forwarded(&got.properties, &values);
 }
 
 #[test]
@@ -451,28 +460,12 @@ fn will_properties_are_forwarded_with_the_will_message() {
     let [w_id, id] = ids_on_distinct_shards("willprops");
     let mut w = RawClient::connect(broker.addr, V5, &w_id);
     w.subscribe_ok(1, &[("wp/#", 1)]);
-    let values = PropertyValues {
-        payload_format_indicator: Some(1),
-        content_type: Some(mqtt_string("text/plain")),
-        response_topic: Some(topic("wp/reply")),
-        correlation_data: Some(Bytes::from_static(b"corr")),
-        user_properties: vec![
-            (mqtt_string("a"), mqtt_string("1")),
-            (mqtt_string("b"), mqtt_string("2")),
-            (mqtt_string("a"), mqtt_string("3")),
-        ],
-        ..PropertyValues::default()
-    };
+    let values = application_properties("wp/reply");
     let connect = ConnectBuilder::new(V5, &id)
         .will("wp/status", b"gone", 1, false)
         .will_properties(|p| *p = values.clone());
     let (c, _) = RawClient::connect_with(broker.addr, connect);
     c.drop_connection();
     let got = w.expect_publish_acked();
-    let p = &got.properties;
-    assert_eq!(p.payload_format_indicator, values.payload_format_indicator);
-    assert_eq!(p.content_type, values.content_type);
-    assert_eq!(p.response_topic, values.response_topic);
-    assert_eq!(p.correlation_data, values.correlation_data);
-    assert_eq!(p.user_properties, values.user_properties);
+    assert_forwarded(&got.properties, &values);
 }

@@ -5,7 +5,7 @@
 
 pub mod support;
 
-use ringmq::protocol::packet::{PubResp, SubscriptionOptions, Unsubscribe};
+use ringmq::protocol::packet::{PubResp, SubscriptionOptions};
 use ringmq::protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -196,11 +196,7 @@ fn messages_on_their_way_to_a_shard_whose_member_left_reach_the_member_on_the_ot
         })
         .collect();
     publisher.send_bytes(&burst);
-    leaving.send(&Packet::Unsubscribe(Unsubscribe {
-        packet_id: pid(2),
-        properties: Default::default(),
-        filters: vec![support::filter(filter)],
-    }));
+    leaving.send(&unsubscribe_packet(2, &[filter]));
     for _ in 0..N {
         assert!(matches!(publisher.expect_packet(PROMPT), Packet::PubAck(_)));
     }
@@ -229,16 +225,12 @@ fn a_stalled_member_does_not_keep_messages_from_the_other_member() {
     let broker = Broker::start();
     let [stalled_id, ok_id] = ids_on_distinct_shards("shd-stall");
     let filter = "$share/g/shd-stall/t";
-    let mut connect = ConnectBuilder::new(V5, &stalled_id);
-    connect.0.properties.receive_maximum = Some(2);
+    let connect = ConnectBuilder::new(V5, &stalled_id).receive_maximum(2);
     let (mut stalled, _) = RawClient::connect_with(broker.addr, connect);
     stalled.subscribe_ok(1, &[(filter, 1)]);
     let mut ok = Rumqtt5::connect(broker.addr, &ok_id);
     assert!(ok.client.subscribe(filter, Q::AtLeastOnce).is_ok());
-    ok.wait_for(
-        |e| matches!(e, rumqttc::v5::Event::Incoming(P::SubAck(_))),
-        "SUBACK",
-    );
+    ok.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "SUBACK");
     let [pub0, pub1] = ids_on_distinct_shards("shd-stall-pub");
     let mut publishers = [
         RawClient::connect(broker.addr, V5, &pub0),

@@ -10,19 +10,9 @@ pub mod support;
 use ringmq::protocol::packet::Publish;
 use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 use support::*;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
-
-/// A 5.0 CONNECT announcing `max` as its Topic Alias Maximum (`None`: property absent).
-fn with_alias_max(id: &str, max: Option<u16>) -> ConnectBuilder {
-    let mut connect = ConnectBuilder::new(V5, id);
-    connect.0.properties.topic_alias_maximum = max;
-    connect
-}
 
 /// Resolves each PUBLISH's topic as a client must, checking every alias against `max` and
 /// that an empty topic only uses an alias set earlier on this connection.
@@ -147,7 +137,10 @@ fn the_first_publish_of_a_topic_sets_an_alias_and_later_ones_send_only_the_alias
     // zero-length topic and the alias uses it. Exact bytes, so the encoding is pinned too.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-bytes");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(4)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(4),
+    );
     sub.subscribe_ok(1, &[("ta/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("ta/x", b"1", 0, false);
@@ -176,7 +169,10 @@ fn aliases_never_exceed_the_clients_topic_alias_maximum() {
     // 1 and 2 and keep them; the others always go with their full name and no alias.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-max");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(2)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(2),
+    );
     sub.subscribe_ok(1, &[("tm/#", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     let topics = [
@@ -215,7 +211,10 @@ fn the_brokers_cap_limits_aliases_below_the_clients_maximum() {
     // [MQTT-3.3.2-11] since it only lowers the bound.
     let broker = Broker::start_with_config("[mqtt]\nmax_outbound_topic_aliases = 1\n");
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-cap");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(100)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(100),
+    );
     sub.subscribe_ok(1, &[("tc/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     for t in ["tc/a", "tc/b", "tc/a", "tc/b"] {
@@ -235,8 +234,11 @@ fn no_alias_is_sent_to_a_client_that_announced_no_topic_alias_maximum() {
     let [pub_id, absent_id] = ids_on_distinct_shards("ta-none");
     let zero_id = id_on_shard("ta-zero", 1);
     let v4_id = id_on_shard("ta-v4", 1);
-    let (mut absent, _) = RawClient::connect_with(broker.addr, with_alias_max(&absent_id, None));
-    let (mut zero, _) = RawClient::connect_with(broker.addr, with_alias_max(&zero_id, Some(0)));
+    let (mut absent, _) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &absent_id));
+    let (mut zero, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &zero_id).topic_alias_maximum(0),
+    );
     let mut v4 = RawClient::connect(broker.addr, ProtocolVersion::V4, &v4_id);
     for client in [&mut absent, &mut zero, &mut v4] {
         client.subscribe_ok(1, &[("tn/#", 1)]);
@@ -262,7 +264,8 @@ fn aliases_restart_with_each_connection_of_a_persistent_session() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-re");
     let persistent = || {
-        with_alias_max(&sub_id, Some(4))
+        ConnectBuilder::new(V5, &sub_id)
+            .topic_alias_maximum(4)
             .clean(false)
             .session_expiry(60)
     };
@@ -310,7 +313,10 @@ fn retained_messages_at_subscribe_set_aliases_that_live_messages_then_use() {
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-ret");
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("tt/r", b"kept", 1, true);
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(3)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(3),
+    );
     sub.subscribe_ok(1, &[("tt/#", 1)]);
     publisher.publish("tt/r", b"live", 1, false);
     let got = collect_publishes(&mut sub, QUIET);
@@ -335,8 +341,9 @@ fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-mps");
     // "tp/topic" QoS 0 with a 10-byte payload: 23 bytes plain, 26 setting an alias,
     // 18 using one.
-    let mut connect = with_alias_max(&sub_id, Some(2));
-    connect.0.properties.maximum_packet_size = Some(25);
+    let connect = ConnectBuilder::new(V5, &sub_id)
+        .topic_alias_maximum(2)
+        .maximum_packet_size(25);
     let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
     sub.subscribe_ok(1, &[("tp/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
@@ -362,86 +369,24 @@ fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
     }
 }
 
-/// A rumqttc 5.0 subscriber that announces a Topic Alias Maximum.
-fn rumqtt5_with_aliases(
-    addr: SocketAddr,
-    id: &str,
-    max: u16,
-) -> (rumqttc::v5::Client, mpsc::Receiver<rumqttc::v5::Event>) {
-    let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_topic_alias_max(Some(max));
-    let (client, mut connection) = rumqttc::v5::Client::new(options, 64);
-    let (tx, events) = mpsc::channel();
-    // The thread ends at the first error, so a test waiting for an event sees it at once.
-    std::thread::spawn(move || {
-        for event in connection.iter() {
-            let Ok(event) = event else { break };
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
-    (client, events)
-}
-
-fn next_matching<T>(
-    events: &mpsc::Receiver<rumqttc::v5::Event>,
-    mut pick: impl FnMut(rumqttc::v5::Event) -> Option<T>,
-    what: &str,
-) -> T {
-    let deadline = Instant::now() + PROMPT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(e) => {
-                if let Some(found) = pick(e) {
-                    return found;
-                }
-            }
-            Err(_) => panic!("rumqttc 5.0: no {what} in time (or the connection failed)"),
-        }
-    }
-}
-
 #[test]
 fn a_rumqttc_5_subscriber_accepts_the_aliases_and_stays_connected() {
     // Interop: a widely used client takes the aliases the broker sets and uses
     // [MQTT-3.3.2-10], with no protocol error and no lost message.
-    use rumqttc::v5::Event;
-    use rumqttc::v5::mqttbytes::v5::Packet as RPacket;
+    use rumqttc::v5::mqttbytes::QoS as Q;
+    use rumqttc::v5::mqttbytes::v5::Packet as P;
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-rumqttc");
-    let (client, events) = rumqtt5_with_aliases(broker.addr, &sub_id, 8);
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::ConnAck(_))).then_some(()),
-        "CONNACK",
-    );
-    client
-        .subscribe("tq/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-        .expect("subscribe queued");
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
-        "SUBACK",
-    );
+    let mut options = Rumqtt5::options(broker.addr, &sub_id);
+    options.set_topic_alias_max(Some(8));
+    let (mut sub, _) = Rumqtt5::connect_with(options);
+    assert!(sub.client.subscribe("tq/#", Q::AtLeastOnce).is_ok());
+    sub.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "SUBACK");
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     for i in 0..4u8 {
         publisher.publish("tq/t", &[b'0' + i], 1, false);
     }
-    let got: Vec<_> = (0..4)
-        .map(|_| {
-            next_matching(
-                &events,
-                |e| match e {
-                    Event::Incoming(RPacket::Publish(p)) => Some(p),
-                    _ => None,
-                },
-                "PUBLISH",
-            )
-        })
-        .collect();
+    let got: Vec<_> = (0..4).map(|_| sub.next_publish()).collect();
     let alias = |p: &rumqttc::v5::mqttbytes::v5::Publish| {
         p.properties.as_ref().and_then(|props| props.topic_alias)
     };
@@ -452,12 +397,6 @@ fn a_rumqttc_5_subscriber_accepts_the_aliases_and_stays_connected() {
         assert_eq!(&p.payload[..], [b'0' + i as u8]);
     }
     // Still connected: another SUBSCRIBE is answered.
-    client
-        .subscribe("tq/other", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
-        .expect("subscribe queued");
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
-        "second SUBACK",
-    );
+    assert!(sub.client.subscribe("tq/other", Q::AtMostOnce).is_ok());
+    sub.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "second SUBACK");
 }

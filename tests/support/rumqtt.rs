@@ -23,19 +23,22 @@ fn spawn_events<E: Send + 'static>(
     rx
 }
 
-/// The first event matching `want` within [`PROMPT`], skipping others.
-fn wait_for<E>(
+/// The first event that `pick` maps to a value within [`PROMPT`], skipping the others.
+fn next<E, T>(
     events: &mpsc::Receiver<E>,
-    mut want: impl FnMut(&E) -> bool,
+    mut pick: impl FnMut(E) -> Option<T>,
     client: &str,
     what: &str,
-) -> E {
+) -> T {
     let deadline = Instant::now() + PROMPT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left) {
-            Ok(e) if want(&e) => return e,
-            Ok(_) => {}
+            Ok(e) => {
+                if let Some(found) = pick(e) {
+                    return found;
+                }
+            }
             Err(_) => panic!("{client}: no {what} in time (or the connection failed)"),
         }
     }
@@ -90,35 +93,32 @@ impl Rumqtt4 {
         let (client, mut connection) = rumqttc::Client::new(options, 64);
         let events = spawn_events(move || connection.recv().ok()?.ok());
         let mut this = Self { client, events };
-        let connack = match this.wait_for(
-            |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))),
+        let connack = this.next_incoming(
+            |p| match p {
+                rumqttc::Packet::ConnAck(c) => Some(c),
+                _ => None,
+            },
             "CONNACK",
-        ) {
-            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(c)) => c,
-            _ => unreachable!("filtered above"),
-        };
+        );
         (this, connack)
     }
 
-    /// Waits for an event matching `want`, skipping others.
-    pub fn wait_for(
+    /// The first incoming packet that `pick` maps to a value.
+    pub fn next_incoming<T>(
         &mut self,
-        want: impl FnMut(&rumqttc::Event) -> bool,
+        mut pick: impl FnMut(rumqttc::Packet) -> Option<T>,
         what: &str,
-    ) -> rumqttc::Event {
-        wait_for(&self.events, want, "rumqttc 3.1.1", what)
+    ) -> T {
+        let pick = |e| match e {
+            rumqttc::Event::Incoming(p) => pick(p),
+            rumqttc::Event::Outgoing(_) => None,
+        };
+        next(&self.events, pick, "rumqttc 3.1.1", what)
     }
 
     /// Waits for an incoming packet matching `want`.
-    pub fn wait_for_incoming(
-        &mut self,
-        mut want: impl FnMut(&rumqttc::Packet) -> bool,
-        what: &str,
-    ) {
-        self.wait_for(
-            |e| matches!(e, rumqttc::Event::Incoming(p) if want(p)),
-            what,
-        );
+    pub fn wait_for_incoming(&mut self, want: impl Fn(&rumqttc::Packet) -> bool, what: &str) {
+        self.next_incoming(|p| want(&p).then_some(()), what);
     }
 
     /// Waits until the connection has ended (e.g. after `client.disconnect()`).
@@ -127,13 +127,13 @@ impl Rumqtt4 {
     }
 
     pub fn next_publish(&mut self) -> rumqttc::Publish {
-        match self.wait_for(
-            |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))),
+        self.next_incoming(
+            |p| match p {
+                rumqttc::Packet::Publish(p) => Some(p),
+                _ => None,
+            },
             "PUBLISH",
-        ) {
-            rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => p,
-            _ => unreachable!("filtered above"),
-        }
+        )
     }
 }
 
@@ -174,31 +174,32 @@ impl Rumqtt5 {
         let (client, mut connection) = rumqttc::v5::Client::new(options, 64);
         let events = spawn_events(move || connection.recv().ok()?.ok());
         let mut this = Self { client, events };
-        let connack = match this.wait_for(
-            |e| matches!(e, rumqttc::v5::Event::Incoming(mqtt5::Packet::ConnAck(_))),
+        let connack = this.next_incoming(
+            |p| match p {
+                mqtt5::Packet::ConnAck(c) => Some(c),
+                _ => None,
+            },
             "CONNACK",
-        ) {
-            rumqttc::v5::Event::Incoming(mqtt5::Packet::ConnAck(c)) => c,
-            _ => unreachable!("filtered above"),
-        };
+        );
         (this, connack)
     }
 
-    /// Waits for an event matching `want`, skipping others.
-    pub fn wait_for(
+    /// The first incoming packet that `pick` maps to a value.
+    pub fn next_incoming<T>(
         &mut self,
-        want: impl FnMut(&rumqttc::v5::Event) -> bool,
+        mut pick: impl FnMut(mqtt5::Packet) -> Option<T>,
         what: &str,
-    ) -> rumqttc::v5::Event {
-        wait_for(&self.events, want, "rumqttc 5.0", what)
+    ) -> T {
+        let pick = |e| match e {
+            rumqttc::v5::Event::Incoming(p) => pick(p),
+            rumqttc::v5::Event::Outgoing(_) => None,
+        };
+        next(&self.events, pick, "rumqttc 5.0", what)
     }
 
     /// Waits for an incoming packet matching `want`.
-    pub fn wait_for_incoming(&mut self, mut want: impl FnMut(&mqtt5::Packet) -> bool, what: &str) {
-        self.wait_for(
-            |e| matches!(e, rumqttc::v5::Event::Incoming(p) if want(p)),
-            what,
-        );
+    pub fn wait_for_incoming(&mut self, want: impl Fn(&mqtt5::Packet) -> bool, what: &str) {
+        self.next_incoming(|p| want(&p).then_some(()), what);
     }
 
     /// Waits until the connection has ended (e.g. after `client.disconnect()`).
@@ -207,12 +208,12 @@ impl Rumqtt5 {
     }
 
     pub fn next_publish(&mut self) -> mqtt5::Publish {
-        match self.wait_for(
-            |e| matches!(e, rumqttc::v5::Event::Incoming(mqtt5::Packet::Publish(_))),
+        self.next_incoming(
+            |p| match p {
+                mqtt5::Packet::Publish(p) => Some(p),
+                _ => None,
+            },
             "PUBLISH",
-        ) {
-            rumqttc::v5::Event::Incoming(mqtt5::Packet::Publish(p)) => p,
-            _ => unreachable!("filtered above"),
-        }
+        )
     }
 }
