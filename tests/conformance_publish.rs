@@ -546,10 +546,7 @@ fn a_packet_id_reused_after_pubcomp_carries_a_new_message() {
         publisher.send(&Packet::PubRel(PubResp::new(pid(11))));
         publisher.expect_pubcomp(11);
     }
-    let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let payloads = collect_payloads(&mut sub, QUIET);
     assert_eq!(payloads, ["first", "second"]);
 }
 

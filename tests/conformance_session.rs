@@ -14,12 +14,7 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 
 /// A CONNECT that resumes (or starts) a persistent session in `version`.
 fn persistent(version: ProtocolVersion, id: &str) -> ConnectBuilder {
-    let c = ConnectBuilder::new(version, id).clean(false);
-    if version == V5 {
-        c.session_expiry(300)
-    } else {
-        c
-    }
+    ConnectBuilder::new(version, id).persistent()
 }
 
 fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
@@ -282,10 +277,7 @@ fn more_offline_messages_than_the_inflight_window_all_arrive_in_order() {
         publisher.publish("bl/t", i.to_string().as_bytes(), 1, false);
     }
     let mut sub = resume(&broker, V4, &sub_id);
-    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let got = collect_payloads(&mut sub, QUIET);
     let want: Vec<String> = (0..200).map(|i: u32| i.to_string()).collect();
     assert_eq!(got, want);
 }

@@ -85,10 +85,7 @@ fn no_local_keeps_a_clients_own_messages_from_it() {
     c.subscribe_with_ok(SubscribeBuilder::new(2).filter_with("nl/other", sub_options(1)));
     c.publish("nl/t", b"mine", 0, false);
     c.publish("nl/other", b"echo", 0, false);
-    let got: Vec<String> = collect_publishes(&mut c, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let got = collect_payloads(&mut c, QUIET);
     assert_eq!(
         got,
         ["echo"],
@@ -232,10 +229,7 @@ fn an_expired_message_is_not_delivered_and_a_waiting_one_has_its_expiry_reduced(
     );
     let (mut v4, ack) = RawClient::connect_with(broker.addr, v4_persistent());
     assert!(ack.session_present);
-    let payloads: Vec<String> = collect_publishes(&mut v4, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let payloads = collect_payloads(&mut v4, QUIET);
     assert_eq!(
         payloads,
         ["long"],

@@ -235,10 +235,7 @@ fn packets_over_the_clients_maximum_packet_size_are_not_sent() {
     publisher.publish("mps/t", b"queued", 1, false);
     let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
     assert!(ack.session_present);
-    let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let payloads = collect_payloads(&mut sub, QUIET);
     assert_eq!(
         payloads,
         ["queued"],
@@ -256,10 +253,7 @@ fn retained_messages_over_the_clients_maximum_packet_size_are_not_sent() {
     let connect = ConnectBuilder::new(V5, &id_on_shard("rmps-sub", 1)).maximum_packet_size(200);
     let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
     sub.subscribe_ok(1, &[("rmps/#", 1)]);
-    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let got = collect_payloads(&mut sub, QUIET);
     assert_eq!(got, ["small"]);
 }
 

@@ -330,10 +330,7 @@ fn when_a_shared_subscription_member_leaves_the_others_get_every_message() {
     leave.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shl-pub", 1));
     publish_all(&mut publisher, "shl/t", 0..20, 1);
-    let got: Vec<String> = collect_publishes(&mut stay, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let got = collect_payloads(&mut stay, QUIET);
     let want: Vec<String> = (0..20u32).map(|i| i.to_string()).collect();
     assert_eq!(got, want);
 }

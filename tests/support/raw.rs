@@ -520,6 +520,14 @@ pub fn collect_publishes(client: &mut RawClient, quiet: Duration) -> Vec<Publish
     }
 }
 
+/// The payloads (as text) of [`collect_publishes`], in arrival order.
+pub fn collect_payloads(client: &mut RawClient, quiet: Duration) -> Vec<String> {
+    collect_publishes(client, quiet)
+        .iter()
+        .map(payload_str)
+        .collect()
+}
+
 pub fn payload_str(publish: &Publish) -> String {
     String::from_utf8_lossy(&publish.payload).into_owned()
 }
