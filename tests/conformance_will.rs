@@ -105,17 +105,36 @@ fn disconnect_with_will_message_0x04_publishes_the_will_in_5_0() {
     expect_will(&mut w, &b);
 }
 
+/// Connects a client with a will on `will_topic` (Will Retain `retain`), drops its
+/// connection and waits until a watcher homed on `late_id`'s shard has the will: that shard
+/// has then also stored it if it is retained. Returns a new subscriber `late_id` to it.
+fn will_then_late_subscriber(
+    broker: &Broker,
+    will_topic: &str,
+    retain: bool,
+    late_id: &str,
+) -> RawClient {
+    let will_id = id_on_shard(
+        &format!("{late_id}-will"),
+        (home_shard(late_id, SHARDS) + 1) % SHARDS,
+    );
+    let watcher_id = id_on_shard(&format!("{late_id}-watch"), home_shard(late_id, SHARDS));
+    let mut watcher = RawClient::connect(broker.addr, V4, &watcher_id);
+    watcher.subscribe_ok(1, &[(will_topic, 1)]);
+    let connect = ConnectBuilder::new(V4, &will_id).will(will_topic, b"offline", 1, retain);
+    let (client, _) = RawClient::connect_with(broker.addr, connect);
+    client.drop_connection();
+    assert_eq!(&watcher.expect_publish_acked().payload[..], b"offline");
+    let mut late = RawClient::connect(broker.addr, V4, late_id);
+    late.subscribe_ok(1, &[(will_topic, 1)]);
+    late
+}
+
 #[test]
 fn a_will_with_retain_is_stored_as_a_retained_message() {
     // [MQTT-3.1.2-17] Will Retain 1: the will is published as a retained message.
     let broker = Broker::start();
-    let [a, b] = ids_on_distinct_shards("wret");
-    let connect = ConnectBuilder::new(V4, &b).will("wret/status", b"offline", 1, true);
-    let (client, _) = RawClient::connect_with(broker.addr, connect);
-    client.drop_connection();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut late = RawClient::connect(broker.addr, V4, &a);
-    late.subscribe_ok(1, &[("wret/status", 1)]);
+    let mut late = will_then_late_subscriber(&broker, "wret/status", true, "wret-late");
     let got = late.expect_publish_acked();
     assert_eq!(&got.payload[..], b"offline");
     assert!(
@@ -128,13 +147,7 @@ fn a_will_with_retain_is_stored_as_a_retained_message() {
 fn a_will_without_retain_is_not_stored() {
     // [MQTT-3.1.2-16] Will Retain 0: published as a non-retained message.
     let broker = Broker::start();
-    let [a, b] = ids_on_distinct_shards("wnoret");
-    let connect = ConnectBuilder::new(V4, &b).will("wnoret/status", b"offline", 1, false);
-    let (client, _) = RawClient::connect_with(broker.addr, connect);
-    client.drop_connection();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut late = RawClient::connect(broker.addr, V4, &a);
-    late.subscribe_ok(1, &[("wnoret/status", 1)]);
+    let mut late = will_then_late_subscriber(&broker, "wnoret/status", false, "wnoret-late");
     late.expect_nothing(QUIET);
 }
 

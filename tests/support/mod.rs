@@ -8,6 +8,7 @@
 //! | `packets.rs` | builders for CONNECT, PUBLISH, SUBSCRIBE, ...; raw frames and encoding |
 //! | `raw.rs` | [`RawClient`]: exact packets or bytes in, exactly what the broker sends out |
 //! | `rumqtt.rs` | rumqttc 3.1.1 and 5.0 clients, each driven by its own thread |
+//! | `wait.rs` | [`PROMPT`], [`QUIET`] and [`eventually`]: waiting on conditions |
 //!
 //! # Where a test goes
 //!
@@ -47,9 +48,10 @@
 //! - Name the test after the behaviour; cite the normative statement it checks
 //!   (`[MQTT-x.y.z-n]`, saying 3.1.1 or 5.0) and assert what would fail if it broke.
 //! - Wait on conditions, not the clock: `expect_*` wait up to [`PROMPT`] for what must
-//!   happen, [`QUIET`] is how long to watch for what must not, and [`RawClient::ping`] is a
-//!   barrier (everything sent before it was processed). Sleep only when time itself is the
-//!   behaviour (keep alive, expiry intervals, delays).
+//!   happen, [`QUIET`] is how long to watch for what must not, [`RawClient::ping`] is a
+//!   barrier (everything sent before it was processed), and [`eventually`] retries a check
+//!   of state that settles across shards. Sleep only when time itself is the behaviour
+//!   (keep alive, expiry intervals, delays).
 //! - Exact bytes: [`RawClient::send_bytes`] with [`frame`], and [`RawClient::expect_raw_packet`]
 //!   or [`RawClient::expect_raw_until_closed`] for what comes back.
 //! - A builder for a packet another suite needs too belongs in `packets.rs`, not in the suite.
@@ -59,16 +61,11 @@ pub mod packets;
 pub mod raw;
 pub mod rumqtt;
 pub mod shards;
+pub mod wait;
 
 pub use broker::*;
 pub use packets::*;
 pub use raw::*;
 pub use rumqtt::*;
 pub use shards::*;
-
-use std::time::Duration;
-
-/// How long a test waits for something that should happen promptly on a local broker.
-pub const PROMPT: Duration = Duration::from_secs(3);
-/// How long a test watches for something that must not happen.
-pub const QUIET: Duration = Duration::from_millis(400);
+pub use wait::*;
