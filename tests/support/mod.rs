@@ -12,21 +12,30 @@
 //!
 //! # Where a test goes
 //!
-//! - `conformance_*.rs`: a rule of both 3.1.1 and 5.0, by spec section (connect, publish,
-//!   retained, session, will and keep alive and takeover, malformed input, what the config
-//!   announces, many clients).
-//! - `mqtt5_*.rs`: one 5.0-only feature per suite (topic aliases, shared subscriptions,
-//!   limits and reason strings, server reason codes, enhanced auth, ...); `conformance_v5.rs`
-//!   holds the 5.0-only rules that have no suite of their own.
-//! - `binary_startup.rs`: the command line.
+//! By spec section, for rules of both 3.1.1 and 5.0 (`conformance_*.rs`): `connect` (CONNECT
+//! and CONNACK, client ids, Session Present), `publish` (QoS flows, SUBACK, wildcards,
+//! UNSUBSCRIBE, ordering, rumqttc interop), `retained`, `session` (persistence, resends,
+//! session expiry), `will` (wills, keep alive, takeover, DISCONNECT), `malformed` (bad input
+//! closes only that connection), `config` (what the config announces and enforces), `scale`
+//! (many clients, back-pressure).
 //!
-//! Each behaviour is tested once: look for it (`grep -rn MQTT-3.1.2-24 tests/`) before
-//! adding a test, and add to the existing test if it is there.
+//! By 5.0 feature (`mqtt5_*.rs`): `topic_alias`, `shared_subscriptions`, `limits` (the
+//! client's Maximum Packet Size and Reason Strings, byte for byte), `server_codes` (refusals
+//! and DISCONNECTs the server starts), `enhanced_auth`, `payload_format`,
+//! `response_information`; `conformance_v5.rs` holds the 5.0-only rules without a suite of
+//! their own (Receive Maximum, subscription options, Subscription Identifiers, message
+//! expiry, will delay). `binary_startup.rs`: the command line.
+//!
+//! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
+//! to the test that is there. Where the spec names a reason code, demand it
+//! ([`RawClient::expect_disconnect_then_close`]); accept a bare close only where the spec
+//! does.
 //!
 //! # Writing a test
 //!
 //! ```ignore
 //! pub mod support; // `pub`: the helpers a suite does not use are not dead code
+//! use ringmq::protocol::ProtocolVersion;
 //! use support::*;
 //!
 //! #[test]

@@ -36,11 +36,6 @@ pub fn qos(level: u8) -> QoS {
     QoS::from_bits(level).unwrap_or_else(|| panic!("QoS {level} in a test"))
 }
 
-/// Properties holding `values`.
-pub fn properties(values: PropertyValues) -> Properties {
-    Properties::from(values)
-}
-
 // ---------------------------------------------------------------------------------------------
 // CONNECT
 // ---------------------------------------------------------------------------------------------
