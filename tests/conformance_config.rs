@@ -1,10 +1,10 @@
 //! Conformance of what the broker announces and enforces from its configuration (MQTT 5.0
 //! CONNACK properties, section 3.2.2.3) against the real `ringmq` binary: Retain Available,
-//! the Session Expiry cap, a disabled Topic Alias Maximum and an imposed keep alive.
+//! the Session Expiry cap, a disabled Topic Alias Maximum and a capped or imposed keep alive.
 
 pub mod support;
 
-use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
+use ringmq::protocol::{ProtocolVersion, ReasonCode};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -60,25 +60,32 @@ fn with_retain_disabled_3_1_1_retained_publishes_are_forwarded_but_not_stored() 
 #[test]
 fn a_capped_session_expiry_is_announced_and_applied() {
     // 5.0 section 3.2.2.3.2: a server using another Session Expiry Interval than the client
-    // asked for says so in CONNACK; the session then ends after the capped interval.
+    // asked for says so in CONNACK; the session then ends after the capped interval. That
+    // holds for 0xFFFFFFFF too, which would otherwise never expire (3.1.2.11.2).
     let broker = Broker::start_with_config("[mqtt]\nmax_session_expiry = 1\n");
-    let id = id_on_shard("capped-expiry", 1);
-    let connect = || {
+    let connect = |asked: u32| {
+        let id = id_on_shard(&format!("capped-expiry-{asked}"), 1);
         ConnectBuilder::new(V5, &id)
             .clean(false)
-            .session_expiry(300)
+            .session_expiry(asked)
     };
-    let (c, connack) = RawClient::connect_with(broker.addr, connect());
-    let announced = connack.properties.session_expiry_interval;
-    c.disconnect();
+    for asked in [300, u32::MAX] {
+        let (c, connack) = RawClient::connect_with(broker.addr, connect(asked));
+        assert_eq!(
+            connack.properties.session_expiry_interval,
+            Some(1),
+            "asked for {asked}: the CONNACK must announce the capped Session Expiry Interval"
+        );
+        c.disconnect();
+    }
     std::thread::sleep(Duration::from_millis(2000));
-    let (_c, ack) = RawClient::connect_with(broker.addr, connect());
-    assert!(!ack.session_present, "the session outlived the 1 s cap");
-    assert_eq!(
-        announced,
-        Some(1),
-        "the CONNACK must announce the capped Session Expiry Interval"
-    );
+    for asked in [300, u32::MAX] {
+        let (_c, ack) = RawClient::connect_with(broker.addr, connect(asked));
+        assert!(
+            !ack.session_present,
+            "asked for {asked}: the session outlived the 1 s cap"
+        );
+    }
 }
 
 #[test]
@@ -92,11 +99,7 @@ fn with_topic_aliases_disabled_none_is_announced_and_using_one_is_refused() {
         "{:?}",
         connack.properties.topic_alias_maximum
     );
-    let mut publish = publish_packet("na/t", b"x", 0, None, false);
-    if let Packet::Publish(p) = &mut publish {
-        p.properties.topic_alias = Some(1);
-    }
-    c.send(&publish);
+    c.send(&PublishBuilder::new("na/t", b"x").topic_alias(1).packet());
     c.expect_closed_maybe_disconnect(
         PROMPT,
         &[ReasonCode::TopicAliasInvalid, ReasonCode::ProtocolError],
@@ -104,19 +107,28 @@ fn with_topic_aliases_disabled_none_is_announced_and_using_one_is_refused() {
 }
 
 #[test]
-fn an_imposed_keep_alive_is_announced_to_5_0_clients_asking_for_none_and_enforced() {
-    // [MQTT-3.2.2-21] the Server Keep Alive in CONNACK is the keep alive in force.
-    let broker = Broker::start_with_config("[mqtt]\nzero_keepalive = 1\n");
-    let (mut c, connack) = RawClient::connect_with(
-        broker.addr,
-        ConnectBuilder::new(V5, "zero-ka").keep_alive(0),
-    );
-    assert_eq!(connack.properties.server_keep_alive, Some(1));
-    let start = Instant::now();
-    c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
-    assert!(
-        start.elapsed() <= Duration::from_millis(2600),
-        "{:?}",
-        start.elapsed()
-    );
+fn a_server_keep_alive_is_announced_and_enforced_when_capped_or_imposed() {
+    // [MQTT-3.2.2-21] / 5.0 section 3.2.2.3.14: a Server Keep Alive in CONNACK replaces the
+    // client's value and is the keep alive in force: the server closes after 1.5 x it
+    // [MQTT-3.1.2-22]. `max_keepalive` caps a longer one (60 here), `zero_keepalive` imposes
+    // one on a client asking for none.
+    let broker = Broker::start_with_config("[mqtt]\nmax_keepalive = 1\nzero_keepalive = 1\n");
+    let mut clients: Vec<(RawClient, Instant)> = [("capped", 60), ("zero-ka", 0)]
+        .into_iter()
+        .map(|(id, asked)| {
+            let connect = ConnectBuilder::new(V5, id).keep_alive(asked);
+            let (c, connack) = RawClient::connect_with(broker.addr, connect);
+            assert_eq!(connack.properties.server_keep_alive, Some(1), "{id}");
+            (c, Instant::now())
+        })
+        .collect();
+    for (c, start) in &mut clients {
+        c.expect_closed_maybe_disconnect(Duration::from_secs(4), &[ReasonCode::KeepAliveTimeout]);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1350) && took <= Duration::from_millis(2600),
+            "{}: closed after {took:?}",
+            c.name
+        );
+    }
 }

@@ -62,6 +62,31 @@ fn refused_on(
     bad: &[u8],
     reasons: &[ReasonCode],
 ) {
+    refused_on_with(
+        broker,
+        version,
+        connect_first,
+        bad,
+        Refusal::MaybeDisconnect(reasons),
+    );
+}
+
+/// How a 5.0 connection must be refused (3.1.1 has no server DISCONNECT: always a bare close).
+#[derive(Debug, Clone, Copy)]
+enum Refusal<'a> {
+    /// A close, possibly after a DISCONNECT with one of these reasons (any when empty).
+    MaybeDisconnect(&'a [ReasonCode]),
+    /// A DISCONNECT with one of these reasons, then the close; a bare close fails.
+    Disconnect(&'a [ReasonCode]),
+}
+
+fn refused_on_with(
+    broker: &Broker,
+    version: ProtocolVersion,
+    connect_first: bool,
+    bad: &[u8],
+    refusal: Refusal<'_>,
+) {
     let mut bystanders = Bystanders::new(broker);
     for round in 0..2 {
         let name = format!("bad-{version:?}-{round}");
@@ -71,22 +96,17 @@ fn refused_on(
             RawClient::tcp(broker.addr, version, &name)
         };
         client.send_bytes(bad);
-        if version == V5 {
-            let sent = client.expect_closed_maybe_disconnect(PROMPT, reasons);
-            let head = &bad[..bad.len().min(8)];
-            eprintln!("5.0 refusal of {head:02x?}...: DISCONNECT {sent:?}");
-        } else {
-            client.expect_closed(PROMPT);
+        match refusal {
+            _ if version != V5 => client.expect_closed(PROMPT),
+            Refusal::MaybeDisconnect(reasons) => {
+                let sent = client.expect_closed_maybe_disconnect(PROMPT, reasons);
+                let head = &bad[..bad.len().min(8)];
+                eprintln!("5.0 refusal of {head:02x?}...: DISCONNECT {sent:?}");
+            }
+            Refusal::Disconnect(reasons) => client.expect_disconnect_then_close(PROMPT, reasons),
         }
         bystanders.exchange();
     }
-}
-
-/// A fixed header with `first` and a one-byte remaining length over `body`.
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first, body.len() as u8];
-    out.extend_from_slice(body);
-    out
 }
 
 /// A PUBLISH body: topic bytes, optional packet id, (5.0) empty properties, payload "p".
@@ -213,15 +233,14 @@ fn packet_identifier_0_closes_the_connection() {
 }
 
 #[test]
-fn qos_3_closes_the_connection() {
-    // [MQTT-3.3.1-4] a PUBLISH must not have both QoS bits set.
+fn a_qos_3_publish_closes_the_connection_after_disconnect_0x81_in_5_0() {
+    // [MQTT-3.3.1-4] a PUBLISH must not have both QoS bits set: malformed. 5.0 names the
+    // reason, DISCONNECT 0x81 Malformed Packet before the close [MQTT-4.13.1-1]; 3.1.1 just
+    // closes.
+    let broker = Broker::start();
     for version in [V4, V5] {
-        refused_while_others_unaffected(
-            version,
-            true,
-            &frame(0x36, &publish_body(version, b"t", Some(1))),
-            MALFORMED,
-        );
+        let bad = frame(0x36, &publish_body(version, b"t", Some(1)));
+        refused_on_with(&broker, version, true, &bad, Refusal::Disconnect(MALFORMED));
     }
 }
 
@@ -439,14 +458,17 @@ fn v5_publish_with_props(props: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn a_client_publish_with_a_subscription_identifier_is_a_protocol_error() {
-    // [MQTT-3.3.4-6] a PUBLISH from a client must not contain a Subscription Identifier.
-    refused_while_others_unaffected(
-        V5,
-        true,
-        &v5_publish_with_props(&[0x0B, 0x05]),
-        MALFORMED_OR_PROTOCOL,
-    );
+fn a_client_publish_with_a_subscription_identifier_gets_disconnect_0x82_and_is_not_delivered() {
+    // [MQTT-3.3.4-6] "A PUBLISH packet sent from a Client to a Server MUST NOT contain a
+    // Subscription Identifier"; breaking it is a Protocol Error: DISCONNECT 0x82
+    // [MQTT-4.13.1-1]. The message reaches no subscriber.
+    let broker = Broker::start();
+    let mut sub = RawClient::connect(broker.addr, V5, &id_on_shard("subid-sub", 1));
+    sub.subscribe_ok(1, &[("t", 0)]);
+    let bad = v5_publish_with_props(&[0x0B, 0x05]);
+    let refusal = Refusal::Disconnect(&[ReasonCode::ProtocolError]);
+    refused_on_with(&broker, V5, true, &bad, refusal);
+    sub.expect_nothing(QUIET);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 
 pub mod support;
 
-use ringmq::protocol::ProtocolVersion;
+use ringmq::protocol::packet::Publish;
+use ringmq::protocol::{ProtocolVersion, QoS};
 use support::*;
 
 const V4: ProtocolVersion = ProtocolVersion::V4;
@@ -29,22 +30,24 @@ fn a_retained_message_is_delivered_on_subscribe_with_retain_1() {
 
 #[test]
 fn retained_messages_are_visible_to_subscribers_on_every_shard() {
-    // [MQTT-3.3.1-6] any new subscription, whichever shard holds the subscriber's session.
+    // [MQTT-3.3.1-6] any new matching subscription (here a wildcard one), whichever shard
+    // holds the subscriber's session, gets the retained message with RETAIN 1 [MQTT-3.3.1-8].
     let broker = Broker::start();
     for pub_shard in 0..SHARDS {
         let t = format!("ret/shard/{pub_shard}");
+        let wildcard = format!("ret/+/{pub_shard}");
         let mut publisher = RawClient::connect(
             broker.addr,
             V4,
             &id_on_shard(&format!("rp{pub_shard}"), pub_shard),
         );
-        publisher.publish(&t, t.as_bytes(), 0, true);
+        publisher.publish(&t, t.as_bytes(), 1, true);
         publisher.disconnect();
         for sub_shard in 0..SHARDS {
             for version in [V4, V5] {
                 let id = id_on_shard(&format!("rs{pub_shard}-{version:?}"), sub_shard);
                 let mut sub = RawClient::connect(broker.addr, version, &id);
-                sub.subscribe_ok(1, &[(&t, 0)]);
+                sub.subscribe_ok(1, &[(&wildcard, 1)]);
                 let got = sub.expect_publish_acked();
                 assert_eq!(
                     payload_str(&got),
@@ -52,6 +55,7 @@ fn retained_messages_are_visible_to_subscribers_on_every_shard() {
                     "retained from shard {pub_shard} seen on shard {sub_shard}"
                 );
                 assert!(got.retain);
+                assert_eq!(got.qos, QoS::AtLeastOnce);
             }
         }
     }
@@ -109,10 +113,7 @@ fn a_publish_without_retain_leaves_the_retained_message_alone() {
     publisher.publish("keep/t", b"", 1, false);
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
     sub.subscribe_ok(1, &[("keep/t", 1)]);
-    let payloads: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let payloads = collect_payloads(&mut sub, QUIET);
     assert_eq!(payloads, ["retained"]);
 }
 
@@ -203,6 +204,41 @@ fn retained_messages_are_matched_with_the_same_wildcard_rules_as_live_ones() {
     }
 }
 
+/// Each of `pubs` publishes the retained marker `{prefix}/marker-{i}` after its earlier
+/// retained messages.
+fn publish_markers(pubs: &mut [RawClient], prefix: &str) {
+    for (i, p) in pubs.iter_mut().enumerate() {
+        p.publish(&format!("{prefix}/marker-{i}"), b"m", 1, true);
+    }
+}
+
+/// The retained messages a new subscriber to `{prefix}/+` on `shard` gets, once the
+/// `markers` markers of [`publish_markers`] are among them: every retained change the
+/// publishers made before their marker has then reached that shard's store, since the mesh
+/// between two shards is first in, first out. The markers are left out.
+fn retained_after_markers(
+    broker: &Broker,
+    prefix: &str,
+    shard: usize,
+    markers: usize,
+) -> Vec<Publish> {
+    let mut attempt = 0;
+    eventually(&format!("markers on shard {shard}"), || {
+        attempt += 1;
+        let id = id_on_shard(&format!("{prefix}-s{shard}-{attempt}"), shard);
+        let mut sub = RawClient::connect(broker.addr, V4, &id);
+        sub.subscribe_ok(1, &[(&format!("{prefix}/+"), 1)]);
+        let (seen, got): (Vec<Publish>, Vec<Publish>) = collect_publishes(&mut sub, QUIET)
+            .into_iter()
+            .partition(|p| p.topic.as_str().contains("/marker-"));
+        if seen.len() == markers {
+            Ok(got)
+        } else {
+            Err(format!("{} of {markers} markers", seen.len()))
+        }
+    })
+}
+
 #[test]
 fn the_last_retained_message_wins_on_every_shard_whichever_shard_published_it() {
     // [MQTT-3.3.1-5] the newest retained message replaces the old one. Successive updates of
@@ -220,15 +256,9 @@ fn the_last_retained_message_wins_on_every_shard_whichever_shard_published_it() 
         pubs[0].publish(&t, b"v3", 1, true);
         pubs[1].publish(&t, b"v4", 1, true);
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    publish_markers(&mut pubs, "lw");
     for shard in 0..SHARDS {
-        let mut sub = RawClient::connect(
-            broker.addr,
-            V4,
-            &id_on_shard(&format!("lw-s{shard}"), shard),
-        );
-        sub.subscribe_ok(1, &[("lw/+", 1)]);
-        let got = collect_publishes(&mut sub, QUIET);
+        let got = retained_after_markers(&broker, "lw", shard, pubs.len());
         assert_eq!(got.len(), 10, "shard {shard}: {got:?}");
         for p in &got {
             assert_eq!(payload_str(p), "v4", "shard {shard}, {}", p.topic.as_str());
@@ -240,20 +270,17 @@ fn the_last_retained_message_wins_on_every_shard_whichever_shard_published_it() 
 fn a_retained_message_deleted_from_another_shard_is_gone_everywhere() {
     // [MQTT-3.3.1-10] [MQTT-3.3.1-11] the deletion applies to every later subscriber.
     let broker = Broker::start();
-    let mut setter = RawClient::connect(broker.addr, V4, &id_on_shard("rd-set", 0));
-    let mut deleter = RawClient::connect(broker.addr, V4, &id_on_shard("rd-del", 1));
+    let mut pubs = [
+        RawClient::connect(broker.addr, V4, &id_on_shard("rd-set", 0)),
+        RawClient::connect(broker.addr, V4, &id_on_shard("rd-del", 1)),
+    ];
     for i in 0..10 {
-        setter.publish(&format!("rdel/{i}"), b"x", 1, true);
-        deleter.publish(&format!("rdel/{i}"), b"", 1, true);
+        pubs[0].publish(&format!("rdel/{i}"), b"x", 1, true);
+        pubs[1].publish(&format!("rdel/{i}"), b"", 1, true);
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    publish_markers(&mut pubs, "rdel");
     for shard in 0..SHARDS {
-        let mut sub = RawClient::connect(
-            broker.addr,
-            V4,
-            &id_on_shard(&format!("rd-s{shard}"), shard),
-        );
-        sub.subscribe_ok(1, &[("rdel/+", 1)]);
-        sub.expect_nothing(QUIET);
+        let got = retained_after_markers(&broker, "rdel", shard, pubs.len());
+        assert!(got.is_empty(), "shard {shard}: {got:?}");
     }
 }

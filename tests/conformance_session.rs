@@ -4,8 +4,9 @@
 
 pub mod support;
 
-use ringmq::protocol::packet::PubResp;
-use ringmq::protocol::{Packet, ProtocolVersion, QoS};
+use ringmq::protocol::packet::{Disconnect, PubResp};
+use ringmq::protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
+use std::time::Duration;
 use support::*;
 
 const V4: ProtocolVersion = ProtocolVersion::V4;
@@ -13,12 +14,7 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 
 /// A CONNECT that resumes (or starts) a persistent session in `version`.
 fn persistent(version: ProtocolVersion, id: &str) -> ConnectBuilder {
-    let c = ConnectBuilder::new(version, id).clean(false);
-    if version == V5 {
-        c.session_expiry(300)
-    } else {
-        c
-    }
+    ConnectBuilder::new(version, id).persistent()
 }
 
 fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
@@ -33,7 +29,8 @@ fn resume(broker: &Broker, version: ProtocolVersion, id: &str) -> RawClient {
 fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards(&format!("persist-{version:?}"));
-    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, persistent(version, &sub_id));
+    assert!(!ack.session_present, "[MQTT-3.2.2-3] no session yet");
     sub.subscribe_ok(1, &[("p/q1", 1), ("p/q2", 2)]);
     sub.disconnect();
 
@@ -42,9 +39,17 @@ fn subscriptions_and_offline_messages_survive(version: ProtocolVersion) {
         publisher.publish("p/q1", format!("one-{i}").as_bytes(), 1, false);
         publisher.publish("p/q2", format!("two-{i}").as_bytes(), 2, false);
     }
+    // A QoS 0 message is not kept for an offline session (3.1.1 [MQTT-3.1.2-5]: it MAY be).
+    publisher.publish("p/q1", b"qos0", 0, false);
+    publisher.ping();
 
     let mut sub = resume(&broker, version, &sub_id);
     let got = collect_publishes(&mut sub, QUIET);
+    assert_eq!(
+        got.len(),
+        10,
+        "{version:?}: the QoS 1 and 2 messages only: {got:?}"
+    );
     for (t, prefix) in [("p/q1", "one"), ("p/q2", "two")] {
         let payloads: Vec<String> = got
             .iter()
@@ -207,18 +212,33 @@ fn clean_start_discards_the_session_in_5_0() {
 #[test]
 fn a_5_0_session_with_expiry_0_ends_with_its_connection() {
     // 5.0 section 3.1.2.11.2: Session Expiry 0 (absent) - the session ends when the network
-    // connection closes, even with Clean Start 0.
+    // connection closes, even with Clean Start 0. The interval of the latest CONNECT counts:
+    // a session kept by an earlier one is resumed, then ends with that connection.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("expiry0");
-    let (mut sub, _) =
-        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    let no_expiry = || ConnectBuilder::new(V5, &sub_id).clean(false);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, no_expiry());
     sub.subscribe_ok(1, &[("e0/t", 1)]);
     sub.disconnect();
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("e0/t", b"nobody", 1, false);
-    let (mut sub, ack) =
-        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id).clean(false));
+    let (sub, ack) = RawClient::connect_with(broker.addr, no_expiry());
     assert!(!ack.session_present, "the session must have ended");
+    sub.disconnect();
+
+    let (kept, _) = RawClient::connect_with(broker.addr, no_expiry().session_expiry(600));
+    kept.disconnect();
+    let (resumed, ack) = RawClient::connect_with(broker.addr, no_expiry());
+    assert!(
+        ack.session_present,
+        "the session with expiry 600 was still there"
+    );
+    resumed.disconnect();
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, no_expiry());
+    assert!(
+        !ack.session_present,
+        "resumed without an interval, it ended with that connection"
+    );
     sub.expect_nothing(QUIET);
 }
 
@@ -257,10 +277,7 @@ fn more_offline_messages_than_the_inflight_window_all_arrive_in_order() {
         publisher.publish("bl/t", i.to_string().as_bytes(), 1, false);
     }
     let mut sub = resume(&broker, V4, &sub_id);
-    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
-        .iter()
-        .map(payload_str)
-        .collect();
+    let got = collect_payloads(&mut sub, QUIET);
     let want: Vec<String> = (0..200).map(|i: u32| i.to_string()).collect();
     assert_eq!(got, want);
 }
@@ -285,18 +302,20 @@ fn a_5_0_session_ends_when_its_expiry_interval_passes() {
 }
 
 #[test]
-fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zero() {
+fn a_disconnect_may_lower_the_session_expiry_to_zero_but_raising_it_from_zero_gets_0x82() {
     // 5.0 [MQTT-3.14.2-2]: Session Expiry on DISCONNECT may change a non-zero interval; set
-    // to 0 the session ends now. Raising it from 0 is a Protocol Error.
+    // to 0 the session ends now. 3.14.2.2.2: "If the Session Expiry Interval in the CONNECT
+    // packet was zero, then it is a Protocol Error to set a non-zero Session Expiry Interval
+    // in the DISCONNECT packet sent by the Client": DISCONNECT 0x82 [MQTT-4.13.1-1]. That is
+    // not a normal disconnection, so the will is published [MQTT-3.1.2-8], and the session
+    // (expiry 0) ends with the connection [MQTT-3.1.2-23].
     let broker = Broker::start();
-    let id = id_on_shard("dc-expiry", 0);
+    let [id, watcher_id] = ids_on_distinct_shards("dc-expiry");
     let (mut c, _) = RawClient::connect_with(
         broker.addr,
         ConnectBuilder::new(V5, &id).clean(false).session_expiry(60),
     );
-    let mut dc = ringmq::protocol::packet::Disconnect::new(
-        ringmq::protocol::ReasonCode::NORMAL_DISCONNECTION,
-    );
+    let mut dc = Disconnect::new(ReasonCode::NORMAL_DISCONNECTION);
     dc.properties.session_expiry_interval = Some(0);
     c.send(&Packet::Disconnect(dc.clone()));
     c.expect_closed(PROMPT);
@@ -306,10 +325,20 @@ fn a_disconnect_can_shorten_the_session_expiry_to_zero_but_not_raise_it_from_zer
     );
     assert!(!ack.session_present, "DISCONNECT set the expiry to 0");
 
-    let mut zero = RawClient::connect(broker.addr, V5, &format!("{id}-zero"));
+    let mut watcher = RawClient::connect(broker.addr, V5, &watcher_id);
+    watcher.subscribe_ok(1, &[("raise/will", 0)]);
+    let zero_id = format!("{id}-zero");
+    let connect = ConnectBuilder::new(V5, &zero_id).will("raise/will", b"w", 0, false);
+    let (mut zero, _) = RawClient::connect_with(broker.addr, connect);
     dc.properties.session_expiry_interval = Some(30);
     zero.send(&Packet::Disconnect(dc));
-    zero.expect_closed_maybe_disconnect(PROMPT, &[ringmq::protocol::ReasonCode::ProtocolError]);
+    zero.expect_disconnect_then_close(PROMPT, &[ReasonCode::ProtocolError]);
+    assert_eq!(payload_str(&watcher.expect_publish()), "w");
+    let resumed = ConnectBuilder::new(V5, &zero_id)
+        .clean(false)
+        .session_expiry(30);
+    let (_c, ack) = RawClient::connect_with(broker.addr, resumed);
+    assert!(!ack.session_present, "the refused raise kept no session");
 }
 
 #[test]
@@ -321,20 +350,16 @@ fn a_qos2_publish_resent_after_reconnect_is_not_delivered_twice() {
     let mut sub = RawClient::connect(broker.addr, V4, &sub_id);
     sub.subscribe_ok(1, &[("q2r/t", 2)]);
     let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
-    let publish = publish_packet("q2r/t", b"exactly-once", 2, Some(5), false);
-    publisher.send(&publish);
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    let publish = PublishBuilder::new("q2r/t", b"exactly-once").qos(2, 5);
+    publisher.send(&publish.clone().packet());
+    publisher.expect_pubrec(5);
     publisher.drop_connection();
 
     let mut publisher = resume(&broker, V4, &pub_id);
-    let mut again = publish;
-    if let Packet::Publish(p) = &mut again {
-        p.dup = true;
-    }
-    publisher.send(&again);
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubRec(_)));
+    publisher.send(&publish.dup().packet());
+    publisher.expect_pubrec(5);
     publisher.send(&Packet::PubRel(PubResp::new(pid(5))));
-    expect_resp(&mut publisher, 5, |p| matches!(p, Packet::PubComp(_)));
+    publisher.expect_pubcomp(5);
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(got.len(), 1, "{got:?}");
 }
@@ -349,29 +374,15 @@ fn a_pubrel_resent_after_reconnect_completes_the_qos2_flow() {
     sub.subscribe_ok(1, &[("q2rel/t", 2)]);
     let (mut publisher, _) = RawClient::connect_with(broker.addr, persistent(V4, &pub_id));
     publisher.send(&publish_packet("q2rel/t", b"m", 2, Some(6), false));
-    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubRec(_)));
+    publisher.expect_pubrec(6);
     publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
     publisher.drop_connection();
 
     let mut publisher = resume(&broker, V4, &pub_id);
     publisher.send(&Packet::PubRel(PubResp::new(pid(6))));
-    expect_resp(&mut publisher, 6, |p| matches!(p, Packet::PubComp(_)));
+    publisher.expect_pubcomp(6);
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(got.len(), 1, "{got:?}");
-}
-
-fn expect_resp(client: &mut RawClient, id: u16, kind: impl Fn(&Packet) -> bool) {
-    let packet = client.expect_packet(PROMPT);
-    let id_matches = match &packet {
-        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
-            r.packet_id.get() == id
-        }
-        _ => false,
-    };
-    assert!(
-        kind(&packet) && id_matches,
-        "unexpected {packet:?} for id {id}"
-    );
 }
 
 #[test]
@@ -473,4 +484,61 @@ fn unacknowledged_messages_are_resent_in_their_original_order() {
     };
     assert_eq!(ids(&again), ids(&first), "same messages, ids and order");
     assert!(again.iter().all(|p| p.dup), "[MQTT-3.3.1-1]");
+}
+
+#[test]
+fn a_rumqttc_3_1_1_persistent_session_receives_messages_queued_while_offline() {
+    // Interop of [MQTT-3.1.2-4] / [MQTT-3.1.2-5]: rumqttc resumes its session with Session
+    // Present 1 [MQTT-3.2.2-2] and gets the QoS 1 message published while it was away.
+    let broker = Broker::start();
+    let [sub_id, pub_id] = ids_on_distinct_shards("rdurable");
+    let options = || {
+        let mut options = Rumqtt4::options(broker.addr, &sub_id);
+        options.set_clean_session(false);
+        options
+    };
+    let (mut sub, _) = Rumqtt4::connect_with(options());
+    assert!(
+        sub.client
+            .subscribe("rq/t", rumqttc::QoS::AtLeastOnce)
+            .is_ok()
+    );
+    sub.wait_for_incoming(|p| matches!(p, rumqttc::Packet::SubAck(_)), "SUBACK");
+    assert!(sub.client.disconnect().is_ok());
+    sub.wait_closed();
+
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    publisher.publish("rq/t", b"waiting", 1, false);
+    let (mut sub, connack) = Rumqtt4::connect_with(options());
+    assert!(connack.session_present, "{connack:?}");
+    let got = sub.next_publish();
+    assert_eq!(&got.payload[..], b"waiting");
+}
+
+#[test]
+fn a_session_expiry_of_0xffffffff_keeps_the_session_and_its_messages() {
+    // 5.0 section 3.1.2.11.2: "If the Session Expiry Interval is 0xFFFFFFFF (UINT_MAX), the
+    // Session does not expire." With no server cap, the CONNACK announces no other value
+    // (3.2.2.3.2) and a message published while the client is away waits for it
+    // [MQTT-3.1.2-23], [MQTT-4.1.0-1].
+    let broker = Broker::start();
+    let [sub_id, pub_id] = ids_on_distinct_shards("forever");
+    let connect = || {
+        ConnectBuilder::new(V5, &sub_id)
+            .clean(false)
+            .session_expiry(u32::MAX)
+    };
+    let (mut sub, connack) = RawClient::connect_with(broker.addr, connect());
+    assert_eq!(connack.properties.session_expiry_interval, None);
+    sub.subscribe_ok(1, &[("forever/t", 1)]);
+    sub.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
+    publisher.publish("forever/t", b"kept", 1, false);
+    // An interval mistaken for 0 (or one that wrapped) would fire within a 100 ms tick.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (mut sub, ack) = RawClient::connect_with(broker.addr, connect());
+    assert!(ack.session_present, "a 0xFFFFFFFF session is still there");
+    let got = sub.expect_publish_acked();
+    assert_eq!(payload_str(&got), "kept");
 }

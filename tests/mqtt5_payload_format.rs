@@ -12,9 +12,8 @@
 
 pub mod support;
 
-use bytes::Bytes;
-use ringmq::protocol::packet::{LastWill, PubResp, Publish};
-use ringmq::protocol::{Packet, Properties, ProtocolVersion, ReasonCode};
+use ringmq::protocol::packet::{PubResp, Publish};
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use support::*;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -22,25 +21,9 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 /// A lone continuation byte: not well-formed UTF-8.
 const NOT_UTF8: &[u8] = b"caf\x80";
 
-fn flagged(pfi: Option<u8>) -> Properties {
-    let mut properties = Properties::default();
-    properties.payload_format_indicator = pfi;
-    properties
-}
-
-/// A PUBLISH whose Payload Format Indicator says UTF-8.
-fn publish_flagged(
-    topic_name: &str,
-    payload: &[u8],
-    level: u8,
-    packet_id: Option<u16>,
-    retain: bool,
-) -> Packet {
-    let mut packet = publish_packet(topic_name, payload, level, packet_id, retain);
-    if let Packet::Publish(p) = &mut packet {
-        p.properties = flagged(Some(1));
-    }
-    packet
+/// A PUBLISH with Payload Format Indicator `pfi` (1: the payload is UTF-8).
+fn flagged(topic_name: &str, payload: &[u8], pfi: Option<u8>) -> PublishBuilder {
+    PublishBuilder::new(topic_name, payload).properties(|p| p.payload_format_indicator = pfi)
 }
 
 /// A publisher and a QoS 2 subscriber of `filter`, on different shards.
@@ -50,20 +33,6 @@ fn pair(broker: &Broker, prefix: &str, filter: &str) -> (RawClient, RawClient) {
     sub.subscribe_ok(1, &[(filter, 2)]);
     let publisher = RawClient::connect(broker.addr, V5, &pub_id);
     (publisher, sub)
-}
-
-fn expect_ack(client: &mut RawClient, id: u16, reason: ReasonCode, pubrec: bool) {
-    let resp = match client.expect_packet(PROMPT) {
-        Packet::PubAck(r) if !pubrec => r,
-        Packet::PubRec(r) if pubrec => r,
-        other => panic!("expected {} {id}, got {other:?}", ack_name(pubrec)),
-    };
-    assert_eq!(resp.packet_id.get(), id);
-    assert_eq!(resp.reason, reason, "{} reason", ack_name(pubrec));
-}
-
-fn ack_name(pubrec: bool) -> &'static str {
-    if pubrec { "PUBREC" } else { "PUBACK" }
 }
 
 fn payloads(got: &[Publish]) -> Vec<Vec<u8>> {
@@ -76,10 +45,20 @@ fn invalid_utf8_at_qos1_gets_puback_0x99_and_is_neither_delivered_nor_retained()
     // so the connection stays and the next valid message goes through.
     let broker = Broker::start();
     let (mut publisher, mut sub) = pair(&broker, "pf-q1", "pf1/#");
-    publisher.send(&publish_flagged("pf1/t", NOT_UTF8, 1, Some(7), true));
-    expect_ack(&mut publisher, 7, ReasonCode::PayloadFormatInvalid, false);
-    publisher.send(&publish_flagged("pf1/t", b"fine", 1, Some(8), false));
-    expect_ack(&mut publisher, 8, ReasonCode::Success, false);
+    publisher.send(
+        &flagged("pf1/t", NOT_UTF8, Some(1))
+            .qos(1, 7)
+            .retain()
+            .packet(),
+    );
+    let puback = publisher.expect_puback(7);
+    assert_eq!(
+        puback.reason,
+        ReasonCode::PayloadFormatInvalid,
+        "PUBACK reason"
+    );
+    publisher.send(&flagged("pf1/t", b"fine", Some(1)).qos(1, 8).packet());
+    assert_eq!(publisher.expect_puback(8).reason, ReasonCode::Success);
 
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(payloads(&got), [b"fine".to_vec()], "only the valid message");
@@ -95,24 +74,23 @@ fn invalid_utf8_at_qos2_gets_pubrec_0x99_and_the_packet_id_is_free_again() {
     // publisher may reuse the packet id at once; the server must not hold it as in use.
     let broker = Broker::start();
     let (mut publisher, mut sub) = pair(&broker, "pf-q2", "pf2/#");
-    publisher.send(&publish_flagged("pf2/t", NOT_UTF8, 2, Some(9), false));
-    expect_ack(&mut publisher, 9, ReasonCode::PayloadFormatInvalid, true);
-    publisher.send(&publish_flagged(
-        "pf2/t",
-        "grüße".as_bytes(),
-        2,
-        Some(9),
-        false,
-    ));
-    expect_ack(&mut publisher, 9, ReasonCode::Success, true);
+    publisher.send(&flagged("pf2/t", NOT_UTF8, Some(1)).qos(2, 9).packet());
+    let pubrec = publisher.expect_pubrec(9);
+    assert_eq!(
+        pubrec.reason,
+        ReasonCode::PayloadFormatInvalid,
+        "PUBREC reason"
+    );
+    let valid = flagged("pf2/t", "grüße".as_bytes(), Some(1)).qos(2, 9);
+    publisher.send(&valid.packet());
+    assert_eq!(publisher.expect_pubrec(9).reason, ReasonCode::Success);
     publisher.send(&Packet::PubRel(PubResp::new(pid(9))));
-    match publisher.expect_packet(PROMPT) {
-        Packet::PubComp(r) => {
-            assert_eq!(r.packet_id.get(), 9);
-            assert_eq!(r.reason, ReasonCode::Success, "the valid message owns id 9");
-        }
-        other => panic!("expected PUBCOMP, got {other:?}"),
-    }
+    let pubcomp = publisher.expect_pubcomp(9);
+    assert_eq!(
+        pubcomp.reason,
+        ReasonCode::Success,
+        "the valid message owns id 9"
+    );
 
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(payloads(&got), ["grüße".as_bytes().to_vec()]);
@@ -129,7 +107,7 @@ fn invalid_utf8_at_qos0_gets_disconnect_0x99_and_only_the_will_arrives() {
     sub.subscribe_ok(1, &[("pf0/#", 1)]);
     let connect = ConnectBuilder::new(V5, &pub_id).will("pf0/will", b"gone", 1, false);
     let (mut publisher, _) = RawClient::connect_with(broker.addr, connect);
-    publisher.send(&publish_flagged("pf0/t", NOT_UTF8, 0, None, false));
+    publisher.send(&flagged("pf0/t", NOT_UTF8, Some(1)).packet());
     publisher.expect_disconnect_then_close(PROMPT, &[ReasonCode::PayloadFormatInvalid]);
 
     let got = collect_publishes(&mut sub, QUIET);
@@ -145,24 +123,23 @@ fn valid_utf8_with_payload_format_1_is_forwarded_with_the_indicator_at_every_qos
     let (mut publisher, mut sub) = pair(&broker, "pf-ok", "pfok/#");
     let texts: Vec<String> = (0..=2).map(|level| format!("ünïcödé ✓ {level}")).collect();
     for (level, text) in (0u8..).zip(&texts) {
-        let id = (level > 0).then_some(20 + u16::from(level));
-        publisher.send(&publish_flagged(
-            "pfok/t",
-            text.as_bytes(),
-            level,
-            id,
-            false,
-        ));
-        match id {
-            Some(id) => expect_ack(&mut publisher, id, ReasonCode::Success, level == 2),
-            None => publisher.ping(),
-        }
-        if level == 2 {
-            publisher.send(&Packet::PubRel(PubResp::new(pid(22))));
-            assert!(matches!(
-                publisher.expect_packet(PROMPT),
-                Packet::PubComp(_)
-            ));
+        let publish = flagged("pfok/t", text.as_bytes(), Some(1));
+        let id = 20 + u16::from(level);
+        match level {
+            0 => {
+                publisher.send(&publish.packet());
+                publisher.ping();
+            }
+            1 => {
+                publisher.send(&publish.qos(1, id).packet());
+                assert_eq!(publisher.expect_puback(id).reason, ReasonCode::Success);
+            }
+            _ => {
+                publisher.send(&publish.qos(2, id).packet());
+                assert_eq!(publisher.expect_pubrec(id).reason, ReasonCode::Success);
+                publisher.send(&Packet::PubRel(PubResp::new(pid(id))));
+                publisher.expect_pubcomp(id);
+            }
         }
     }
     let got = collect_publishes(&mut sub, QUIET);
@@ -179,12 +156,8 @@ fn unflagged_bytes_are_never_checked() {
     let broker = Broker::start();
     let (mut publisher, mut sub) = pair(&broker, "pf-bin", "pfbin/#");
     for (id, pfi) in [(31, Some(0)), (32, None)] {
-        let mut packet = publish_flagged("pfbin/t", NOT_UTF8, 1, Some(id), false);
-        if let Packet::Publish(p) = &mut packet {
-            p.properties = flagged(pfi);
-        }
-        publisher.send(&packet);
-        expect_ack(&mut publisher, id, ReasonCode::Success, false);
+        publisher.send(&flagged("pfbin/t", NOT_UTF8, pfi).qos(1, id).packet());
+        assert_eq!(publisher.expect_puback(id).reason, ReasonCode::Success);
     }
     let got = collect_publishes(&mut sub, QUIET);
     assert_eq!(payloads(&got), [NOT_UTF8.to_vec(), NOT_UTF8.to_vec()]);
@@ -198,17 +171,11 @@ fn a_will_flagged_utf8_that_is_not_gets_connack_0x99_and_no_session() {
     // [MQTT-4.13.2-1] the connection is then closed.
     let broker = Broker::start();
     let will = |payload: &[u8], pfi: Option<u8>| {
-        let mut connect = ConnectBuilder::new(V5, "pf-will")
+        ConnectBuilder::new(V5, "pf-will")
             .clean(false)
-            .session_expiry(60);
-        connect.0.will = Some(LastWill {
-            topic: topic("pfw/t"),
-            payload: Bytes::copy_from_slice(payload),
-            qos: qos(0),
-            retain: false,
-            properties: flagged(pfi),
-        });
-        connect
+            .session_expiry(60)
+            .will("pfw/t", payload, 0, false)
+            .will_properties(|p| p.payload_format_indicator = pfi)
     };
     let mut refused = RawClient::tcp(broker.addr, V5, "pf-will");
     refused.send(&will(NOT_UTF8, Some(1)).packet());

@@ -1,26 +1,18 @@
-//! Outbound Topic Aliases (MQTT 5.0 section 3.3.2.3.4) against the real `ringmq` binary: the
-//! broker gives each topic it sends to a 5.0 client an alias within the client's Topic Alias
-//! Maximum, then sends that topic as an empty name plus the alias. Publisher and subscriber
-//! sit on different shards, so every message crosses the mesh before it is aliased.
+//! Topic Aliases (MQTT 5.0 section 3.3.2.3.4) both ways, against the real `ringmq` binary.
+//! Inbound: a client's alias stands for its topic on that connection, and an invalid or
+//! unmapped one is refused. Outbound: the broker gives each topic it sends to a 5.0 client an
+//! alias within the client's Topic Alias Maximum, then sends that topic as an empty name plus
+//! the alias. Publisher and subscriber sit on different shards, so every message crosses the
+//! mesh before it is aliased.
 
 pub mod support;
 
 use ringmq::protocol::packet::Publish;
-use ringmq::protocol::{Packet, ProtocolVersion};
+use ringmq::protocol::{Packet, ProtocolVersion, ReasonCode};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 use support::*;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
-
-/// A 5.0 CONNECT announcing `max` as its Topic Alias Maximum (`None`: property absent).
-fn with_alias_max(id: &str, max: Option<u16>) -> ConnectBuilder {
-    let mut connect = ConnectBuilder::new(V5, id);
-    connect.0.properties.topic_alias_maximum = max;
-    connect
-}
 
 /// Resolves each PUBLISH's topic as a client must, checking every alias against `max` and
 /// that an empty topic only uses an alias set earlier on this connection.
@@ -50,13 +42,105 @@ fn resolve(got: &[Publish], max: u16) -> Vec<String> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Inbound: the client's aliases
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_topic_alias_stands_for_its_topic_in_later_publishes() {
+    // 5.0 section 3.3.2.3.4: an alias set with a topic is used by later PUBLISHes with an
+    // empty topic, and may be mapped to another topic; subscribers see the full topic.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("alias");
+    let mut sub = RawClient::connect(broker.addr, V5, &sub_id);
+    sub.subscribe_ok(1, &[("alias/#", 0)]);
+    let (mut publisher, connack) =
+        RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &pub_id));
+    let max = connack.properties.topic_alias_maximum.unwrap_or(0);
+    assert!(max >= 2, "the default config grants 16 aliases: {max}");
+    let sent = [
+        ("alias/one", 1),
+        ("alias/two", 2),
+        ("", 1),
+        ("", 2),
+        ("alias/three", 1),
+        ("", 1),
+    ];
+    for (i, (name, alias)) in (1..).zip(sent) {
+        let payload = i.to_string();
+        let publish = PublishBuilder::new(name, payload.as_bytes()).topic_alias(alias);
+        publisher.send(&publish.packet());
+    }
+    let got: Vec<String> = collect_publishes(&mut sub, QUIET)
+        .iter()
+        .map(|p| format!("{}={}", p.topic.as_str(), payload_str(p)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "alias/one=1",
+            "alias/two=2",
+            "alias/one=3",
+            "alias/two=4",
+            "alias/three=5",
+            "alias/three=6"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_topic_alias_gets_disconnect_0x94_and_an_unmapped_one_0x82() {
+    // [MQTT-3.3.2-8] "A sender MUST NOT send a PUBLISH packet containing a Topic Alias which
+    // has the value 0"; 3.3.2.3.4: a Topic Alias above the receiver's Topic Alias Maximum (16
+    // here) is invalid too: DISCONNECT 0x94 Topic Alias invalid. An empty Topic Name with an
+    // alias that has no mapping yet is a Protocol Error: 0x82. A bare close fails.
+    let broker = Broker::start();
+    let cases = [
+        ("a/b", 0, ReasonCode::TopicAliasInvalid),
+        ("a/b", 17, ReasonCode::TopicAliasInvalid),
+        ("", 5, ReasonCode::ProtocolError),
+    ];
+    for (i, (name, n, reason)) in cases.into_iter().enumerate() {
+        let mut c = RawClient::connect(broker.addr, V5, &format!("badalias-{i}"));
+        c.send(&PublishBuilder::new(name, b"x").topic_alias(n).packet());
+        c.expect_disconnect_then_close(PROMPT, &[reason]);
+    }
+}
+
+#[test]
+fn inbound_topic_aliases_do_not_survive_a_reconnect() {
+    // [MQTT-3.3.2-7] alias mappings last only for the network connection, even when the
+    // session continues: an alias from the previous connection is unknown (Protocol Error).
+    let broker = Broker::start();
+    let id = id_on_shard("alias-reconnect", 0);
+    let persistent = || ConnectBuilder::new(V5, &id).persistent();
+    let (mut c, _) = RawClient::connect_with(broker.addr, persistent());
+    c.send(&PublishBuilder::new("ar/t", b"1").topic_alias(1).packet());
+    c.ping();
+    c.disconnect();
+    let (mut c, ack) = RawClient::connect_with(broker.addr, persistent());
+    assert!(ack.session_present);
+    c.send(&PublishBuilder::new("", b"2").topic_alias(1).packet());
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::TopicAliasInvalid],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound: the broker's aliases
+// ---------------------------------------------------------------------------------------------
+
 #[test]
 fn the_first_publish_of_a_topic_sets_an_alias_and_later_ones_send_only_the_alias() {
     // 3.3.2.3.4: a PUBLISH with a topic and a Topic Alias sets the mapping; one with a
     // zero-length topic and the alias uses it. Exact bytes, so the encoding is pinned too.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-bytes");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(4)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(4),
+    );
     sub.subscribe_ok(1, &[("ta/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("ta/x", b"1", 0, false);
@@ -85,7 +169,10 @@ fn aliases_never_exceed_the_clients_topic_alias_maximum() {
     // 1 and 2 and keep them; the others always go with their full name and no alias.
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-max");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(2)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(2),
+    );
     sub.subscribe_ok(1, &[("tm/#", 1)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     let topics = [
@@ -99,11 +186,23 @@ fn aliases_never_exceed_the_clients_topic_alias_maximum() {
     let payloads: Vec<String> = got.iter().map(payload_str).collect();
     assert_eq!(resolved, payloads, "each alias stands for its own topic");
     assert_eq!(payloads, topics);
-    let aliases: Vec<Option<u16>> = got.iter().map(|p| p.properties.topic_alias).collect();
-    let expected = [Some(1), Some(2), None, None, Some(1), Some(2), None, None];
-    assert_eq!(aliases, expected);
-    assert!(got[4].topic.is_empty() && got[5].topic.is_empty());
-    assert_eq!(got[6].topic.as_str(), "tm/c");
+    // The broker does use them: the first two topics set aliases 1 and 2 and then go by
+    // alias alone; the others always go in full.
+    let forms: Vec<(&str, Option<u16>)> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), p.properties.topic_alias))
+        .collect();
+    let expected = [
+        ("tm/a", Some(1)),
+        ("tm/b", Some(2)),
+        ("tm/c", None),
+        ("tm/d", None),
+        ("", Some(1)),
+        ("", Some(2)),
+        ("tm/c", None),
+        ("tm/d", None),
+    ];
+    assert_eq!(forms, expected);
 }
 
 #[test]
@@ -112,7 +211,10 @@ fn the_brokers_cap_limits_aliases_below_the_clients_maximum() {
     // [MQTT-3.3.2-11] since it only lowers the bound.
     let broker = Broker::start_with_config("[mqtt]\nmax_outbound_topic_aliases = 1\n");
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-cap");
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(100)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(100),
+    );
     sub.subscribe_ok(1, &[("tc/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     for t in ["tc/a", "tc/b", "tc/a", "tc/b"] {
@@ -132,8 +234,11 @@ fn no_alias_is_sent_to_a_client_that_announced_no_topic_alias_maximum() {
     let [pub_id, absent_id] = ids_on_distinct_shards("ta-none");
     let zero_id = id_on_shard("ta-zero", 1);
     let v4_id = id_on_shard("ta-v4", 1);
-    let (mut absent, _) = RawClient::connect_with(broker.addr, with_alias_max(&absent_id, None));
-    let (mut zero, _) = RawClient::connect_with(broker.addr, with_alias_max(&zero_id, Some(0)));
+    let (mut absent, _) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &absent_id));
+    let (mut zero, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &zero_id).topic_alias_maximum(0),
+    );
     let mut v4 = RawClient::connect(broker.addr, ProtocolVersion::V4, &v4_id);
     for client in [&mut absent, &mut zero, &mut v4] {
         client.subscribe_ok(1, &[("tn/#", 1)]);
@@ -159,7 +264,8 @@ fn aliases_restart_with_each_connection_of_a_persistent_session() {
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-re");
     let persistent = || {
-        with_alias_max(&sub_id, Some(4))
+        ConnectBuilder::new(V5, &sub_id)
+            .topic_alias_maximum(4)
             .clean(false)
             .session_expiry(60)
     };
@@ -207,7 +313,10 @@ fn retained_messages_at_subscribe_set_aliases_that_live_messages_then_use() {
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-ret");
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     publisher.publish("tt/r", b"kept", 1, true);
-    let (mut sub, _) = RawClient::connect_with(broker.addr, with_alias_max(&sub_id, Some(3)));
+    let (mut sub, _) = RawClient::connect_with(
+        broker.addr,
+        ConnectBuilder::new(V5, &sub_id).topic_alias_maximum(3),
+    );
     sub.subscribe_ok(1, &[("tt/#", 1)]);
     publisher.publish("tt/r", b"live", 1, false);
     let got = collect_publishes(&mut sub, QUIET);
@@ -232,8 +341,9 @@ fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-mps");
     // "tp/topic" QoS 0 with a 10-byte payload: 23 bytes plain, 26 setting an alias,
     // 18 using one.
-    let mut connect = with_alias_max(&sub_id, Some(2));
-    connect.0.properties.maximum_packet_size = Some(25);
+    let connect = ConnectBuilder::new(V5, &sub_id)
+        .topic_alias_maximum(2)
+        .maximum_packet_size(25);
     let (mut sub, _) = RawClient::connect_with(broker.addr, connect);
     sub.subscribe_ok(1, &[("tp/#", 0)]);
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
@@ -259,86 +369,24 @@ fn the_clients_maximum_packet_size_counts_the_packet_as_sent_with_its_alias() {
     }
 }
 
-/// A rumqttc 5.0 subscriber that announces a Topic Alias Maximum.
-fn rumqtt5_with_aliases(
-    addr: SocketAddr,
-    id: &str,
-    max: u16,
-) -> (rumqttc::v5::Client, mpsc::Receiver<rumqttc::v5::Event>) {
-    let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_topic_alias_max(Some(max));
-    let (client, mut connection) = rumqttc::v5::Client::new(options, 64);
-    let (tx, events) = mpsc::channel();
-    // The thread ends at the first error, so a test waiting for an event sees it at once.
-    std::thread::spawn(move || {
-        for event in connection.iter() {
-            let Ok(event) = event else { break };
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
-    (client, events)
-}
-
-fn next_matching<T>(
-    events: &mpsc::Receiver<rumqttc::v5::Event>,
-    mut pick: impl FnMut(rumqttc::v5::Event) -> Option<T>,
-    what: &str,
-) -> T {
-    let deadline = Instant::now() + PROMPT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(e) => {
-                if let Some(found) = pick(e) {
-                    return found;
-                }
-            }
-            Err(_) => panic!("rumqttc 5.0: no {what} in time (or the connection failed)"),
-        }
-    }
-}
-
 #[test]
 fn a_rumqttc_5_subscriber_accepts_the_aliases_and_stays_connected() {
     // Interop: a widely used client takes the aliases the broker sets and uses
     // [MQTT-3.3.2-10], with no protocol error and no lost message.
-    use rumqttc::v5::Event;
-    use rumqttc::v5::mqttbytes::v5::Packet as RPacket;
+    use rumqttc::v5::mqttbytes::QoS as Q;
+    use rumqttc::v5::mqttbytes::v5::Packet as P;
     let broker = Broker::start();
     let [pub_id, sub_id] = ids_on_distinct_shards("ta-rumqttc");
-    let (client, events) = rumqtt5_with_aliases(broker.addr, &sub_id, 8);
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::ConnAck(_))).then_some(()),
-        "CONNACK",
-    );
-    client
-        .subscribe("tq/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-        .expect("subscribe queued");
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
-        "SUBACK",
-    );
+    let mut options = Rumqtt5::options(broker.addr, &sub_id);
+    options.set_topic_alias_max(Some(8));
+    let (mut sub, _) = Rumqtt5::connect_with(options);
+    assert!(sub.client.subscribe("tq/#", Q::AtLeastOnce).is_ok());
+    sub.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "SUBACK");
     let mut publisher = RawClient::connect(broker.addr, V5, &pub_id);
     for i in 0..4u8 {
         publisher.publish("tq/t", &[b'0' + i], 1, false);
     }
-    let got: Vec<_> = (0..4)
-        .map(|_| {
-            next_matching(
-                &events,
-                |e| match e {
-                    Event::Incoming(RPacket::Publish(p)) => Some(p),
-                    _ => None,
-                },
-                "PUBLISH",
-            )
-        })
-        .collect();
+    let got: Vec<_> = (0..4).map(|_| sub.next_publish()).collect();
     let alias = |p: &rumqttc::v5::mqttbytes::v5::Publish| {
         p.properties.as_ref().and_then(|props| props.topic_alias)
     };
@@ -349,12 +397,6 @@ fn a_rumqttc_5_subscriber_accepts_the_aliases_and_stays_connected() {
         assert_eq!(&p.payload[..], [b'0' + i as u8]);
     }
     // Still connected: another SUBSCRIBE is answered.
-    client
-        .subscribe("tq/other", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
-        .expect("subscribe queued");
-    next_matching(
-        &events,
-        |e| matches!(e, Event::Incoming(RPacket::SubAck(_))).then_some(()),
-        "second SUBACK",
-    );
+    assert!(sub.client.subscribe("tq/other", Q::AtMostOnce).is_ok());
+    sub.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "second SUBACK");
 }

@@ -1,7 +1,12 @@
-//! End-to-end runs of the `ringmq-load` binary against a real broker on a free loopback port:
+//! End-to-end runs of the `ringmq-load` binary against a real broker on a loopback port:
 //! the ringmq binary when it is built and answers CONNECT, else Mosquitto when installed, else
 //! the tests say so and pass without running. `RINGMQ_LOAD_TEST_BROKER=ringmq|mosquitto`
 //! forces one (and fails if it cannot start).
+
+// The broker suites' process harness: ringmq picks its own port and announces it, so two
+// tests never race for one free port.
+#[path = "../../tests/support/broker.rs"]
+pub mod broker_process;
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -17,15 +22,44 @@ const LOAD: &str = env!("CARGO_BIN_EXE_ringmq-load");
 struct Broker {
     name: &'static str,
     port: u16,
-    child: Child,
-    dir: PathBuf,
+    process: Process,
+}
+
+#[derive(Debug)]
+enum Process {
+    /// Started by the shared harness, which also removes its config file.
+    Ringmq(broker_process::Broker),
+    /// Mosquitto cannot announce a port of its own choosing: it gets a free one, and a
+    /// scratch directory for its config.
+    Mosquitto { child: Child, dir: PathBuf },
+}
+
+impl Broker {
+    fn pid(&self) -> u32 {
+        match &self.process {
+            Process::Ringmq(broker) => broker.pid(),
+            Process::Mosquitto { child, .. } => child.id(),
+        }
+    }
+
+    /// Kills the broker at once, as a crash would.
+    fn kill(&mut self) {
+        match &mut self.process {
+            Process::Ringmq(broker) => broker.kill(),
+            Process::Mosquitto { child, .. } => {
+                let _ = child.kill();
+            }
+        }
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Process::Mosquitto { child, dir } = &mut self.process {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -119,28 +153,17 @@ fn ringmq_binary() -> Option<PathBuf> {
 
 fn start_ringmq() -> Option<Broker> {
     let binary = ringmq_binary()?;
-    let port = free_port();
-    let dir = scratch_dir("ringmq");
     // The same per-session queue bound as the Mosquitto config below: a subscriber that lags
     // a closed-loop publisher by more than the default 1000 messages would lose some (counted).
-    let config = dir.join("ringmq.toml");
-    std::fs::write(&config, "[queues]\nmax_queued_messages = 100000\n").ok()?;
-    let mut child = Command::new(binary)
-        .arg("--config")
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let up = wait_until_up(&mut child, port);
+    let config = "[queues]\nmax_queued_messages = 100000\n";
+    let process = broker_process::Broker::start_binary(&binary, 2, config).ok()?;
+    let port = process.addr.port();
     let broker = Broker {
         name: "ringmq",
         port,
-        child,
-        dir,
+        process: Process::Ringmq(process),
     };
-    up.then_some(broker)
+    (probe_connect(port) == Probe::ConnAck).then_some(broker)
 }
 
 fn mosquitto_binary() -> Option<PathBuf> {
@@ -178,8 +201,7 @@ fn start_mosquitto() -> Option<Broker> {
     let broker = Broker {
         name: "mosquitto",
         port,
-        child,
-        dir,
+        process: Process::Mosquitto { child, dir },
     };
     up.then_some(broker)
 }
@@ -515,7 +537,7 @@ fn a_connection_storm_reports_connects_and_their_latency() {
 #[test]
 fn idle_connections_ping_and_report_the_broker_memory() {
     let Some(broker) = broker() else { return };
-    let pid = broker.child.id().to_string();
+    let pid = broker.pid().to_string();
     let v = run_json(
         &broker,
         &[
@@ -578,7 +600,7 @@ fn a_broker_that_goes_away_mid_run_is_an_error() {
         .spawn()
         .expect("runs");
     std::thread::sleep(Duration::from_millis(1000));
-    let _ = broker.child.kill();
+    broker.kill();
     let started = Instant::now();
     let output = run.wait_with_output().expect("exits");
     assert!(!output.status.success());

@@ -1,11 +1,12 @@
-//! Shared subscriptions (`$share/{group}/{filter}`, MQTT 5.0 section 4.8.2) do not lose QoS
-//! 1/2 messages when a member leaves, goes offline or stalls, with the members on different
-//! shards of a two-shard broker. Messages are counted by distinct payload.
+//! Shared subscriptions (`$share/{group}/{filter}`, MQTT 5.0 section 4.8.2) against the real
+//! `ringmq` binary: each message goes to one member, spread over members on both shards, and
+//! no QoS 1/2 message is lost when a member leaves, goes offline or stalls. Messages are
+//! counted by distinct payload.
 
 pub mod support;
 
-use ringmq::protocol::packet::{PubResp, Unsubscribe};
-use ringmq::protocol::{Packet, ProtocolVersion, QoS};
+use ringmq::protocol::packet::{PubResp, SubscriptionOptions};
+use ringmq::protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::*;
@@ -38,6 +39,8 @@ fn receive_acking(
         };
         match client.recv(wait) {
             Recv::Packet(Packet::Publish(p)) => {
+                // [MQTT-3.3.1-9] live delivery to an established subscription: RETAIN 0.
+                assert!(!p.retain, "{}: {p:?}", client.name);
                 acknowledge(client, &p);
                 got.push(payload_str(&p));
                 arrived.push(payload_str(&p));
@@ -193,11 +196,7 @@ fn messages_on_their_way_to_a_shard_whose_member_left_reach_the_member_on_the_ot
         })
         .collect();
     publisher.send_bytes(&burst);
-    leaving.send(&Packet::Unsubscribe(Unsubscribe {
-        packet_id: pid(2),
-        properties: Default::default(),
-        filters: vec![support::filter(filter)],
-    }));
+    leaving.send(&unsubscribe_packet(2, &[filter]));
     for _ in 0..N {
         assert!(matches!(publisher.expect_packet(PROMPT), Packet::PubAck(_)));
     }
@@ -226,16 +225,12 @@ fn a_stalled_member_does_not_keep_messages_from_the_other_member() {
     let broker = Broker::start();
     let [stalled_id, ok_id] = ids_on_distinct_shards("shd-stall");
     let filter = "$share/g/shd-stall/t";
-    let mut connect = ConnectBuilder::new(V5, &stalled_id);
-    connect.0.properties.receive_maximum = Some(2);
+    let connect = ConnectBuilder::new(V5, &stalled_id).receive_maximum(2);
     let (mut stalled, _) = RawClient::connect_with(broker.addr, connect);
     stalled.subscribe_ok(1, &[(filter, 1)]);
     let mut ok = Rumqtt5::connect(broker.addr, &ok_id);
     assert!(ok.client.subscribe(filter, Q::AtLeastOnce).is_ok());
-    ok.wait_for(
-        |e| matches!(e, rumqttc::v5::Event::Incoming(P::SubAck(_))),
-        "SUBACK",
-    );
+    ok.wait_for_incoming(|p| matches!(p, P::SubAck(_)), "SUBACK");
     let [pub0, pub1] = ids_on_distinct_shards("shd-stall-pub");
     let mut publishers = [
         RawClient::connect(broker.addr, V5, &pub0),
@@ -267,26 +262,96 @@ fn a_stalled_member_does_not_keep_messages_from_the_other_member() {
 }
 
 #[test]
-fn while_both_members_are_online_each_message_goes_to_exactly_one_of_them_evenly() {
-    // 4.8.2: each message matching a Shared Subscription goes to only one of its sessions;
-    // [MQTT-4.8.2-3] each member gets its granted QoS. Members on both shards, QoS 1 and 2.
+fn each_message_goes_to_exactly_one_member_spread_over_the_members_on_both_shards() {
+    // 5.0 section 4.8.2: a message matching a Shared Subscription goes to only one of the
+    // sessions subscribed to it, and the server spreads the messages over the members (four,
+    // two on each shard: each gets some, each shard's pair between a quarter and three
+    // quarters); a non-shared subscription to the topic still gets every message. QoS 1 and 2.
     let broker = Broker::start();
-    let [a_id, b_id] = ids_on_distinct_shards("shd-once");
+    let (_, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, "probe"));
+    assert_ne!(connack.properties.shared_subscription_available, Some(0));
     let filter = "$share/g/shd-once/t";
-    let mut a = member(broker.addr, &a_id, filter, 2);
-    let mut b = member(broker.addr, &b_id, filter, 2);
+    let mut members: Vec<RawClient> = (0..4)
+        .map(|i| {
+            member(
+                broker.addr,
+                &id_on_shard(&format!("shd-once{i}"), i % SHARDS),
+                filter,
+                2,
+            )
+        })
+        .collect();
+    let mut plain = member(
+        broker.addr,
+        &id_on_shard("shd-once-plain", 1),
+        "shd-once/t",
+        1,
+    );
     let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shd-once-pub", 0));
     publish_all(&mut publisher, "shd-once/t", 0..20, 1);
     publish_all(&mut publisher, "shd-once/t", 20..40, 2);
+
     let mut got = Vec::new();
-    let to_a = receive_acking(&mut a, &mut got, 0, Duration::ZERO).len();
-    let to_b = receive_acking(&mut b, &mut got, 40, PROMPT).len();
+    let mut per_member = [0usize; 4];
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        for (count, m) in per_member.iter_mut().zip(&mut members) {
+            *count += receive_acking(m, &mut got, 0, Duration::ZERO).len();
+        }
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        if distinct.len() >= 40 || Instant::now() >= deadline {
+            break;
+        }
+    }
     let distinct: BTreeSet<String> = got.iter().cloned().collect();
     assert_eq!(distinct, payloads(0..40));
     assert_eq!(got.len(), 40, "each exactly once: {got:?}");
     assert!(
-        (10..=30).contains(&to_a) && (10..=30).contains(&to_b),
-        "spread over both members: {to_a} and {to_b}"
+        per_member.iter().all(|&n| n > 0),
+        "every member: {per_member:?}"
+    );
+    let on_shard_0 = per_member[0] + per_member[2];
+    let on_shard_1 = per_member[1] + per_member[3];
+    assert!(
+        (10..=30).contains(&on_shard_0) && (10..=30).contains(&on_shard_1),
+        "spread over both shards: {per_member:?}"
+    );
+    assert_eq!(collect_publishes(&mut plain, QUIET).len(), 40);
+}
+
+#[test]
+fn when_a_shared_subscription_member_leaves_the_others_get_every_message() {
+    // 5.0 section 4.8.2: a session that is gone is no longer a member; later messages go to
+    // the remaining members only, none is lost.
+    let broker = Broker::start();
+    let filter = "$share/grp/shl/t";
+    let mut stay = member(broker.addr, &id_on_shard("shl-stay", 0), filter, 1);
+    let leave = member(broker.addr, &id_on_shard("shl-leave", 1), filter, 1);
+    leave.disconnect();
+    let mut publisher = RawClient::connect(broker.addr, V5, &id_on_shard("shl-pub", 1));
+    publish_all(&mut publisher, "shl/t", 0..20, 1);
+    let got = collect_payloads(&mut stay, QUIET);
+    let want: Vec<String> = (0..20u32).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    // [MQTT-3.8.3-4] No Local 1 on a Shared Subscription is a Protocol Error.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "nolocal-shared");
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        ..sub_options(0)
+    };
+    c.send(
+        &SubscribeBuilder::new(1)
+            .filter_with("$share/g/t", no_local)
+            .packet(),
+    );
+    c.expect_closed_maybe_disconnect(
+        PROMPT,
+        &[ReasonCode::ProtocolError, ReasonCode::MalformedPacket],
     );
 }
 

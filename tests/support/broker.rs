@@ -1,0 +1,187 @@
+//! The broker process: starting the real `ringmq` binary on a loopback port it picks itself,
+//! reading the address it announces, signalling it and reaping it.
+//!
+//! This file uses only `std` and `libc`, so that suites outside this package can include it
+//! with `#[path]` (loadtest/tests/broker.rs does).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Shards every test broker runs with: two, so that a client id can be homed on a shard
+/// other than the one that accepted its connection, and messages cross the mesh.
+pub const SHARDS: usize = 2;
+
+/// How long a broker may take to announce its address.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// A running `ringmq` process on its own port; SIGKILLed on drop.
+///
+/// The broker binds `127.0.0.1:0` and the harness reads the address from its `ringmq
+/// listening on ADDR` line. A free port chosen by the test and passed on the command line
+/// would race with other tests doing the same: a test could end up talking to another
+/// test's broker.
+#[derive(Debug)]
+pub struct Broker {
+    child: Child,
+    /// Where the broker listens.
+    pub addr: SocketAddr,
+    /// How many shards it runs.
+    pub shards: usize,
+    config_path: Option<PathBuf>,
+}
+
+impl Broker {
+    /// A broker with the default config and [`SHARDS`] shards.
+    pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// A broker whose config file holds `toml` (the listen address and the shard count come
+    /// from the command line).
+    pub fn start_with_config(toml: &str) -> Self {
+        let binary = broker_binary();
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Self::start_binary(&binary, SHARDS, toml) {
+                Ok(broker) => return broker,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("ringmq did not start: {last_error}");
+    }
+
+    /// Starts `binary` with `shards` shards and a config file holding `toml` (none when
+    /// empty), and waits for its address. For callers that find the binary themselves.
+    pub fn start_binary(binary: &Path, shards: usize, toml: &str) -> Result<Self, String> {
+        let config_path = if toml.is_empty() {
+            None
+        } else {
+            let path = std::env::temp_dir().join(format!(
+                "ringmq-test-{}-{}.toml",
+                std::process::id(),
+                unique_suffix()
+            ));
+            std::fs::write(&path, toml).map_err(|e| format!("write config: {e}"))?;
+            Some(path)
+        };
+        let mut command = Command::new(binary);
+        command.args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()]);
+        if let Some(path) = &config_path {
+            command.arg("--config").arg(path);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+        let mut broker = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shards,
+            config_path,
+        };
+        broker.addr = broker.wait_for_listening_line()?;
+        Ok(broker)
+    }
+
+    /// Reads stderr up to `ringmq listening on ADDR with N shards`, then keeps draining it on
+    /// a thread (echoed to the test's stderr) so the broker never blocks on a full pipe.
+    fn wait_for_listening_line(&mut self) -> Result<SocketAddr, String> {
+        let stderr = self.child.stderr.take().ok_or("no stderr pipe")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut announced = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !announced && let Some(rest) = line.strip_prefix("ringmq listening on ") {
+                    announced = true;
+                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                    continue;
+                }
+                eprintln!("[broker] {line}");
+            }
+        });
+        let addr = rx
+            .recv_timeout(STARTUP)
+            .map_err(|_| format!("no `ringmq listening on` line within {STARTUP:?}"))?;
+        addr.parse()
+            .map_err(|e| format!("bad address {addr:?}: {e}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Asks for a graceful shutdown.
+    pub fn sigterm(&self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: sends a signal to the child this struct spawned; no memory is involved.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// The exit status if the process ends within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, within)
+    }
+
+    /// Panics if the broker process has died (a crash is never acceptable).
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the broker process exited: {status}");
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(path) = &self.config_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The binary under test: `RINGMQ_BIN` when set (to check another build), else this
+/// package's `ringmq`. Panics in a package that has no `ringmq` binary and no `RINGMQ_BIN`.
+pub fn broker_binary() -> PathBuf {
+    std::env::var_os("RINGMQ_BIN")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_BIN_EXE_ringmq").map(PathBuf::from))
+        .unwrap_or_else(|| panic!("no ringmq binary: set RINGMQ_BIN"))
+}
+
+/// The exit status if `child` ends within `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A command running the binary under test, for tests of its command line.
+pub fn broker_command() -> Command {
+    Command::new(broker_binary())
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
