@@ -14,7 +14,9 @@
 //!
 //! - [`passwd`]: Mosquitto-compatible password files (`$6$`, `$7$`, `$argon2id$`).
 //! - [`verified`]: a bounded cache of verified credentials, so reconnects skip the KDF.
+//! - [`acl`]: Mosquitto's `acl_file`, compiled per client into allocation-free checks.
 
+pub mod acl;
 pub mod passwd;
 pub mod scram;
 pub mod verified;
