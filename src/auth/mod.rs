@@ -14,10 +14,12 @@
 //!
 //! - [`passwd`]: Mosquitto-compatible password files (`$6$`, `$7$`, `$argon2id$`).
 //! - [`verified`]: a bounded cache of verified credentials, so reconnects skip the KDF.
+//! - [`passwd_cli`]: `ringmq passwd`, the mosquitto_passwd-compatible file editor.
 //! - [`acl`]: Mosquitto's `acl_file`, compiled per client into allocation-free checks.
 
 pub mod acl;
 pub mod passwd;
+pub mod passwd_cli;
 pub mod scram;
 pub mod verified;
 
