@@ -346,7 +346,7 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut tag = [0u8; 6];
-    getrandom::fill(&mut tag).map_err(std::io::Error::other)?;
+    getrandom::fill(&mut tag).map_err(|e| std::io::Error::other(e.to_string()))?;
     let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
     let temp = dir.join(format!(".{name}.{tag}.tmp"));
     let old = std::fs::metadata(path).ok();
