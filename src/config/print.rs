@@ -88,6 +88,15 @@ server_reference = {server_reference}
 permanent = {permanent}
 
 [auth]
+# A Mosquitto password file (`username:hash` lines, as `mosquitto_passwd` or `ringmq passwd`
+# write them): a CONNECT with a user name must give its password (else CONNACK 0x86; 3.1.1
+# 0x04). Empty = no passwords are checked.
+password_file = {password_file}
+# A Mosquitto acl_file: what each client may publish (else PUBACK/PUBREC 0x87; 3.1.1: dropped),
+# subscribe to (else SUBACK 0x87; 3.1.1 0x80) and receive. Empty = everything is allowed.
+acl_file = {acl_file}
+# Whether a CONNECT without a user name is accepted (else CONNACK 0x87; 3.1.1 0x05).
+allow_anonymous = {allow_anonymous}
 # MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
 # its AUTH exchange, in milliseconds.
 exchange_timeout_ms = {exchange_timeout_ms}
@@ -124,6 +133,9 @@ exchange_timeout_ms = {exchange_timeout_ms}
             defer_taskrun = rt.defer_taskrun,
             timer_tick_ms = rt.timer_tick.as_millis(),
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
+            password_file = toml::Value::String(String::new()),
+            acl_file = toml::Value::String(String::new()),
+            allow_anonymous = self.auth.allow_anonymous,
         )
     }
 }

@@ -27,6 +27,9 @@ pub struct RawConfig {
 pub struct RawAuth {
     pub exchange_timeout_ms: u64,
     pub scram: Vec<RawScramUser>,
+    pub password_file: String,
+    pub acl_file: String,
+    pub allow_anonymous: bool,
 }
 
 /// One `[[auth.scram]]` entry: a `password` (keys derived at startup with a fresh random
@@ -123,6 +126,9 @@ impl Default for RawAuth {
         Self {
             exchange_timeout_ms: 10_000,
             scram: Vec::new(),
+            password_file: String::new(),
+            acl_file: String::new(),
+            allow_anonymous: true,
         }
     }
 }

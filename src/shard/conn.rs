@@ -7,7 +7,7 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
-use super::state::{Authenticated, ConnId, Refusal, ShardState, WriterStep};
+use super::state::{Authenticated, ConnId, Login, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
 use crate::auth::{Authentication, Reply};
 use crate::protocol::{
@@ -72,6 +72,9 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
         Ok(found) => found,
         Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
     };
+    if let Err(code) = log_in(&state, &connect).await {
+        return refuse(stream, Login::refusal(code, &connect).connack(&connect)).await;
+    }
     let (me, shards) = {
         let s = state.borrow();
         (s.id(), s.shards())
@@ -98,6 +101,28 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
         accepted_at: arrival.accepted_at,
     };
     state.borrow_mut().send_handoff(home, Box::new(handoff));
+}
+
+/// The password check of a CONNECT (`auth.password_file`), at the accepting shard: nothing
+/// of a session is touched before it. The hashing runs on the blocking pool, never on the
+/// shard.
+async fn log_in(state: &Shared, connect: &Connect) -> Result<(), ReasonCode> {
+    let verification = match state.borrow_mut().login(connect) {
+        Login::Accepted => return Ok(()),
+        Login::Refused(code) => return Err(code),
+        Login::Verify(verification) => verification,
+    };
+    let login = match monoio::spawn_blocking(move || verification.run()).await {
+        Ok((verification, ok)) => state.borrow_mut().verified(&verification, ok),
+        Err(_) => {
+            state.borrow_mut().verification_abandoned();
+            Login::Refused(ReasonCode::ServerUnavailable)
+        }
+    };
+    match login {
+        Login::Refused(code) => Err(code),
+        _ => Ok(()),
+    }
 }
 
 /// Serves a connection another shard accepted for a client whose home is this shard.

@@ -22,7 +22,7 @@ mod state;
 pub use run::{run, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{ShardSetup, Shutdown, ShutdownWait};
-pub use state::{ConnId, Counters, Limits, ShardState};
+pub use state::{ConnId, Counters, Limits, Login, ShardState, Verification};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;

@@ -104,6 +104,13 @@ impl ConnectBuilder {
         self
     }
 
+    /// User Name and Password (`auth.password_file` checks them).
+    pub fn credentials(mut self, username: &str, password: &[u8]) -> Self {
+        self.0.username = Some(mqtt_string(username));
+        self.0.password = Some(Bytes::copy_from_slice(password));
+        self
+    }
+
     /// Sets any other CONNECT property.
     pub fn properties(mut self, set: impl FnOnce(&mut PropertyValues)) -> Self {
         set(&mut self.0.properties);

@@ -137,6 +137,7 @@ impl ShardState {
                 self.counters.dropped_queue_full += 1;
                 return None;
             }
+            Delivery::NotAuthorized => return None,
         };
         let out = OutPublish {
             msg,
