@@ -9,8 +9,9 @@ here=$(pwd)
 root=$(cd .. && pwd)
 
 install() {
-  if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+  if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_passwd >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients mosquitto >/dev/null
   fi
   python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore 'paho-mqtt>=2,<3'
   if [ ! -d mqttjs/node_modules/mqtt ]; then
@@ -32,7 +33,7 @@ start_broker() {
   if [ -z "${addr:-}" ]; then
     echo "interop: the broker did not start:"; cat "$log"; exit 1
   fi
-  export RINGMQ_HOST=${addr%:*} RINGMQ_PORT=${addr##*:}
+  export RINGMQ_HOST=${addr%:*} RINGMQ_PORT=${addr##*:} RINGMQ_BIN=$bin
 }
 
 install

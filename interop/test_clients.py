@@ -5,8 +5,10 @@ Each test names the behaviour and the spec statement it checks. Run by interop/r
 sets RINGMQ_HOST and RINGMQ_PORT; prints "python: N passed, M failed" last."""
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -182,6 +184,56 @@ class PahoClients(unittest.TestCase):
         got = watcher.wait_for(1)
         watcher.close()
         self.assertEqual([m.payload for m in got], [b"gone"])
+
+
+class MosquittoPasswordFile(unittest.TestCase):
+    """A password file written by the real mosquitto_passwd, served by its own ringmq."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        passwd = os.path.join(cls.dir.name, "passwd")
+        subprocess.run(["mosquitto_passwd", "-c", "-b", passwd, "alice", "wonderland"],
+                       check=True, timeout=10)
+        subprocess.run(["mosquitto_passwd", "-b", passwd, "bob", "builder"], check=True,
+                       timeout=10)
+        config = os.path.join(cls.dir.name, "ringmq.toml")
+        with open(config, "w") as f:
+            f.write(f'[auth]\npassword_file = "{passwd}"\nallow_anonymous = false\n')
+        cls.broker = subprocess.Popen(
+            [os.environ.get("RINGMQ_BIN", "ringmq"), "--listen", "127.0.0.1:0", "--shards", "2",
+             "--config", config], stderr=subprocess.PIPE, text=True)
+        cls.port = None
+        deadline = time.monotonic() + WAIT
+        while cls.port is None and time.monotonic() < deadline:
+            line = cls.broker.stderr.readline()
+            found = re.search(r"listening on [0-9.]+:(\d+)", line)
+            if found:
+                cls.port = found.group(1)
+        assert cls.port, "the broker with a password file did not start"
+        threading.Thread(target=cls.broker.stderr.read, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.terminate()
+        cls.broker.wait(10)
+        cls.dir.cleanup()
+
+    def pub(self, *auth):
+        return subprocess.run(
+            ["mosquitto_pub", "-h", HOST, "-p", self.port, "-t", "interop/auth", "-m", "x",
+             "-q", "1", *auth], capture_output=True, text=True, timeout=10)
+
+    def test_users_from_mosquitto_passwd_log_in_and_others_are_refused_3_2_2_3(self):
+        # 3.1.1 section 3.2.2.3: return code 4 bad user name or password, 5 not authorized.
+        self.assertEqual(self.pub("-u", "alice", "-P", "wonderland").returncode, 0)
+        self.assertEqual(self.pub("-u", "bob", "-P", "builder", "-V", "5").returncode, 0)
+        wrong = self.pub("-u", "alice", "-P", "nope")
+        self.assertNotEqual(wrong.returncode, 0)
+        self.assertIn("bad user name or password", wrong.stderr.lower())
+        anonymous = self.pub()
+        self.assertNotEqual(anonymous.returncode, 0)
+        self.assertIn("not authori", anonymous.stderr.lower())
 
 
 if __name__ == "__main__":
