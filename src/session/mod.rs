@@ -328,6 +328,11 @@ impl Session {
         self.inflight.len()
     }
 
+    /// Topic and payload bytes of the queued messages.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     pub fn queued_len(&self) -> usize {
         self.queue.len()
     }

@@ -251,6 +251,10 @@ fn a_message_the_acl_does_not_let_the_client_read_is_not_delivered_and_is_counte
         Delivery::NotAuthorized
     );
     assert_eq!(s.inflight_len() + s.queued_len(), 0, "no window slot taken");
-    sent_id(s.deliver(&message("open/t", QoS::AtLeastOnce), QoS::AtLeastOnce, false));
+    sent_id(s.deliver(
+        &message("open/t", QoS::AtLeastOnce),
+        QoS::AtLeastOnce,
+        false,
+    ));
     assert_eq!(s.stats().not_authorized, 1);
 }

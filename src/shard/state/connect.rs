@@ -189,7 +189,7 @@ impl ShardState {
                 }
                 let mut session = Session::new(client_id.clone(), connect, self.limits.session);
                 session.set_acl(acl);
-                (self.sessions.insert(session), false)
+                (self.sessions.insert(session, now), false)
             }
         };
         let auth_data = authenticated.as_ref().and_then(|a| a.data.clone());

@@ -211,7 +211,7 @@ impl ShardState {
             ),
             mesh: MeshOut::new(mesh, limits.max_mesh_overflow),
             timers: Timers::new(limits.timer_tick, now),
-            flow: Flow::default(),
+            flow: Flow::new(shards),
             barriers: Barriers::default(),
             admission: AdmissionControl::new(limits.max_connection_rate, now),
             logins: login::Logins::default(),
