@@ -260,5 +260,8 @@ fn a_qos1_publisher_faster_than_a_reading_subscriber_on_the_other_shard_loses_no
         publisher.expect_puback(oldest);
         oldest += 1;
     }
-    assert!(reading.join().is_ok(), "every acknowledged message arrived, in order");
+    assert!(
+        reading.join().is_ok(),
+        "every acknowledged message arrived, in order"
+    );
 }
