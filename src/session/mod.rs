@@ -328,6 +328,25 @@ impl Session {
         self.inflight.len()
     }
 
+    /// The bounds this session must hold whatever its client sends (for the state fuzzer):
+    /// the in-flight window, the queue's bytes, an offline queue's count, the inbound QoS 2
+    /// ids. Returns the first one broken.
+    pub fn broken_bound(&self) -> Option<&'static str> {
+        if self.inflight.len() > usize::from(self.limits.max_inflight) {
+            return Some("more in flight than max_inflight");
+        }
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            return Some("more queued bytes than max_queued_bytes");
+        }
+        if !self.connected && self.queue.len() > self.limits.max_queued_messages {
+            return Some("an offline queue over max_queued_messages");
+        }
+        if self.inbound_qos2.len() > usize::from(self.limits.max_inbound_qos2) {
+            return Some("more inbound QoS 2 ids than the Receive Maximum");
+        }
+        None
+    }
+
     /// Topic and payload bytes of the queued messages.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes

@@ -349,6 +349,28 @@ impl ShardState {
         self.conns.len()
     }
 
+    /// The invariants a shard keeps whatever its clients and peers send (for the state fuzzer
+    /// and tests): every live connection's session exists and points back at it, every
+    /// session holds its bounds. Returns the first one broken.
+    pub fn broken_invariant(&self) -> Option<String> {
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get(id).filter(|c| !c.closing) else {
+                continue;
+            };
+            match self.sessions.get(c.session) {
+                Some(entry) if entry.conn == Some(id) => {}
+                _ => return Some(format!("a live connection without its session ({id:?})")),
+            }
+        }
+        self.sessions
+            .keys()
+            .filter_map(|key| self.sessions.get(key))
+            .find_map(|entry| {
+                let broken = entry.session.broken_bound()?;
+                Some(format!("session {:?}: {broken}", entry.session.client_id()))
+            })
+    }
+
     /// The drop counters of a client's session, if this shard holds it.
     pub fn session_stats(&self, client_id: &str) -> Option<session::Stats> {
         let key = self.sessions.find(client_id)?;

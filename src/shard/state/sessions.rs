@@ -40,6 +40,10 @@ impl Sessions {
         self.slab.get_mut(key)
     }
 
+    pub fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slab.iter().map(|(key, _)| key)
+    }
+
     pub fn find(&self, client_id: &str) -> Option<usize> {
         self.by_client_id.get(client_id).copied()
     }
