@@ -12,6 +12,8 @@
 //!   what crosses it (the shard defines that: `shard::MeshMsg`).
 //! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
 //!   sans-IO.
+//! - [`obs`]: observability outside the shards: the logger (a bounded queue drained by a
+//!   thread of its own, so logging never blocks a shard).
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
@@ -24,6 +26,7 @@
 pub mod auth;
 pub mod config;
 pub mod mesh;
+pub mod obs;
 pub mod runtime;
 pub mod session;
 pub mod shard;

@@ -32,7 +32,7 @@ max_connections = {max_connections}
 # New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
 # rate exceeded (3.1.1: 0x03). 0 = unlimited.
 max_connection_rate = {max_connection_rate}
-
+{log}
 [mqtt]
 # Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
 max_packet_size = {max_packet_size}
@@ -87,6 +87,7 @@ timer_tick_ms = {timer_tick_ms}
 server_reference = {server_reference}
 permanent = {permanent}
 
+{metrics}
 [auth]
 # MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
 # its AUTH exchange, in milliseconds.
@@ -124,6 +125,8 @@ exchange_timeout_ms = {exchange_timeout_ms}
             defer_taskrun = rt.defer_taskrun,
             timer_tick_ms = rt.timer_tick.as_millis(),
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
+            log = super::observability::log_toml(&self.log),
+            metrics = super::observability::metrics_toml(&self.metrics),
         )
     }
 }

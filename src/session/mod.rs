@@ -91,6 +91,12 @@ pub enum Action {
         reason: Option<Reason>,
         publish_will: bool,
     },
+    /// The client sent DISCONNECT with this reason code (3.1.1: always 0): close the
+    /// connection, sending nothing.
+    Disconnected {
+        code: ReasonCode,
+        publish_will: bool,
+    },
 }
 
 /// One PUBLISH to write to the client.
@@ -402,8 +408,8 @@ impl Session {
         if !publish_will {
             self.will = None;
         }
-        out.push(Action::Close {
-            reason: None,
+        out.push(Action::Disconnected {
+            code: disconnect.reason,
             publish_will,
         });
     }

@@ -63,6 +63,9 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
+            state
+                .borrow_mut()
+                .refused_unread(reason, stream.peer_addr().ok());
             return refuse(stream, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
@@ -226,6 +229,7 @@ async fn run_at_home(
     mut leftover: BytesMut,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     // The exchange runs before anything touches the session: an unauthenticated client
     // never takes over a connection or sees a session's state.
     let authenticated = match connect.properties.authentication_method.clone() {
@@ -265,6 +269,7 @@ async fn run_at_home(
         let arrival = (client_id, assigned_id, accepted_at);
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
+        s.opened(conn, &connect, peer);
         s.end_of_batch(conn, Instant::now());
         conn
     };
@@ -310,6 +315,10 @@ async fn authenticate(
     match result {
         Ok(done) => Some(done),
         Err(failure) => {
+            if let AuthFailure::Refuse(reason) = &failure {
+                let peer = stream.peer_addr().ok();
+                state.borrow_mut().auth_failed(connect, *reason, peer);
+            }
             if let AuthFailure::Refuse(reason) = failure
                 && let Some(out) = Refusal::new(connect.version, reason.into()).connack(connect)
             {

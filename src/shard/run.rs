@@ -62,7 +62,7 @@ pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Futu
         };
         match accepted {
             None => break,
-            Some(Ok((stream, _))) => {
+            Some(Ok((stream, peer))) => {
                 let accepted_at = Instant::now();
                 let admission = state.borrow_mut().on_accept(accepted_at);
                 match admission {
@@ -70,6 +70,7 @@ pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Futu
                         monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
                     }
                     Admission::Refuse(reason) => {
+                        state.borrow_mut().refused_unread(reason, Some(peer));
                         monoio::spawn(conn::serve_refused(state.clone(), stream, reason));
                     }
                     // Too many refusals in flight already: closed at once (dropped).
@@ -136,8 +137,8 @@ async fn tick_task(state: Shared, tick: Duration) {
     }
 }
 
-/// Undelivered messages are normal under overload but must not go unnoticed: one stderr
-/// line per period in which some happened.
+/// Undelivered messages are normal under overload but must not go unnoticed: one warning
+/// per period in which some happened.
 fn report_drops(state: &Shared, reported: &mut Counters) {
     let (id, now) = {
         let s = state.borrow();
@@ -159,15 +160,16 @@ fn report_drops(state: &Shared, reported: &mut Counters) {
     {
         return;
     }
-    eprintln!(
-        "ringmq[shard {id}]: {} QoS 0 and {} QoS 1/2 messages not delivered (subscriber \
-         offline or too slow, session queue full); {} shared messages without a member; {} \
-         mesh overflows; {} stalled clients cut",
-        now.dropped_qos0 - reported.dropped_qos0,
-        now.dropped_queue_full - reported.dropped_queue_full,
-        now.dropped_shared - reported.dropped_shared,
-        now.mesh_overflowed - reported.mesh_overflowed,
-        now.stalled_disconnects - reported.stalled_disconnects,
+    log::warn!(
+        shard = id,
+        dropped_qos0 = now.dropped_qos0 - reported.dropped_qos0,
+        dropped_queue_full = now.dropped_queue_full - reported.dropped_queue_full,
+        dropped_shared = now.dropped_shared - reported.dropped_shared,
+        mesh_overflowed = now.mesh_overflowed - reported.mesh_overflowed,
+        stalled_cut = now.stalled_disconnects - reported.stalled_disconnects;
+        "messages not delivered in the last {} s (subscriber offline or too slow, session \
+         queue full, shared group without a member)",
+        STATS_EVERY.as_secs()
     );
     *reported = now;
 }

@@ -15,6 +15,9 @@ impl ShardState {
         let Some(session_key) = self.live_session(conn) else {
             return false;
         };
+        if log::log_enabled!(log::Level::Debug) {
+            self.log_packet(conn, &packet);
+        }
         let packet = match packet {
             Packet::Auth(auth) => return self.on_auth(conn, &auth, now),
             other => other,

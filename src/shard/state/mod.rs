@@ -12,6 +12,7 @@
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in).
+//! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -29,6 +30,7 @@ mod barrier;
 mod closing;
 mod connect;
 mod connections;
+mod events;
 mod flow;
 mod inbound;
 mod limits;
@@ -43,6 +45,7 @@ mod timers;
 
 pub use admission::Admission;
 pub use connections::ConnId;
+pub use events::Ending;
 pub use limits::Limits;
 pub use subscriptions::LocalSub;
 
@@ -276,6 +279,9 @@ impl ShardState {
                     reason,
                     publish_will,
                 } => self.close(conn, reason, publish_will, now),
+                Action::Disconnected { code, publish_will } => {
+                    self.close_as(conn, Ending::Client(code), publish_will, now);
+                }
             }
         }
         if let Some(token) = barrier {
