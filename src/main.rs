@@ -2,12 +2,13 @@
 
 use clap::Parser;
 use ringmq::config::{Config, ConfigError, LogConfig, MAX_SHARDS};
-use ringmq::obs::{self, LogFilter};
+use ringmq::obs::{self, LogFilter, Registry};
 use ringmq::runtime;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the exit waits for the last log lines to reach stderr.
@@ -81,7 +82,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     start_logging(&config.log);
-    match runtime::run(config, ringmq::shard::run) {
+    let registry = Arc::new(Registry::new(config.shards.get()));
+    if let Some(addr) = config.metrics.listen
+        && let Err(e) = serve_metrics(addr, &registry)
+    {
+        log::error!("ringmq: cannot serve metrics on {addr}: {e}");
+        return exit(ExitCode::FAILURE);
+    }
+    let shard_main = move |setup| ringmq::shard::run_observed(setup, Arc::clone(&registry));
+    match runtime::run(config, shard_main) {
         Ok(()) => {
             log::info!("ringmq: stopped");
             exit(ExitCode::SUCCESS)
@@ -91,6 +100,18 @@ fn main() -> ExitCode {
             exit(ExitCode::FAILURE)
         }
     }
+}
+
+/// Starts the metrics listener's thread (`GET /metrics`) on `addr`.
+fn serve_metrics(addr: SocketAddr, registry: &Arc<Registry>) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    let endpoints = obs::Endpoints {
+        registry: Arc::clone(registry),
+    };
+    obs::spawn_metrics_server(listener, endpoints)?;
+    log::info!(addr:% = bound; "metrics listening on {bound}");
+    Ok(())
 }
 
 fn start_logging(log: &LogConfig) {

@@ -1,16 +1,28 @@
 //! Observability that is no shard's business: the broker's logger (`log` facade, bounded
-//! queue, a writer thread of its own), and the types the config names for it.
+//! queue, a writer thread of its own), the numbers shards publish and the endpoint that
+//! serves them, and the types the config names for them.
 //!
 //! - `filter`: `LogFilter`, a default level plus per-module levels (`RUST_LOG`-style).
 //! - `format`: one record as a plain text or JSON line.
 //! - `logger`: the `log::Log` that never blocks its caller, and its writer thread.
+//! - `metrics`: `Snapshot` (a shard's counters and gauges), `ShardMetrics` (the same as
+//!   atomics only its shard writes), `Registry` (every shard's).
+//! - `prometheus`: snapshots in the Prometheus text format.
+//! - `http`: the metrics listener's thread (`GET /metrics`).
 //!
-//! Nothing here knows a shard: shards log through the `log` macros like any code.
+//! Nothing here knows a shard: shards log through the `log` macros like any code, and fill
+//! a `Snapshot` they publish themselves.
 
 mod filter;
 mod format;
+mod http;
 mod logger;
+mod metrics;
+mod prometheus;
 
 pub use filter::{BadFilter, LogFilter};
 pub use format::LogFormat;
+pub use http::{Endpoints, spawn as spawn_metrics_server};
 pub use logger::{QUEUE_LINES, dropped_lines, flush as flush_logs, install as install_logger};
+pub use metrics::{DisconnectCause, Dropped, Registry, Scalar, ShardMetrics, Snapshot};
+pub use prometheus::{CONTENT_TYPE, Process, render as render_prometheus};

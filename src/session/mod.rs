@@ -315,6 +315,10 @@ impl Session {
         self.inbound_qos2.contains(&id.get())
     }
 
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }

@@ -418,7 +418,10 @@ async fn read_loop(
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
                 return;
             }
-            Ok(n) => busy |= n == room,
+            Ok(n) => {
+                busy |= n == room;
+                state.borrow_mut().count_read(n);
+            }
         }
     }
 }

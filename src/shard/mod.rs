@@ -19,7 +19,7 @@ mod run;
 mod setup;
 mod state;
 
-pub use run::{run, serve};
+pub use run::{run, run_observed, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{ShardSetup, Shutdown, ShutdownWait};
 pub use state::{ConnId, Counters, Limits, ShardState};

@@ -1,4 +1,5 @@
-//! The shard's tasks: accept loop, mesh drain, timer tick, overflow flush, and shutdown.
+//! The shard's tasks: accept loop, mesh drain, timer tick (which also publishes the shard's
+//! metrics snapshot), overflow flush, and shutdown.
 
 use super::conn::{self, Shared};
 use super::state::{Admission, Counters, Limits, ShardState};
@@ -6,11 +7,13 @@ use super::{MeshMsg, ShardSetup};
 use crate::auth::Methods;
 use crate::config::Config;
 use crate::mesh::MeshEnds;
+use crate::obs::Registry;
 use monoio::net::TcpListener;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -22,12 +25,20 @@ const STATS_EVERY: Duration = Duration::from_secs(10);
 const MESH_BATCH: usize = 256;
 /// How long shutdown waits for connections to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How often a shard publishes its metrics snapshot.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
 
-/// The shard's main, for `runtime::run`.
+/// The shard's main, for `runtime::run`, with metrics nobody reads.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
+    let registry = Arc::new(Registry::new(setup.shards));
+    run_observed(setup, registry).await;
+}
+
+/// The shard's main, publishing its metrics to its slot of `registry`.
+pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
     let shard = configured_shard(setup.mesh, &setup.config);
     let shutdown = setup.shutdown.wait();
-    serve(setup.listener, shard, shutdown).await;
+    serve(setup.listener, shard, shutdown, registry).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -41,12 +52,18 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
     shard
 }
 
-/// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
-pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Future<Output = ()>) {
+/// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers,
+/// publish its metrics to its slot of `registry`.
+pub async fn serve(
+    listener: TcpListener,
+    shard: ShardState,
+    shutdown: impl Future<Output = ()>,
+    registry: Arc<Registry>,
+) {
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
-    monoio::spawn(tick_task(state.clone(), limits.timer_tick));
+    monoio::spawn(tick_task(state.clone(), limits.timer_tick, registry));
     monoio::spawn(overflow_task(state.clone()));
     let mut shutdown = pin!(shutdown);
     loop {
@@ -123,13 +140,21 @@ async fn wait_for_peers(state: &Shared) {
     .await
 }
 
-async fn tick_task(state: Shared, tick: Duration) {
+async fn tick_task(state: Shared, tick: Duration, registry: Arc<Registry>) {
     let mut reported = Counters::default();
     let mut next_report = Instant::now() + STATS_EVERY;
+    let mut next_metrics = Instant::now();
+    let id = state.borrow().id();
     loop {
         monoio::time::sleep(tick).await;
         let now = Instant::now();
         state.borrow_mut().tick(now);
+        if now >= next_metrics
+            && let Some(slot) = registry.shard(id)
+        {
+            next_metrics = now + METRICS_EVERY;
+            slot.publish(state.borrow_mut().snapshot());
+        }
         if now >= next_report {
             next_report = now + STATS_EVERY;
             report_drops(&state, &mut reported);

@@ -141,6 +141,20 @@ impl Broker {
         }
     }
 
+    /// The address of the metrics listener (a config with `[metrics] listen = "127.0.0.1:0"`),
+    /// from its `metrics listening on ADDR` log line.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log(STARTUP, |l| l.contains("metrics listening on "))
+            .unwrap_or_else(|| panic!("no `metrics listening on` line"));
+        let addr = line
+            .split_once("metrics listening on ")
+            .and_then(|(_, rest)| rest.split(['"', ' ']).next())
+            .unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("bad metrics address in {line:?}: {e}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -53,7 +53,7 @@ impl ShardState {
             }
         }
         wake(&mut c.writer);
-        self.log_closed(conn, session_key, &ending);
+        self.note_closed(conn, session_key, &ending);
         if let Some(will) = self.detach_session(session_key, conn, publish_will, now) {
             self.route_will(will, now);
         }
@@ -101,6 +101,7 @@ impl ShardState {
         // What shared subscription groups gave it and its client does not have goes back
         // to the groups, once it is no longer a member (section 4.8.2).
         let mut undelivered = Vec::new();
+        self.stats.retire(entry.session.stats());
         let lost = entry.session.take_undelivered_shared(&mut undelivered);
         self.counters.dropped_shared += lost;
         let filters: Vec<TopicFilter> = entry
@@ -143,6 +144,7 @@ impl ShardState {
             return WriterStep::Wait;
         }
         std::mem::swap(&mut c.outbound, spare);
+        self.stats.bytes_sent += spare.len() as u64;
         if c.over_cap_since.take().is_some() {
             let session_key = c.session;
             if !c.closing {

@@ -27,7 +27,7 @@ impl ShardState {
     pub fn admit(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
         let admitted = self.check_admission(connect);
         if let Err(refusal) = &admitted {
-            self.log_refused(connect, &refusal.reason);
+            self.note_refused(connect, &refusal.reason);
         }
         admitted
     }

@@ -5,6 +5,7 @@
 
 use super::ShardState;
 use super::connections::ConnId;
+use crate::obs::DisconnectCause;
 use crate::protocol::{Connect, Packet, ProtocolVersion, Reason, ReasonCode};
 use log::kv::{ToValue, Value};
 use std::fmt;
@@ -24,12 +25,12 @@ pub enum Ending {
 }
 
 impl Ending {
-    /// What the log calls it: which of the reasons an operator asks about.
-    pub fn cause(&self) -> &'static str {
+    /// Which of the reasons an operator asks about.
+    pub fn cause(&self) -> DisconnectCause {
         match self {
-            Self::Client(_) => "client disconnect",
-            Self::Lost => "connection lost",
-            Self::WriteFailed => "write failed",
+            Self::Client(_) => DisconnectCause::Client,
+            Self::Lost => DisconnectCause::Lost,
+            Self::WriteFailed => DisconnectCause::WriteFailed,
             Self::Server(reason) => server_cause(reason.code),
         }
     }
@@ -52,18 +53,20 @@ impl Ending {
     }
 }
 
-fn server_cause(code: ReasonCode) -> &'static str {
+fn server_cause(code: ReasonCode) -> DisconnectCause {
     match code {
-        ReasonCode::KeepAliveTimeout => "keepalive timeout",
-        ReasonCode::SessionTakenOver => "taken over",
-        ReasonCode::ServerShuttingDown => "server shutdown",
+        ReasonCode::KeepAliveTimeout => DisconnectCause::KeepAlive,
+        ReasonCode::SessionTakenOver => DisconnectCause::TakenOver,
+        ReasonCode::ServerShuttingDown => DisconnectCause::Shutdown,
         // The only DISCONNECT 0x97 the broker sends: the stall timeout (`timers`).
-        ReasonCode::QuotaExceeded => "stalled writer",
-        ReasonCode::PacketTooLarge => "packet too large",
-        ReasonCode::ReceiveMaximumExceeded => "receive maximum exceeded",
-        ReasonCode::NotAuthorized | ReasonCode::BadAuthenticationMethod => "auth failure",
+        ReasonCode::QuotaExceeded => DisconnectCause::StalledWriter,
+        ReasonCode::PacketTooLarge => DisconnectCause::PacketTooLarge,
+        ReasonCode::ReceiveMaximumExceeded => DisconnectCause::ReceiveMaximum,
+        ReasonCode::NotAuthorized | ReasonCode::BadAuthenticationMethod => {
+            DisconnectCause::AuthFailure
+        }
         // Everything else the server closes for is the client breaking a rule.
-        _ => "protocol error",
+        _ => DisconnectCause::ProtocolError,
     }
 }
 
@@ -132,8 +135,9 @@ impl ShardState {
         );
     }
 
-    /// Logs the end of a connection; `close` calls it once per connection.
-    pub(super) fn log_closed(&self, conn: ConnId, session_key: usize, ending: &Ending) {
+    /// Counts and logs the end of a connection; `close` calls it once per connection.
+    pub(super) fn note_closed(&mut self, conn: ConnId, session_key: usize, ending: &Ending) {
+        self.stats.disconnected(ending.cause());
         if !log::log_enabled!(log::Level::Info) {
             return;
         }
@@ -145,7 +149,7 @@ impl ShardState {
         log::info!(
             client_id = client_id,
             peer = Shown(peer),
-            cause = ending.cause(),
+            cause = ending.cause().as_str(),
             code = Shown(ending.code().map(Hex)),
             reason = Shown(ending.code().map(Named)),
             detail = ending.detail(),
@@ -154,8 +158,10 @@ impl ShardState {
         );
     }
 
-    /// Logs a CONNECT refused with a CONNACK (or, when even that cannot fit, just closed).
-    pub(super) fn log_refused(&self, connect: &Connect, reason: &Reason) {
+    /// Counts and logs a CONNECT refused with a CONNACK (or, when even that cannot fit, just
+    /// closed).
+    pub(super) fn note_refused(&mut self, connect: &Connect, reason: &Reason) {
+        self.stats.refused(reason.code);
         log::info!(
             client_id = connect.client_id.as_str(),
             protocol = protocol_name(connect.version),
@@ -171,6 +177,7 @@ impl ShardState {
     /// A connection refused before its CONNECT could be read (over the connection limit or
     /// rate, or an unsupported protocol level).
     pub fn refused_unread(&mut self, code: ReasonCode, peer: Option<SocketAddr>) {
+        self.stats.refused(code);
         log::info!(
             peer = Shown(peer),
             code:% = Hex(code),
@@ -182,6 +189,7 @@ impl ShardState {
 
     /// An enhanced-authentication exchange before CONNACK failed and was answered with `code`.
     pub fn auth_failed(&mut self, connect: &Connect, code: ReasonCode, peer: Option<SocketAddr>) {
+        self.stats.refused(code);
         let method = connect.properties.authentication_method.as_ref();
         log::info!(
             client_id = connect.client_id.as_str(),

@@ -13,6 +13,7 @@
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
+//! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -40,6 +41,7 @@ mod retained;
 mod routing;
 mod sessions;
 mod shared;
+mod stats;
 mod subscriptions;
 mod timers;
 
@@ -65,6 +67,7 @@ use mesh_out::MeshOut;
 use retained::Retained;
 use sessions::Sessions;
 use shared::SharedGroups;
+use stats::Stats;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use subscriptions::Subscriptions;
@@ -85,6 +88,7 @@ pub struct ShardState {
     barriers: Barriers,
     admission: AdmissionControl,
     counters: Counters,
+    stats: Stats,
     work: Work,
 }
 
@@ -214,6 +218,7 @@ impl ShardState {
             barriers: Barriers::default(),
             admission: AdmissionControl::new(limits.max_connection_rate, now),
             counters: Counters::default(),
+            stats: Stats::new(shards),
             work: Work::default(),
         }
     }
@@ -311,8 +316,9 @@ impl ShardState {
         if self.hold_ack(conn, packet) {
             return;
         }
-        if let Err(unsendable) = self.conns.write_packet(conn, packet) {
-            self.refuse_to_send(conn, packet, unsendable, now);
+        match self.conns.write_packet(conn, packet) {
+            Ok(()) => self.stats.packets_sent += 1,
+            Err(unsendable) => self.refuse_to_send(conn, packet, unsendable, now),
         }
     }
 

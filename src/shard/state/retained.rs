@@ -54,6 +54,15 @@ impl Retained {
             .collect()
     }
 
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Topic and payload bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
