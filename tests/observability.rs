@@ -175,7 +175,7 @@ fn json_lines_carry_the_same_fields_typed() {
 
 // ----- GET /metrics --------------------------------------------------------------------------
 
-const METRICS_CONFIG: &str = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+const METRICS_CONFIG: &str = "[metrics]\nlisten = \"127.0.0.1:0\"\nsys_interval = 0\n";
 
 /// Sends `request` to the metrics listener; returns the status code and the body.
 fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
@@ -364,4 +364,96 @@ fn a_scrape_answers_promptly_with_many_clients_connected() {
     );
     // 10 ms is the goal on an idle machine; the bound leaves room for a loaded test host.
     assert!(slowest < Duration::from_millis(250), "{slowest:?}");
+}
+
+// ----- $SYS ----------------------------------------------------------------------------------
+
+/// Reads PUBLISHes until `topic` carries `wanted` (the `$SYS` topics are republished every
+/// interval, so an old value is followed by the new one); panics after `within`.
+fn await_sys_value(client: &mut RawClient, topic: &str, wanted: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Recv::Packet(ringmq::protocol::Packet::Publish(p)) = client.recv(QUIET) {
+            let value = payload_str(&p);
+            if p.topic.as_str() == topic && value == wanted {
+                return;
+            }
+            seen.push(format!("{}={value}", p.topic.as_str()));
+        }
+    }
+    panic!("{topic} never became {wanted:?}; saw {seen:?}");
+}
+
+#[test]
+fn sys_clients_connected_follows_connects_and_disconnects_across_both_shards() {
+    let broker = Broker::start_with_config("[metrics]\nsys_interval = 1\n");
+    let total = "$SYS/broker/clients/connected";
+    let on_shard_1 = "$SYS/broker/shard/1/clients/connected";
+    let within = Duration::from_secs(8);
+    let mut watcher = RawClient::connect(broker.addr, ProtocolVersion::V4, &id_on_shard("sys", 0));
+    watcher.subscribe_ok(1, &[(total, 0), (on_shard_1, 0)]);
+    await_sys_value(&mut watcher, total, "1", within);
+    let one = RawClient::connect(broker.addr, ProtocolVersion::V5, &id_on_shard("sys-a", 1));
+    let two = RawClient::connect(broker.addr, ProtocolVersion::V4, &id_on_shard("sys-b", 0));
+    await_sys_value(&mut watcher, total, "3", within);
+    await_sys_value(&mut watcher, on_shard_1, "1", within);
+    one.disconnect();
+    await_sys_value(&mut watcher, total, "2", within);
+    await_sys_value(&mut watcher, on_shard_1, "0", within);
+    two.drop_connection();
+    await_sys_value(&mut watcher, total, "1", within);
+}
+
+#[test]
+fn sys_topics_are_retained_with_mosquittos_names() {
+    let broker = Broker::start_with_config("[metrics]\nsys_interval = 1\n");
+    let mut publisher = RawClient::connect(broker.addr, ProtocolVersion::V4, "sys-pub");
+    publisher.publish("sys/t", b"x", 1, false);
+    std::thread::sleep(Duration::from_millis(2500));
+    // A late subscriber gets every topic at once: they are retained on every shard.
+    let [_, late] = ids_on_distinct_shards("sys-late");
+    let mut late = RawClient::connect(broker.addr, ProtocolVersion::V4, &late);
+    late.subscribe_ok(1, &[("$SYS/broker/#", 0)]);
+    let got = collect_publishes(&mut late, QUIET);
+    let topics: Vec<&str> = got.iter().map(|p| p.topic.as_str()).collect();
+    for topic in [
+        "$SYS/broker/version",
+        "$SYS/broker/uptime",
+        "$SYS/broker/clients/connected",
+        "$SYS/broker/clients/disconnected",
+        "$SYS/broker/clients/total",
+        "$SYS/broker/clients/maximum",
+        "$SYS/broker/clients/expired",
+        "$SYS/broker/messages/received",
+        "$SYS/broker/messages/sent",
+        "$SYS/broker/publish/messages/received",
+        "$SYS/broker/publish/messages/sent",
+        "$SYS/broker/publish/messages/dropped",
+        "$SYS/broker/bytes/received",
+        "$SYS/broker/bytes/sent",
+        "$SYS/broker/subscriptions/count",
+        "$SYS/broker/retained messages/count",
+        "$SYS/broker/store/messages/count",
+        "$SYS/broker/load/publish/received/1min",
+        "$SYS/broker/load/bytes/sent/15min",
+        "$SYS/broker/shard/0/publish/messages/received",
+        "$SYS/broker/shard/1/bytes/received",
+    ] {
+        assert!(topics.contains(&topic), "{topic} missing in {topics:?}");
+    }
+    assert!(got.iter().all(|p| p.retain), "retained [MQTT-3.3.1-8]");
+    let received = got
+        .iter()
+        .find(|p| p.topic.as_str() == "$SYS/broker/publish/messages/received")
+        .map(payload_str);
+    assert_eq!(received.as_deref(), Some("1"));
+}
+
+#[test]
+fn no_sys_topics_with_sys_interval_0() {
+    let broker = Broker::start_with_config("[metrics]\nsys_interval = 0\n");
+    let mut watcher = RawClient::connect(broker.addr, ProtocolVersion::V4, "no-sys");
+    watcher.subscribe_ok(1, &[("$SYS/#", 0)]);
+    watcher.expect_nothing(Duration::from_millis(1500));
 }

@@ -9,6 +9,7 @@
 //!   atomics only its shard writes), `Registry` (every shard's).
 //! - `prometheus`: snapshots in the Prometheus text format.
 //! - `http`: the metrics listener's thread (`GET /metrics`).
+//! - `sys`: the `$SYS/broker/...` topics from the shards' snapshots.
 //!
 //! Nothing here knows a shard: shards log through the `log` macros like any code, and fill
 //! a `Snapshot` they publish themselves.
@@ -19,6 +20,7 @@ mod http;
 mod logger;
 mod metrics;
 mod prometheus;
+mod sys;
 
 pub use filter::{BadFilter, LogFilter};
 pub use format::LogFormat;
@@ -26,3 +28,4 @@ pub use http::{Endpoints, spawn as spawn_metrics_server};
 pub use logger::{QUEUE_LINES, dropped_lines, flush as flush_logs, install as install_logger};
 pub use metrics::{DisconnectCause, Dropped, Registry, Scalar, ShardMetrics, Snapshot};
 pub use prometheus::{CONTENT_TYPE, Process, render as render_prometheus};
+pub use sys::SysTopics;

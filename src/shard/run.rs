@@ -28,6 +28,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How often a shard publishes its metrics snapshot.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
+/// What a shard publishes about itself: its metrics snapshot to its slot of `registry`, and
+/// the `$SYS` topics every `sys_interval` (`None`: never).
+#[derive(Debug, Clone)]
+pub struct Observe {
+    pub registry: Arc<Registry>,
+    pub sys_interval: Option<Duration>,
+}
+
 /// The shard's main, for `runtime::run`, with metrics nobody reads.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let registry = Arc::new(Registry::new(setup.shards));
@@ -38,7 +46,11 @@ pub async fn run(setup: ShardSetup<MeshMsg>) {
 pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
     let shard = configured_shard(setup.mesh, &setup.config);
     let shutdown = setup.shutdown.wait();
-    serve(setup.listener, shard, shutdown, registry).await;
+    let observe = Observe {
+        registry,
+        sys_interval: setup.config.metrics.sys_interval,
+    };
+    serve(setup.listener, shard, shutdown, observe).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -53,17 +65,17 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
 }
 
 /// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers,
-/// publish its metrics to its slot of `registry`.
+/// publish what `observe` asks for.
 pub async fn serve(
     listener: TcpListener,
     shard: ShardState,
     shutdown: impl Future<Output = ()>,
-    registry: Arc<Registry>,
+    observe: Observe,
 ) {
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
-    monoio::spawn(tick_task(state.clone(), limits.timer_tick, registry));
+    monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe));
     monoio::spawn(overflow_task(state.clone()));
     let mut shutdown = pin!(shutdown);
     loop {
@@ -140,11 +152,13 @@ async fn wait_for_peers(state: &Shared) {
     .await
 }
 
-async fn tick_task(state: Shared, tick: Duration, registry: Arc<Registry>) {
+async fn tick_task(state: Shared, tick: Duration, observe: Observe) {
     let mut reported = Counters::default();
     let mut next_report = Instant::now() + STATS_EVERY;
     let mut next_metrics = Instant::now();
+    let mut next_sys = observe.sys_interval.map(|every| Instant::now() + every);
     let id = state.borrow().id();
+    let registry = observe.registry;
     loop {
         monoio::time::sleep(tick).await;
         let now = Instant::now();
@@ -154,6 +168,12 @@ async fn tick_task(state: Shared, tick: Duration, registry: Arc<Registry>) {
         {
             next_metrics = now + METRICS_EVERY;
             slot.publish(state.borrow_mut().snapshot());
+        }
+        if let (Some(at), Some(every)) = (next_sys, observe.sys_interval)
+            && now >= at
+        {
+            next_sys = Some(now + every);
+            state.borrow_mut().sys_tick(now);
         }
         if now >= next_report {
             next_report = now + STATS_EVERY;

@@ -14,6 +14,7 @@
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
 //! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
+//! - `sys`: the `$SYS` topics: reports to shard 0, which sums and publishes them.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -43,6 +44,7 @@ mod sessions;
 mod shared;
 mod stats;
 mod subscriptions;
+mod sys;
 mod timers;
 
 pub use admission::Admission;
@@ -71,6 +73,7 @@ use stats::Stats;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use subscriptions::Subscriptions;
+use sys::Sys;
 use timers::Timers;
 
 /// Everything one shard owns.
@@ -89,6 +92,7 @@ pub struct ShardState {
     admission: AdmissionControl,
     counters: Counters,
     stats: Stats,
+    sys: Sys,
     work: Work,
 }
 
@@ -219,6 +223,7 @@ impl ShardState {
             admission: AdmissionControl::new(limits.max_connection_rate, now),
             counters: Counters::default(),
             stats: Stats::new(shards),
+            sys: Sys::new(shards, now),
             work: Work::default(),
         }
     }

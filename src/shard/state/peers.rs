@@ -87,6 +87,7 @@ impl ShardState {
                 let _ = self.mesh.send(from, MeshMsg::BarrierAck { token });
             }
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
+            MeshMsg::SysReport(snapshot) => self.on_sys_report(from, *snapshot),
             // `drain_mesh` hands these to its caller.
             MeshMsg::Handoff(_) => {}
         }
