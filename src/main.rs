@@ -106,9 +106,7 @@ fn main() -> ExitCode {
 fn serve_metrics(addr: SocketAddr, registry: &Arc<Registry>) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
-    let endpoints = obs::Endpoints {
-        registry: Arc::clone(registry),
-    };
+    let endpoints = obs::Endpoints::new(Arc::clone(registry));
     obs::spawn_metrics_server(listener, endpoints)?;
     log::info!(addr:% = bound; "metrics listening on {bound}");
     Ok(())

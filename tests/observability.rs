@@ -457,3 +457,39 @@ fn no_sys_topics_with_sys_interval_0() {
     watcher.subscribe_ok(1, &[("$SYS/#", 0)]);
     watcher.expect_nothing(Duration::from_millis(1500));
 }
+
+// ----- the broker's own latency ----------------------------------------------------------------
+
+#[test]
+fn the_latency_histogram_counts_each_delivery_local_and_across_the_mesh() {
+    let broker = Broker::start_with_config(METRICS_CONFIG);
+    let metrics = broker.metrics_addr();
+    let [pub_id, far_id] = ids_on_distinct_shards("lat");
+    let near_id = id_on_shard("lat-near", home_shard(&pub_id, SHARDS));
+    let mut publisher = RawClient::connect(broker.addr, ProtocolVersion::V4, &pub_id);
+    let mut near = RawClient::connect(broker.addr, ProtocolVersion::V4, &near_id);
+    let mut far = RawClient::connect(broker.addr, ProtocolVersion::V4, &far_id);
+    near.subscribe_ok(1, &[("lat/#", 0)]);
+    far.subscribe_ok(1, &[("lat/#", 0)]);
+    for _ in 0..10 {
+        publisher.publish("lat/t", b"x", 1, false);
+    }
+    assert_eq!(collect_publishes(&mut near, QUIET).len(), 10);
+    assert_eq!(collect_publishes(&mut far, QUIET).len(), 10);
+    metric_at_least(metrics, "ringmq_delivery_latency_seconds_count", &[], 20);
+    let text = scrape(metrics);
+    for shard in ["shard=\"0\"", "shard=\"1\""] {
+        let n = sum(&text, "ringmq_delivery_latency_seconds_count", &[shard]);
+        assert_eq!(n, 10, "one delivery per message on {shard}:\n{text}");
+        let inf = sum(
+            &text,
+            "ringmq_delivery_latency_seconds_bucket",
+            &[shard, "le=\"+Inf\""],
+        );
+        assert_eq!(inf, 10);
+    }
+    let (status, hgrm) = http(metrics, b"GET /latency.hgrm HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(hgrm.contains("Total count    =           20"), "{hgrm}");
+    assert!(hgrm.contains("#[Unit = ms]"), "{hgrm}");
+}

@@ -1,7 +1,9 @@
 //! The metrics endpoint: a small HTTP/1.1 server on a thread of its own (std networking; it
-//! is no shard), answering `GET /metrics` from the shards' published snapshots. One request
+//! is no shard), answering `GET /metrics` from the shards' published snapshots and latency
+//! histograms, and `GET /latency.hgrm` (every shard's merged). One request
 //! per connection; anything that is not a well-formed request gets 400 and changes nothing.
 
+use super::latency::LatencyTotals;
 use super::metrics::Registry;
 use super::prometheus::{self, Process};
 use std::io::{self, Read, Write};
@@ -72,14 +74,22 @@ fn parse_request(head: &[u8]) -> Option<Request> {
 }
 
 /// What the endpoint serves.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Endpoints {
     pub registry: Arc<Registry>,
+    /// The shards' latency histograms (`None`: not measured).
+    pub latency: Option<LatencyTotals>,
 }
 
 impl Endpoints {
+    /// The endpoints of `registry`, owning its latency histograms' reading end.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        let latency = registry.take_latency();
+        Self { registry, latency }
+    }
+
     /// Status, content type and body for `request` (`None`: malformed).
-    fn answer(&self, request: Option<Request>) -> (&'static str, &'static str, String) {
+    fn answer(&mut self, request: Option<Request>) -> (&'static str, &'static str, String) {
         let text = "text/plain; charset=utf-8";
         let Some(request) = request else {
             return ("400 Bad Request", text, "malformed request\n".into());
@@ -95,22 +105,33 @@ impl Endpoints {
                     log_lines_dropped: super::dropped_lines(),
                 };
                 prometheus::render(&self.registry.read_all(), process, &mut body);
+                if let Some(latency) = &mut self.latency {
+                    latency.collect();
+                    latency.render_prometheus(&mut body);
+                }
                 ("200 OK", prometheus::CONTENT_TYPE, body)
             }
-            Route::Latency | Route::NotFound => ("404 Not Found", text, "not found\n".into()),
+            Route::Latency => match &mut self.latency {
+                Some(latency) => {
+                    latency.collect();
+                    ("200 OK", text, latency.hgrm())
+                }
+                None => ("404 Not Found", text, "no latency histograms\n".into()),
+            },
+            Route::NotFound => ("404 Not Found", text, "not found\n".into()),
         }
     }
 }
 
 /// Serves `endpoints` on `listener` from a thread named `ringmq-metrics`.
-pub fn spawn(listener: TcpListener, endpoints: Endpoints) -> io::Result<JoinHandle<()>> {
+pub fn spawn(listener: TcpListener, mut endpoints: Endpoints) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ringmq-metrics".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
-                        let _ = handle(stream, &endpoints);
+                        let _ = handle(stream, &mut endpoints);
                     }
                     // Out of descriptors and the like: back off instead of spinning.
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -119,7 +140,7 @@ pub fn spawn(listener: TcpListener, endpoints: Endpoints) -> io::Result<JoinHand
         })
 }
 
-fn handle(mut stream: TcpStream, endpoints: &Endpoints) -> io::Result<()> {
+fn handle(mut stream: TcpStream, endpoints: &mut Endpoints) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let request = match read_head(&mut stream)? {

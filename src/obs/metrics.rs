@@ -5,6 +5,8 @@
 //! A reader sees each number as some shard wrote it; numbers of one snapshot may come from
 //! two consecutive publications. That is what a scrape needs, and neither side ever waits.
 
+use super::latency::{LatencyRecorder, LatencyTotals, latency_channels};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -278,19 +280,36 @@ impl ShardMetrics {
 }
 
 /// Every shard's published numbers, shared by the shards (each writes its own) and the
-/// metrics endpoint (reads them all).
+/// metrics endpoint (reads them all); and the two ends of the latency histograms, each
+/// taken once at start-up (the locks are never taken by a running shard).
 #[derive(Debug)]
 pub struct Registry {
     shards: Box<[ShardMetrics]>,
     started: Instant,
+    recorders: Mutex<Vec<Option<LatencyRecorder>>>,
+    latency: Mutex<Option<LatencyTotals>>,
 }
 
 impl Registry {
     pub fn new(shards: usize) -> Self {
+        let (recorders, totals) = latency_channels(shards);
         Self {
             shards: (0..shards).map(|_| ShardMetrics::new(shards)).collect(),
             started: Instant::now(),
+            recorders: Mutex::new(recorders.into_iter().map(Some).collect()),
+            latency: Mutex::new(Some(totals)),
         }
+    }
+
+    /// Shard `id`'s latency recorder, for the shard to own (once).
+    pub fn take_recorder(&self, id: usize) -> Option<LatencyRecorder> {
+        let mut recorders = self.recorders.lock().ok()?;
+        recorders.get_mut(id)?.take()
+    }
+
+    /// The reading end of every shard's latencies, for the metrics endpoint to own (once).
+    pub fn take_latency(&self) -> Option<LatencyTotals> {
+        self.latency.lock().ok()?.take()
     }
 
     /// Shard `id`'s slot; `None` past the last shard.

@@ -7,6 +7,8 @@
 //! - `logger`: the `log::Log` that never blocks its caller, and its writer thread.
 //! - `metrics`: `Snapshot` (a shard's counters and gauges), `ShardMetrics` (the same as
 //!   atomics only its shard writes), `Registry` (every shard's).
+//! - `latency`: per-shard HdrHistograms of the broker's own delivery latency, handed to the
+//!   reader without waiting, as Prometheus buckets and `.hgrm`.
 //! - `prometheus`: snapshots in the Prometheus text format.
 //! - `http`: the metrics listener's thread (`GET /metrics`).
 //! - `sys`: the `$SYS/broker/...` topics from the shards' snapshots.
@@ -17,6 +19,7 @@
 mod filter;
 mod format;
 mod http;
+mod latency;
 mod logger;
 mod metrics;
 mod prometheus;
@@ -25,6 +28,7 @@ mod sys;
 pub use filter::{BadFilter, LogFilter};
 pub use format::LogFormat;
 pub use http::{Endpoints, spawn as spawn_metrics_server};
+pub use latency::{LatencyRecorder, LatencyTotals};
 pub use logger::{QUEUE_LINES, dropped_lines, flush as flush_logs, install as install_logger};
 pub use metrics::{DisconnectCause, Dropped, Registry, Scalar, ShardMetrics, Snapshot};
 pub use prometheus::{CONTENT_TYPE, Process, render as render_prometheus};

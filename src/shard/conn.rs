@@ -403,6 +403,9 @@ async fn read_loop(
             return;
         }
         state.borrow_mut().end_of_batch(conn, now);
+        if state.borrow().latency_pending() {
+            state.borrow_mut().record_latency(Instant::now());
+        }
         wait_unpaused(&state).await;
         if !state.borrow().is_live(conn) {
             return;

@@ -44,7 +44,10 @@ pub async fn run(setup: ShardSetup<MeshMsg>) {
 
 /// The shard's main, publishing its metrics to its slot of `registry`.
 pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
-    let shard = configured_shard(setup.mesh, &setup.config);
+    let mut shard = configured_shard(setup.mesh, &setup.config);
+    if let Some(recorder) = registry.take_recorder(setup.id) {
+        shard.set_latency_recorder(recorder);
+    }
     let shutdown = setup.shutdown.wait();
     let observe = Observe {
         registry,
@@ -128,6 +131,9 @@ async fn mesh_task(state: Shared) {
         let handled = state
             .borrow_mut()
             .drain_mesh(MESH_BATCH, Instant::now(), &mut handoffs);
+        if state.borrow().latency_pending() {
+            state.borrow_mut().record_latency(Instant::now());
+        }
         for handoff in handoffs.drain(..) {
             monoio::spawn(conn::serve_handoff(state.clone(), handoff));
         }
@@ -167,7 +173,9 @@ async fn tick_task(state: Shared, tick: Duration, observe: Observe) {
             && let Some(slot) = registry.shard(id)
         {
             next_metrics = now + METRICS_EVERY;
-            slot.publish(state.borrow_mut().snapshot());
+            let mut s = state.borrow_mut();
+            slot.publish(s.snapshot());
+            s.hand_off_latency();
         }
         if let (Some(at), Some(every)) = (next_sys, observe.sys_interval)
             && now >= at

@@ -53,6 +53,7 @@ fn message(topic: &str, qos: QoS) -> Message {
         retain: false,
         properties: None,
         expires_at: None,
+        received_at: None,
     }
 }
 

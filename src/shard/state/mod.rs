@@ -15,6 +15,7 @@
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
 //! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
 //! - `sys`: the `$SYS` topics: reports to shard 0, which sums and publishes them.
+//! - `latency`: deliveries noted for the broker's latency histogram.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -35,6 +36,7 @@ mod connections;
 mod events;
 mod flow;
 mod inbound;
+mod latency;
 mod limits;
 mod mesh_out;
 mod peers;
@@ -65,6 +67,7 @@ use barrier::Barriers;
 use bytes::{Bytes, BytesMut};
 use connections::Connections;
 use flow::Flow;
+use latency::Latency;
 use mesh_out::MeshOut;
 use retained::Retained;
 use sessions::Sessions;
@@ -93,6 +96,7 @@ pub struct ShardState {
     counters: Counters,
     stats: Stats,
     sys: Sys,
+    latency: Latency,
     work: Work,
 }
 
@@ -224,6 +228,7 @@ impl ShardState {
             counters: Counters::default(),
             stats: Stats::new(shards),
             sys: Sys::new(shards, now),
+            latency: Latency::default(),
             work: Work::default(),
         }
     }
@@ -264,6 +269,7 @@ impl ShardState {
                 Action::Send(packet) => self.write_packet(conn, &packet, now),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing, now),
                 Action::Route(mut msg) => {
+                    msg.received_at = Some(now);
                     if msg.properties.is_some() {
                         msg.stamp_expiry(now);
                     }

@@ -40,7 +40,10 @@ impl Retained {
             self.messages.len() < self.max_messages && self.bytes + msg.size() <= self.max_bytes;
         if !msg.payload.is_empty() && fits {
             self.bytes += msg.size();
-            self.messages.insert(msg.topic.clone(), msg.clone());
+            let mut kept = msg.clone();
+            // Sent on a later SUBSCRIBE, a copy's age is no delivery latency.
+            kept.received_at = None;
+            self.messages.insert(msg.topic.clone(), kept);
         }
     }
 

@@ -153,6 +153,7 @@ impl ShardState {
         };
         if let Some(conn) = conn {
             self.write_publish(conn, session_key, out, now);
+            self.latency.delivered(msg.received_at);
         }
         None
     }

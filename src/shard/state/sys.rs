@@ -67,6 +67,7 @@ impl ShardState {
                 retain: true,
                 properties: None,
                 expires_at: None,
+                received_at: None,
             };
             let _: super::routing::Held = self.route(&msg, None, now);
         }
