@@ -493,3 +493,25 @@ fn the_latency_histogram_counts_each_delivery_local_and_across_the_mesh() {
     assert!(hgrm.contains("Total count    =           20"), "{hgrm}");
     assert!(hgrm.contains("#[Unit = ms]"), "{hgrm}");
 }
+
+#[test]
+fn a_graceful_shutdown_is_logged_to_the_last_line() {
+    // The logger's and the metrics listener's threads must not take SIGTERM themselves.
+    let mut broker = Broker::start_with_config(METRICS_CONFIG);
+    let _ = broker.metrics_addr();
+    let id = id_on_shard("shutdown", 1);
+    let _client = RawClient::connect(broker.addr, ProtocolVersion::V5, &id);
+    logged(&broker, &["client connected", &id]);
+    broker.sigterm();
+    let status = broker.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    logged(
+        &broker,
+        &[
+            "client disconnected",
+            "cause=\"server shutdown\"",
+            "code=0x8b",
+        ],
+    );
+    logged(&broker, &["ringmq: stopped"]);
+}

@@ -125,19 +125,17 @@ impl Endpoints {
 
 /// Serves `endpoints` on `listener` from a thread named `ringmq-metrics`.
 pub fn spawn(listener: TcpListener, mut endpoints: Endpoints) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("ringmq-metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => {
-                        let _ = handle(stream, &mut endpoints);
-                    }
-                    // Out of descriptors and the like: back off instead of spinning.
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+    super::thread::spawn_blocking_signals("ringmq-metrics", move || {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => {
+                    let _ = handle(stream, &mut endpoints);
                 }
+                // Out of descriptors and the like: back off instead of spinning.
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
-        })
+        }
+    })
 }
 
 fn handle(mut stream: TcpStream, endpoints: &mut Endpoints) -> io::Result<()> {

@@ -83,9 +83,9 @@ pub fn install(filter: LogFilter, format: LogFormat) -> io::Result<()> {
         .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e.to_string()))?;
     log::set_max_level(max_level);
     let _ = INSTALLED.set(logger);
-    std::thread::Builder::new()
-        .name("ringmq-log".into())
-        .spawn(move || write_lines(&lines, (&logger.dropped, format), &mut io::stderr()))?;
+    super::thread::spawn_blocking_signals("ringmq-log", move || {
+        write_lines(&lines, (&logger.dropped, format), &mut io::stderr());
+    })?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! - `prometheus`: snapshots in the Prometheus text format.
 //! - `http`: the metrics listener's thread (`GET /metrics`).
 //! - `sys`: the `$SYS/broker/...` topics from the shards' snapshots.
+//! - `thread`: spawning those threads with SIGINT/SIGTERM blocked, as every broker thread.
 //!
 //! Nothing here knows a shard: shards log through the `log` macros like any code, and fill
 //! a `Snapshot` they publish themselves.
@@ -24,6 +25,7 @@ mod logger;
 mod metrics;
 mod prometheus;
 mod sys;
+mod thread;
 
 pub use filter::{BadFilter, LogFilter};
 pub use format::LogFormat;
