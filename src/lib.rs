@@ -13,7 +13,8 @@
 //! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
 //!   sans-IO.
 //! - [`obs`]: observability outside the shards: the logger (a bounded queue drained by a
-//!   thread of its own, so logging never blocks a shard).
+//!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
+//!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
