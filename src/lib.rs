@@ -14,6 +14,9 @@
 //!   Mosquitto-compatible password files and acl_file checks, sans-IO.
 //! - [`ws`]: MQTT over WebSocket (RFC 6455): the upgrade handshake and the frame codec, a
 //!   sans-IO byte transformer under the connection.
+//! - [`obs`]: observability outside the shards: the logger (a bounded queue drained by a
+//!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
+//!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
@@ -26,6 +29,7 @@
 pub mod auth;
 pub mod config;
 pub mod mesh;
+pub mod obs;
 pub mod runtime;
 pub mod session;
 pub mod shard;

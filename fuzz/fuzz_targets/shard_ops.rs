@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use ringmq::mesh;
 use ringmq::protocol::{
     Connect, Disconnect, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubResp,
-    Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter,
-    TopicName, Unsubscribe, decode,
+    Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
+    Unsubscribe, decode,
 };
 use ringmq::shard::{ConnId, Limits, MeshMsg, ShardState, home_shard};
 use std::task::Waker;
@@ -87,7 +87,7 @@ impl World {
         match kind % 8 {
             0 => self.connect(c, b),
             1 | 2 => self.send(c, packet(a, b)),
-            3 => self.read_and_ack(c, b % 2 == 0),
+            3 => self.read_and_ack(c, b.is_multiple_of(2)),
             4 => self.lose(c),
             5 => self.exchange(),
             6 => {
@@ -107,7 +107,7 @@ impl World {
             properties.session_expiry_interval = Some(u32::from(flags % 4) * 30);
             properties.receive_maximum = Some(u16::from(flags % 3) + 1);
             properties.topic_alias_maximum = Some(u16::from(flags % 2) * 2);
-            properties.maximum_packet_size = (flags % 5 == 0).then_some(64);
+            properties.maximum_packet_size = flags.is_multiple_of(5).then_some(64);
         }
         let connect = Connect {
             version: client.version,

@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub runtime: RawRuntime,
     pub redirect: RawRedirect,
     pub auth: RawAuth,
+    pub log_level: String,
+    pub log_format: String,
+    pub metrics: super::RawMetrics,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +120,9 @@ impl Default for RawConfig {
             runtime: RawRuntime::default(),
             redirect: RawRedirect::default(),
             auth: RawAuth::default(),
+            log_level: "info".into(),
+            log_format: "text".into(),
+            metrics: super::RawMetrics::default(),
         }
     }
 }

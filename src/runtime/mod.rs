@@ -85,7 +85,7 @@ where
         let _ = join_all(threads);
         return Err(e);
     }
-    eprintln!("ringmq listening on {addr} with {shards} shards");
+    log::info!(addr:% = addr, shards; "ringmq listening on {addr} with {shards} shards");
 
     supervise(&signals, &shutdown, &threads);
     let result = join_all(threads);
@@ -93,8 +93,9 @@ where
     result
 }
 
+/// A start-up problem the broker works around.
 fn log(msg: &str) {
-    eprintln!("ringmq: {msg}");
+    log::warn!("{msg}");
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ where
         Err(e) => return started(Err(format!("cannot build a runtime: {e}"))),
     };
     if id == 0 {
-        log(&format!("shards run on {driver}"));
+        log::info!("shards run on {driver}");
     }
     rt.block_on(async move {
         let listener = match bind_shard_listener(plan.addr) {

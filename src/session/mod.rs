@@ -92,6 +92,12 @@ pub enum Action {
         reason: Option<Reason>,
         publish_will: bool,
     },
+    /// The client sent DISCONNECT with this reason code (3.1.1: always 0): close the
+    /// connection, sending nothing.
+    Disconnected {
+        code: ReasonCode,
+        publish_will: bool,
+    },
 }
 
 /// One PUBLISH to write to the client.
@@ -324,6 +330,10 @@ impl Session {
         self.inbound_qos2.contains(&id.get())
     }
 
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
@@ -441,8 +451,8 @@ impl Session {
         if !publish_will {
             self.will = None;
         }
-        out.push(Action::Close {
-            reason: None,
+        out.push(Action::Disconnected {
+            code: disconnect.reason,
             publish_will,
         });
     }

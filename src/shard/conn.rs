@@ -63,6 +63,9 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
+            state
+                .borrow_mut()
+                .refused_unread(reason, stream.peer_addr().ok());
             return refuse(stream, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
@@ -73,6 +76,8 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
         Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
     };
     if let Err(code) = log_in(&state, &connect).await {
+        let peer = stream.peer_addr().ok();
+        state.borrow_mut().auth_failed(&connect, code, peer);
         return refuse(stream, Login::refusal(code, &connect).connack(&connect)).await;
     }
     let (me, shards) = {
@@ -251,6 +256,7 @@ async fn run_at_home(
     mut leftover: BytesMut,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     // The exchange runs before anything touches the session: an unauthenticated client
     // never takes over a connection or sees a session's state.
     let authenticated = match connect.properties.authentication_method.clone() {
@@ -290,6 +296,7 @@ async fn run_at_home(
         let arrival = (client_id, assigned_id, accepted_at);
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
+        s.opened(conn, &connect, peer);
         s.end_of_batch(conn, Instant::now());
         conn
     };
@@ -335,6 +342,10 @@ async fn authenticate(
     match result {
         Ok(done) => Some(done),
         Err(failure) => {
+            if let AuthFailure::Refuse(reason) = &failure {
+                let peer = stream.peer_addr().ok();
+                state.borrow_mut().auth_failed(connect, *reason, peer);
+            }
             if let AuthFailure::Refuse(reason) = failure
                 && let Some(out) = Refusal::new(connect.version, reason.into()).connack(connect)
             {
@@ -419,6 +430,9 @@ async fn read_loop(
             return;
         }
         state.borrow_mut().end_of_batch(conn, now);
+        if state.borrow().latency_pending() {
+            state.borrow_mut().record_latency(Instant::now());
+        }
         wait_unpaused(&state).await;
         if !state.borrow().is_live(conn) {
             return;
@@ -434,7 +448,10 @@ async fn read_loop(
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
                 return;
             }
-            Ok(n) => busy |= n == room,
+            Ok(n) => {
+                busy |= n == room;
+                state.borrow_mut().count_read(n);
+            }
         }
     }
 }

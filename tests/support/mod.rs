@@ -3,7 +3,7 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `broker.rs` | the broker process: start on a port it picks and announces, SIGTERM, exit |
+//! | `broker.rs` | the broker process: start on a port it picks and announces, its log lines, SIGTERM, exit |
 //! | `shards.rs` | client ids pinned to a home shard (cross-shard and same-shard tests) |
 //! | `packets.rs` | builders for CONNECT, PUBLISH, SUBSCRIBE, ...; raw frames and encoding |
 //! | `raw.rs` | [`RawClient`]: exact packets or bytes in, exactly what the broker sends out |
@@ -24,7 +24,8 @@
 //! and DISCONNECTs the server starts), `enhanced_auth`, `payload_format`,
 //! `response_information`; `conformance_v5.rs` holds the 5.0-only rules without a suite of
 //! their own (Receive Maximum, subscription options, Subscription Identifiers, message
-//! expiry, will delay). `binary_startup.rs`: the command line.
+//! expiry, will delay). `binary_startup.rs`: the command line. `observability.rs`: what an
+//! operator sees (log lines, `/metrics`, `$SYS` topics).
 //!
 //! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
 //! to the test that is there. Where the spec names a reason code, demand it

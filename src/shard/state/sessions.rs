@@ -97,4 +97,8 @@ impl Sessions {
     pub fn is_online(&self, key: usize) -> bool {
         self.conn_of(key).is_some()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SessionEntry> {
+        self.slab.iter().map(|(_, entry)| entry)
+    }
 }
