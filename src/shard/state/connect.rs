@@ -192,6 +192,8 @@ impl ShardState {
         let conn = self.insert_conn(connect, session_key, (now, accepted_at), auth);
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.conn = Some(conn);
+            // Online again: its expiry and will delay no longer run [MQTT-3.1.3-9].
+            self.timers.cancel_session(&mut entry.timers);
         }
         if session_present {
             // Its shared subscriptions count it online again.
@@ -280,8 +282,8 @@ impl ShardState {
         conn.keep_alive = keep_alive;
         conn.auth = auth;
         let id = self.conns.insert(conn);
-        if let Some(period) = keep_alive {
-            self.timers.arm(now + period, TimerKey::KeepAlive(id));
+        if let (Some(period), Some(c)) = (keep_alive, self.conns.get_mut(id)) {
+            c.timers.keep_alive = Some(self.timers.arm(now + period, TimerKey::KeepAlive(id)));
         }
         id
     }

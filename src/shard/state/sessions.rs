@@ -3,6 +3,7 @@
 //! the next, a will waiting for its delay, congestion flags).
 
 use super::connections::ConnId;
+use super::timers::SessionTimers;
 use crate::session::{Message, Session};
 use hashbrown::HashMap;
 use slab::Slab;
@@ -15,6 +16,8 @@ pub(super) struct SessionEntry {
     pub epoch: u64,
     /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
     pub pending_will: Option<Message>,
+    /// Its expiry and will delay timers while offline, cancelled when it comes back or ends.
+    pub timers: SessionTimers,
     /// Its queue is filling while connected: publishers wait for it (`flow`).
     pub congested: bool,
     /// It stayed congested past the limit: nobody waits for it until its queue drains.
@@ -53,6 +56,7 @@ impl Sessions {
             conn: None,
             epoch: 0,
             pending_will: None,
+            timers: SessionTimers::default(),
             congested: false,
             ignore_congestion: false,
         });

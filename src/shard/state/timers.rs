@@ -4,7 +4,7 @@
 use super::connections::ConnId;
 use super::{ShardState, secs};
 use crate::protocol::{Reason, ReasonCode};
-use crate::timer::TimerWheel;
+use crate::timer::{TimerId, TimerWheel};
 use std::time::{Duration, Instant};
 
 /// How long a stalled connection is given to take its DISCONNECT before it is cut. Its
@@ -34,6 +34,22 @@ pub(super) enum TimerKey {
     },
 }
 
+/// The timers a connection may have armed, kept so that they are cancelled when it goes away
+/// (a stale id is harmless: the wheel checks generations).
+#[derive(Debug, Default)]
+pub(super) struct ConnTimers {
+    pub keep_alive: Option<TimerId>,
+    pub stalled: Option<TimerId>,
+    pub grace: Option<TimerId>,
+}
+
+/// The timers of an offline session: its expiry and its will's delay.
+#[derive(Debug, Default)]
+pub(super) struct SessionTimers {
+    pub expiry: Option<TimerId>,
+    pub will: Option<TimerId>,
+}
+
 #[derive(Debug)]
 pub(super) struct Timers {
     wheel: TimerWheel<TimerKey>,
@@ -49,8 +65,34 @@ impl Timers {
         }
     }
 
-    pub fn arm(&mut self, at: Instant, key: TimerKey) {
-        self.wheel.arm(at, key);
+    pub fn arm(&mut self, at: Instant, key: TimerKey) -> TimerId {
+        self.wheel.arm(at, key)
+    }
+
+    /// Disarms `slot`'s timer, if any, and empties the slot.
+    pub fn cancel(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.wheel.cancel(id);
+        }
+    }
+
+    /// Arms a timer in `slot`, disarming the one it held (re-arming never leaves two).
+    pub fn rearm(&mut self, slot: &mut Option<TimerId>, at: Instant, key: TimerKey) {
+        self.cancel(slot);
+        *slot = Some(self.wheel.arm(at, key));
+    }
+
+    /// Disarms every timer of a connection that goes away.
+    pub fn cancel_conn(&mut self, timers: &mut ConnTimers) {
+        self.cancel(&mut timers.keep_alive);
+        self.cancel(&mut timers.stalled);
+        self.cancel(&mut timers.grace);
+    }
+
+    /// Disarms the timers of a session that is back online or ends.
+    pub fn cancel_session(&mut self, timers: &mut SessionTimers) {
+        self.cancel(&mut timers.expiry);
+        self.cancel(&mut timers.will);
     }
 
     /// Armed timers (for tests).
@@ -83,6 +125,7 @@ impl ShardState {
                 TimerKey::Stalled(conn) => self.check_stalled(conn, now),
                 TimerKey::StallGrace(conn) => {
                     if let Some(c) = self.conns.get_mut(conn) {
+                        c.timers.grace = None;
                         c.abort();
                     }
                 }
@@ -102,15 +145,18 @@ impl ShardState {
     }
 
     fn check_keep_alive(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.get(conn).filter(|c| !c.closing) else {
+        let Some(c) = self.conns.get_mut(conn).filter(|c| !c.closing) else {
             return;
         };
+        // This timer has fired: its id is stale.
+        c.timers.keep_alive = None;
         let Some(period) = c.keep_alive else {
             return;
         };
         let deadline = c.last_activity + period;
         if deadline > now {
-            self.timers.arm(deadline, TimerKey::KeepAlive(conn));
+            let key = TimerKey::KeepAlive(conn);
+            c.timers.keep_alive = Some(self.timers.arm(deadline, key));
         } else {
             let reason = Reason::explained(
                 ReasonCode::KeepAliveTimeout,
@@ -124,10 +170,10 @@ impl ShardState {
         if !self.sessions.offline_since(session_key, epoch) {
             return;
         }
-        let will = self
-            .sessions
-            .get_mut(session_key)
-            .and_then(|e| e.pending_will.take());
+        let will = self.sessions.get_mut(session_key).and_then(|e| {
+            e.timers.will = None;
+            e.pending_will.take()
+        });
         if let Some(will) = will {
             self.route_will(will, now);
         }
@@ -142,7 +188,7 @@ impl ShardState {
         (epoch, will_delay): (u64, u32),
         now: Instant,
     ) {
-        let Some(entry) = self.sessions.get(session) else {
+        let Some(entry) = self.sessions.get_mut(session) else {
             return;
         };
         let interval = entry
@@ -151,12 +197,14 @@ impl ShardState {
             .min(self.limits.max_session_expiry);
         if interval != u32::MAX {
             let key = TimerKey::SessionExpiry { session, epoch };
-            self.timers.arm(now + secs(interval), key);
+            let at = now + secs(interval);
+            self.timers.rearm(&mut entry.timers.expiry, at, key);
         }
         if entry.pending_will.is_some() {
             let delay = will_delay.min(interval);
             let key = TimerKey::WillDelay { session, epoch };
-            self.timers.arm(now + secs(delay), key);
+            let at = now + secs(delay);
+            self.timers.rearm(&mut entry.timers.will, at, key);
         }
     }
 
@@ -167,14 +215,15 @@ impl ShardState {
             return;
         };
         c.over_cap_since = Some(now);
+        let at = now + self.limits.stall_timeout;
+        self.timers
+            .rearm(&mut c.timers.stalled, at, TimerKey::Stalled(conn));
         let session = c.session;
         if let Some(entry) = self.sessions.get_mut(session) {
             // Not writable releases nothing.
             let mut none = Vec::new();
             entry.session.set_writable(false, &mut none);
         }
-        self.timers
-            .arm(now + self.limits.stall_timeout, TimerKey::Stalled(conn));
     }
 
     /// A connection whose writer made no progress for `stall_timeout` while over its
@@ -190,6 +239,7 @@ impl ShardState {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        c.timers.stalled = None;
         let stalled = c
             .over_cap_since
             .is_some_and(|since| now.duration_since(since) >= limit);
@@ -207,7 +257,10 @@ impl ShardState {
             );
             self.close(conn, Some(reason), true, now);
         }
-        self.timers
-            .arm(now + STALL_GRACE, TimerKey::StallGrace(conn));
+        if let Some(c) = self.conns.get_mut(conn) {
+            let at = now + STALL_GRACE;
+            self.timers
+                .rearm(&mut c.timers.grace, at, TimerKey::StallGrace(conn));
+        }
     }
 }

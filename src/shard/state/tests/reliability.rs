@@ -1,0 +1,97 @@
+//! What a shard gives back after abuse: timers cancelled when what they guard goes away, so
+//! reconnecting clients with long keep alives and expiries leave nothing behind.
+
+use super::*;
+use crate::timer::test_clock as clock;
+
+const CYCLES: usize = 1000;
+
+/// A connection's whole life as its tasks see it: it is lost, then its writer ends.
+fn lose(state: &mut ShardState, conn: ConnId) {
+    state.on_connection_lost(conn, clock());
+    state.remove_conn(conn, clock());
+}
+
+#[test]
+fn connect_close_cycles_with_keep_alive_65535_leave_no_timer_behind() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let start = state.timers.len();
+    for n in 0..CYCLES {
+        for version in [ProtocolVersion::V4, ProtocolVersion::V5] {
+            let mut c = connect(version, &format!("ka-{n}"));
+            c.keep_alive = u16::MAX;
+            let conn = open_with(&mut state, &c);
+            assert_eq!(state.timers.len(), start + 1, "its keep alive timer");
+            lose(&mut state, conn);
+        }
+    }
+    assert_eq!(
+        state.timers.len(),
+        start,
+        "every keep alive timer was cancelled"
+    );
+}
+
+#[test]
+fn a_persistent_session_reconnecting_keeps_one_expiry_and_one_will_timer_at_most() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let mut c = persistent_v5("back", u32::MAX - 1);
+    c.keep_alive = u16::MAX;
+    c.will = Some(crate::protocol::packet::LastWill {
+        topic: TopicName::try_from("w/back").expect("valid"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties::from(crate::protocol::PropertyValues {
+            will_delay_interval: Some(u32::MAX - 1),
+            ..Default::default()
+        }),
+    });
+    let start = state.timers.len();
+    for _ in 0..CYCLES {
+        let conn = open_with(&mut state, &c);
+        assert_eq!(state.timers.len(), start + 1, "online: its keep alive only");
+        lose(&mut state, conn);
+        assert_eq!(
+            state.timers.len(),
+            start + 2,
+            "offline: its expiry and its will delay"
+        );
+    }
+    // A clean start ends the stored session: its timers go with it.
+    c.clean_start = true;
+    c.properties.session_expiry_interval = None;
+    let conn = open_with(&mut state, &c);
+    lose(&mut state, conn);
+    assert_eq!(
+        state.timers.len(),
+        start,
+        "nothing left once the session ended"
+    );
+}
+
+#[test]
+fn a_stalled_connection_that_recovers_keeps_no_stall_timer() {
+    let limits = Limits {
+        max_outbound_bytes: 40,
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let sub = open(&mut state, ProtocolVersion::V4, "flappy");
+    state.on_packet(sub, subscribe("f/t", QoS::AtMostOnce), clock());
+    drain_packets(&mut state, sub, ProtocolVersion::V4);
+    let publisher = open(&mut state, ProtocolVersion::V4, "p");
+    let start = state.timers.len();
+    for _ in 0..CYCLES {
+        for _ in 0..3 {
+            state.on_packet(publisher, publish("f/t", QoS::AtMostOnce, None), clock());
+        }
+        assert_eq!(state.timers.len(), start + 1, "over its cap: a stall timer");
+        drain_packets(&mut state, sub, ProtocolVersion::V4);
+        assert_eq!(
+            state.timers.len(),
+            start,
+            "drained: the stall timer is gone"
+        );
+    }
+}
