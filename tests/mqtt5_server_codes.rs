@@ -89,6 +89,37 @@ fn over_max_connections_5_0_gets_connack_0x97_and_3_1_1_gets_0x03() {
 }
 
 #[test]
+fn a_connect_that_would_store_a_session_over_max_sessions_gets_0x97_and_3_1_1_gets_0x03() {
+    // 3.2.2.2: 0x97 Quota exceeded for the configured bound on stored sessions (1 per shard
+    // here). A session stays stored while its client is offline; a client whose session is
+    // stored resumes it [MQTT-3.2.2-2] and a new client id is refused until one ends.
+    let broker = Broker::start_with_config("max_sessions = 2\n");
+    let [kept, other] = [id_on_shard("kept", 0), id_on_shard("other", 0)];
+    let connect = ConnectBuilder::new(V5, &kept).persistent();
+    let (first, _) = RawClient::connect_with(broker.addr, connect.clone());
+    first.disconnect();
+    for version in [V5, V4] {
+        let mut refused = RawClient::tcp(broker.addr, version, &other);
+        refused.send(&ConnectBuilder::new(version, &other).packet());
+        let connack = refused.expect_connack();
+        let expected = match version {
+            V5 => ReasonCode::QuotaExceeded,
+            // 3.1.1 section 3.2.2.3: 0x03, "the MQTT service is unavailable".
+            _ => ReasonCode::ServerUnavailable,
+        };
+        assert_eq!(connack.reason, expected, "{version:?}");
+        assert!(!connack.session_present, "[MQTT-3.2.2-6]");
+        refused.expect_closed(PROMPT);
+    }
+    let (mut back, connack) = RawClient::connect_with(broker.addr, connect);
+    assert!(connack.session_present, "the stored session is resumed");
+    back.ping();
+    // The other shard has its own share.
+    let mut elsewhere = RawClient::connect(broker.addr, V5, &id_on_shard("elsewhere", 1));
+    elsewhere.ping();
+}
+
+#[test]
 fn over_max_connection_rate_5_0_gets_connack_0x9f_and_3_1_1_gets_0x03() {
     // 3.2.2.2: 0x9F Connection rate exceeded. 2 per second over 2 shards: 1 each.
     let broker = Broker::start_with_config("max_connection_rate = 2\n");

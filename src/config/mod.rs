@@ -43,6 +43,9 @@ pub struct Config {
     /// New connections accepted per second over all shards (each shard takes its share);
     /// `None`: unlimited. Over it a CONNECT is refused with 0x9F Connection rate exceeded.
     pub max_connection_rate: Option<NonZeroU32>,
+    /// Sessions stored at once (connected or offline) over all shards, each shard taking its
+    /// share; `None`: unlimited. A CONNECT that would create one more is refused with 0x97.
+    pub max_sessions: Option<NonZeroUsize>,
     pub mqtt: MqttConfig,
     pub queues: QueueConfig,
     pub retained: RetainedConfig,

@@ -3,7 +3,7 @@
 
 use super::Config;
 use super::scram_user::scram_user_toml;
-use std::num::{NonZeroU16, NonZeroU32};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 
 impl Config {
     /// This configuration as a commented TOML file that `from_toml_str` reads back.
@@ -32,6 +32,10 @@ max_connections = {max_connections}
 # New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
 # rate exceeded (3.1.1: 0x03). 0 = unlimited.
 max_connection_rate = {max_connection_rate}
+# Sessions stored at once over all shards, connected or offline (each shard takes its share of
+# the client ids homed on it); a CONNECT that would create one more gets CONNACK 0x97 Quota
+# exceeded (3.1.1: 0x03). 0 = unlimited.
+max_sessions = {max_sessions}
 
 [mqtt]
 # Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
@@ -102,6 +106,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
             shards = self.shards,
             max_connections = self.max_connections,
             max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
+            max_sessions = self.max_sessions.map_or(0, NonZeroUsize::get),
             max_packet_size = m.max_packet_size,
             max_keepalive = or_zero(m.max_keepalive),
             zero_keepalive = or_zero(m.zero_keepalive),

@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub max_connections: usize,
     /// 0: unlimited.
     pub max_connection_rate: u32,
+    /// 0: unlimited.
+    pub max_sessions: usize,
     pub mqtt: RawMqtt,
     pub queues: RawQueues,
     pub retained: RawRetained,
@@ -108,6 +110,7 @@ impl Default for RawConfig {
             shards: 0,
             max_connections: 100_000,
             max_connection_rate: 0,
+            max_sessions: 1_000_000,
             mqtt: RawMqtt::default(),
             queues: RawQueues::default(),
             retained: RawRetained::default(),

@@ -52,6 +52,7 @@ impl RawConfig {
             shards,
             max_connections: nonzero_usize("max_connections", self.max_connections)?,
             max_connection_rate: NonZeroU32::new(self.max_connection_rate),
+            max_sessions: NonZeroUsize::new(self.max_sessions),
             mqtt: self.mqtt.validate()?,
             queues: self.queues.validate()?,
             retained: RetainedConfig {

@@ -251,6 +251,12 @@ async fn run_at_home(
         let _ = stream.shutdown().await;
         return;
     }
+    let room = state
+        .borrow()
+        .check_session_room(&connect, &arrival.client_id);
+    if let Err(refusal) = room {
+        return refuse(stream, refusal.connack(&connect)).await;
+    }
     let version = connect.version;
     let canceller = Canceller::new();
     let handle = canceller.handle();

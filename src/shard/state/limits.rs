@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_session_expiry: u32,
     /// Connections this shard accepts at once.
     pub max_connections: usize,
+    /// Sessions this shard stores at once, connected or offline (`usize::MAX`: unlimited).
+    pub max_sessions: usize,
     /// New connections this shard accepts per second (`None`: unlimited).
     pub max_connection_rate: Option<std::num::NonZeroU32>,
     /// Retained messages are stored (5.0 Retain Available).
@@ -59,6 +61,9 @@ impl Limits {
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
             timer_tick: config.runtime.timer_tick,
             max_connections: config.max_connections.get().div_ceil(shards),
+            max_sessions: config
+                .max_sessions
+                .map_or(usize::MAX, |n| n.get().div_ceil(shards)),
             max_connection_rate: config
                 .max_connection_rate
                 .and_then(|rate| std::num::NonZeroU32::new(rate.get().div_ceil(shards as u32))),
@@ -86,6 +91,7 @@ impl Default for Limits {
             max_outbound_topic_aliases: 16,
             max_session_expiry: u32::MAX,
             max_connections: usize::MAX,
+            max_sessions: usize::MAX,
             max_connection_rate: None,
             retain_available: true,
             max_retained_messages: usize::MAX,

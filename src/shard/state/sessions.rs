@@ -44,6 +44,11 @@ impl Sessions {
         self.by_client_id.get(client_id).copied()
     }
 
+    /// Sessions stored, connected or offline.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
     pub fn contains(&self, client_id: &str) -> bool {
         self.by_client_id.contains_key(client_id)
     }

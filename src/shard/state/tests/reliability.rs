@@ -95,3 +95,46 @@ fn a_stalled_connection_that_recovers_keeps_no_stall_timer() {
         );
     }
 }
+
+#[test]
+fn max_sessions_refuses_only_a_connect_that_would_store_one_more() {
+    let limits = Limits {
+        max_sessions: 2,
+        ..Limits::default()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    for id in ["s1", "s2"] {
+        let c = persistent_v5(id, 600);
+        assert!(state.check_session_room(&c, id).is_ok());
+        let conn = open_with(&mut state, &c);
+        lose(&mut state, conn);
+    }
+    for version in [ProtocolVersion::V4, ProtocolVersion::V5] {
+        let c = connect(version, "s3");
+        let refusal = state.check_session_room(&c, "s3").err();
+        let connack = refusal.and_then(|r| r.connack(&c)).map(|mut bytes| {
+            protocol::decode(&mut bytes, version, usize::MAX >> 4)
+                .ok()
+                .flatten()
+        });
+        match connack.flatten() {
+            // 3.1.1 return code 0x03 is what 0x97 becomes on the wire.
+            Some(Packet::ConnAck(ack)) if version == ProtocolVersion::V4 => {
+                assert_eq!(ack.reason, ReasonCode::ServerUnavailable)
+            }
+            Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::QuotaExceeded),
+            other => panic!("{version:?}: expected a refusing CONNACK, got {other:?}"),
+        }
+    }
+    // Resuming, or replacing a stored session with a clean start, stores none more.
+    assert!(
+        state
+            .check_session_room(&persistent_v5("s1", 600), "s1")
+            .is_ok()
+    );
+    assert!(
+        state
+            .check_session_room(&connect(ProtocolVersion::V5, "s2"), "s2")
+            .is_ok()
+    );
+}
