@@ -36,6 +36,10 @@ const FIRST_READ_BUF: usize = 4096;
 /// `READ_BUF`, so a busy connection reads 64 KiB at a time.
 const MIN_READ: usize = 4096;
 const READ_BUF: usize = 64 * 1024;
+/// A read buffer that grew past this for a large packet is replaced by a small one once what
+/// it still holds fits in `READ_BUF`: its memory (shared with the packet's payload until that
+/// is dropped) is not kept for the connection's life.
+const MAX_IDLE_READ_BUF: usize = 4 * READ_BUF;
 /// A writer's spare buffer shrinks back after a burst larger than this.
 const MAX_IDLE_WRITE_BUF: usize = 1024 * 1024;
 /// How long a new connection may take to send its CONNECT.
@@ -204,8 +208,14 @@ async fn read_connect(
 }
 
 /// Makes room for the next read: 4 KiB (reclaimed in place when the buffer is unshared)
-/// until a read has filled all the room it had, then 64 KiB steps.
+/// until a read has filled all the room it had, then 64 KiB steps. A buffer a large packet
+/// grew goes back to small first.
 fn reserve(buf: &mut BytesMut, busy: bool) {
+    if buf.capacity() > MAX_IDLE_READ_BUF && buf.len() <= READ_BUF {
+        let mut small = BytesMut::with_capacity(READ_BUF);
+        small.extend_from_slice(buf);
+        *buf = small;
+    }
     if buf.capacity() - buf.len() < MIN_READ {
         buf.reserve(if busy { READ_BUF } else { FIRST_READ_BUF });
     }

@@ -207,6 +207,11 @@ impl Connections {
         self.encoder.begin();
     }
 
+    /// Between messages (the tick): the encode-once slots a large message grew are let go.
+    pub fn release_encoder_memory(&mut self) {
+        self.encoder.release_oversized();
+    }
+
     /// Writes a control packet within the client's limits: its optional properties go when
     /// they do not fit or were not asked for [MQTT-3.1.2-29].
     pub fn write_packet(&mut self, id: ConnId, packet: &Packet) -> Result<(), Unsendable> {

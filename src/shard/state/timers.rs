@@ -142,6 +142,7 @@ impl ShardState {
         self.timers.restore_due(due);
         self.refresh_gates(now);
         self.finish(now);
+        self.conns.release_encoder_memory();
     }
 
     fn check_keep_alive(&mut self, conn: ConnId, now: Instant) {
