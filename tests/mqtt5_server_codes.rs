@@ -120,6 +120,44 @@ fn a_connect_that_would_store_a_session_over_max_sessions_gets_0x97_and_3_1_1_ge
 }
 
 #[test]
+fn a_packet_dribbled_slower_than_the_packet_timeout_gets_disconnect_0x97_and_3_1_1_a_close() {
+    // 3.14.2.1: 0x97 Quota exceeded, "an implementation or administrative imposed limit has
+    // been exceeded": here `mqtt.packet_timeout_ms` (1 s), the time one packet may take to
+    // arrive. After CONNECT, a PUBLISH announcing 1 MB comes 16 bytes every 200 ms; the
+    // server says why [MQTT-3.14.4-1] and closes [MQTT-3.14.4-2] (3.1.1: just closes).
+    let broker = Broker::start_with_config("[mqtt]\npacket_timeout_ms = 1000\n");
+    for version in [V5, V4] {
+        let mut c = RawClient::connect(broker.addr, version, &format!("slowloris-{version:?}"));
+        let began = Instant::now();
+        c.send_bytes(&[0x30, 0xC0, 0x84, 0x3D, 0x00, 0x03, b'a', b'/', b'b']);
+        let got = loop {
+            c.send_bytes(&[0x5A; 16]);
+            match c.recv(Duration::from_millis(200)) {
+                Recv::Timeout => {}
+                other => break other,
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "{version:?}: never closed"
+            );
+        };
+        let waited = began.elapsed();
+        match (version, got) {
+            (V5, Recv::Packet(Packet::Disconnect(d))) => {
+                assert_eq!(d.reason, ReasonCode::QuotaExceeded);
+                c.expect_closed(PROMPT);
+            }
+            (V4, Recv::Closed) => {}
+            (_, other) => panic!("{version:?}: expected the close, got {other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_millis(1000) && waited < Duration::from_millis(2500),
+            "{version:?}: closed after {waited:?}, the bound is 1 s (timer tick 100 ms)"
+        );
+    }
+}
+
+#[test]
 fn over_max_connection_rate_5_0_gets_connack_0x9f_and_3_1_1_gets_0x03() {
     // 3.2.2.2: 0x9F Connection rate exceeded. 2 per second over 2 shards: 1 each.
     let broker = Broker::start_with_config("max_connection_rate = 2\n");

@@ -7,6 +7,7 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
+use super::reading::Room;
 use super::state::{Authenticated, ConnId, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
 use crate::auth::{Authentication, Reply};
@@ -36,10 +37,6 @@ const FIRST_READ_BUF: usize = 4096;
 /// `READ_BUF`, so a busy connection reads 64 KiB at a time.
 const MIN_READ: usize = 4096;
 const READ_BUF: usize = 64 * 1024;
-/// A read buffer that grew past this for a large packet is replaced by a small one once what
-/// it still holds fits in `READ_BUF`: its memory (shared with the packet's payload until that
-/// is dropped) is not kept for the connection's life.
-const MAX_IDLE_READ_BUF: usize = 4 * READ_BUF;
 /// A writer's spare buffer shrinks back after a burst larger than this.
 const MAX_IDLE_WRITE_BUF: usize = 1024 * 1024;
 /// How long a new connection may take to send its CONNECT.
@@ -63,7 +60,8 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let _ = stream.set_nodelay(true);
     let max_packet = state.borrow().limits().max_packet_size;
     // Dropping the read on timeout loses its bytes, which is fine: the connection closes.
-    let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut stream, max_packet)).await;
+    let reading = read_connect(&state, &mut stream, max_packet);
+    let first = monoio::time::timeout(CONNECT_TIMEOUT, reading).await;
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
@@ -131,7 +129,7 @@ pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonC
         .min(REFUSAL_MAX_PACKET);
     let answer = async {
         let _ = stream.set_nodelay(true);
-        match read_connect(&mut stream, max_packet).await {
+        match read_connect(&state, &mut stream, max_packet).await {
             Ok((connect, _)) => {
                 let refusal = Refusal::new(connect.version, reason.into());
                 refuse(stream, refusal.connack(&connect)).await;
@@ -181,10 +179,12 @@ async fn send(stream: &mut TcpStream, packet: &Packet, version: ProtocolVersion)
 /// Reads until the first packet is complete. It must be CONNECT [MQTT-3.1.0-1]; an
 /// unsupported protocol level is answered with CONNACK 0x01 [MQTT-3.1.2-2].
 async fn read_connect(
+    state: &Shared,
     stream: &mut TcpStream,
     max_packet: usize,
 ) -> Result<(Box<Connect>, BytesMut), ConnectFailure> {
     let mut buf = BytesMut::with_capacity(FIRST_READ_BUF);
+    let mut room = Room::new(state, None);
     loop {
         match protocol::decode(&mut buf, ProtocolVersion::V4, max_packet) {
             Ok(Some(Packet::Connect(connect))) => return Ok((connect, buf)),
@@ -196,6 +196,7 @@ async fn read_connect(
             }
             Err(_) => return Err(ConnectFailure::Close),
         }
+        room.fit(&mut buf).await;
         reserve(&mut buf, true);
         let len = buf.len();
         let (res, slice) = monoio::io::AsyncReadRent::read(stream, buf.slice_mut(len..)).await;
@@ -208,14 +209,8 @@ async fn read_connect(
 }
 
 /// Makes room for the next read: 4 KiB (reclaimed in place when the buffer is unshared)
-/// until a read has filled all the room it had, then 64 KiB steps. A buffer a large packet
-/// grew goes back to small first.
+/// until a read has filled all the room it had, then 64 KiB steps.
 fn reserve(buf: &mut BytesMut, busy: bool) {
-    if buf.capacity() > MAX_IDLE_READ_BUF && buf.len() <= READ_BUF {
-        let mut small = BytesMut::with_capacity(READ_BUF);
-        small.extend_from_slice(buf);
-        *buf = small;
-    }
     if buf.capacity() - buf.len() < MIN_READ {
         buf.reserve(if busy { READ_BUF } else { FIRST_READ_BUF });
     }
@@ -281,7 +276,7 @@ async fn run_at_home(
         let arrival = (client_id, assigned_id, accepted_at);
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
-        s.end_of_batch(conn, Instant::now());
+        s.end_of_batch(conn, Instant::now(), &leftover);
         conn
     };
     let (reader, writer) = stream.into_split();
@@ -404,14 +399,15 @@ async fn read_loop(
 ) {
     let max_packet = state.borrow().limits().max_packet_size;
     let mut busy = false;
+    let mut room = Room::new(&state, Some(conn));
     loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
             return;
         }
-        state.borrow_mut().end_of_batch(conn, now);
+        state.borrow_mut().end_of_batch(conn, now, &buf);
         wait_unpaused(&state).await;
-        if !state.borrow().is_live(conn) {
+        if !room.fit(&mut buf).await || !state.borrow().is_live(conn) {
             return;
         }
         reserve(&mut buf, busy);

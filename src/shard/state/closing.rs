@@ -179,6 +179,8 @@ impl ShardState {
             c.cancel.fire();
             self.timers.cancel_conn(&mut c.timers);
         }
+        // A reader waiting for room may be this connection's: it looks again and ends.
+        self.reading.wake_all();
         self.finish(now);
     }
 

@@ -45,6 +45,9 @@ pub(super) struct Conn {
     /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
     pub keep_alive: Option<Duration>,
     pub over_cap_since: Option<Instant>,
+    /// When the packet it is part-way through reading started (`reading`); `None` between
+    /// packets and while its reader waits for room.
+    pub partial_since: Option<Instant>,
     /// Its armed timers, cancelled when it goes away.
     pub timers: ConnTimers,
     /// Cancels the reader's and writer's pending IO.
@@ -81,6 +84,7 @@ impl Conn {
             accepted_at: now,
             keep_alive: None,
             over_cap_since: None,
+            partial_since: None,
             timers: ConnTimers::default(),
             cancel: IoCancel::default(),
             gate: None,

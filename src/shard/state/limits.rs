@@ -10,6 +10,10 @@ pub struct Limits {
     pub session: session::Limits,
     /// Largest packet accepted from a client (and advertised to 5.0 clients).
     pub max_packet_size: usize,
+    /// How long one packet may take to arrive once its first bytes are read.
+    pub packet_timeout: Duration,
+    /// Bytes of large packets this shard's connections read at once (`read_budget`).
+    pub max_partial_bytes: usize,
     /// Outbound bytes buffered per connection before QoS 0 is dropped and QoS 1/2 queued.
     pub max_outbound_bytes: usize,
     /// How long a connection may stay over `max_outbound_bytes` before it is disconnected.
@@ -58,6 +62,8 @@ impl Limits {
             max_outbound_topic_aliases: config.mqtt.max_outbound_topic_aliases,
             max_session_expiry: config.mqtt.max_session_expiry,
             max_packet_size: config.mqtt.max_packet_size.get() as usize,
+            packet_timeout: config.mqtt.packet_timeout,
+            max_partial_bytes: config.mqtt.max_partial_bytes,
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
             timer_tick: config.runtime.timer_tick,
             max_connections: config.max_connections.get().div_ceil(shards),
@@ -81,7 +87,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             session: session::Limits::default(),
-            max_packet_size: 1024 * 1024,
+            max_packet_size: 2 * 1024 * 1024,
+            packet_timeout: Duration::from_secs(10),
+            max_partial_bytes: 64 * 1024 * 1024,
             max_outbound_bytes: 1024 * 1024,
             stall_timeout: Duration::from_secs(30),
             max_mesh_overflow: 4096,

@@ -11,6 +11,8 @@
 //! - `retained`: this shard's copy of the retained store.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
+//! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
+//!   that closes a connection whose packet is too slow to arrive.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in).
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
@@ -34,6 +36,7 @@ mod inbound;
 mod limits;
 mod mesh_out;
 mod peers;
+mod reading;
 mod retained;
 mod routing;
 mod sessions;
@@ -44,6 +47,7 @@ mod timers;
 pub use admission::Admission;
 pub use connections::ConnId;
 pub use limits::Limits;
+pub use reading::LARGE_PACKET;
 pub use subscriptions::LocalSub;
 
 use crate::auth::Authentication;
@@ -59,6 +63,7 @@ use bytes::{Bytes, BytesMut};
 use connections::Connections;
 use flow::Flow;
 use mesh_out::MeshOut;
+use reading::ReadBudget;
 use retained::Retained;
 use sessions::Sessions;
 use shared::SharedGroups;
@@ -78,6 +83,7 @@ pub struct ShardState {
     retained: Retained,
     mesh: MeshOut,
     timers: Timers,
+    reading: ReadBudget,
     flow: Flow,
     barriers: Barriers,
     admission: AdmissionControl,
@@ -207,6 +213,7 @@ impl ShardState {
             ),
             mesh: MeshOut::new(mesh, limits.max_mesh_overflow),
             timers: Timers::new(limits.timer_tick, now),
+            reading: ReadBudget::new(limits.max_partial_bytes),
             flow: Flow::default(),
             barriers: Barriers::default(),
             admission: AdmissionControl::new(limits.max_connection_rate, now),

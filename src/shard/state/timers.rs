@@ -1,5 +1,5 @@
 //! `Timers`: the shard's timer wheel and what each timer guards (keepalive, stalled writers,
-//! session expiry, delayed wills), and what the shard does when one is due.
+//! slow packets, session expiry, delayed wills), and what the shard does when one is due.
 
 use super::connections::ConnId;
 use super::{ShardState, secs};
@@ -21,6 +21,8 @@ pub(super) enum TimerKey {
     Stalled(ConnId),
     /// A stalled connection was given `STALL_GRACE` to take its DISCONNECT; now it is cut.
     StallGrace(ConnId),
+    /// The packet a connection is part-way through may be late (`reading`).
+    PacketTimeout(ConnId),
     /// An offline session reaches its Session Expiry Interval; `epoch` tells a later
     /// disconnect of the same session apart.
     SessionExpiry {
@@ -41,6 +43,7 @@ pub(super) struct ConnTimers {
     pub keep_alive: Option<TimerId>,
     pub stalled: Option<TimerId>,
     pub grace: Option<TimerId>,
+    pub packet: Option<TimerId>,
 }
 
 /// The timers of an offline session: its expiry and its will's delay.
@@ -87,6 +90,7 @@ impl Timers {
         self.cancel(&mut timers.keep_alive);
         self.cancel(&mut timers.stalled);
         self.cancel(&mut timers.grace);
+        self.cancel(&mut timers.packet);
     }
 
     /// Disarms the timers of a session that is back online or ends.
@@ -129,6 +133,7 @@ impl ShardState {
                         c.abort();
                     }
                 }
+                TimerKey::PacketTimeout(conn) => self.check_packet_timeout(conn, now),
                 TimerKey::SessionExpiry { session, epoch } => {
                     if self.sessions.offline_since(session, epoch) {
                         self.remove_session(session, now);

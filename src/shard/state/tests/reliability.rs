@@ -138,3 +138,120 @@ fn max_sessions_refuses_only_a_connect_that_would_store_one_more() {
             .is_ok()
     );
 }
+
+/// The first bytes of a PUBLISH announcing 1,000,000 bytes more.
+const MEGABYTE_PUBLISH_HEAD: &[u8] = &[0x30, 0xC0, 0x84, 0x3D, 0x00, 0x01, b'd'];
+
+fn packet_timeout_limits() -> Limits {
+    Limits {
+        packet_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn a_packet_slower_than_the_packet_timeout_closes_its_connection_with_0x97() {
+    let (mut state, _peer) = two_shards(packet_timeout_limits(), 64);
+    let conn = open(&mut state, ProtocolVersion::V5, "slowloris");
+    let start = clock();
+    state.end_of_batch(conn, start, MEGABYTE_PUBLISH_HEAD);
+    // Dribbling more of the same packet does not restart its clock.
+    for s in 1..10 {
+        state.end_of_batch(conn, start + Duration::from_secs(s), MEGABYTE_PUBLISH_HEAD);
+        state.tick(start + Duration::from_secs(s));
+    }
+    assert!(state.is_live(conn), "not late yet");
+    state.tick(start + Duration::from_millis(10_100));
+    assert!(!state.is_live(conn), "closed once the packet is late");
+    match drain_packets(&mut state, conn, ProtocolVersion::V5).as_slice() {
+        [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::QuotaExceeded),
+        other => panic!("expected DISCONNECT 0x97, got {other:?}"),
+    }
+    state.remove_conn(conn, clock());
+    assert_eq!(state.timers.len(), 0);
+}
+
+#[test]
+fn each_packet_has_its_own_clock() {
+    let (mut state, _peer) = two_shards(packet_timeout_limits(), 64);
+    let conn = open(&mut state, ProtocolVersion::V4, "steady");
+    let start = clock();
+    state.end_of_batch(conn, start, MEGABYTE_PUBLISH_HEAD);
+    // At 6 s a packet completes and the next one begins.
+    let later = start + Duration::from_secs(6);
+    assert!(state.on_packet(conn, Packet::PingReq, later));
+    state.end_of_batch(conn, later, b"\x30");
+    state.tick(start + Duration::from_millis(10_100));
+    assert!(
+        state.is_live(conn),
+        "the packet begun at 6 s is not late at 10 s"
+    );
+    state.end_of_batch(conn, start + Duration::from_secs(12), &[]);
+    state.tick(start + Duration::from_secs(17));
+    assert!(state.is_live(conn), "nothing part-read: no clock");
+    state.end_of_batch(conn, start + Duration::from_secs(18), b"\x30");
+    state.tick(start + Duration::from_millis(28_100));
+    assert!(
+        !state.is_live(conn),
+        "a packet begun at 18 s is late at 28 s"
+    );
+}
+
+/// A waker that counts its wakes.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn large_packets_are_read_only_within_the_shards_budget() {
+    use std::sync::Arc;
+    use std::task::Poll;
+    const MIB: usize = 1024 * 1024;
+    let limits = Limits {
+        max_partial_bytes: 5 * MIB,
+        ..packet_timeout_limits()
+    };
+    let (mut state, _peer) = two_shards(limits, 64);
+    let [a, b] = ["a", "b"].map(|id| open(&mut state, ProtocolVersion::V4, id));
+    let count = Arc::new(Count(0.into()));
+    let waker = Waker::from(count.clone());
+    let start = clock();
+    assert_eq!(
+        state.take_read_room(Some(a), 3 * MIB, start, &waker),
+        Poll::Ready(true)
+    );
+    state.end_of_batch(b, start, MEGABYTE_PUBLISH_HEAD);
+    assert_eq!(
+        state.take_read_room(Some(b), 3 * MIB, start, &waker),
+        Poll::Pending,
+        "3 + 3 MiB is over the 5 MiB budget: b waits"
+    );
+    // Waiting for room is not the client's delay: no packet timeout meanwhile.
+    state.tick(start + Duration::from_secs(11));
+    assert!(state.is_live(b));
+    state.give_back_read_room(3 * MIB);
+    assert_eq!(
+        count.0.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "b is woken"
+    );
+    let granted = start + Duration::from_secs(12);
+    assert_eq!(
+        state.take_read_room(Some(b), 3 * MIB, granted, &waker),
+        Poll::Ready(true)
+    );
+    assert_eq!(state.read_room_in_use(), 3 * MIB);
+    state.tick(granted + Duration::from_secs(9));
+    assert!(state.is_live(b), "its clock restarted when it got room");
+    state.tick(granted + Duration::from_millis(10_100));
+    assert!(!state.is_live(b), "and runs from there");
+    assert_eq!(
+        state.take_read_room(Some(b), MIB, granted, &waker),
+        Poll::Ready(false),
+        "a closing connection takes nothing"
+    );
+}
