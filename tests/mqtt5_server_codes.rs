@@ -157,6 +157,66 @@ fn a_packet_dribbled_slower_than_the_packet_timeout_gets_disconnect_0x97_and_3_1
     }
 }
 
+/// Writes `bytes` and then `more` in 16 KiB writes without reading anything back, as a client
+/// busy sending does; every write must succeed (the broker reads and discards what follows
+/// its DISCONNECT instead of resetting the connection under it).
+fn keep_writing(c: &mut RawClient, bytes: &[u8], more: usize) {
+    let junk = [0u8; 16 * 1024];
+    let result = c
+        .try_send_bytes(bytes)
+        .and_then(|()| (0..more / junk.len()).try_for_each(|_| c.try_send_bytes(&junk)));
+    if let Err(e) = result {
+        panic!(
+            "{}: a write failed before the client read anything: {e}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn a_client_still_writing_after_a_too_large_packet_reads_disconnect_0x95() {
+    // 5.0 section 3.2.2.3.6 and 4.13.1: a packet over the server's Maximum Packet Size gets
+    // DISCONNECT 0x95, then the close [MQTT-3.14.4-2]. The client goes on writing (the rest
+    // of its packet and more) and reads only afterwards: it must still read the reason, so
+    // the server may not reset the connection while input it has not read is pending.
+    let broker = Broker::start_with_config("[mqtt]\nmax_packet_size = 1024\n");
+    let mut c = RawClient::connect(broker.addr, V5, "too-large-writer");
+    let big = encode_bytes(&publish_packet("big/t", &[7u8; 4000], 0, None, false), V5);
+    keep_writing(&mut c, &big, 8 << 20);
+    c.expect_disconnect_then_close(PROMPT, &[ReasonCode::PacketTooLarge]);
+}
+
+#[test]
+fn a_client_still_writing_past_the_receive_maximum_reads_disconnect_0x93() {
+    // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than the Receive Maximum announced
+    // (64) gets DISCONNECT 0x93 (3.3.4). The client sends many more and reads only after:
+    // it still reads its PUBRECs and the reason.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "greedy-writer");
+    let mut bytes = Vec::new();
+    for id in 1..=1000u16 {
+        let publish = publish_packet("greedy/t", &[1u8; 100], 2, Some(id), false);
+        bytes.extend(encode_bytes(&publish, V5));
+    }
+    keep_writing(&mut c, &bytes, 8 << 20);
+    let mut pubrecs = 0;
+    loop {
+        match c.recv(PROMPT) {
+            Recv::Packet(Packet::PubRec(_)) => pubrecs += 1,
+            Recv::Packet(Packet::Disconnect(d)) => {
+                assert_eq!(d.reason, ReasonCode::ReceiveMaximumExceeded);
+                c.expect_closed(PROMPT);
+                break;
+            }
+            other => panic!("after {pubrecs} PUBRECs: expected DISCONNECT 0x93, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        pubrecs, 64,
+        "one PUBREC per PUBLISH within the Receive Maximum"
+    );
+}
+
 #[test]
 fn over_max_connection_rate_5_0_gets_connack_0x9f_and_3_1_1_gets_0x03() {
     // 3.2.2.2: 0x9F Connection rate exceeded. 2 per second over 2 shards: 1 each.

@@ -94,7 +94,9 @@ fn rss_over_reconnects_of_one_persistent_session() {
 #[ignore = "a memory probe: run by hand"]
 fn rss_after_two_100_mib_messages() {
     const SIZE: usize = 100 * 1024 * 1024;
-    let broker = Broker::start_with_config("[mqtt]\nmax_packet_size = 268435460\n");
+    let broker = Broker::start_with_config(
+        "[mqtt]\nmax_packet_size = 268435460\nmax_partial_bytes = 268435460\n",
+    );
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(broker.pid());
     println!("idle: {idle} KiB");

@@ -7,7 +7,7 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
-use super::reading::Room;
+use super::reading::{Room, linger};
 use super::state::{Authenticated, ConnId, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
 use crate::auth::{Authentication, Reply};
@@ -65,14 +65,14 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
-            return refuse(stream, bare_refusal(reason, version)).await;
+            return refuse(&state, stream, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
+        Err(refusal) => return refuse(&state, stream, refusal.connack(&connect)).await,
     };
     let (me, shards) = {
         let s = state.borrow();
@@ -132,10 +132,10 @@ pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonC
         match read_connect(&state, &mut stream, max_packet).await {
             Ok((connect, _)) => {
                 let refusal = Refusal::new(connect.version, reason.into());
-                refuse(stream, refusal.connack(&connect)).await;
+                refuse(&state, stream, refusal.connack(&connect)).await;
             }
             Err(ConnectFailure::Refuse(reason, version)) => {
-                refuse(stream, bare_refusal(reason, version)).await;
+                refuse(&state, stream, bare_refusal(reason, version)).await;
             }
             Err(ConnectFailure::Close) => {}
         }
@@ -158,12 +158,14 @@ fn bare_refusal(reason: ReasonCode, version: ProtocolVersion) -> Option<BytesMut
     Some(out)
 }
 
-/// Writes the refusal CONNACK, if there is one that fits the client, then closes.
-async fn refuse(mut stream: TcpStream, connack: Option<BytesMut>) {
+/// Writes the refusal CONNACK, if there is one that fits the client, then closes (after
+/// lingering, so that the client reads it).
+async fn refuse(state: &Shared, mut stream: TcpStream, connack: Option<BytesMut>) {
     if let Some(out) = connack {
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
     }
     let _ = stream.shutdown().await;
+    linger(state, &mut stream, BytesMut::new()).await;
 }
 
 /// Writes one packet straight to the socket (before the connection has a writer task).
@@ -254,13 +256,14 @@ async fn run_at_home(
             .superseded_reply(&connect, Instant::now());
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, reply).await;
         let _ = stream.shutdown().await;
+        linger(&state, &mut stream, leftover).await;
         return;
     }
     let room = state
         .borrow()
         .check_session_room(&connect, &arrival.client_id);
     if let Err(refusal) = room {
-        return refuse(stream, refusal.connack(&connect)).await;
+        return refuse(&state, stream, refusal.connack(&connect)).await;
     }
     let version = connect.version;
     let canceller = Canceller::new();
@@ -327,6 +330,7 @@ async fn authenticate(
                 let _ = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
             }
             let _ = stream.shutdown().await;
+            linger(state, stream, BytesMut::new()).await;
             None
         }
     }
@@ -388,7 +392,8 @@ async fn read_packet(
     }
 }
 
-/// Decodes and handles every complete packet of each read before reading again.
+/// Decodes and handles every complete packet of each read before reading again. Once the
+/// broker has closed the connection, lingers (discards input) so the client reads why.
 async fn read_loop(
     state: Shared,
     conn: ConnId,
@@ -399,16 +404,16 @@ async fn read_loop(
 ) {
     let max_packet = state.borrow().limits().max_packet_size;
     let mut busy = false;
-    let mut room = Room::new(&state, Some(conn));
-    loop {
+    let mut budget = Room::new(&state, Some(conn));
+    let eof = loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
-            return;
+            break false;
         }
         state.borrow_mut().end_of_batch(conn, now, &buf);
         wait_unpaused(&state).await;
-        if !room.fit(&mut buf).await || !state.borrow().is_live(conn) {
-            return;
+        if !budget.fit(&mut buf).await || !state.borrow().is_live(conn) {
+            break false;
         }
         reserve(&mut buf, busy);
         let len = buf.len();
@@ -419,10 +424,14 @@ async fn read_loop(
         match res {
             Ok(0) | Err(_) => {
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
-                return;
+                break res.is_ok();
             }
             Ok(n) => busy |= n == room,
         }
+    };
+    drop(budget);
+    if !eof && state.borrow().lingers(conn) {
+        linger(&state, &mut reader, buf).await;
     }
 }
 

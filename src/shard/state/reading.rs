@@ -14,6 +14,10 @@ use std::time::Instant;
 /// is read only with room taken from the shard's budget for its whole size.
 pub const LARGE_PACKET: usize = 64 * 1024;
 
+/// Sockets a shard lets linger at once after closing them (each holds a socket, a small
+/// buffer and a task for 2 s at most); past this a closed socket closes at once.
+pub const MAX_LINGERING: usize = 1024;
+
 /// The shard's budget for large packets being read (`mqtt.max_partial_bytes`).
 #[derive(Debug)]
 pub(super) struct ReadBudget {
@@ -21,6 +25,8 @@ pub(super) struct ReadBudget {
     used: usize,
     /// Readers waiting for room, woken whenever room is given back or a connection goes.
     waiting: Vec<Waker>,
+    /// Readers discarding input after the broker closed their connection.
+    lingering: usize,
 }
 
 impl ReadBudget {
@@ -29,6 +35,7 @@ impl ReadBudget {
             limit,
             used: 0,
             waiting: Vec::new(),
+            lingering: 0,
         }
     }
 
@@ -91,6 +98,29 @@ impl ShardState {
     /// Bytes of the budget in use.
     pub fn read_room_in_use(&self) -> usize {
         self.reading.used
+    }
+
+    /// Whether the reader of `conn`, which has stopped reading packets, should linger: the
+    /// broker closed the connection (and did not abort it: an aborted client is not reading)
+    /// or it is gone already (its writer flushed and shut down).
+    pub fn lingers(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).is_none_or(|c| c.closing && !c.abort)
+    }
+
+    /// A reader starts lingering; false when `MAX_LINGERING` already do (close at once).
+    pub fn start_linger(&mut self) -> bool {
+        let ok = self.reading.lingering < MAX_LINGERING;
+        self.reading.lingering += usize::from(ok);
+        ok
+    }
+
+    pub fn end_linger(&mut self) {
+        self.reading.lingering = self.reading.lingering.saturating_sub(1);
+    }
+
+    /// Readers lingering now.
+    pub fn lingering(&self) -> usize {
+        self.reading.lingering
     }
 
     /// The reader ended a batch with `buffered` left over: part of a packet whose clock

@@ -255,3 +255,31 @@ fn large_packets_are_read_only_within_the_shards_budget() {
         "a closing connection takes nothing"
     );
 }
+
+#[test]
+fn a_reader_lingers_after_the_broker_closed_its_connection_but_not_after_an_abort() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    let [live, closed, aborted] =
+        ["live", "closed", "aborted"].map(|id| open(&mut state, ProtocolVersion::V5, id));
+    assert!(!state.lingers(live), "a live connection reads packets");
+    state.close(
+        closed,
+        Some(ReasonCode::PacketTooLarge.into()),
+        true,
+        clock(),
+    );
+    assert!(
+        state.lingers(closed),
+        "closed with a reason: linger so it arrives"
+    );
+    state.remove_conn(closed, clock());
+    assert!(state.lingers(closed), "and after its writer finished");
+    state.on_write_error(aborted, clock());
+    assert!(!state.lingers(aborted), "an aborted connection is not read");
+    let started = (0..reading::MAX_LINGERING + 1)
+        .filter(|_| state.start_linger())
+        .count();
+    assert_eq!(started, reading::MAX_LINGERING, "bounded per shard");
+    state.end_linger();
+    assert!(state.start_linger());
+}
