@@ -2,7 +2,8 @@
 //! (VmRSS of the broker process) and print, and assert only loose bounds. Ignored by default;
 //! run one at a time in release mode, e.g.
 //! `cargo test --release --test reliability_probes -- --ignored --nocapture --test-threads 1`.
-//! `PROBE_CYCLES` sets the number of connect/close cycles (default 100,000).
+//! `PROBE_CYCLES` sets the number of connect/close cycles (default 100,000); `PROBE_TOML`
+//! replaces the config of the large-message probe (for a broker without its keys).
 
 pub mod support;
 
@@ -94,9 +95,10 @@ fn rss_over_reconnects_of_one_persistent_session() {
 #[ignore = "a memory probe: run by hand"]
 fn rss_after_two_100_mib_messages() {
     const SIZE: usize = 100 * 1024 * 1024;
-    let broker = Broker::start_with_config(
-        "[mqtt]\nmax_packet_size = 268435460\nmax_partial_bytes = 268435460\n",
-    );
+    let toml = std::env::var("PROBE_TOML").unwrap_or_else(|_| {
+        "[mqtt]\nmax_packet_size = 268435460\nmax_partial_bytes = 268435460\n".into()
+    });
+    let broker = Broker::start_with_config(&toml);
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(broker.pid());
     println!("idle: {idle} KiB");
@@ -152,4 +154,42 @@ fn same_shard(prefix: &str) -> [String; 2] {
         id_on_shard(&format!("{prefix}-p"), 0),
         id_on_shard(&format!("{prefix}-s"), 0),
     ]
+}
+
+#[test]
+#[ignore = "a memory probe: run by hand"]
+fn rss_of_stored_sessions_up_to_max_sessions() {
+    // A client-id sprayer with persistent sessions: the sessions stored stop at
+    // `max_sessions` (each shard its share), and further new ids are refused with 0x97.
+    const MAX: usize = 20_000;
+    let broker = Broker::start_with_config(&format!("max_sessions = {MAX}\n"));
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = rss_kib(broker.pid());
+    let (mut stored, mut refused) = (0, 0);
+    for n in 0..2 * MAX {
+        let id = format!("spray-{n}");
+        let mut c = RawClient::tcp(broker.addr, V5, &id);
+        c.send(
+            &ConnectBuilder::new(V5, &id)
+                .session_expiry(u32::MAX - 1)
+                .packet(),
+        );
+        match c.expect_connack().reason {
+            ringmq::protocol::ReasonCode::Success => stored += 1,
+            ringmq::protocol::ReasonCode::QuotaExceeded => refused += 1,
+            other => panic!("{id}: {other:?}"),
+        }
+        c.drop_connection();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let end = rss_kib(broker.pid());
+    println!(
+        "{stored} sessions stored, {refused} refused: {end} KiB ({idle} KiB idle), \
+         {} bytes per stored session",
+        (end - idle) * 1024 / stored.max(1) as u64
+    );
+    assert!(
+        stored <= MAX + SHARDS,
+        "{stored} stored with max_sessions = {MAX}"
+    );
 }
