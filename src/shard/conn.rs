@@ -259,10 +259,10 @@ async fn run_at_home(
         linger(&state, &mut stream, leftover).await;
         return;
     }
-    let room = state
+    let stored = state
         .borrow()
         .check_session_room(&connect, &arrival.client_id);
-    if let Err(refusal) = room {
+    if let Err(refusal) = stored {
         return refuse(&state, stream, refusal.connack(&connect)).await;
     }
     let version = connect.version;
