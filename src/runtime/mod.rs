@@ -5,6 +5,7 @@
 //!
 //! - `spawn`: the shard threads (spawn, pin, start-up report, join).
 //! - `listener`: the busy-port check and each shard's SO_REUSEPORT listener.
+//! - `port_holder`: who holds a port that is in use (a live process, or a dying predecessor).
 //! - `signals`: SIGINT/SIGTERM and the supervisor loop that turns them into shutdown.
 //! - `driver`: the shard runtime type and the io_uring driver selection.
 //! - `error`: why the broker could not start or did not stop cleanly.
@@ -12,6 +13,7 @@
 mod driver;
 mod error;
 mod listener;
+mod port_holder;
 mod signals;
 mod spawn;
 

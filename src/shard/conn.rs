@@ -7,6 +7,7 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 
+use super::reading::{Room, linger};
 use super::state::{Authenticated, ConnId, Login, Refusal, ShardState, WriterStep};
 use super::{Handoff, home_shard};
 use crate::auth::{Authentication, Reply};
@@ -59,21 +60,22 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     let _ = stream.set_nodelay(true);
     let max_packet = state.borrow().limits().max_packet_size;
     // Dropping the read on timeout loses its bytes, which is fine: the connection closes.
-    let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut stream, max_packet)).await;
+    let reading = read_connect(&state, &mut stream, max_packet);
+    let first = monoio::time::timeout(CONNECT_TIMEOUT, reading).await;
     let (connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
             state
                 .borrow_mut()
                 .refused_unread(reason, stream.peer_addr().ok());
-            return refuse(stream, bare_refusal(reason, version)).await;
+            return refuse(&state, stream, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
+        Err(refusal) => return refuse(&state, stream, refusal.connack(&connect)).await,
     };
     if let Err(code) = log_in(&state, &connect).await {
         let peer = stream.peer_addr().ok();
@@ -157,13 +159,13 @@ pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonC
         .min(REFUSAL_MAX_PACKET);
     let answer = async {
         let _ = stream.set_nodelay(true);
-        match read_connect(&mut stream, max_packet).await {
+        match read_connect(&state, &mut stream, max_packet).await {
             Ok((connect, _)) => {
                 let refusal = Refusal::new(connect.version, reason.into());
-                refuse(stream, refusal.connack(&connect)).await;
+                refuse(&state, stream, refusal.connack(&connect)).await;
             }
             Err(ConnectFailure::Refuse(reason, version)) => {
-                refuse(stream, bare_refusal(reason, version)).await;
+                refuse(&state, stream, bare_refusal(reason, version)).await;
             }
             Err(ConnectFailure::Close) => {}
         }
@@ -186,12 +188,14 @@ fn bare_refusal(reason: ReasonCode, version: ProtocolVersion) -> Option<BytesMut
     Some(out)
 }
 
-/// Writes the refusal CONNACK, if there is one that fits the client, then closes.
-async fn refuse(mut stream: TcpStream, connack: Option<BytesMut>) {
+/// Writes the refusal CONNACK, if there is one that fits the client, then closes (after
+/// lingering, so that the client reads it).
+async fn refuse(state: &Shared, mut stream: TcpStream, connack: Option<BytesMut>) {
     if let Some(out) = connack {
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
     }
     let _ = stream.shutdown().await;
+    linger(state, &mut stream, BytesMut::new()).await;
 }
 
 /// Writes one packet straight to the socket (before the connection has a writer task).
@@ -207,10 +211,12 @@ async fn send(stream: &mut TcpStream, packet: &Packet, version: ProtocolVersion)
 /// Reads until the first packet is complete. It must be CONNECT [MQTT-3.1.0-1]; an
 /// unsupported protocol level is answered with CONNACK 0x01 [MQTT-3.1.2-2].
 async fn read_connect(
+    state: &Shared,
     stream: &mut TcpStream,
     max_packet: usize,
 ) -> Result<(Box<Connect>, BytesMut), ConnectFailure> {
     let mut buf = BytesMut::with_capacity(FIRST_READ_BUF);
+    let mut room = Room::new(state, None);
     loop {
         match protocol::decode(&mut buf, ProtocolVersion::V4, max_packet) {
             Ok(Some(Packet::Connect(connect))) => return Ok((connect, buf)),
@@ -222,6 +228,7 @@ async fn read_connect(
             }
             Err(_) => return Err(ConnectFailure::Close),
         }
+        room.fit(&mut buf).await;
         reserve(&mut buf, true);
         let len = buf.len();
         let (res, slice) = monoio::io::AsyncReadRent::read(stream, buf.slice_mut(len..)).await;
@@ -280,7 +287,14 @@ async fn run_at_home(
             .superseded_reply(&connect, Instant::now());
         let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, reply).await;
         let _ = stream.shutdown().await;
+        linger(&state, &mut stream, leftover).await;
         return;
+    }
+    let stored = state
+        .borrow()
+        .check_session_room(&connect, &arrival.client_id);
+    if let Err(refusal) = stored {
+        return refuse(&state, stream, refusal.connack(&connect)).await;
     }
     let version = connect.version;
     let canceller = Canceller::new();
@@ -297,7 +311,7 @@ async fn run_at_home(
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
         s.opened(conn, &connect, peer);
-        s.end_of_batch(conn, Instant::now());
+        s.end_of_batch(conn, Instant::now(), &leftover);
         conn
     };
     let (reader, writer) = stream.into_split();
@@ -352,6 +366,7 @@ async fn authenticate(
                 let _ = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
             }
             let _ = stream.shutdown().await;
+            linger(state, stream, BytesMut::new()).await;
             None
         }
     }
@@ -413,7 +428,8 @@ async fn read_packet(
     }
 }
 
-/// Decodes and handles every complete packet of each read before reading again.
+/// Decodes and handles every complete packet of each read before reading again. Once the
+/// broker has closed the connection, lingers (discards input) so the client reads why.
 async fn read_loop(
     state: Shared,
     conn: ConnId,
@@ -424,18 +440,19 @@ async fn read_loop(
 ) {
     let max_packet = state.borrow().limits().max_packet_size;
     let mut busy = false;
-    loop {
+    let mut budget = Room::new(&state, Some(conn));
+    let eof = loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
-            return;
+            break false;
         }
-        state.borrow_mut().end_of_batch(conn, now);
+        state.borrow_mut().end_of_batch(conn, now, &buf);
         if state.borrow().latency_pending() {
             state.borrow_mut().record_latency(Instant::now());
         }
         wait_unpaused(&state).await;
-        if !state.borrow().is_live(conn) {
-            return;
+        if !budget.fit(&mut buf).await || !state.borrow().is_live(conn) {
+            break false;
         }
         reserve(&mut buf, busy);
         let len = buf.len();
@@ -446,13 +463,17 @@ async fn read_loop(
         match res {
             Ok(0) | Err(_) => {
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
-                return;
+                break res.is_ok();
             }
             Ok(n) => {
                 busy |= n == room;
                 state.borrow_mut().count_read(n);
             }
         }
+    };
+    drop(budget);
+    if !eof && state.borrow().lingers(conn) {
+        linger(&state, &mut reader, buf).await;
     }
 }
 

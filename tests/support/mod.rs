@@ -25,7 +25,8 @@
 //! `response_information`; `conformance_v5.rs` holds the 5.0-only rules without a suite of
 //! their own (Receive Maximum, subscription options, Subscription Identifiers, message
 //! expiry, will delay). `binary_startup.rs`: the command line. `observability.rs`: what an
-//! operator sees (log lines, `/metrics`, `$SYS` topics).
+//! operator sees (log lines, `/metrics`, `$SYS` topics). `reliability_probes.rs`: memory
+//! probes (ignored: run by hand in release mode; their numbers are in `docs/reliability.md`).
 //!
 //! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
 //! to the test that is there. Where the spec names a reason code, demand it
