@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 /// shard). Cloning shares the topic and payload `Bytes` (a refcount, no copy). `Properties` is
 /// a large struct, so a message holds it behind an `Arc` only when there are any: 3.1.1
 /// traffic and property-less 5.0 traffic cost no allocation, and a clone stays small.
+/// The memory a queued message takes besides its topic and payload: the `Message` and its
+/// queue slot.
+pub const QUEUED_OVERHEAD: usize = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub topic: TopicName,
@@ -120,6 +124,28 @@ impl Message {
     /// The bytes this message pins in memory, for the queue's byte bound.
     pub fn size(&self) -> usize {
         self.topic.as_bytes().len() + self.payload.len()
+    }
+
+    /// What a queued message costs the broker: its bytes plus the queue entry itself, so that
+    /// a byte bound of small messages bounds the memory they take.
+    pub fn queued_size(&self) -> usize {
+        self.size() + QUEUED_OVERHEAD
+    }
+
+    /// A copy to keep for later (a session queue): topic and payload in allocations of their
+    /// own. Received bytes are slices of the read buffer they arrived in, and one message
+    /// kept for minutes would otherwise keep that whole buffer alive.
+    pub fn stored(&self) -> Self {
+        let topic = if self.topic.is_inline() {
+            self.topic.clone()
+        } else {
+            TopicName::try_from(self.topic.as_str()).unwrap_or_else(|_| self.topic.clone())
+        };
+        Self {
+            topic,
+            payload: Bytes::copy_from_slice(&self.payload),
+            ..self.clone()
+        }
     }
 
     /// The copy a subscriber gets: QoS lowered to `qos`, retain flag set to `retain`.

@@ -91,7 +91,7 @@ impl Session {
     /// acknowledgements while it is congested), and the publishers' in-flight windows, which
     /// together may exceed the count, still arrive.
     fn enqueue(&mut self, msg: Message, group: Option<TopicFilter>) -> Delivery {
-        let size = msg.size();
+        let size = msg.queued_size();
         let over_count = !self.connected && self.queue.len() >= self.limits.max_queued_messages;
         let full = over_count || self.queued_bytes + size > self.limits.max_queued_bytes;
         if full {
@@ -99,6 +99,7 @@ impl Session {
             return Delivery::Dropped;
         }
         self.queued_bytes += size;
+        let msg = msg.stored();
         self.queue.push_back(Queued { msg, group });
         Delivery::Queued
     }
@@ -149,7 +150,7 @@ impl Session {
             let Some(Queued { msg, group }) = self.queue.pop_front() else {
                 break;
             };
-            self.queued_bytes -= msg.size();
+            self.queued_bytes -= msg.queued_size();
             let packet_id = self.push_inflight(msg.clone(), group);
             out.push(Action::Deliver(Outgoing {
                 msg,

@@ -64,7 +64,7 @@ impl Session {
         for Queued { msg, group } in queued {
             match group {
                 Some(group) => {
-                    self.queued_bytes -= msg.size();
+                    self.queued_bytes -= msg.queued_size();
                     out.push((group, msg.without_subscription_ids()));
                 }
                 None => self.queue.push_back(Queued { msg, group }),

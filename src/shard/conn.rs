@@ -80,7 +80,12 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
     if let Err(code) = log_in(&state, &connect).await {
         let peer = stream.peer_addr().ok();
         state.borrow_mut().auth_failed(&connect, code, peer);
-        return refuse(stream, Login::refusal(code, &connect).connack(&connect)).await;
+        return refuse(
+            &state,
+            stream,
+            Login::refusal(code, &connect).connack(&connect),
+        )
+        .await;
     }
     let (me, shards) = {
         let s = state.borrow();

@@ -92,8 +92,9 @@ fn offline_queue_is_bounded_by_count_and_bytes() {
     assert_eq!(s.deliver(&m, QoS::AtLeastOnce, false), Delivery::Dropped);
     assert_eq!(s.stats().dropped_queue_full, 1);
 
+    // The byte bound counts what a queued message costs: its bytes plus the queue entry.
     let limits = Limits {
-        max_queued_bytes: 10,
+        max_queued_bytes: m.queued_size() + m.queued_size() / 2,
         ..Limits::default()
     };
     let mut s = session(ProtocolVersion::V4, false, limits);
@@ -220,14 +221,14 @@ fn discarding_an_expired_release_frees_its_slot_for_the_next() {
 
 #[test]
 fn a_connected_session_queue_is_bounded_by_bytes_only() {
+    let m = message("t", QoS::AtLeastOnce);
     let limits = Limits {
         max_inflight: 1,
         max_queued_messages: 2,
-        max_queued_bytes: 50,
+        max_queued_bytes: 8 * m.queued_size() + 1,
         ..Limits::default()
     };
     let mut s = session(ProtocolVersion::V4, false, limits);
-    let m = message("t", QoS::AtLeastOnce);
     sent_id(s.deliver(&m, QoS::AtLeastOnce, false));
     for _ in 0..8 {
         assert_eq!(s.deliver(&m, QoS::AtLeastOnce, false), Delivery::Queued);
@@ -235,7 +236,7 @@ fn a_connected_session_queue_is_bounded_by_bytes_only() {
     assert_eq!(
         s.deliver(&m, QoS::AtLeastOnce, false),
         Delivery::Dropped,
-        "50 bytes"
+        "the byte bound, queue entries included"
     );
 }
 
