@@ -1,7 +1,7 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
 use clap::Parser;
-use ringmq::config::{Config, ConfigError, MAX_SHARDS};
+use ringmq::config::{Config, ConfigError, MAX_SHARDS, RawConfig};
 use ringmq::runtime;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -15,7 +15,8 @@ struct Cli {
     /// TOML config file; built-in defaults otherwise.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Address to listen on (overrides the config file), e.g. 127.0.0.1:1883.
+    /// Address of a plain MQTT listener (the config file's `listen`, served before its
+    /// `[[listeners]]`), e.g. 127.0.0.1:1883.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Number of shards (overrides the config file); default one per core.
@@ -27,13 +28,14 @@ struct Cli {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let mut raw = match &cli.config {
+        Some(path) => RawConfig::load(path)?,
+        None => RawConfig::default(),
     };
     if let Some(listen) = cli.listen {
-        config.listen = listen;
+        raw.listen = Some(listen.to_string());
     }
+    let mut config = raw.validate()?;
     if let Some(shards) = cli.shards {
         if shards.get() > MAX_SHARDS {
             return Err(ConfigError::OutOfRange {

@@ -3,6 +3,7 @@
 
 pub mod support;
 
+use ringmq::protocol::ProtocolVersion;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::Stdio;
@@ -22,6 +23,48 @@ fn announces_its_address_accepts_connections_and_stops_on_sigterm() {
     broker.sigterm();
     let status = broker.wait_exit(Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[test]
+fn every_listener_is_served_and_announced_in_config_order() {
+    // `--listen` is the shorthand listener, in front of the file's [[listeners]].
+    let broker = Broker::start_with_config(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\n",
+    );
+    let names: Vec<&str> = broker.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["listen", "listeners[0]", "listeners[1]"]);
+    assert_eq!(broker.listener("listen"), broker.addr);
+    for listener in &broker.listeners {
+        assert_eq!(listener.scheme, "mqtt");
+        let mut c = RawClient::connect(listener.addr, ProtocolVersion::V4, &listener.name);
+        c.ping();
+    }
+}
+
+#[test]
+fn with_no_config_it_listens_on_loopback_only() {
+    // Like Mosquitto 2: the built-in default is 127.0.0.1:1883 with anonymous clients.
+    let out = broker_command().arg("--print-default-config").output();
+    let out = out.unwrap_or_else(|e| panic!("cannot run: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nlisten = \"127.0.0.1:1883\"\n"), "{text}");
+    let config = ringmq::config::Config::default();
+    assert!(config.listeners.iter().all(|l| l.bind.ip().is_loopback()));
+}
+
+#[test]
+fn a_public_listener_without_allow_anonymous_does_not_start() {
+    let out = broker_command()
+        .args(["--listen", "0.0.0.0:0", "--shards", "1"])
+        .output();
+    let out = out.unwrap_or_else(|e| panic!("cannot run: {e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("listen: 0.0.0.0:0 is not a loopback address")
+            && stderr.contains("allow_anonymous = true"),
+        "{stderr}"
+    );
 }
 
 #[test]

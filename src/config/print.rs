@@ -2,6 +2,7 @@
 //! `--print-default-config` shows, every key with the comment that explains it.
 
 use super::Config;
+use super::listeners::listeners_toml;
 use super::scram_user::scram_user_toml;
 use std::num::{NonZeroU16, NonZeroU32};
 
@@ -13,6 +14,7 @@ impl Config {
         let r = &self.retained;
         let rt = &self.runtime;
         let users: String = self.auth.scram.iter().map(scram_user_toml).collect();
+        let (listen, listeners) = listeners_toml(&self.listeners);
         let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
         let (server_reference, permanent) = self
             .redirect
@@ -23,8 +25,14 @@ impl Config {
         format!(
             r#"# ringmq configuration. Every key is optional; the values below are the defaults.
 
-listen = "{listen}"
-# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
+# Where clients connect. `listen` is the shorthand for one plain MQTT listener (the default:
+# loopback only). More, or other kinds, go in `[[listeners]]` tables, each with `bind`,
+# `protocol` ("mqtt" or "websockets"), `allow_anonymous` and an optional `[listeners.tls]`
+# table: `cert` (PEM chain), `key` (PEM), `client_ca` (PEM; verify client certificates),
+# `require_client_cert`, `identity_as_username` (a verified certificate's CN is the
+# username). With `[[listeners]]` and no `listen`, only those are served. A listener on a
+# non-loopback address needs an explicit `allow_anonymous`. See docs/security.md.
+{listen}# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
 shards = {shards}
 # Connections over all shards; over it a CONNECT gets CONNACK 0x97 Quota exceeded
 # (3.1.1: 0x03 Server unavailable).
@@ -97,8 +105,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
 #   password = "..."        # keys derived at startup (random salt), password not kept
 #   iterations = 4096       # optional, at least 4096
 # or the stored form printed below (base64 salt, StoredKey and ServerKey).
-{users}"#,
-            listen = self.listen,
+{users}{listeners}"#,
             shards = self.shards,
             max_connections = self.max_connections,
             max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),

@@ -1,6 +1,7 @@
 //! The config file format as written: serde structs with plain numbers and strings, every
 //! field optional, and the built-in defaults that fill the gaps.
 
+use super::Protocol;
 use serde::Deserialize;
 use std::fmt;
 
@@ -8,7 +9,12 @@ use std::fmt;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
-    pub listen: String,
+    /// Shorthand for one plain MQTT listener (listed first); `None` with no `[[listeners]]`
+    /// either: the loopback default.
+    pub listen: Option<String>,
+    /// The default `allow_anonymous` of every listener that does not set its own.
+    pub allow_anonymous: Option<bool>,
+    pub listeners: Vec<RawListener>,
     /// 0: one shard per core available to the process.
     pub shards: usize,
     pub max_connections: usize,
@@ -20,6 +26,30 @@ pub struct RawConfig {
     pub runtime: RawRuntime,
     pub redirect: RawRedirect,
     pub auth: RawAuth,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub bind: String,
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub allow_anonymous: Option<bool>,
+    pub tls: Option<RawTls>,
+}
+
+/// A listener's `[listeners.tls]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+    pub client_ca: Option<String>,
+    #[serde(default)]
+    pub require_client_cert: bool,
+    #[serde(default)]
+    pub identity_as_username: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +134,9 @@ pub struct RawRuntime {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:1883".into(),
+            listen: None,
+            allow_anonymous: None,
+            listeners: Vec::new(),
             shards: 0,
             max_connections: 100_000,
             max_connection_rate: 0,

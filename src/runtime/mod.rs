@@ -1,10 +1,11 @@
-//! Starts the broker's threads: checks the listen address, builds the mesh, spawns one pinned
-//! thread per shard with its own monoio runtime (io_uring when the kernel allows, the legacy
-//! epoll driver otherwise) and SO_REUSEPORT listener, and turns SIGINT/SIGTERM into the
-//! `Shutdown` every shard can await. `run` returns once every shard thread has ended.
+//! Starts the broker's threads: checks every listen address, builds the mesh, spawns one
+//! pinned thread per shard with its own monoio runtime (io_uring when the kernel allows, the
+//! legacy epoll driver otherwise) and an SO_REUSEPORT socket per listener, and turns
+//! SIGINT/SIGTERM into the `Shutdown` every shard can await. `run` returns once every shard
+//! thread has ended.
 //!
 //! - `spawn`: the shard threads (spawn, pin, start-up report, join).
-//! - `listener`: the busy-port check and each shard's SO_REUSEPORT listener.
+//! - `listener`: the busy-port check and each shard's SO_REUSEPORT listeners.
 //! - `signals`: SIGINT/SIGTERM and the supervisor loop that turns them into shutdown.
 //! - `driver`: the shard runtime type and the io_uring driver selection.
 //! - `error`: why the broker could not start or did not stop cleanly.
@@ -39,7 +40,10 @@ where
 {
     // The allowed cores of this thread, read once: pinned threads would only report their own.
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let addr = probe_listen_address(config.listen)?;
+    let mut addrs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        addrs.push(probe_listen_address(listener.bind)?);
+    }
     let shards = config.shards.get();
     if cores.is_empty() {
         log("cannot read the allowed cores; shards are not pinned");
@@ -61,7 +65,7 @@ where
         let plan = ShardPlan {
             id,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
-            addr,
+            addrs: addrs.clone(),
             config: Arc::clone(&config),
             mesh,
             shutdown: Arc::clone(&shutdown),
@@ -85,7 +89,16 @@ where
         let _ = join_all(threads);
         return Err(e);
     }
-    eprintln!("ringmq listening on {addr} with {shards} shards");
+    for (listener, addr) in config.listeners.iter().zip(&addrs) {
+        log(&format!(
+            "serving {}://{addr} ({})",
+            listener.scheme(),
+            listener.name
+        ));
+    }
+    // The first listener's address: the line scripts and the test harness wait for.
+    let first = addrs.first().map_or(String::new(), ToString::to_string);
+    eprintln!("ringmq listening on {first} with {shards} shards");
 
     supervise(&signals, &shutdown, &threads);
     let result = join_all(threads);

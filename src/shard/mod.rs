@@ -21,7 +21,7 @@ mod state;
 
 pub use run::{run, serve};
 pub(crate) use setup::ShutdownShared;
-pub use setup::{ShardSetup, Shutdown, ShutdownWait};
+pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};
 pub use state::{ConnId, Counters, Limits, ShardState};
 
 use crate::protocol::{Connect, TopicFilter};

@@ -1,15 +1,15 @@
-//! The shard's tasks: accept loop, mesh drain, timer tick, overflow flush, and shutdown.
+//! The shard's tasks: an accept loop per listener, mesh drain, timer tick, overflow flush,
+//! and shutdown.
 
 use super::conn::{self, Shared};
 use super::state::{Admission, Counters, Limits, ShardState};
-use super::{MeshMsg, ShardSetup};
+use super::{MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::config::Config;
 use crate::mesh::MeshEnds;
-use monoio::net::TcpListener;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -26,8 +26,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The shard's main, for `runtime::run`.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let shard = configured_shard(setup.mesh, &setup.config);
-    let shutdown = setup.shutdown.wait();
-    serve(setup.listener, shard, shutdown).await;
+    serve(setup.listeners, shard, &setup.shutdown).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -41,17 +40,38 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
     shard
 }
 
-/// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers.
-pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Future<Output = ()>) {
+/// Runs one shard until `shutdown`: accept connections on every listener, serve them, talk
+/// to peers.
+pub async fn serve(listeners: Vec<ShardListener>, shard: ShardState, shutdown: &Shutdown) {
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick));
     monoio::spawn(overflow_task(state.clone()));
+    // The accept loops run in this task, so that every listener is closed before the
+    // connections are told to shut down.
+    let mut loops: Vec<Pin<Box<dyn Future<Output = ()>>>> = listeners
+        .into_iter()
+        .map(|l| Box::pin(accept_loop(state.clone(), l, shutdown.wait())) as _)
+        .collect();
+    poll_fn(|cx| {
+        loops.retain_mut(|accepting| accepting.as_mut().poll(cx).is_pending());
+        if loops.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    shut_down(&state).await;
+}
+
+/// Accepts connections on one listener until `shutdown` completes, then closes it.
+async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Future<Output = ()>) {
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = {
-            let mut accept = pin!(listener.accept());
+            let mut accept = pin!(listener.socket.accept());
             poll_fn(|cx| {
                 if shutdown.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
@@ -80,8 +100,6 @@ pub async fn serve(listener: TcpListener, shard: ShardState, shutdown: impl Futu
             Some(Err(_)) => monoio::time::sleep(Duration::from_millis(10)).await,
         }
     }
-    drop(listener);
-    shut_down(&state).await;
 }
 
 async fn shut_down(state: &Shared) {

@@ -1,8 +1,9 @@
-//! What a shard starts with: `ShardSetup`, built by the runtime on the shard's own thread,
-//! and `Shutdown`, the shard's view of broker shutdown (one flag and a doorbell per shard,
-//! shared by every thread; a relay task per shard wakes its local waiters).
+//! What a shard starts with: `ShardSetup`, built by the runtime on the shard's own thread
+//! (with a `ShardListener` per configured listener), and `Shutdown`, the shard's view of
+//! broker shutdown (one flag and a doorbell per shard, shared by every thread; a relay task
+//! per shard wakes its local waiters).
 
-use crate::config::Config;
+use crate::config::{Config, ListenerConfig, Protocol};
 use crate::mesh::{MeshEnds, notify::Notifier};
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -19,8 +20,9 @@ pub struct ShardSetup<T> {
     pub id: usize,
     pub shards: usize,
     pub config: Arc<Config>,
-    /// This shard's listener; every shard listens on the same address with SO_REUSEPORT.
-    pub listener: monoio::net::TcpListener,
+    /// This shard's listeners, one per configured listener in config order; every shard
+    /// listens on the same addresses with SO_REUSEPORT.
+    pub listeners: Vec<ShardListener>,
     pub mesh: MeshEnds<T>,
     pub shutdown: Shutdown,
 }
@@ -32,6 +34,32 @@ impl<T> fmt::Debug for ShardSetup<T> {
             .field("shards", &self.shards)
             .field("mesh", &self.mesh)
             .finish_non_exhaustive()
+    }
+}
+
+/// One listener as a shard serves it: its own SO_REUSEPORT socket and what the
+/// connections accepted on it get.
+#[derive(Debug)]
+pub struct ShardListener {
+    pub socket: monoio::net::TcpListener,
+    pub endpoint: Endpoint,
+}
+
+/// What a connection accepted on a listener gets: its protocol and security settings.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub protocol: Protocol,
+    /// Whether clients without credentials may connect (kept for the authentication that
+    /// checks it).
+    pub allow_anonymous: bool,
+}
+
+impl Endpoint {
+    pub fn new(config: &ListenerConfig) -> Self {
+        Self {
+            protocol: config.protocol,
+            allow_anonymous: config.allow_anonymous,
+        }
     }
 }
 
