@@ -1,0 +1,103 @@
+//! The reader task of a connection: read, decode every complete packet, hand each to the
+//! shard, repeat; it never races its read against anything (see the module above).
+
+use super::Shared;
+use crate::protocol::{self, ProtocolVersion};
+use crate::shard::state::ConnId;
+use bytes::BytesMut;
+use monoio::buf::{IoBufMut, SliceMut};
+use monoio::io::{CancelHandle, CancelableAsyncReadRent, OwnedReadHalf};
+use monoio::net::TcpStream;
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Instant;
+
+/// A new connection reads into this much; idle connections never need more, which keeps
+/// the memory of many idle clients small.
+pub(super) const FIRST_READ_BUF: usize = 4096;
+/// Each read asks for at least this much free space; when less is left the buffer grows by
+/// `READ_BUF`, so a busy connection reads 64 KiB at a time.
+const MIN_READ: usize = 4096;
+const READ_BUF: usize = 64 * 1024;
+
+/// Makes room for the next read: 4 KiB (reclaimed in place when the buffer is unshared)
+/// until a read has filled all the room it had, then 64 KiB steps.
+pub(super) fn reserve(buf: &mut BytesMut, busy: bool) {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(if busy { READ_BUF } else { FIRST_READ_BUF });
+    }
+}
+
+/// Decodes and handles every complete packet of each read before reading again.
+pub(super) async fn read_loop(
+    state: Shared,
+    conn: ConnId,
+    mut reader: OwnedReadHalf<TcpStream>,
+    mut buf: BytesMut,
+    cancel: CancelHandle,
+    version: ProtocolVersion,
+) {
+    let max_packet = state.borrow().limits().max_packet_size;
+    let mut busy = false;
+    loop {
+        let now = Instant::now();
+        if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
+            return;
+        }
+        state.borrow_mut().end_of_batch(conn, now);
+        wait_unpaused(&state).await;
+        if !state.borrow().is_live(conn) {
+            return;
+        }
+        reserve(&mut buf, busy);
+        let len = buf.len();
+        let room = buf.capacity() - len;
+        let read = reader.cancelable_read(buf.slice_mut(len..), cancel.clone());
+        let (res, slice): (_, SliceMut<BytesMut>) = read.await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => {
+                state.borrow_mut().on_connection_lost(conn, Instant::now());
+                return;
+            }
+            Ok(n) => busy |= n == room,
+        }
+    }
+}
+
+/// Returns false when the connection is done (closed by a packet or malformed input).
+fn handle_buffered(
+    state: &Shared,
+    conn: ConnId,
+    buf: &mut BytesMut,
+    (version, max_packet): (ProtocolVersion, usize),
+    now: Instant,
+) -> bool {
+    loop {
+        match protocol::decode(buf, version, max_packet) {
+            Ok(Some(packet)) => {
+                if !state.borrow_mut().on_packet(conn, packet, now) {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(error) => {
+                state.borrow_mut().on_malformed(conn, &error, now);
+                return false;
+            }
+        }
+    }
+}
+
+async fn wait_unpaused(state: &Shared) {
+    poll_fn(|cx| {
+        let mut s = state.borrow_mut();
+        if s.is_paused() {
+            s.park_reader(cx.waker());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
+}
