@@ -13,6 +13,8 @@
 //! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
 //!   sans-IO.
 //! - [`config`]: typed, validated configuration with built-in defaults.
+//! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
+//!   loaded at start and on SIGHUP.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
 //!   mesh ends as parts of `ShardState` (time passed in), the socket code, the shard's tasks,
@@ -28,6 +30,7 @@ pub mod runtime;
 pub mod session;
 pub mod shard;
 pub mod timer;
+pub mod tls;
 pub mod trie;
 
 pub use ringmq_protocol as protocol;

@@ -68,6 +68,11 @@ fn main() -> ExitCode {
             eprintln!("ringmq: stopped");
             ExitCode::SUCCESS
         }
+        // An unusable certificate, key or CA file is a configuration error too.
+        Err(e @ runtime::RuntimeError::Tls(_)) => {
+            eprintln!("ringmq: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("ringmq: {e}");
             ExitCode::FAILURE

@@ -5,6 +5,7 @@ use super::{RuntimeError, bind_shard_listener, build_shard_runtime, log};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::shard::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownShared};
+use crate::tls::Acceptor;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ pub(super) struct ShardPlan<T, F> {
     pub(super) core: Option<core_affinity::CoreId>,
     /// The listeners' addresses (ports resolved), in config order.
     pub(super) addrs: Vec<SocketAddr>,
+    /// This shard's TLS configuration of each listener (`None`: plain), in config order.
+    pub(super) tls: Vec<Option<Acceptor>>,
     pub(super) config: Arc<Config>,
     pub(super) mesh: MeshEnds<T>,
     pub(super) shutdown: Arc<ShutdownShared>,
@@ -53,11 +56,12 @@ where
     }
     rt.block_on(async move {
         let mut listeners = Vec::with_capacity(plan.addrs.len());
-        for (config, &addr) in plan.config.listeners.iter().zip(&plan.addrs) {
+        let configs = plan.config.listeners.iter().zip(&plan.addrs);
+        for ((config, &addr), tls) in configs.zip(plan.tls) {
             match bind_shard_listener(addr) {
                 Ok(socket) => listeners.push(ShardListener {
                     socket,
-                    endpoint: Endpoint::new(config),
+                    endpoint: Endpoint::new(config, tls),
                 }),
                 Err(e) => return started(Err(format!("cannot listen on {addr}: {e}"))),
             }

@@ -27,6 +27,7 @@ pub use state::{ConnId, Counters, Limits, ShardState};
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;
 use bytes::BytesMut;
+use conn::{Policy, Transport};
 
 /// What crosses the mesh between shards.
 #[derive(Debug)]
@@ -72,6 +73,10 @@ pub enum MeshMsg {
 #[derive(Debug)]
 pub struct Handoff {
     pub stream: std::net::TcpStream,
+    /// The connection's transport (its TLS state), which moves with the socket.
+    pub transport: Transport,
+    /// What its listener asks of it.
+    pub policy: Policy,
     pub connect: Box<Connect>,
     /// Bytes read after the CONNECT (a client may pipeline packets behind it).
     pub leftover: BytesMut,

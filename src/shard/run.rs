@@ -1,9 +1,9 @@
 //! The shard's tasks: an accept loop per listener, mesh drain, timer tick, overflow flush,
 //! and shutdown.
 
-use super::conn::{self, Shared};
+use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
 use super::state::{Admission, Counters, Limits, ShardState};
-use super::{MeshMsg, ShardListener, ShardSetup, Shutdown};
+use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::config::Config;
 use crate::mesh::MeshEnds;
@@ -68,10 +68,18 @@ pub async fn serve(listeners: Vec<ShardListener>, shard: ShardState, shutdown: &
 
 /// Accepts connections on one listener until `shutdown` completes, then closes it.
 async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Future<Output = ()>) {
+    let ShardListener {
+        socket,
+        mut endpoint,
+    } = listener;
+    let policy = Policy {
+        allow_anonymous: endpoint.allow_anonymous,
+        identity_as_username: endpoint.identity_as_username,
+    };
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = {
-            let mut accept = pin!(listener.socket.accept());
+            let mut accept = pin!(socket.accept());
             poll_fn(|cx| {
                 if shutdown.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
@@ -85,20 +93,47 @@ async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Futu
             Some(Ok((stream, _))) => {
                 let accepted_at = Instant::now();
                 let admission = state.borrow_mut().on_accept(accepted_at);
+                if admission == Admission::Close {
+                    // Too many refusals in flight already: closed at once (dropped).
+                    continue;
+                }
+                // A TLS connection holds one of the shard's handshake places until its
+                // CONNECT; with none left it is closed at once.
+                let slot = match &endpoint.tls {
+                    Some(_) if admission == Admission::Serve => match HandshakeSlot::take(&state) {
+                        Some(slot) => Some(slot),
+                        None => continue,
+                    },
+                    _ => None,
+                };
+                let Some(transport) = new_transport(&mut endpoint) else {
+                    continue;
+                };
+                let link = Link::new(stream, transport);
                 match admission {
                     Admission::Serve => {
-                        monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
+                        let serve =
+                            conn::serve_accepted(state.clone(), link, policy, accepted_at, slot);
+                        monoio::spawn(serve);
                     }
                     Admission::Refuse(reason) => {
-                        monoio::spawn(conn::serve_refused(state.clone(), stream, reason));
+                        monoio::spawn(conn::serve_refused(state.clone(), link, reason));
                     }
-                    // Too many refusals in flight already: closed at once (dropped).
-                    Admission::Close => drop(stream),
+                    Admission::Close => {}
                 }
             }
             // Out of descriptors and similar: back off briefly instead of spinning.
             Some(Err(_)) => monoio::time::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// The transport a new connection on `endpoint` starts with; `None` if its TLS state cannot
+/// be made (the connection is closed).
+fn new_transport(endpoint: &mut Endpoint) -> Option<Transport> {
+    match &mut endpoint.tls {
+        None => Some(Transport::plain()),
+        Some(acceptor) => acceptor.session().ok().map(Transport::tls),
     }
 }
 

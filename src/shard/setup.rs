@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ListenerConfig, Protocol};
 use crate::mesh::{MeshEnds, notify::Notifier};
+use crate::tls::Acceptor;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -46,19 +47,26 @@ pub struct ShardListener {
 }
 
 /// What a connection accepted on a listener gets: its protocol and security settings.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Endpoint {
     pub protocol: Protocol,
     /// Whether clients without credentials may connect (kept for the authentication that
     /// checks it).
     pub allow_anonymous: bool,
+    /// A verified client certificate's CN replaces the username.
+    pub identity_as_username: bool,
+    /// This shard's TLS configuration of the listener (reloaded on SIGHUP); `None`: plain.
+    pub tls: Option<Acceptor>,
 }
 
 impl Endpoint {
-    pub fn new(config: &ListenerConfig) -> Self {
+    /// The endpoint of `config`; `tls` must be its acceptor if it has `[listeners.tls]`.
+    pub fn new(config: &ListenerConfig, tls: Option<Acceptor>) -> Self {
         Self {
             protocol: config.protocol,
             allow_anonymous: config.allow_anonymous,
+            identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
+            tls,
         }
     }
 }

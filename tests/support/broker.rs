@@ -151,6 +151,14 @@ impl Broker {
         assert_eq!(rc, 0, "kill(SIGTERM) failed");
     }
 
+    /// Asks the broker to reload its certificates (and other files).
+    pub fn sighup(&self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: sends a signal to the child this struct spawned; no memory is involved.
+        let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill(SIGHUP) failed");
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -229,7 +237,7 @@ pub fn broker_command() -> Command {
     Command::new(broker_binary())
 }
 
-fn unique_suffix() -> u64 {
+pub fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

@@ -75,6 +75,13 @@ impl ConnectBuilder {
         }
     }
 
+    /// A user name and password (3.1.1: both flags set).
+    pub fn credentials(mut self, username: &str, password: &[u8]) -> Self {
+        self.0.username = Some(mqtt_string(username));
+        self.0.password = Some(bytes::Bytes::copy_from_slice(password));
+        self
+    }
+
     pub fn keep_alive(mut self, seconds: u16) -> Self {
         self.0.keep_alive = seconds;
         self

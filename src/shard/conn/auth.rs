@@ -3,14 +3,11 @@
 
 use super::Shared;
 use super::connect::send;
-use super::read::reserve;
+use super::transport::Link;
 use crate::auth::{Authentication, Reply};
 use crate::protocol::{self, Connect, MqttString, Packet, ProtocolVersion, ReasonCode};
 use crate::shard::state::{Authenticated, Refusal};
 use bytes::{Bytes, BytesMut};
-use monoio::buf::IoBufMut;
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 
 /// Why an enhanced-authentication exchange ended without success.
 enum AuthFailure {
@@ -23,10 +20,11 @@ enum AuthFailure {
 
 /// Runs the AUTH exchange of a CONNECT that named `method` (4.12), bounded by the
 /// configured exchange timeout and `auth::MAX_ROUNDS`. On success returns the
-/// authentication and the bytes read after the last AUTH.
+/// authentication and the bytes read after the last AUTH; on failure the refusing CONNACK
+/// has been sent and the caller closes.
 pub(super) async fn authenticate(
     state: &Shared,
-    stream: &mut TcpStream,
+    link: &mut Link,
     connect: &Connect,
     method: &MqttString,
     buf: BytesMut,
@@ -36,7 +34,7 @@ pub(super) async fn authenticate(
     let started = Authentication::start(state.borrow().methods(), method, data);
     let result = match started {
         Ok((mut auth, reply)) => {
-            let exchange = exchange(state, stream, &mut auth, reply, buf);
+            let exchange = exchange(state, link, &mut auth, reply, buf);
             match monoio::time::timeout(timeout, exchange).await {
                 Ok(Ok((data, rest))) => Ok((Authenticated { auth, data }, rest)),
                 Ok(Err(failure)) => Err(failure),
@@ -52,9 +50,8 @@ pub(super) async fn authenticate(
             if let AuthFailure::Refuse(reason) = failure
                 && let Some(out) = Refusal::new(connect.version, reason.into()).connack(connect)
             {
-                let _ = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
+                link.write(out).await;
             }
-            let _ = stream.shutdown().await;
             None
         }
     }
@@ -63,7 +60,7 @@ pub(super) async fn authenticate(
 /// Sends `reply` and reads the client's next AUTH until the method decides.
 async fn exchange(
     state: &Shared,
-    stream: &mut TcpStream,
+    link: &mut Link,
     auth: &mut Authentication,
     mut reply: Reply,
     mut buf: BytesMut,
@@ -77,12 +74,12 @@ async fn exchange(
             Reply::Continue(data) => {
                 // [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
                 let packet = auth.auth_packet(ReasonCode::ContinueAuthentication, Some(data));
-                if !send(stream, &packet, version).await {
+                if !send(link, &packet, version).await {
                     return Err(AuthFailure::Close);
                 }
             }
         }
-        reply = match read_packet(stream, &mut buf, version, max_packet).await? {
+        reply = match read_packet(link, &mut buf, version, max_packet).await? {
             Packet::Auth(packet) => auth.on_auth(state.borrow().methods(), &packet),
             Packet::Disconnect(_) => return Err(AuthFailure::Close),
             // [MQTT-3.1.2-30] only AUTH or DISCONNECT until CONNACK.
@@ -93,7 +90,7 @@ async fn exchange(
 
 /// Reads until one packet is complete.
 async fn read_packet(
-    stream: &mut TcpStream,
+    link: &mut Link,
     buf: &mut BytesMut,
     version: ProtocolVersion,
     max_packet: usize,
@@ -104,14 +101,8 @@ async fn read_packet(
             Ok(None) => {}
             Err(error) => return Err(AuthFailure::Refuse(error.reason_code())),
         }
-        reserve(buf, false);
-        let owned = std::mem::take(buf);
-        let len = owned.len();
-        let (res, slice) = monoio::io::AsyncReadRent::read(stream, owned.slice_mut(len..)).await;
-        *buf = slice.into_inner();
-        match res {
-            Ok(0) | Err(_) => return Err(AuthFailure::Close),
-            Ok(_) => {}
+        if !link.read(buf, false).await {
+            return Err(AuthFailure::Close);
         }
     }
 }

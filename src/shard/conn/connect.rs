@@ -2,13 +2,11 @@
 //! shard refuses (over its limits, a CONNECT it cannot serve) with a CONNACK before closing.
 
 use super::Shared;
-use super::read::{FIRST_READ_BUF, reserve};
+use super::read::FIRST_READ_BUF;
+use super::transport::Link;
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use crate::shard::state::Refusal;
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use std::time::Duration;
 
 /// How long a new connection may take to send its CONNECT.
@@ -31,21 +29,21 @@ pub(super) enum ConnectFailure {
 /// its CONNECT, within `REFUSAL_TIMEOUT` and `REFUSAL_MAX_PACKET`, so that the CONNACK can
 /// be in the client's protocol version, answers with `reason`, and closes
 /// [MQTT-3.2.2-7]. `ShardState::on_accept` bounds how many of these run at once.
-pub async fn serve_refused(state: Shared, mut stream: TcpStream, reason: ReasonCode) {
+pub async fn serve_refused(state: Shared, mut link: Link, reason: ReasonCode) {
     let max_packet = state
         .borrow()
         .limits()
         .max_packet_size
         .min(REFUSAL_MAX_PACKET);
     let answer = async {
-        let _ = stream.set_nodelay(true);
-        match read_connect(&mut stream, max_packet).await {
+        let _ = link.stream.set_nodelay(true);
+        match read_connect(&mut link, max_packet).await {
             Ok((connect, _)) => {
                 let refusal = Refusal::new(connect.version, reason.into());
-                refuse(stream, refusal.connack(&connect)).await;
+                refuse(link, refusal.connack(&connect)).await;
             }
             Err(ConnectFailure::Refuse(reason, version)) => {
-                refuse(stream, bare_refusal(reason, version)).await;
+                refuse(link, bare_refusal(reason, version)).await;
             }
             Err(ConnectFailure::Close) => {}
         }
@@ -69,31 +67,26 @@ pub(super) fn bare_refusal(reason: ReasonCode, version: ProtocolVersion) -> Opti
 }
 
 /// Writes the refusal CONNACK, if there is one that fits the client, then closes.
-pub(super) async fn refuse(mut stream: TcpStream, connack: Option<BytesMut>) {
+pub(super) async fn refuse(mut link: Link, connack: Option<BytesMut>) {
     if let Some(out) = connack {
-        let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, out).await;
+        link.write(out).await;
     }
-    let _ = stream.shutdown().await;
+    link.shutdown().await;
 }
 
-/// Writes one packet straight to the socket (before the connection has a writer task).
-pub(super) async fn send(
-    stream: &mut TcpStream,
-    packet: &Packet,
-    version: ProtocolVersion,
-) -> bool {
+/// Writes one packet straight to the link (before the connection has a writer task).
+pub(super) async fn send(link: &mut Link, packet: &Packet, version: ProtocolVersion) -> bool {
     let mut out = BytesMut::new();
     if protocol::encode(packet, version, &mut out).is_err() {
         return false;
     }
-    let (res, _) = monoio::io::AsyncWriteRentExt::write_all(stream, out).await;
-    res.is_ok()
+    link.write(out).await
 }
 
 /// Reads until the first packet is complete. It must be CONNECT [MQTT-3.1.0-1]; an
 /// unsupported protocol level is answered with CONNACK 0x01 [MQTT-3.1.2-2].
 pub(super) async fn read_connect(
-    stream: &mut TcpStream,
+    link: &mut Link,
     max_packet: usize,
 ) -> Result<(Box<Connect>, BytesMut), ConnectFailure> {
     let mut buf = BytesMut::with_capacity(FIRST_READ_BUF);
@@ -108,13 +101,8 @@ pub(super) async fn read_connect(
             }
             Err(_) => return Err(ConnectFailure::Close),
         }
-        reserve(&mut buf, true);
-        let len = buf.len();
-        let (res, slice) = monoio::io::AsyncReadRent::read(stream, buf.slice_mut(len..)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) | Err(_) => return Err(ConnectFailure::Close),
-            Ok(_) => {}
+        if !link.read(&mut buf, true).await {
+            return Err(ConnectFailure::Close);
         }
     }
 }

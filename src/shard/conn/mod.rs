@@ -7,6 +7,8 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 //!
+//! - `transport`: the seam between socket and codec (`Transport`: TLS, later WebSockets)
+//!   and `Link`, a socket with its transport before the reader and writer tasks exist.
 //! - `connect`: reading the CONNECT, refusals before a session exists.
 //! - `auth`: the 5.0 enhanced-authentication exchange before CONNACK.
 //! - `read`: the reader task.
@@ -15,15 +17,16 @@
 mod auth;
 mod connect;
 mod read;
+mod transport;
 mod write;
 
-use super::state::ShardState;
+use super::state::{Refusal, ShardState};
 use super::{Handoff, home_shard};
-use crate::protocol::Connect;
+use crate::protocol::{Connect, MqttString, ReasonCode};
 use auth::authenticate;
 use bytes::BytesMut;
 use connect::{CONNECT_TIMEOUT, ConnectFailure, bare_refusal, read_connect, refuse};
-use monoio::io::{AsyncWriteRent, Canceller, Splitable};
+use monoio::io::{Canceller, Splitable};
 use monoio::net::TcpStream;
 use read::read_loop;
 use std::cell::RefCell;
@@ -33,26 +36,72 @@ use std::time::Instant;
 use write::write_loop;
 
 pub use connect::serve_refused;
+pub use transport::{Link, Transport};
 
 pub type Shared = Rc<RefCell<ShardState>>;
 
-/// Serves a connection accepted by this shard.
-pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: Instant) {
-    let _ = stream.set_nodelay(true);
+/// What the listener a connection came in on asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Clients without credentials may connect (for the authentication that checks it).
+    pub allow_anonymous: bool,
+    /// The verified client certificate's CN replaces the CONNECT's username.
+    pub identity_as_username: bool,
+}
+
+/// One of the shard's bounded places for a connection still in its TLS handshake (or
+/// before its CONNECT on such a listener); given back when dropped.
+#[derive(Debug)]
+pub struct HandshakeSlot(Shared);
+
+impl HandshakeSlot {
+    /// A place, unless the shard has `MAX_HANDSHAKES` in progress already.
+    pub fn take(state: &Shared) -> Option<Self> {
+        let taken = state.borrow_mut().begin_handshake();
+        taken.then(|| Self(Rc::clone(state)))
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        // Never dropped inside a borrow (the connection task holds none across statements).
+        if let Ok(mut s) = self.0.try_borrow_mut() {
+            s.end_handshake();
+        }
+    }
+}
+
+/// Serves a connection accepted by this shard on a listener with `policy`; `slot` is its
+/// handshake place (TLS), held until the CONNECT is read.
+pub async fn serve_accepted(
+    state: Shared,
+    mut link: Link,
+    policy: Policy,
+    accepted_at: Instant,
+    slot: Option<HandshakeSlot>,
+) {
+    let _ = link.stream.set_nodelay(true);
     let max_packet = state.borrow().limits().max_packet_size;
-    // Dropping the read on timeout loses its bytes, which is fine: the connection closes.
-    let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut stream, max_packet)).await;
-    let (connect, leftover) = match first {
+    // The TLS handshake and the CONNECT together get CONNECT_TIMEOUT. Dropping the read on
+    // timeout loses its bytes, which is fine: the connection closes.
+    let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut link, max_packet)).await;
+    drop(slot);
+    let (mut connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
-            return refuse(stream, bare_refusal(reason, version)).await;
+            return refuse(link, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
+    if policy.identity_as_username
+        && let Err(refusal) = identity_as_username(&mut connect, &link.transport)
+    {
+        return refuse(link, refusal.connack(&connect)).await;
+    }
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => return refuse(stream, refusal.connack(&connect)).await,
+        Err(refusal) => return refuse(link, refusal.connack(&connect)).await,
     };
     let (me, shards) = {
         let s = state.borrow();
@@ -65,36 +114,67 @@ pub async fn serve_accepted(state: Shared, mut stream: TcpStream, accepted_at: I
         accepted_at,
     };
     if home == me {
-        run_at_home(state, stream, connect, arrival, leftover).await;
+        run_at_home(state, link, connect, arrival, leftover).await;
         return;
     }
+    let Link { stream, transport } = link;
     let fd = stream.into_raw_fd();
     // SAFETY: `into_raw_fd` released monoio's ownership of `fd` and no IO on it is pending, so
     // the std stream becomes its only owner.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
     let handoff = Handoff {
         stream,
+        transport,
         connect,
         leftover,
         assigned_id: arrival.assigned_id,
         accepted_at: arrival.accepted_at,
+        policy,
     };
     state.borrow_mut().send_handoff(home, Box::new(handoff));
 }
 
+/// `identity_as_username`: the CN of the client's verified certificate becomes its username
+/// and the password is not used (the certificate is the credential). A client without one
+/// is refused like a wrong password, 0x86 (3.1.1: 0x04), as Mosquitto does.
+fn identity_as_username(connect: &mut Connect, transport: &Transport) -> Result<(), Refusal> {
+    let refusal = || Refusal::new(connect.version, ReasonCode::BadUserNameOrPassword.into());
+    let name = transport.peer_common_name().ok_or_else(refusal)?;
+    let name = MqttString::try_from(name).map_err(|_| refusal())?;
+    connect.username = Some(name);
+    connect.password = None;
+    Ok(())
+}
+
 /// Serves a connection another shard accepted for a client whose home is this shard.
 pub async fn serve_handoff(state: Shared, handoff: Handoff) {
-    let Ok(stream) = TcpStream::from_std(handoff.stream) else {
+    let Handoff {
+        stream,
+        transport,
+        connect,
+        leftover,
+        assigned_id,
+        accepted_at,
+        policy: _,
+    } = handoff;
+    let Ok(stream) = TcpStream::from_std(stream) else {
         return;
     };
     // Assigned ids are chosen with their accepting shard as home, so a handed-off client
     // always brought its own id.
     let arrival = Arrival {
-        client_id: handoff.connect.client_id.as_str().to_owned(),
-        assigned_id: handoff.assigned_id,
-        accepted_at: handoff.accepted_at,
+        client_id: connect.client_id.as_str().to_owned(),
+        assigned_id,
+        accepted_at,
     };
-    run_at_home(state, stream, handoff.connect, arrival, handoff.leftover).await;
+    run_at_home(
+        state,
+        Link::new(stream, transport),
+        connect,
+        arrival,
+        leftover,
+    )
+    .await;
 }
 
 /// Who a connection is for, as the accepting shard found it.
@@ -106,25 +186,23 @@ struct Arrival {
 
 async fn run_at_home(
     state: Shared,
-    mut stream: TcpStream,
+    mut link: Link,
     connect: Box<Connect>,
     arrival: Arrival,
     mut leftover: BytesMut,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = link.stream.set_nodelay(true);
     // The exchange runs before anything touches the session: an unauthenticated client
     // never takes over a connection or sees a session's state.
     let authenticated = match connect.properties.authentication_method.clone() {
         None => None,
-        Some(method) => {
-            match authenticate(&state, &mut stream, &connect, &method, leftover).await {
-                Some((done, rest)) => {
-                    leftover = rest;
-                    Some(done)
-                }
-                None => return,
+        Some(method) => match authenticate(&state, &mut link, &connect, &method, leftover).await {
+            Some((done, rest)) => {
+                leftover = rest;
+                Some(done)
             }
-        }
+            None => return link.shutdown().await,
+        },
     };
     let superseded = state
         .borrow()
@@ -133,9 +211,8 @@ async fn run_at_home(
         let reply = state
             .borrow_mut()
             .superseded_reply(&connect, Instant::now());
-        let _ = monoio::io::AsyncWriteRentExt::write_all(&mut stream, reply).await;
-        let _ = stream.shutdown().await;
-        return;
+        link.write(reply).await;
+        return link.shutdown().await;
     }
     let version = connect.version;
     let canceller = Canceller::new();
@@ -154,7 +231,17 @@ async fn run_at_home(
         s.end_of_batch(conn, Instant::now());
         conn
     };
+    let Link { stream, transport } = link;
+    // A plain connection's tasks need no transport at all.
+    let transport = (!transport.is_plain()).then(|| Rc::new(RefCell::new(transport)));
     let (reader, writer) = stream.into_split();
-    monoio::spawn(write_loop(state.clone(), conn, writer, handle.clone()));
-    read_loop(state, conn, reader, leftover, handle, version).await;
+    let writing = write_loop(
+        state.clone(),
+        conn,
+        writer,
+        handle.clone(),
+        transport.clone(),
+    );
+    monoio::spawn(writing);
+    read_loop(state, conn, reader, leftover, handle, version, transport).await;
 }

@@ -2,13 +2,16 @@
 //! shard, repeat; it never races its read against anything (see the module above).
 
 use super::Shared;
+use super::transport::{Inbound, Transport};
 use crate::protocol::{self, ProtocolVersion};
 use crate::shard::state::ConnId;
 use bytes::BytesMut;
 use monoio::buf::{IoBufMut, SliceMut};
 use monoio::io::{CancelHandle, CancelableAsyncReadRent, OwnedReadHalf};
 use monoio::net::TcpStream;
+use std::cell::RefCell;
 use std::future::poll_fn;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -28,7 +31,8 @@ pub(super) fn reserve(buf: &mut BytesMut, busy: bool) {
     }
 }
 
-/// Decodes and handles every complete packet of each read before reading again.
+/// Decodes and handles every complete packet of each read before reading again. With a
+/// `transport` the socket bytes go through it first (and what it answers wakes the writer).
 pub(super) async fn read_loop(
     state: Shared,
     conn: ConnId,
@@ -36,12 +40,19 @@ pub(super) async fn read_loop(
     mut buf: BytesMut,
     cancel: CancelHandle,
     version: ProtocolVersion,
+    transport: Option<Rc<RefCell<Transport>>>,
 ) {
     let max_packet = state.borrow().limits().max_packet_size;
     let mut busy = false;
+    let mut open = true;
     loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
+            return;
+        }
+        if !open {
+            // The transport closed cleanly (TLS close_notify) without an MQTT DISCONNECT.
+            state.borrow_mut().on_connection_lost(conn, now);
             return;
         }
         state.borrow_mut().end_of_batch(conn, now);
@@ -49,18 +60,44 @@ pub(super) async fn read_loop(
         if !state.borrow().is_live(conn) {
             return;
         }
-        reserve(&mut buf, busy);
-        let len = buf.len();
-        let room = buf.capacity() - len;
-        let read = reader.cancelable_read(buf.slice_mut(len..), cancel.clone());
+        // Plain: read into the codec's buffer. Otherwise into the transport's input.
+        let mut wire = match &transport {
+            None => std::mem::take(&mut buf),
+            Some(t) => t.borrow_mut().take_input(),
+        };
+        reserve(&mut wire, busy);
+        let len = wire.len();
+        let room = wire.capacity() - len;
+        let read = reader.cancelable_read(wire.slice_mut(len..), cancel.clone());
         let (res, slice): (_, SliceMut<BytesMut>) = read.await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) | Err(_) => {
+        let wire = slice.into_inner();
+        let n = match res {
+            Ok(n) if n > 0 => n,
+            _ => {
+                if let Some(t) = &transport {
+                    t.borrow_mut().restore_input(wire);
+                }
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
                 return;
             }
-            Ok(n) => busy |= n == room,
+        };
+        busy |= n == room;
+        let Some(t) = &transport else {
+            buf = wire;
+            continue;
+        };
+        let decoded = t.borrow_mut().decode(wire, &mut buf);
+        if t.borrow().has_output() {
+            state.borrow_mut().wake_writer(conn);
+        }
+        match decoded {
+            Ok(Inbound::Open) => {}
+            Ok(Inbound::Closed) => open = false,
+            // The transport is broken, so no MQTT DISCONNECT can go out (its alert does).
+            Err(_) => {
+                state.borrow_mut().on_connection_lost(conn, Instant::now());
+                return;
+            }
         }
     }
 }

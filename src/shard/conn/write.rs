@@ -2,12 +2,15 @@
 //! repeat until the connection is closed and flushed, then shut the socket down.
 
 use super::Shared;
+use super::transport::Transport;
 use crate::shard::state::{ConnId, WriterStep};
 use bytes::BytesMut;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncWriteRent, CancelHandle, CancelableAsyncWriteRent, OwnedWriteHalf};
 use monoio::net::TcpStream;
+use std::cell::RefCell;
 use std::future::poll_fn;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -15,21 +18,27 @@ use std::time::Instant;
 const MAX_IDLE_WRITE_BUF: usize = 1024 * 1024;
 
 /// Swaps the connection's outbound buffer out and writes it whole; repeats until the
-/// connection is closed and flushed.
+/// connection is closed and flushed. With a `transport` the bytes go through it first, and
+/// what it has to say itself (a TLS alert) is written too; closing ends it cleanly.
 pub(super) async fn write_loop(
     state: Shared,
     conn: ConnId,
     mut writer: OwnedWriteHalf<TcpStream>,
     cancel: CancelHandle,
+    transport: Option<Rc<RefCell<Transport>>>,
 ) {
-    // Grows with the first write; an idle connection holds no write buffer.
+    // Both grow with the first write; an idle connection holds no write buffer.
     let mut spare = BytesMut::new();
+    let mut wire = BytesMut::new();
+    let has_output = || transport.as_ref().is_some_and(|t| t.borrow().has_output());
     loop {
         let step = poll_fn(|cx| {
-            match state
+            let step = state
                 .borrow_mut()
-                .writer_step(conn, &mut spare, cx.waker(), Instant::now())
-            {
+                .writer_step(conn, &mut spare, cx.waker(), Instant::now());
+            match step {
+                // The waker is registered: `wake_writer` calls it when the transport has more.
+                WriterStep::Wait if has_output() => Poll::Ready(WriterStep::Write),
                 WriterStep::Wait => Poll::Pending,
                 step => Poll::Ready(step),
             }
@@ -38,11 +47,29 @@ pub(super) async fn write_loop(
         if step == WriterStep::Finish {
             break;
         }
-        let (res, written) = write_all(&mut writer, spare, &cancel).await;
-        spare = written;
-        spare.clear();
-        if spare.capacity() > MAX_IDLE_WRITE_BUF {
-            spare = BytesMut::new();
+        let out = match &transport {
+            None => std::mem::take(&mut spare),
+            Some(t) => {
+                let mut t = t.borrow_mut();
+                let encoded = t.encode(&spare);
+                spare.clear();
+                if encoded.is_err() {
+                    drop(t);
+                    state.borrow_mut().on_write_error(conn, Instant::now());
+                    break;
+                }
+                t.swap_output(&mut wire);
+                std::mem::take(&mut wire)
+            }
+        };
+        let (res, mut written) = write_all(&mut writer, out, &cancel).await;
+        written.clear();
+        if written.capacity() > MAX_IDLE_WRITE_BUF {
+            written = BytesMut::new();
+        }
+        match &transport {
+            None => spare = written,
+            Some(_) => wire = written,
         }
         if res.is_err() {
             state.borrow_mut().on_write_error(conn, Instant::now());
@@ -50,6 +77,17 @@ pub(super) async fn write_loop(
         }
     }
     if !state.borrow().is_aborted(conn) {
+        if let Some(t) = &transport {
+            let goodbye = {
+                let mut t = t.borrow_mut();
+                t.close();
+                t.swap_output(&mut wire);
+                std::mem::take(&mut wire)
+            };
+            if !goodbye.is_empty() {
+                let _ = write_all(&mut writer, goodbye, &cancel).await;
+            }
+        }
         let _ = writer.shutdown().await;
     }
     state.borrow_mut().remove_conn(conn, Instant::now());
