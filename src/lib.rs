@@ -11,7 +11,9 @@
 //! - [`mesh`]: the lock-free SPSC ring and the N x N wiring between shards, generic over
 //!   what crosses it (the shard defines that: `shard::MeshMsg`).
 //! - [`auth`]: MQTT 5.0 enhanced authentication (AUTH flow, method registry, SCRAM-SHA-256),
-//!   sans-IO.
+//!   Mosquitto-compatible password files and acl_file checks, sans-IO.
+//! - [`ws`]: MQTT over WebSocket (RFC 6455): the upgrade handshake and the frame codec, a
+//!   sans-IO byte transformer under the connection.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
 //!   loaded at start and on SIGHUP.
@@ -32,5 +34,6 @@ pub mod shard;
 pub mod timer;
 pub mod tls;
 pub mod trie;
+pub mod ws;
 
 pub use ringmq_protocol as protocol;

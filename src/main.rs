@@ -1,6 +1,6 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ringmq::config::{Config, ConfigError, MAX_SHARDS, RawConfig};
 use ringmq::runtime;
 use std::net::SocketAddr;
@@ -25,6 +25,15 @@ struct Cli {
     /// Print the configuration (defaults, then the file and flags) as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Without a subcommand, run the broker.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage a Mosquitto password file (compatible with mosquitto_passwd).
+    Passwd(ringmq::auth::passwd_cli::PasswdArgs),
 }
 
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
@@ -52,6 +61,9 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd(args)) = &cli.command {
+        return ringmq::auth::passwd_cli::run(args);
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {

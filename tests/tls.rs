@@ -132,10 +132,21 @@ fn require_client_cert_refuses_a_client_without_one() {
 #[test]
 fn identity_as_username_takes_the_certificate_and_refuses_clients_without_one() {
     // Like Mosquitto's use_identity_as_username: no certificate (or no CN in it) is answered
-    // as a bad user name or password, 3.1.1 0x04, 5.0 0x86.
+    // as a bad user name or password, 3.1.1 0x04, 5.0 0x86. The CN is the user name the ACL
+    // sees (the CONNECT's own user name and password are not used; no password file
+    // applies), so bob's rules are bob's whatever the CONNECT says.
     let pki = Pki::new();
+    let acl = pki.write("acl", "user bob\ntopic readwrite bob/#\n");
+    let passwd = pki.write("passwd", "");
     let extra = format!("{}\nidentity_as_username = true", pki.client_ca_line());
-    let (_broker, addr) = tls_broker(&pki, &extra);
+    let toml = format!(
+        "{}\n[auth]\nacl_file = {:?}\npassword_file = {:?}\n",
+        pki.listener_toml("mqtt", &extra),
+        path_str(&acl),
+        path_str(&passwd)
+    );
+    let broker = Broker::start_with_config(&toml);
+    let addr = broker.listener("listeners[0]");
     for (version, code) in [
         (V4, ReasonCode::BadUserNameOrPassword),
         (V5, ReasonCode::BadUserNameOrPassword),
@@ -151,6 +162,12 @@ fn identity_as_username_takes_the_certificate_and_refuses_clients_without_one() 
         let connect = ConnectBuilder::new(version, "bob-device").credentials("not-bob", b"ignored");
         let (mut c, _) = RawClient::tls(addr, config, version, "bob-device").handshake(connect);
         c.subscribe_ok(1, &[("bob/#", 1)]);
+        let refused = c.subscribe(2, &[("not-bob/#", 1)]);
+        assert_ne!(
+            refused,
+            [ReasonCode::GrantedQoS1],
+            "{version:?}: only bob's rules"
+        );
         c.disconnect();
     }
 }

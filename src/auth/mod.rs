@@ -9,8 +9,19 @@
 //! - [`Authentication`]: the rules every method shares (same method in every AUTH, which
 //!   reason codes are allowed when, at most [`MAX_ROUNDS`] client messages per exchange).
 //! - [`scram`]: SCRAM-SHA-256, the built-in method.
+//!
+//! Plain username/password and authorization, for the CONNECT path (not wired in yet):
+//!
+//! - [`passwd`]: Mosquitto-compatible password files (`$6$`, `$7$`, `$argon2id$`).
+//! - [`verified`]: a bounded cache of verified credentials, so reconnects skip the KDF.
+//! - [`passwd_cli`]: `ringmq passwd`, the mosquitto_passwd-compatible file editor.
+//! - [`acl`]: Mosquitto's `acl_file`, compiled per client into allocation-free checks.
 
+pub mod acl;
+pub mod passwd;
+pub mod passwd_cli;
 pub mod scram;
+pub mod verified;
 
 use crate::protocol::{Auth, MqttString, Packet, ReasonCode};
 use bytes::Bytes;

@@ -40,6 +40,12 @@ pub enum ConfigError {
         username: String,
         reason: &'static str,
     },
+    /// A file named by `key` cannot be read or is not in its format (`reason` names the file
+    /// and the line).
+    File {
+        key: &'static str,
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -67,6 +73,7 @@ impl fmt::Display for ConfigError {
             Self::AuthUser { username, reason } => {
                 write!(f, "auth.scram user {username:?}: {reason}")
             }
+            Self::File { key, reason } => write!(f, "{key}: {reason}"),
         }
     }
 }

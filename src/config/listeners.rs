@@ -80,6 +80,7 @@ impl RawConfig {
     /// clients without being told to (`allow_anonymous = true`).
     pub(super) fn validate_listeners(&self) -> Result<Vec<ListenerConfig>, ConfigError> {
         let mut out: Vec<ListenerConfig> = Vec::with_capacity(self.listeners.len() + 1);
+        let passwords = !self.auth.password_file.is_empty();
         let shorthand = match &self.listen {
             Some(listen) => Some(listen.as_str()),
             None if self.listeners.is_empty() => Some(DEFAULT_LISTEN),
@@ -89,7 +90,8 @@ impl RawConfig {
             let bind = listen
                 .parse()
                 .map_err(|_| ConfigError::BadListenAddress(listen.to_owned()))?;
-            let allow_anonymous = allow_anonymous("listen", bind, self.allow_anonymous)?;
+            let allow_anonymous =
+                allow_anonymous("listen", bind, self.auth.allow_anonymous, passwords)?;
             out.push(ListenerConfig {
                 name: "listen".into(),
                 bind,
@@ -99,7 +101,11 @@ impl RawConfig {
             });
         }
         for (i, raw) in self.listeners.iter().enumerate() {
-            let listener = raw.validate(format!("listeners[{i}]"), self.allow_anonymous)?;
+            let listener = raw.validate(
+                format!("listeners[{i}]"),
+                self.auth.allow_anonymous,
+                passwords,
+            )?;
             let twice = out
                 .iter()
                 .find(|l| l.bind == listener.bind && listener.bind.port() != 0);
@@ -120,13 +126,14 @@ impl RawListener {
         &self,
         name: String,
         default_anonymous: Option<bool>,
+        passwords: bool,
     ) -> Result<ListenerConfig, ConfigError> {
         let bind = self.bind.parse().map_err(|_| ConfigError::Listener {
             key: format!("{name}.bind"),
             reason: format!("{:?} is not an IP:port socket address", self.bind),
         })?;
         let anonymous = self.allow_anonymous.or(default_anonymous);
-        let allow_anonymous = allow_anonymous(&name, bind, anonymous)?;
+        let allow_anonymous = allow_anonymous(&name, bind, anonymous, passwords)?;
         let tls = match &self.tls {
             Some(tls) => Some(tls.validate(&name)?),
             None => None,
@@ -177,49 +184,52 @@ impl RawTls {
     }
 }
 
-/// Mosquitto 2's rule: anonymous clients are allowed where nothing says otherwise only on a
-/// loopback address. Elsewhere the config must say so: `allow_anonymous = true`, or `false`
-/// with a way to authenticate clients.
+/// Mosquitto 2's rule: where nothing says otherwise, anonymous clients are allowed only on a
+/// loopback address. Elsewhere a password file makes it `false`; without one the config must
+/// say which it is (the listener's or `[auth]`'s `allow_anonymous`).
 fn allow_anonymous(
     name: &str,
     bind: SocketAddr,
     configured: Option<bool>,
+    passwords: bool,
 ) -> Result<bool, ConfigError> {
     match configured {
         Some(allowed) => Ok(allowed),
         None if bind.ip().is_loopback() => Ok(true),
+        None if passwords => Ok(false),
         None => Err(ConfigError::Listener {
             key: name.to_owned(),
             reason: format!(
                 "{bind} is not a loopback address and no password file is configured: set \
-                 allow_anonymous = true to accept anonymous clients on it, or false to \
-                 accept only authenticated ones"
+                 allow_anonymous = true (in the listener or in [auth]) to accept anonymous \
+                 clients on it, or configure [auth] password_file"
             ),
         }),
     }
 }
 
 /// The listeners as the TOML that reads back to them: the `listen` shorthand as the
-/// top-level `listen` and `allow_anonymous` keys, the rest as `[[listeners]]` tables (to be
-/// placed after every other table). `allow_anonymous` is left out where the loopback
-/// default gives the same, so that a printed config edited to a public address refuses to
-/// start rather than take anonymous clients there unasked.
-pub(super) fn listeners_toml(listeners: &[ListenerConfig]) -> (String, String) {
+/// top-level `listen` key with its `allow_anonymous` as `[auth]`'s (the second string, a
+/// line for that section), the rest as `[[listeners]]` tables (the third, to be placed after
+/// every other table). `allow_anonymous` is left out where the loopback default gives the
+/// same, so that a printed config edited to a public address refuses to start rather than
+/// take anonymous clients there unasked.
+pub(super) fn listeners_toml(listeners: &[ListenerConfig]) -> (String, String, String) {
     let string = |s: &str| toml::Value::String(s.to_owned());
     let path = |p: &PathBuf| string(&p.display().to_string());
     let implicit = |l: &ListenerConfig| l.allow_anonymous && l.bind.ip().is_loopback();
     let mut top = String::new();
+    let mut auth =
+        String::from("# allow_anonymous = true (the default on loopback listeners only)\n");
     let mut tables = String::new();
-    // A top-level `allow_anonymous` is also the default of every `[[listeners]]` entry.
-    let mut top_anonymous = false;
+    // `[auth] allow_anonymous` is also the default of every `[[listeners]]` entry.
+    let mut auth_anonymous = false;
     for l in listeners {
         if l.name == "listen" {
             let _ = writeln!(top, "listen = {}", string(&l.bind.to_string()));
-            if implicit(l) {
-                top.push_str("# allow_anonymous = true (the default on loopback addresses only)\n");
-            } else {
-                top_anonymous = true;
-                let _ = writeln!(top, "allow_anonymous = {}", l.allow_anonymous);
+            if !implicit(l) {
+                auth_anonymous = true;
+                auth = format!("allow_anonymous = {}\n", l.allow_anonymous);
             }
             continue;
         }
@@ -229,7 +239,7 @@ pub(super) fn listeners_toml(listeners: &[ListenerConfig]) -> (String, String) {
             string(&l.bind.to_string()),
             string(l.protocol.name()),
         );
-        if top_anonymous || !implicit(l) {
+        if auth_anonymous || !implicit(l) {
             let _ = writeln!(tables, "allow_anonymous = {}", l.allow_anonymous);
         }
         if let Some(tls) = &l.tls {
@@ -249,5 +259,5 @@ pub(super) fn listeners_toml(listeners: &[ListenerConfig]) -> (String, String) {
             );
         }
     }
-    (top, tables)
+    (top, auth, tables)
 }

@@ -24,9 +24,12 @@ pub use schema::{
     RawScramUser, RawTls,
 };
 
+use crate::auth::acl::AclFile;
+use crate::auth::passwd::PasswordFile;
 use crate::auth::scram::ScramCredential;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest packet MQTT can frame: a 268,435,455-byte remaining length plus a 5-byte header.
@@ -69,13 +72,22 @@ pub struct Redirect {
     pub permanent: bool,
 }
 
-/// MQTT 5.0 enhanced authentication (AUTH, section 4.12).
+/// Who may connect and what they may do: MQTT 5.0 enhanced authentication (AUTH, section
+/// 4.12), a Mosquitto password file, a Mosquitto ACL file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
     /// How long a client may take from CONNECT to the end of its authentication exchange.
     pub exchange_timeout: Duration,
     /// SCRAM-SHA-256 users, keys already derived; empty: the method is not offered.
     pub scram: Vec<ScramCredential>,
+    /// `auth.password_file`, read and checked at start: CONNECTs with a user name must give
+    /// its password.
+    pub passwords: Option<Arc<PasswordFile>>,
+    /// `auth.acl_file`, read and checked at start: what each client may publish, subscribe
+    /// to and receive.
+    pub acl: Option<Arc<AclFile>>,
+    // `[auth] allow_anonymous` is the default of each listener's `allow_anonymous`
+    // (`ListenerConfig`), which is what is checked.
 }
 
 /// Limits the broker announces in CONNACK and enforces per connection.

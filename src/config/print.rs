@@ -14,7 +14,7 @@ impl Config {
         let r = &self.retained;
         let rt = &self.runtime;
         let users: String = self.auth.scram.iter().map(scram_user_toml).collect();
-        let (listen, listeners) = listeners_toml(&self.listeners);
+        let (listen, anonymous, listeners) = listeners_toml(&self.listeners);
         let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
         let (server_reference, permanent) = self
             .redirect
@@ -96,7 +96,18 @@ server_reference = {server_reference}
 permanent = {permanent}
 
 [auth]
-# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
+# A Mosquitto password file (`username:hash` lines, as `mosquitto_passwd` or `ringmq passwd`
+# write them): a CONNECT with a user name must give its password (else CONNACK 0x86; 3.1.1
+# 0x04). Empty = no passwords are checked.
+password_file = {password_file}
+# A Mosquitto acl_file: what each client may publish (else PUBACK/PUBREC 0x87; 3.1.1: dropped),
+# subscribe to (else SUBACK 0x87; 3.1.1 0x80) and receive. Empty = everything is allowed.
+acl_file = {acl_file}
+# Whether a CONNECT without a user name is accepted (else CONNACK 0x87; 3.1.1 0x05): the
+# default of every listener that sets none. Unset, anonymous clients are accepted on loopback
+# listeners only; a listener on another address then needs `allow_anonymous` set (or, with a
+# password file, takes none).
+{anonymous}# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
 # its AUTH exchange, in milliseconds.
 exchange_timeout_ms = {exchange_timeout_ms}
 # SCRAM-SHA-256 users; none = the method is not offered (CONNACK 0x8C). Either
@@ -131,6 +142,8 @@ exchange_timeout_ms = {exchange_timeout_ms}
             defer_taskrun = rt.defer_taskrun,
             timer_tick_ms = rt.timer_tick.as_millis(),
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
+            password_file = toml::Value::String(String::new()),
+            acl_file = toml::Value::String(String::new()),
         )
     }
 }

@@ -12,8 +12,6 @@ pub struct RawConfig {
     /// Shorthand for one plain MQTT listener (listed first); `None` with no `[[listeners]]`
     /// either: the loopback default.
     pub listen: Option<String>,
-    /// The default `allow_anonymous` of every listener that does not set its own.
-    pub allow_anonymous: Option<bool>,
     pub listeners: Vec<RawListener>,
     /// 0: one shard per core available to the process.
     pub shards: usize,
@@ -57,6 +55,11 @@ pub struct RawTls {
 pub struct RawAuth {
     pub exchange_timeout_ms: u64,
     pub scram: Vec<RawScramUser>,
+    pub password_file: String,
+    pub acl_file: String,
+    /// The default of every listener that sets none (`None`: anonymous clients only on
+    /// loopback listeners, see `listeners`).
+    pub allow_anonymous: Option<bool>,
 }
 
 /// One `[[auth.scram]]` entry: a `password` (keys derived at startup with a fresh random
@@ -135,7 +138,6 @@ impl Default for RawConfig {
     fn default() -> Self {
         Self {
             listen: None,
-            allow_anonymous: None,
             listeners: Vec::new(),
             shards: 0,
             max_connections: 100_000,
@@ -155,6 +157,9 @@ impl Default for RawAuth {
         Self {
             exchange_timeout_ms: 10_000,
             scram: Vec::new(),
+            password_file: String::new(),
+            acl_file: String::new(),
+            allow_anonymous: None,
         }
     }
 }

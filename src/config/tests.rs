@@ -155,8 +155,9 @@ fn listeners_are_read_in_order_and_print_back_identically() {
     let names: Vec<&str> = c.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["listen", "listeners[0]", "listeners[1]"]);
     assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
-    // A top-level allow_anonymous is the default of the entries that set none.
-    let closed = format!("listen = \"0.0.0.0:1884\"\nallow_anonymous = false\n{TLS_LISTENER}");
+    // `[auth] allow_anonymous` is the default of the entries that set none.
+    let closed =
+        format!("listen = \"0.0.0.0:1884\"\n{TLS_LISTENER}\n[auth]\nallow_anonymous = false\n");
     let c = Config::from_toml_str(&closed).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.listeners.iter().all(|l| !l.allow_anonymous), "{c:?}");
     assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
@@ -177,12 +178,28 @@ fn a_non_loopback_listener_needs_an_explicit_allow_anonymous() {
         "{e}"
     );
     for ok in [
-        "listen = \"0.0.0.0:1883\"\nallow_anonymous = true",
-        "allow_anonymous = true\n[[listeners]]\nbind = \"0.0.0.0:1883\"",
+        "listen = \"0.0.0.0:1883\"\n[auth]\nallow_anonymous = true",
+        "[[listeners]]\nbind = \"0.0.0.0:1883\"\n[auth]\nallow_anonymous = true",
         "[[listeners]]\nbind = \"0.0.0.0:1883\"\nallow_anonymous = false",
     ] {
         assert!(Config::from_toml_str(ok).is_ok(), "{ok}");
     }
+    // With a password file, a public listener that says nothing takes no anonymous clients.
+    let passwd = std::env::temp_dir().join(format!("ringmq-cfg-passwd-{}", std::process::id()));
+    assert!(std::fs::write(&passwd, "").is_ok());
+    let text = format!(
+        "listen = \"0.0.0.0:1883\"\n[auth]\npassword_file = {:?}\n",
+        passwd.display().to_string()
+    );
+    let c = Config::from_toml_str(&text);
+    let _ = std::fs::remove_file(&passwd);
+    let c = c.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.listeners[0].allow_anonymous);
+    // A top-level `allow_anonymous` is not a key: it lives in [auth] (or a listener).
+    assert!(matches!(
+        refused("allow_anonymous = true"),
+        ConfigError::Parse(_)
+    ));
 }
 
 #[test]

@@ -6,8 +6,12 @@ use super::{
     MqttConfig, QueueConfig, RawAuth, RawConfig, RawMqtt, RawQueues, RawRedirect, RawRuntime,
     Redirect, RetainedConfig, RuntimeConfig,
 };
+use crate::auth::acl::AclFile;
+use crate::auth::passwd::PasswordFile;
 use crate::auth::scram::ScramCredential;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn nonzero_usize(field: &'static str, v: usize) -> Result<NonZeroUsize, ConfigError> {
@@ -99,9 +103,29 @@ impl RawAuth {
             }
             scram.push(credential);
         }
+        let passwords = match self.password_file.as_str() {
+            "" => None,
+            path => Some(Arc::new(PasswordFile::load(Path::new(path)).map_err(
+                |e| ConfigError::File {
+                    key: "auth.password_file",
+                    reason: e.to_string(),
+                },
+            )?)),
+        };
+        let acl = match self.acl_file.as_str() {
+            "" => None,
+            path => Some(Arc::new(AclFile::load(Path::new(path)).map_err(|e| {
+                ConfigError::File {
+                    key: "auth.acl_file",
+                    reason: e.to_string(),
+                }
+            })?)),
+        };
         Ok(AuthConfig {
             exchange_timeout: Duration::from_millis(timeout_ms),
             scram,
+            passwords,
+            acl,
         })
     }
 }

@@ -35,6 +35,18 @@ impl fmt::Display for DriverKind {
     }
 }
 
+/// Threads of the pool every shard hands slow work to (password hashing at CONNECT): off the
+/// cores' shard threads, few, and shared, so a login storm costs at most these.
+const BLOCKING_THREADS: usize = 2;
+
+/// The process-wide blocking pool (`monoio::spawn_blocking`), made on first use.
+fn blocking_pool() -> monoio::blocking::DefaultThreadPool {
+    static POOL: std::sync::OnceLock<monoio::blocking::DefaultThreadPool> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| monoio::blocking::DefaultThreadPool::new(BLOCKING_THREADS))
+        .clone()
+}
+
 /// Builds a runtime for the calling thread: io_uring with the cheapest set-up flags the
 /// kernel accepts, else the legacy driver. SINGLE_ISSUER ties the ring to this thread.
 pub fn build_shard_runtime(config: &RuntimeConfig) -> io::Result<(ShardRuntime, DriverKind)> {
@@ -55,6 +67,7 @@ pub fn build_shard_runtime(config: &RuntimeConfig) -> io::Result<(ShardRuntime, 
             .uring_builder(urb)
             .with_entries(entries)
             .enable_timer()
+            .attach_thread_pool(Box::new(blocking_pool()))
             .build();
         match built {
             Ok(rt) => return Ok((rt.into(), kind)),
@@ -68,6 +81,7 @@ pub fn build_shard_runtime(config: &RuntimeConfig) -> io::Result<(ShardRuntime, 
     }
     let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
+        .attach_thread_pool(Box::new(blocking_pool()))
         .build()?;
     Ok((rt.into(), DriverKind::Legacy))
 }

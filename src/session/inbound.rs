@@ -35,6 +35,13 @@ impl Session {
             return self.protocol_error(reason, out);
         }
         let well_formed = payload_matches_format(&publish.properties, &publish.payload);
+        // The ACL's write check (`auth.acl_file`). 5.0 can refuse the one message with 0x87;
+        // 3.1.1 has no such code, so its message is acknowledged and dropped, as Mosquitto does.
+        let authorized = self
+            .acl
+            .as_ref()
+            .is_none_or(|acl| acl.can_publish(&publish.topic));
+        let v5 = self.version == ProtocolVersion::V5;
         match (publish.qos, publish.packet_id) {
             // 5.0 section 3.3.2.3.2: a receiver that validates the Payload Format Indicator
             // answers a mismatch with 0x99; QoS 0 has no acknowledgement, so DISCONNECT.
@@ -45,10 +52,19 @@ impl Session {
                 );
                 self.protocol_error(reason, out);
             }
+            (QoS::AtMostOnce, _) if !authorized => {}
             (QoS::AtMostOnce, _) => out.push(Action::Route(Message::from_publish(publish))),
             // A PUBACK >= 0x80 refuses this message only (section 4.13.2): nothing is routed.
             (QoS::AtLeastOnce, Some(id)) if !well_formed => {
-                out.push(Action::Send(Packet::PubAck(refusal(id))));
+                let refused = refusal(id, ReasonCode::PayloadFormatInvalid);
+                out.push(Action::Send(Packet::PubAck(refused)));
+            }
+            (QoS::AtLeastOnce, Some(id)) if !authorized => {
+                let ack = match v5 {
+                    true => refusal(id, ReasonCode::NotAuthorized),
+                    false => PubResp::new(id),
+                };
+                out.push(Action::Send(Packet::PubAck(ack)));
             }
             // The acknowledgement goes first: a publisher subscribed to its own topic sees its
             // PUBACK before its message comes back.
@@ -56,7 +72,14 @@ impl Session {
                 out.push(Action::Send(Packet::PubAck(PubResp::new(id))));
                 out.push(Action::Route(Message::from_publish(publish)));
             }
-            (QoS::ExactlyOnce, Some(id)) => self.on_publish_qos2(id, publish, well_formed, out),
+            (QoS::ExactlyOnce, Some(id)) => {
+                let refused = match (well_formed, authorized) {
+                    (false, _) => Some(ReasonCode::PayloadFormatInvalid),
+                    (true, false) if v5 => Some(ReasonCode::NotAuthorized),
+                    _ => None,
+                };
+                self.on_publish_qos2(id, publish, (refused, authorized), out)
+            }
             (_, None) => self.protocol_error(
                 Reason::explained(
                     ReasonCode::MalformedPacket,
@@ -107,20 +130,22 @@ impl Session {
     }
 
     /// Method B of [MQTT-4.3.3-2]: store the id, route once, answer PUBREC; a duplicate before
-    /// PUBREL is answered again but not routed again. A new message whose payload does not
-    /// match its Payload Format Indicator (`well_formed` false) gets PUBREC 0x99 instead.
+    /// PUBREL is answered again but not routed again. A new message `refused` (its payload
+    /// does not match its Payload Format Indicator, or a 5.0 client may not publish there)
+    /// gets a PUBREC with that code instead; one not `authorized` for a 3.1.1 client runs the
+    /// exchange but is not routed.
     fn on_publish_qos2(
         &mut self,
         id: PacketId,
         publish: Publish,
-        well_formed: bool,
+        (refused, authorized): (Option<ReasonCode>, bool),
         out: &mut Vec<Action>,
     ) {
         if !self.inbound_qos2.contains(&id.get()) {
-            if !well_formed {
+            if let Some(code) = refused {
                 // A PUBREC >= 0x80 ends the exchange (section 4.3.3): the id is not kept and
                 // no PUBREL follows.
-                out.push(Action::Send(Packet::PubRec(refusal(id))));
+                out.push(Action::Send(Packet::PubRec(refusal(id, code))));
                 return;
             }
             let maximum = self.limits.max_inbound_qos2;
@@ -136,7 +161,9 @@ impl Session {
             }
             self.inbound_qos2.insert(id.get());
             out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
-            out.push(Action::Route(Message::from_publish(publish)));
+            if authorized {
+                out.push(Action::Route(Message::from_publish(publish)));
+            }
             return;
         }
         out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
@@ -161,9 +188,10 @@ pub fn payload_matches_format(properties: &Properties, payload: &[u8]) -> bool {
     properties.payload_format_indicator != Some(1) || std::str::from_utf8(payload).is_ok()
 }
 
-/// A PUBACK / PUBREC that refuses a message whose payload does not match its format.
-fn refusal(id: PacketId) -> PubResp {
+/// A PUBACK / PUBREC that refuses one message with `code` (0x99 payload format, 0x87 not
+/// authorized).
+fn refusal(id: PacketId, code: ReasonCode) -> PubResp {
     let mut resp = PubResp::new(id);
-    resp.reason = ReasonCode::PayloadFormatInvalid;
+    resp.reason = code;
     resp
 }

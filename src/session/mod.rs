@@ -25,6 +25,7 @@ pub use keepalive::keepalive_timeout;
 pub use message::Message;
 pub use shared::Readiness;
 
+use crate::auth::acl::ClientAcl;
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, QoS, Reason, ReasonCode,
     SubscriptionOptions, TopicFilter, TopicName,
@@ -120,6 +121,8 @@ pub enum Delivery {
     Queued,
     /// Not delivered (counted in `Stats`).
     Dropped,
+    /// The client may not receive this topic (its ACL's read check); counted in `Stats`.
+    NotAuthorized,
 }
 
 /// Counters of messages the session did not deliver.
@@ -133,6 +136,8 @@ pub struct Stats {
     pub dropped_too_large: u64,
     /// Messages whose Message Expiry Interval ran out while queued [MQTT-3.3.2-5].
     pub expired: u64,
+    /// Messages on topics the client's ACL does not let it receive.
+    pub not_authorized: u64,
 }
 
 /// Why the shard did not write a message `deliver` or the queue handed it.
@@ -197,6 +202,9 @@ pub struct Session {
     topic_aliases: Vec<Option<TopicName>>,
     limits: Limits,
     stats: Stats,
+    /// What this connection's client may publish, subscribe to and receive (`auth.acl_file`);
+    /// `None`: everything.
+    acl: Option<ClientAcl>,
 }
 
 impl Session {
@@ -221,6 +229,7 @@ impl Session {
             topic_aliases: Vec::new(),
             limits,
             stats: Stats::default(),
+            acl: None,
         };
         session.attach(connect);
         session
@@ -263,6 +272,12 @@ impl Session {
                 .is_some_and(|secs| secs > 0),
             _ => !connect.clean_start,
         }
+    }
+
+    /// The ACL checks of the connection now attached (compiled at CONNECT from its client id
+    /// and user name); `None` allows everything.
+    pub fn set_acl(&mut self, acl: Option<ClientAcl>) {
+        self.acl = acl;
     }
 
     pub fn client_id(&self) -> &str {
@@ -311,6 +326,11 @@ impl Session {
 
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
+    }
+
+    /// Topic and payload bytes of the queued messages.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     pub fn queued_len(&self) -> usize {

@@ -34,6 +34,15 @@ impl Session {
         retain: bool,
         group: Option<&TopicFilter>,
     ) -> Delivery {
+        // The ACL's read check (`auth.acl_file`): the one place every message reaches a client.
+        if self
+            .acl
+            .as_ref()
+            .is_some_and(|acl| !acl.can_read(&msg.topic))
+        {
+            self.stats.not_authorized += 1;
+            return Delivery::NotAuthorized;
+        }
         if qos == QoS::AtMostOnce {
             if self.connected && self.writable {
                 return Delivery::Send {

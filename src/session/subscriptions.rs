@@ -69,12 +69,25 @@ impl Session {
         out.append(&mut granted);
     }
 
-    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3).
+    /// The SUBACK reason for one filter: the requested QoS is always granted (section 3.9.3)
+    /// when the filter is one the trie and the ACL allow.
     fn grant(&self, filter: &TopicFilter, qos: QoS) -> ReasonCode {
         let v5 = self.version == ProtocolVersion::V5;
         if filter.levels().nth(crate::trie::MAX_LEVELS).is_some() {
             return if v5 {
                 ReasonCode::TopicFilterInvalid
+            } else {
+                ReasonCode::UnspecifiedError
+            };
+        }
+        // The ACL's subscribe check (`auth.acl_file`): 5.0 0x87 Not authorized, 3.1.1 0x80.
+        if self
+            .acl
+            .as_ref()
+            .is_some_and(|acl| !acl.can_subscribe(filter))
+        {
+            return if v5 {
+                ReasonCode::NotAuthorized
             } else {
                 ReasonCode::UnspecifiedError
             };

@@ -22,7 +22,7 @@ mod state;
 pub use run::{run, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};
-pub use state::{ConnId, Counters, Limits, ShardState};
+pub use state::{ConnId, Counters, Limits, Login, ShardState, Verification};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;
@@ -64,6 +64,11 @@ pub enum MeshMsg {
     },
     BarrierAck {
         token: u64,
+    },
+    /// The sender now has (or no longer has) a congested session: QoS 1/2 publishers whose
+    /// messages go there are held back meanwhile (`state::flow`).
+    Congestion {
+        congested: bool,
     },
     /// A connection whose CONNECT arrived at a shard that is not the client id's home.
     Handoff(Box<Handoff>),

@@ -37,6 +37,8 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
     // config were derived once when it was read.
     shard.set_methods(Methods::from_credentials(&config.auth.scram));
     shard.set_response_information(config.mqtt.response_information.as_deref());
+    shard.set_acl(config.auth.acl.clone());
+    shard.set_passwords(config.auth.passwords.clone());
     shard
 }
 

@@ -50,8 +50,7 @@ pub struct ShardListener {
 #[derive(Debug)]
 pub struct Endpoint {
     pub protocol: Protocol,
-    /// Whether clients without credentials may connect (kept for the authentication that
-    /// checks it).
+    /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
     /// A verified client certificate's CN replaces the username.
     pub identity_as_username: bool,

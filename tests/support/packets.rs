@@ -75,13 +75,6 @@ impl ConnectBuilder {
         }
     }
 
-    /// A user name and password (3.1.1: both flags set).
-    pub fn credentials(mut self, username: &str, password: &[u8]) -> Self {
-        self.0.username = Some(mqtt_string(username));
-        self.0.password = Some(bytes::Bytes::copy_from_slice(password));
-        self
-    }
-
     pub fn keep_alive(mut self, seconds: u16) -> Self {
         self.0.keep_alive = seconds;
         self
@@ -108,6 +101,13 @@ impl ConnectBuilder {
     /// MQTT 5.0 Topic Alias Maximum: how many aliases the server may set for this client.
     pub fn topic_alias_maximum(mut self, n: u16) -> Self {
         self.0.properties.topic_alias_maximum = Some(n);
+        self
+    }
+
+    /// User Name and Password (`auth.password_file` checks them).
+    pub fn credentials(mut self, username: &str, password: &[u8]) -> Self {
+        self.0.username = Some(mqtt_string(username));
+        self.0.password = Some(Bytes::copy_from_slice(password));
         self
     }
 

@@ -238,3 +238,23 @@ fn a_connected_session_queue_is_bounded_by_bytes_only() {
         "50 bytes"
     );
 }
+
+#[test]
+fn a_message_the_acl_does_not_let_the_client_read_is_not_delivered_and_is_counted() {
+    // The read check of `auth.acl_file` happens on every delivery, in `deliver_via`.
+    let acl = crate::auth::acl::AclFile::parse(b"topic read open/#\n").expect("valid ACL");
+    let mut s = session(ProtocolVersion::V5, true, Limits::default());
+    s.set_acl(Some(acl.compile("c1", None)));
+    let closed = message("closed/t", QoS::AtLeastOnce);
+    assert_eq!(
+        s.deliver(&closed, QoS::AtLeastOnce, false),
+        Delivery::NotAuthorized
+    );
+    assert_eq!(s.inflight_len() + s.queued_len(), 0, "no window slot taken");
+    sent_id(s.deliver(
+        &message("open/t", QoS::AtLeastOnce),
+        QoS::AtLeastOnce,
+        false,
+    ));
+    assert_eq!(s.stats().not_authorized, 1);
+}

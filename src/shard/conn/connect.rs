@@ -1,11 +1,12 @@
-//! Before a connection has a session: reading its CONNECT, and answering the connections the
-//! shard refuses (over its limits, a CONNECT it cannot serve) with a CONNACK before closing.
+//! Before a connection has a session: reading its CONNECT, the password check, and answering
+//! the connections the shard refuses (over its limits, a CONNECT it cannot serve, a failed
+//! login) with a CONNACK before closing.
 
 use super::Shared;
 use super::read::FIRST_READ_BUF;
 use super::transport::Link;
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
-use crate::shard::state::Refusal;
+use crate::shard::state::{Login, Refusal};
 use bytes::BytesMut;
 use std::time::Duration;
 
@@ -104,5 +105,32 @@ pub(super) async fn read_connect(
         if !link.read(&mut buf, true).await {
             return Err(ConnectFailure::Close);
         }
+    }
+}
+
+/// The password check of a CONNECT (`auth.password_file`) and, on a listener that takes no
+/// anonymous clients, the refusal of one without a user name; at the accepting shard, before
+/// anything of a session is touched. The hashing runs on the blocking pool, never on the
+/// shard.
+pub(super) async fn log_in(
+    state: &Shared,
+    connect: &Connect,
+    allow_anonymous: bool,
+) -> Result<(), ReasonCode> {
+    let verification = match state.borrow_mut().login(connect, allow_anonymous) {
+        Login::Accepted => return Ok(()),
+        Login::Refused(code) => return Err(code),
+        Login::Verify(verification) => verification,
+    };
+    let login = match monoio::spawn_blocking(move || verification.run()).await {
+        Ok((verification, ok)) => state.borrow_mut().verified(&verification, ok),
+        Err(_) => {
+            state.borrow_mut().verification_abandoned();
+            Login::Refused(ReasonCode::ServerUnavailable)
+        }
+    };
+    match login {
+        Login::Refused(code) => Err(code),
+        _ => Ok(()),
     }
 }

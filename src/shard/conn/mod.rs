@@ -20,12 +20,12 @@ mod read;
 mod transport;
 mod write;
 
-use super::state::{Refusal, ShardState};
+use super::state::{Login, Refusal, ShardState};
 use super::{Handoff, home_shard};
 use crate::protocol::{Connect, MqttString, ReasonCode};
 use auth::authenticate;
 use bytes::BytesMut;
-use connect::{CONNECT_TIMEOUT, ConnectFailure, bare_refusal, read_connect, refuse};
+use connect::{CONNECT_TIMEOUT, ConnectFailure, bare_refusal, log_in, read_connect, refuse};
 use monoio::io::{Canceller, Splitable};
 use monoio::net::TcpStream;
 use read::read_loop;
@@ -43,7 +43,7 @@ pub type Shared = Rc<RefCell<ShardState>>;
 /// What the listener a connection came in on asks of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// Clients without credentials may connect (for the authentication that checks it).
+    /// Clients without a user name may connect.
     pub allow_anonymous: bool,
     /// The verified client certificate's CN replaces the CONNECT's username.
     pub identity_as_username: bool,
@@ -103,6 +103,13 @@ pub async fn serve_accepted(
         Ok(found) => found,
         Err(refusal) => return refuse(link, refusal.connack(&connect)).await,
     };
+    // A client named by its certificate has authenticated already: as in Mosquitto, the
+    // password file is not used for it.
+    if !policy.identity_as_username
+        && let Err(code) = log_in(&state, &connect, policy.allow_anonymous).await
+    {
+        return refuse(link, Login::refusal(code, &connect).connack(&connect)).await;
+    }
     let (me, shards) = {
         let s = state.borrow();
         (s.id(), s.shards())

@@ -5,9 +5,11 @@
 
 use super::{Refusal, ShardState};
 use crate::auth::Methods;
+use crate::auth::acl::AclFile;
 use crate::config::Redirect;
 use crate::protocol::{MqttString, ProtocolVersion, ReasonCode};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Refused connections a shard answers at once. Each holds a socket, a read buffer and a task
@@ -87,6 +89,8 @@ pub(super) struct AdmissionControl {
     pub response_information: Option<MqttString>,
     /// The last client id number this shard assigned.
     pub assigned_ids: u64,
+    /// `auth.acl_file`: compiled per client at CONNECT.
+    pub acl: Option<Arc<AclFile>>,
 }
 
 impl AdmissionControl {
@@ -167,6 +171,11 @@ impl ShardState {
     /// Offers these enhanced-authentication methods from now on.
     pub fn set_methods(&mut self, methods: Methods) {
         self.admission.methods = methods;
+    }
+
+    /// Checks every client against this ACL from its next CONNECT on (`None`: no checks).
+    pub fn set_acl(&mut self, acl: Option<Arc<AclFile>>) {
+        self.admission.acl = acl;
     }
 
     pub fn methods(&self) -> &Methods {

@@ -169,12 +169,16 @@ impl ShardState {
         }
         // The takeover may have ended a non-persistent session.
         let existing = self.sessions.find(&client_id);
+        // What this connection's client may do: compiled once, checked without allocating.
+        let username = connect.username.as_ref().map(|u| u.as_str());
+        let acl = (self.admission.acl.as_ref()).map(|acl| acl.compile(&client_id, username));
         let mut actions = self.work.take();
         let (session_key, session_present) = match existing {
             Some(key) if !connect.clean_start => {
                 if let Some(entry) = self.sessions.get_mut(key) {
                     // Back before the Will Delay Interval passed: no will [MQTT-3.1.3-9].
                     entry.pending_will = None;
+                    entry.session.set_acl(acl);
                     entry.session.resume(connect, &mut actions);
                 }
                 (key, true)
@@ -183,8 +187,9 @@ impl ShardState {
                 if let Some(key) = other {
                     self.remove_session(key, now);
                 }
-                let session = Session::new(client_id.clone(), connect, self.limits.session);
-                (self.sessions.insert(session), false)
+                let mut session = Session::new(client_id.clone(), connect, self.limits.session);
+                session.set_acl(acl);
+                (self.sessions.insert(session, now), false)
             }
         };
         let auth_data = authenticated.as_ref().and_then(|a| a.data.clone());

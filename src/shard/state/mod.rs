@@ -11,7 +11,8 @@
 //! - `retained`: this shard's copy of the retained store.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
-//! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in).
+//! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
+//!   `login` (password checks at CONNECT, run off the shard).
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -32,6 +33,7 @@ mod connections;
 mod flow;
 mod inbound;
 mod limits;
+mod login;
 mod mesh_out;
 mod peers;
 mod retained;
@@ -44,6 +46,7 @@ mod timers;
 pub use admission::Admission;
 pub use connections::ConnId;
 pub use limits::Limits;
+pub use login::{Login, Verification};
 pub use subscriptions::LocalSub;
 
 use crate::auth::Authentication;
@@ -81,6 +84,7 @@ pub struct ShardState {
     flow: Flow,
     barriers: Barriers,
     admission: AdmissionControl,
+    logins: login::Logins,
     counters: Counters,
     work: Work,
 }
@@ -207,9 +211,10 @@ impl ShardState {
             ),
             mesh: MeshOut::new(mesh, limits.max_mesh_overflow),
             timers: Timers::new(limits.timer_tick, now),
-            flow: Flow::default(),
+            flow: Flow::new(shards),
             barriers: Barriers::default(),
             admission: AdmissionControl::new(limits.max_connection_rate, now),
+            logins: login::Logins::default(),
             counters: Counters::default(),
             work: Work::default(),
         }

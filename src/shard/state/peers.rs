@@ -87,6 +87,7 @@ impl ShardState {
                 let _ = self.mesh.send(from, MeshMsg::BarrierAck { token });
             }
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
+            MeshMsg::Congestion { congested } => self.on_peer_congestion(from, congested, now),
             // `drain_mesh` hands these to its caller.
             MeshMsg::Handoff(_) => {}
         }

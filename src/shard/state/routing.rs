@@ -73,6 +73,8 @@ impl ShardState {
             let sent = self.mesh.send(peer, MeshMsg::Publish(msg.clone()));
             if sent == Sent::Overflowed {
                 held = Some(GateCause::Peer(peer));
+            } else if msg.qos != QoS::AtMostOnce {
+                held = self.flow.holds_for(peer).or(held);
             }
         }
         held
@@ -128,7 +130,7 @@ impl ShardState {
             .deliver_via(msg, offer.qos, offer.retain, offer.group);
         let (qos, packet_id) = match delivery {
             Delivery::Send { qos, packet_id } => (qos, packet_id),
-            Delivery::Queued => return self.note_queued(session_key),
+            Delivery::Queued => return self.note_queued(session_key, now),
             Delivery::Dropped if offer.qos == QoS::AtMostOnce => {
                 self.counters.dropped_qos0 += 1;
                 return None;
@@ -137,6 +139,7 @@ impl ShardState {
                 self.counters.dropped_queue_full += 1;
                 return None;
             }
+            Delivery::NotAuthorized => return None,
         };
         let out = OutPublish {
             msg,

@@ -6,6 +6,7 @@ use super::connections::ConnId;
 use crate::session::{Message, Session};
 use hashbrown::HashMap;
 use slab::Slab;
+use std::time::Instant;
 
 #[derive(Debug)]
 pub(super) struct SessionEntry {
@@ -17,8 +18,10 @@ pub(super) struct SessionEntry {
     pub pending_will: Option<Message>,
     /// Its queue is filling while connected: publishers wait for it (`flow`).
     pub congested: bool,
-    /// It stayed congested past the limit: nobody waits for it until its queue drains.
+    /// It made no progress while congested: nobody waits for it until its queue drains.
     pub ignore_congestion: bool,
+    /// Its last acknowledgement, or when it became congested (`flow`).
+    pub progress_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +49,7 @@ impl Sessions {
     }
 
     /// Registers a new offline session under its client id.
-    pub fn insert(&mut self, session: Session) -> usize {
+    pub fn insert(&mut self, session: Session, now: Instant) -> usize {
         let client_id = session.client_id().to_owned();
         let key = self.slab.insert(SessionEntry {
             session,
@@ -55,6 +58,7 @@ impl Sessions {
             pending_will: None,
             congested: false,
             ignore_congestion: false,
+            progress_at: now,
         });
         self.by_client_id.insert(client_id, key);
         key

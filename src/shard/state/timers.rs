@@ -97,6 +97,7 @@ impl ShardState {
             }
         }
         self.timers.restore_due(due);
+        self.check_congestion(now);
         self.refresh_gates(now);
         self.finish(now);
     }
