@@ -5,7 +5,7 @@ use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
 use super::state::{Admission, Counters, Limits, ShardState};
 use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::mesh::MeshEnds;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
@@ -133,10 +133,14 @@ async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Futu
 /// The transport a new connection on `endpoint` starts with; `None` if its TLS state cannot
 /// be made (the connection is closed).
 fn new_transport(endpoint: &mut Endpoint) -> Option<Transport> {
-    match &mut endpoint.tls {
-        None => Some(Transport::plain()),
-        Some(acceptor) => acceptor.session().ok().map(Transport::tls),
-    }
+    let tls = match &mut endpoint.tls {
+        None => None,
+        Some(acceptor) => Some(acceptor.session().ok()?),
+    };
+    Some(Transport::new(
+        tls,
+        endpoint.protocol == Protocol::WebSockets,
+    ))
 }
 
 async fn shut_down(state: &Shared) {

@@ -9,6 +9,7 @@
 //! | `raw.rs` | [`RawClient`]: exact packets or bytes in, exactly what the broker sends out |
 //! | `rumqtt.rs` | rumqttc 3.1.1 and 5.0 clients, each driven by its own thread |
 //! | `tls.rs` | [`Pki`] (a CA and certificates made with rcgen), [`RawClient::tls`], rumqttc over TLS |
+//! | `ws.rs` | [`WsStream`] (raw RFC 6455 client frames, malformed on purpose too), [`RawClient::websocket`], rumqttc over ws:// and wss:// |
 //! | `wait.rs` | [`PROMPT`], [`QUIET`] and [`eventually`]: waiting on conditions |
 //!
 //! # Where a test goes
@@ -28,6 +29,8 @@
 //! expiry, will delay). `binary_startup.rs`: the command line, listeners, and the start-up
 //! refusals of bad listener settings and certificate files. `tls.rs`: TLS listeners
 //! (client certificates, `identity_as_username`, malformed records, SIGHUP reloads).
+//! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
+//! frames, closing).
 //!
 //! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
 //! to the test that is there. Where the spec names a reason code, demand it
@@ -75,6 +78,7 @@ pub mod rumqtt;
 pub mod shards;
 pub mod tls;
 pub mod wait;
+pub mod ws;
 
 pub use broker::*;
 pub use packets::*;
@@ -83,3 +87,4 @@ pub use rumqtt::*;
 pub use shards::*;
 pub use tls::*;
 pub use wait::*;
+pub use ws::*;

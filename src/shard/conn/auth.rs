@@ -3,7 +3,7 @@
 
 use super::Shared;
 use super::connect::send;
-use super::transport::Link;
+use super::link::Link;
 use crate::auth::{Authentication, Reply};
 use crate::protocol::{self, Connect, MqttString, Packet, ProtocolVersion, ReasonCode};
 use crate::shard::state::{Authenticated, Refusal};

@@ -3,8 +3,8 @@
 //! login) with a CONNACK before closing.
 
 use super::Shared;
+use super::link::Link;
 use super::read::FIRST_READ_BUF;
-use super::transport::Link;
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use crate::shard::state::{Login, Refusal};
 use bytes::BytesMut;

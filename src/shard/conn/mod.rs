@@ -7,8 +7,9 @@
 //! reader owns the read half and the writer the write half. Closing cancels pending IO through
 //! a `Canceller` instead.
 //!
-//! - `transport`: the seam between socket and codec (`Transport`: TLS, later WebSockets)
-//!   and `Link`, a socket with its transport before the reader and writer tasks exist.
+//! - `transport`: the seam between socket and codec (`Transport`: TLS, WebSockets, both);
+//!   `websocket`: its WebSocket layer (on `crate::ws`).
+//! - `link`: `Link`, a socket with its transport before the reader and writer tasks exist.
 //! - `connect`: reading the CONNECT, refusals before a session exists.
 //! - `auth`: the 5.0 enhanced-authentication exchange before CONNACK.
 //! - `read`: the reader task.
@@ -16,8 +17,10 @@
 
 mod auth;
 mod connect;
+mod link;
 mod read;
 mod transport;
+mod websocket;
 mod write;
 
 use super::state::{Login, Refusal, ShardState};
@@ -36,7 +39,8 @@ use std::time::Instant;
 use write::write_loop;
 
 pub use connect::serve_refused;
-pub use transport::{Link, Transport};
+pub use link::Link;
+pub use transport::Transport;
 
 pub type Shared = Rc<RefCell<ShardState>>;
 
@@ -49,8 +53,8 @@ pub struct Policy {
     pub identity_as_username: bool,
 }
 
-/// One of the shard's bounded places for a connection still in its TLS handshake (or
-/// before its CONNECT on such a listener); given back when dropped.
+/// One of the shard's bounded places for a connection still in its TLS or WebSocket
+/// handshake (or before its CONNECT on such a listener); given back when dropped.
 #[derive(Debug)]
 pub struct HandshakeSlot(Shared);
 
@@ -72,7 +76,7 @@ impl Drop for HandshakeSlot {
 }
 
 /// Serves a connection accepted by this shard on a listener with `policy`; `slot` is its
-/// handshake place (TLS), held until the CONNECT is read.
+/// handshake place (TLS, WebSockets), held until the CONNECT is read.
 pub async fn serve_accepted(
     state: Shared,
     mut link: Link,
@@ -82,7 +86,7 @@ pub async fn serve_accepted(
 ) {
     let _ = link.stream.set_nodelay(true);
     let max_packet = state.borrow().limits().max_packet_size;
-    // The TLS handshake and the CONNECT together get CONNECT_TIMEOUT. Dropping the read on
+    // The TLS and WebSocket handshakes and the CONNECT together get CONNECT_TIMEOUT. Dropping the read on
     // timeout loses its bytes, which is fine: the connection closes.
     let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut link, max_packet)).await;
     drop(slot);

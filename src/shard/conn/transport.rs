@@ -1,53 +1,62 @@
 //! The seam between a connection's socket and its MQTT bytes: `Transport`, the byte
-//! transformers a listener puts under the codec (TLS; WebSockets plug in here the same way),
-//! and `Link`, a socket with its transport before the connection has its two tasks.
+//! transformers a listener puts under the codec: TLS (`crate::tls`), WebSockets (`websocket`,
+//! on `crate::ws`), or both, WebSocket frames inside TLS.
 //!
 //! ```text
-//!  socket ──read──▶ Transport::decode ──MQTT bytes──▶ codec ──▶ ShardState
-//!  socket ◀─write── Transport::output ◀──encode──── Conn.outbound (writer task)
-//!                   (+ what a layer answers itself: handshake, alerts)
+//!  socket ──read──▶ TLS ─▶ WebSocket ─MQTT bytes─▶ codec ──▶ ShardState
+//!  socket ◀─write── TLS ◀─ WebSocket ◀─encode──── Conn.outbound (writer task)
+//!        (+ what a layer answers itself: TLS handshake and alerts; the HTTP 101 or 400,
+//!         pongs and Close frames, themselves encrypted under TLS)
 //! ```
 //!
-//! A transport is sans-IO: bytes in, bytes out, no socket, no clock. Once the connection is
-//! split into a reader and a writer task, both use its one `Transport`, shared as
-//! `Rc<RefCell<_>>` and borrowed only between awaits: TLS keeps one state for both
-//! directions. A plain connection has no `Transport` in its tasks at all: the reader reads
-//! into the codec's buffer and the writer writes the outbound buffer as it is.
+//! A transport is sans-IO: bytes in, bytes out, no socket, no clock. Before the connection
+//! has its tasks a `Link` (`link.rs`) drives it. Once the connection is split into a reader
+//! and a writer task, both use its one `Transport`, shared as `Rc<RefCell<_>>` and borrowed
+//! only between awaits: TLS keeps one state for both directions. A plain connection has no
+//! `Transport` in its tasks at all: the reader reads into the codec's buffer and the writer
+//! writes the outbound buffer as it is.
 
-use super::read::reserve;
+use super::websocket::{WsFailure, WsInbound, WsLayer};
 use crate::tls::TlsSession;
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 use std::fmt;
+
+/// A scratch buffer larger than this is let go after use.
+const MAX_IDLE_SCRATCH: usize = 256 * 1024;
 
 /// What a connection's bytes go through between the socket and the codec.
 #[derive(Debug, Default)]
 pub struct Transport {
     tls: Option<Box<TlsSession>>,
-    /// Socket bytes not taken yet (a layer waiting for the rest of a frame header); the next
-    /// read appends to them.
+    ws: Option<Box<WsLayer>>,
+    /// Socket bytes not taken yet (a WebSocket frame header cut by the read); the next read
+    /// appends to them.
     input: BytesMut,
-    /// Bytes for the socket, in order: what the layers answer themselves (handshake
-    /// messages, alerts) and the encoded MQTT bytes.
+    /// Bytes for the socket, in order: what the layers answer themselves and the encoded
+    /// MQTT bytes.
     output: BytesMut,
-    /// A layer failed: what it had to say is in `output`, nothing more goes in or out.
-    failed: bool,
+    /// WebSocket bytes on their way into TLS.
+    scratch: BytesMut,
+    /// A layer failed: what it had to say is in `output`, it takes nothing more.
+    tls_failed: bool,
+    ws_failed: bool,
 }
 
 /// What the peer's bytes left the transport in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
     Open,
-    /// The peer closed cleanly at the transport's level (TLS close_notify): no more input.
+    /// The peer closed cleanly at the transport's level (TLS close_notify, WebSocket Close):
+    /// no more input.
     Closed,
 }
 
-/// The peer broke the transport's protocol; what to tell it (a TLS alert) is in the output.
+/// The peer broke the transport's protocol; what to tell it (a TLS alert, an HTTP 400, a
+/// WebSocket Close frame) is in the output.
 #[derive(Debug)]
 pub enum TransportError {
     Tls(rustls::Error),
+    WebSocket(WsFailure),
     /// An earlier error already ended the transport.
     Failed,
 }
@@ -56,6 +65,7 @@ impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::WebSocket(e) => write!(f, "{e}"),
             Self::Failed => f.write_str("the transport has failed"),
         }
     }
@@ -67,17 +77,18 @@ impl Transport {
         Self::default()
     }
 
-    /// MQTT over TLS.
-    pub fn tls(session: TlsSession) -> Self {
+    /// MQTT over `tls` (if any) and WebSockets (if `websocket`).
+    pub fn new(tls: Option<TlsSession>, websocket: bool) -> Self {
         Self {
-            tls: Some(Box::new(session)),
+            tls: tls.map(Box::new),
+            ws: websocket.then(|| Box::new(WsLayer::new())),
             ..Self::default()
         }
     }
 
     /// Nothing between the socket and the codec.
     pub fn is_plain(&self) -> bool {
-        self.tls.is_none()
+        self.tls.is_none() && self.ws.is_none()
     }
 
     /// The buffer the next socket read appends to (holding what is left of the last one).
@@ -98,50 +109,115 @@ impl Transport {
         mut wire: BytesMut,
         mqtt: &mut BytesMut,
     ) -> Result<Inbound, TransportError> {
-        if self.failed {
+        if self.tls_failed || self.ws_failed {
+            self.input = wire;
             return Err(TransportError::Failed);
         }
-        let result = match &mut self.tls {
-            None => {
+        let result = match (&mut self.tls, &mut self.ws) {
+            (None, None) => {
                 mqtt.extend_from_slice(&wire);
                 wire.clear();
                 Ok(Inbound::Open)
             }
-            Some(tls) => match tls.read(&mut wire, mqtt, &mut self.output) {
-                Ok(true) => Ok(Inbound::Closed),
-                Ok(false) => Ok(Inbound::Open),
-                Err(e) => Err(TransportError::Tls(e)),
+            (Some(tls), None) => match tls.read(&mut wire, mqtt, &mut self.output) {
+                Ok(closed) => Ok(inbound(closed)),
+                Err(e) => {
+                    self.tls_failed = true;
+                    Err(TransportError::Tls(e))
+                }
             },
+            (None, Some(ws)) => match ws.decode(&mut wire, mqtt, &mut self.output) {
+                Ok(state) => Ok(inbound(state == WsInbound::Closed)),
+                Err(e) => {
+                    self.ws_failed = true;
+                    Err(TransportError::WebSocket(e))
+                }
+            },
+            (Some(tls), Some(ws)) => {
+                let mut frames = std::mem::take(&mut ws.pending);
+                let tls_read = tls.read(&mut wire, &mut frames, &mut self.output);
+                // What TLS decrypted before failing still counts.
+                let ws_read = ws.decode(&mut frames, mqtt, &mut self.scratch);
+                ws.pending = frames;
+                if !self.scratch.is_empty() {
+                    let said = tls.write(&self.scratch, &mut self.output);
+                    self.scratch.clear();
+                    if let Err(e) = said {
+                        self.tls_failed = true;
+                        return Err(TransportError::Tls(e));
+                    }
+                }
+                match (tls_read, ws_read) {
+                    (Err(e), _) => {
+                        self.tls_failed = true;
+                        Err(TransportError::Tls(e))
+                    }
+                    (Ok(_), Err(e)) => {
+                        self.ws_failed = true;
+                        Err(TransportError::WebSocket(e))
+                    }
+                    (Ok(tls_closed), Ok(state)) => {
+                        Ok(inbound(tls_closed || state == WsInbound::Closed))
+                    }
+                }
+            }
         };
-        self.failed = result.is_err();
         self.input = wire;
         result
     }
 
-    /// Appends `mqtt` to the output, transformed (encrypted). Once a layer has failed,
-    /// nothing more goes out but what it said (the connection is closing).
+    /// Appends `mqtt` to the output, transformed (framed, encrypted). Once a layer has
+    /// failed, nothing more goes out but what it said (the connection is closing).
     pub fn encode(&mut self, mqtt: &[u8]) -> Result<(), TransportError> {
-        if self.failed {
+        if self.tls_failed || self.ws_failed {
             return Ok(());
         }
-        let result = match &mut self.tls {
-            None => {
+        let result = match (&mut self.tls, &self.ws) {
+            (None, None) => {
                 self.output.extend_from_slice(mqtt);
                 Ok(())
             }
-            Some(tls) => tls
-                .write(mqtt, &mut self.output)
-                .map_err(TransportError::Tls),
+            (Some(tls), None) => tls.write(mqtt, &mut self.output),
+            (None, Some(ws)) => {
+                ws.encode(mqtt, &mut self.output);
+                Ok(())
+            }
+            (Some(tls), Some(ws)) => {
+                ws.encode(mqtt, &mut self.scratch);
+                let written = tls.write(&self.scratch, &mut self.output);
+                self.scratch.clear();
+                if self.scratch.capacity() > MAX_IDLE_SCRATCH {
+                    self.scratch = BytesMut::new();
+                }
+                written
+            }
         };
-        self.failed = result.is_err();
-        result
+        result.map_err(|e| {
+            self.tls_failed = true;
+            TransportError::Tls(e)
+        })
     }
 
-    /// Appends what ends the transport cleanly (TLS close_notify) to the output.
+    /// Appends what ends the transport cleanly to the output: the WebSocket Close frame
+    /// (1000), then TLS close_notify; a layer that failed has said its last word already.
     pub fn close(&mut self) {
-        if !self.failed
+        let below = if self.tls.is_some() {
+            &mut self.scratch
+        } else {
+            &mut self.output
+        };
+        if !self.ws_failed
+            && let Some(ws) = &mut self.ws
+        {
+            ws.close(below);
+        }
+        if !self.tls_failed
             && let Some(tls) = &mut self.tls
         {
+            if !self.scratch.is_empty() {
+                let _ = tls.write(&self.scratch, &mut self.output);
+                self.scratch.clear();
+            }
             tls.close(&mut self.output);
         }
     }
@@ -162,71 +238,10 @@ impl Transport {
     }
 }
 
-/// A connection before it has a reader and a writer task: its socket and transport, used by
-/// one task at a time, so a read and a write never overlap.
-#[derive(Debug)]
-pub struct Link {
-    pub stream: TcpStream,
-    pub transport: Transport,
-}
-
-impl Link {
-    pub fn new(stream: TcpStream, transport: Transport) -> Self {
-        Self { stream, transport }
-    }
-
-    /// Reads once and appends the MQTT bytes that came to `mqtt` (none, during a TLS
-    /// handshake), then sends what the transport answers. `busy`: the connection is past
-    /// its first packet, reads may grow in 64 KiB steps. False when the connection is over:
-    /// end of stream, a socket error, or a transport error (after sending what it says).
-    pub async fn read(&mut self, mqtt: &mut BytesMut, busy: bool) -> bool {
-        if self.transport.is_plain() {
-            reserve(mqtt, busy);
-            let owned = std::mem::take(mqtt);
-            let len = owned.len();
-            let (res, slice) = self.stream.read(owned.slice_mut(len..)).await;
-            *mqtt = slice.into_inner();
-            return matches!(res, Ok(n) if n > 0);
-        }
-        let mut wire = self.transport.take_input();
-        // Handshake records are small: 4 KiB steps until the connection has its tasks.
-        reserve(&mut wire, false);
-        let len = wire.len();
-        let (res, slice) = self.stream.read(wire.slice_mut(len..)).await;
-        let wire = slice.into_inner();
-        if !matches!(res, Ok(n) if n > 0) {
-            return false;
-        }
-        let decoded = self.transport.decode(wire, mqtt);
-        let flushed = self.flush().await;
-        matches!(decoded, Ok(Inbound::Open)) && flushed
-    }
-
-    /// Sends encoded MQTT bytes.
-    pub async fn write(&mut self, mqtt: BytesMut) -> bool {
-        if self.transport.is_plain() {
-            let (res, _) = self.stream.write_all(mqtt).await;
-            return res.is_ok();
-        }
-        self.transport.encode(&mqtt).is_ok() && self.flush().await
-    }
-
-    /// Sends what the transport has for the peer.
-    async fn flush(&mut self) -> bool {
-        if !self.transport.has_output() {
-            return true;
-        }
-        let mut out = BytesMut::new();
-        self.transport.swap_output(&mut out);
-        let (res, _) = self.stream.write_all(out).await;
-        res.is_ok()
-    }
-
-    /// Ends the connection: the transport's goodbye (close_notify), then a TCP shutdown.
-    pub async fn shutdown(mut self) {
-        self.transport.close();
-        if self.flush().await {
-            let _ = self.stream.shutdown().await;
-        }
+fn inbound(closed: bool) -> Inbound {
+    if closed {
+        Inbound::Closed
+    } else {
+        Inbound::Open
     }
 }

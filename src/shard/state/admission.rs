@@ -16,9 +16,9 @@ use std::time::Instant;
 /// for up to the refusal timeout; beyond this bound a refused connection is closed without a
 /// CONNACK, so a flood of connections cannot pile them up.
 pub const MAX_REFUSING: usize = 64;
-/// Connections a shard lets be in their TLS handshake (up to their CONNECT) at once. Each
-/// holds a socket, a TLS state and a task for up to the CONNECT timeout; beyond this bound a
-/// new connection on a TLS listener is closed at once, so a flood of half-done handshakes
+/// Connections a shard lets be in their TLS or WebSocket handshake (up to their CONNECT) at
+/// once. Each holds a socket, a TLS state and a task for up to the CONNECT timeout; beyond
+/// this bound a new connection on such a listener is closed at once, so a flood of half-done handshakes
 /// costs a bounded amount of memory and cannot starve the shard's clients.
 pub const MAX_HANDSHAKES: usize = 256;
 
@@ -80,7 +80,7 @@ pub(super) struct AdmissionControl {
     rate: Option<ConnectionRate>,
     /// Refused connections being answered (bounded by `MAX_REFUSING`).
     refusing: usize,
-    /// Connections in their TLS handshake (bounded by `MAX_HANDSHAKES`).
+    /// Connections in their TLS or WebSocket handshake (bounded by `MAX_HANDSHAKES`).
     handshakes: usize,
     redirection: Option<Redirection>,
     /// The enhanced-authentication methods offered (from the config).
@@ -137,8 +137,8 @@ impl ShardState {
         self.admission.refusing = self.admission.refusing.saturating_sub(1);
     }
 
-    /// Takes a place for a connection starting its TLS handshake; false when the shard has
-    /// `MAX_HANDSHAKES` in progress (close the connection). Give it back with
+    /// Takes a place for a connection starting its TLS or WebSocket handshake; false when the
+    /// shard has `MAX_HANDSHAKES` in progress (close the connection). Give it back with
     /// `end_handshake`.
     pub fn begin_handshake(&mut self) -> bool {
         let free = self.admission.handshakes < MAX_HANDSHAKES;
