@@ -9,6 +9,8 @@
 //! transport: reads and writes go straight to the socket, as before. What the transport must
 //! say on its own after the split (a pong) goes out with the writer's next write.
 
+mod ws;
+
 use crate::error::LoadError;
 use bytes::{Buf, BufMut, BytesMut};
 use monoio::buf::IoBufMut;
@@ -22,9 +24,7 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-
-/// The longest WebSocket upgrade response accepted.
-const MAX_RESPONSE: usize = 8 * 1024;
+use ws::WsClient;
 
 /// What every connection of a run goes through.
 #[derive(Debug, Clone, Default)]
@@ -93,141 +93,6 @@ impl Wire {
     }
 }
 
-/// The WebSocket client side: the upgrade response, then server frames (never masked).
-#[derive(Debug)]
-struct WsClient {
-    upgraded: bool,
-    /// Payload bytes left of the data frame streaming through.
-    payload_left: u64,
-    /// xorshift32 state for the masking keys.
-    seed: u32,
-}
-
-impl WsClient {
-    /// Takes what it can of `input`: MQTT bytes to `mqtt`, pongs to `reply`.
-    fn decode(
-        &mut self,
-        input: &mut BytesMut,
-        mqtt: &mut BytesMut,
-        reply: &mut BytesMut,
-    ) -> io::Result<()> {
-        if !self.upgraded {
-            let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") else {
-                if input.len() > MAX_RESPONSE {
-                    return Err(io::Error::other("WebSocket upgrade response too long"));
-                }
-                return Ok(());
-            };
-            if !input.starts_with(b"HTTP/1.1 101 ") {
-                let line = input[..].split(|&b| b == b'\r').next().unwrap_or_default();
-                let line = String::from_utf8_lossy(line).into_owned();
-                return Err(io::Error::other(format!(
-                    "WebSocket upgrade refused: {line}"
-                )));
-            }
-            input.advance(end + 4);
-            self.upgraded = true;
-        }
-        loop {
-            if self.payload_left > 0 {
-                let n = input
-                    .len()
-                    .min(usize::try_from(self.payload_left).unwrap_or(usize::MAX));
-                if n == 0 {
-                    return Ok(());
-                }
-                mqtt.extend_from_slice(&input[..n]);
-                input.advance(n);
-                self.payload_left -= n as u64;
-                continue;
-            }
-            let Some((opcode, len, header)) = frame_header(input)? else {
-                return Ok(());
-            };
-            match opcode {
-                // Continuation or binary: stream the payload through.
-                0x0 | 0x2 => {
-                    input.advance(header);
-                    self.payload_left = len;
-                }
-                // Ping: answer with a pong of the same payload (control frames are small).
-                0x9 | 0xA => {
-                    let total = header + len as usize;
-                    if input.len() < total {
-                        return Ok(());
-                    }
-                    if opcode == 0x9 {
-                        let payload = input[header..total].to_vec();
-                        self.frame(0xA, &payload, reply);
-                    }
-                    input.advance(total);
-                }
-                0x8 => return Err(io::ErrorKind::ConnectionReset.into()),
-                op => return Err(io::Error::other(format!("WebSocket frame opcode {op:#x}"))),
-            }
-        }
-    }
-
-    /// One masked, final client frame (RFC 6455 5.2, 5.3).
-    fn frame(&mut self, opcode: u8, payload: &[u8], out: &mut BytesMut) {
-        out.reserve(payload.len() + 14);
-        out.put_u8(0x80 | opcode);
-        match payload.len() {
-            n @ 0..=125 => out.put_u8(0x80 | n as u8),
-            n @ 126..=0xFFFF => {
-                out.put_u8(0x80 | 126);
-                out.put_u16(n as u16);
-            }
-            n => {
-                out.put_u8(0x80 | 127);
-                out.put_u64(n as u64);
-            }
-        }
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 17;
-        self.seed ^= self.seed << 5;
-        let key = self.seed.to_be_bytes();
-        out.put_slice(&key);
-        let start = out.len();
-        out.put_slice(payload);
-        let word = u64::from_ne_bytes([
-            key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-        ]);
-        let body = &mut out[start..];
-        let mut chunks = body.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
-        }
-        for (b, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
-            *b ^= k;
-        }
-    }
-}
-
-/// A server frame header at the front of `input`: (opcode, payload length, header bytes).
-fn frame_header(input: &[u8]) -> io::Result<Option<(u8, u64, usize)>> {
-    let (Some(&b0), Some(&b1)) = (input.first(), input.get(1)) else {
-        return Ok(None);
-    };
-    if b1 & 0x80 != 0 {
-        return Err(io::Error::other("a masked server frame (RFC 6455 5.1)"));
-    }
-    let (len, at) = match b1 & 0x7F {
-        126 => match input.get(2..4) {
-            Some(&[hi, lo]) => (u64::from(u16::from_be_bytes([hi, lo])), 4),
-            _ => return Ok(None),
-        },
-        127 => match input.get(2..10).map(<[u8; 8]>::try_from) {
-            Some(Ok(bytes)) => (u64::from_be_bytes(bytes), 10),
-            _ => return Ok(None),
-        },
-        n => (u64::from(n), 2),
-    };
-    Ok(Some((b0 & 0x0F, len, at)))
-}
-
 /// The byte transformers of one connection.
 #[derive(Debug)]
 pub struct Transport {
@@ -267,11 +132,7 @@ impl Transport {
             flush_tls(tls, &mut this.output);
         }
         if let Some(path) = &wire.ws_path {
-            this.ws = Some(WsClient {
-                upgraded: false,
-                payload_left: 0,
-                seed: seed | 1,
-            });
+            this.ws = Some(WsClient::new(seed));
             let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Key: cmluZ21xLWxvYWQtd3MtMQ==\r\n\
