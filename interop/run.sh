@@ -18,6 +18,7 @@ install() {
       >/dev/null
   fi
   python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore 'paho-mqtt>=2,<3'
+  python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus_client
   if [ ! -d mqttjs/node_modules/mqtt ]; then
     (cd mqttjs && npm ci --silent --no-audit --no-fund)
   fi
@@ -54,15 +55,17 @@ make_pki() {
     RINGMQ_CLIENT_KEY=$pki/client.key
 }
 
-# The port of the listener the broker announced as NAME ("ringmq: serving URL (NAME)").
+# The port of the listener the broker announced as NAME ("... serving URL (NAME)").
 port_of() {
-  grep -F "($1)" "$log" | head -1 | grep -oE ':[0-9]+ ' | tr -d ': '
+  grep -F "serving " "$log" | grep -F "($1)" | head -1 | grep -oE '://[0-9.]+:[0-9]+' \
+    | head -1 | sed 's/.*://'
 }
 
 start_broker() {
   local bin="$root/target/debug/ringmq"
   [ -x "$bin" ] || (cd "$root" && cargo build -q --bin ringmq)
   log=$(mktemp)
+  printf '\n[metrics]\nsys_interval = 1\n' >>"$pki/ringmq.toml"
   "$bin" --listen 127.0.0.1:0 --shards 2 --config "$pki/ringmq.toml" 2>"$log" &
   broker=$!
   for _ in $(seq 100); do
@@ -95,6 +98,9 @@ count() { # "<passed> <failed>" from a suite's last line; a suite that printed n
 py=$(python3 "$here/test_clients.py" 2>&1) || true
 echo "$py"
 count "$(echo "$py" | awk '/^python: /{print $2, $4}' | tail -1)"
+metrics=$(python3 "$here/metrics_prometheus_client.py" "$RINGMQ_BIN" 2>&1) || true
+echo "$metrics"
+count "$(echo "$metrics" | awk '/passed, .* failed/{print $1, $3}' | tail -1)"
 js=$(node "$here/mqttjs/test.mjs" 2>&1) || true
 echo "$js"
 count "$(echo "$js" | awk '/^node: /{print $2, $4}' | tail -1)"

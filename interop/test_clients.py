@@ -137,6 +137,37 @@ class MosquittoClients(unittest.TestCase):
         self.assertEqual(out.strip(), "across versions")
 
 
+    def test_sys_clients_connected_seen_by_mosquitto_sub_follows_connects_and_disconnects(self):
+        # Mosquitto's $SYS/broker/clients/connected, summed over both shards (published every
+        # second here: the suite's broker runs with [metrics] sys_interval = 1). One
+        # mosquitto_sub watches throughout, so it counts itself in every value it reads.
+        watch = subprocess.Popen(
+            ["mosquitto_sub", "-h", HOST, "-p", str(PORT), "-t",
+             "$SYS/broker/clients/connected", "-W", "30"],
+            stdout=subprocess.PIPE, text=True, bufsize=1)
+        values = []
+        threading.Thread(target=lambda: [values.append(int(l)) for l in watch.stdout],
+                         daemon=True).start()
+
+        def until(pred):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if len(values) > 1 and pred(values[-1]):
+                    return values[-1]
+                time.sleep(0.1)
+            return values[-1] if values else None
+
+        try:
+            before = until(lambda v: True)  # a value published since the watcher connected
+            extra = [Collector(unique("sys-client")) for _ in range(4)]  # on both shards
+            self.assertEqual(until(lambda v: v == before + 4), before + 4)
+            for c in extra:
+                c.close()
+            self.assertEqual(until(lambda v: v == before), before)
+        finally:
+            watch.terminate()
+
+
 class PahoClients(unittest.TestCase):
     def test_a_persistent_3_1_1_session_gets_what_was_published_while_it_was_away_mqtt_3_1_2_4(self):
         topic, sid = unique("interop/offline"), unique("paho-sub")

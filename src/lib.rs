@@ -14,6 +14,9 @@
 //!   Mosquitto-compatible password files and acl_file checks, sans-IO.
 //! - [`ws`]: MQTT over WebSocket (RFC 6455): the upgrade handshake and the frame codec, a
 //!   sans-IO byte transformer under the connection.
+//! - [`obs`]: observability outside the shards: the logger (a bounded queue drained by a
+//!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
+//!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
 //!   loaded at start and on SIGHUP.
@@ -28,6 +31,7 @@
 pub mod auth;
 pub mod config;
 pub mod mesh;
+pub mod obs;
 pub mod runtime;
 pub mod session;
 pub mod shard;

@@ -87,6 +87,31 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// A long mixed run for leaks and losses: healthy QoS 0/1/2 pairs (persistent QoS 1/2
+    /// subscribers reconnecting), takeovers, a reconnect storm, slow and non-reading
+    /// consumers, malformed clients; broker RSS and descriptors every --report-every seconds,
+    /// loss per QoS at the end (exit 1 if QoS 1/2 lost anything acknowledged).
+    Soak {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Seconds between report lines.
+        #[arg(long, default_value_t = 10)]
+        report_every: u64,
+        /// The broker process whose VmRSS and open descriptors to report.
+        #[arg(long)]
+        broker_pid: Option<u32>,
+        /// Healthy publisher/subscriber pairs per QoS level.
+        #[arg(long, default_value_t = 2)]
+        pairs: u32,
+        /// Messages per second per healthy publisher.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+    },
     /// Compare .hgrm files: percentiles side by side, ratios to the first, optional SVG plot.
     Compare {
         /// .hgrm files written by --hgrm (or by any HdrHistogram tool, values in ms).

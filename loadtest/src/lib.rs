@@ -16,6 +16,7 @@
 //! - [`worker`]: one thread's runtime and its client tasks.
 //! - [`run`]: the orchestration of a run across threads, progress and the final report.
 //! - [`report`]: the results, the human table and the JSON summary.
+//! - [`soak`]: `ringmq-load soak`, the long mixed run for leaks and losses.
 
 pub mod cli;
 pub mod clock;
@@ -31,5 +32,6 @@ pub mod precise;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod soak;
 pub mod tracker;
 pub mod worker;

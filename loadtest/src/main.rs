@@ -24,6 +24,28 @@ fn execute(command: &Command) -> Result<(), LoadError> {
     if let Command::Compare { files, svg, labels } = command {
         return ringmq_load::compare::run(files, labels.as_deref(), svg.as_deref());
     }
+    if let Command::Soak {
+        host,
+        port,
+        duration,
+        report_every,
+        broker_pid,
+        pairs,
+        rate,
+    } = command
+    {
+        let broker = format!("{host}:{port}")
+            .parse()
+            .map_err(|_| LoadError::Usage(format!("--host {host:?} is not an IP address")))?;
+        return ringmq_load::soak::run(ringmq_load::soak::SoakSettings {
+            broker,
+            duration: std::time::Duration::from_secs(*duration),
+            report_every: std::time::Duration::from_secs((*report_every).max(1)),
+            broker_pid: *broker_pid,
+            pairs: *pairs,
+            rate: *rate,
+        });
+    }
     ringmq_load::clock::now_ns();
     let report = run_scenario(command)?;
     print!("{}", report.table());

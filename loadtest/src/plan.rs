@@ -77,7 +77,7 @@ impl Plan {
                 subscribers,
                 common,
             } => iot(*devices, *subscribers, common.rate),
-            Command::Compare { .. } => return None,
+            Command::Compare { .. } | Command::Soak { .. } => return None,
         })
     }
 

@@ -40,7 +40,7 @@ pub fn common_of(command: &Command) -> Option<&Common> {
         | Command::Connect { common, .. }
         | Command::Idle { common, .. }
         | Command::Iot { common, .. } => Some(common),
-        Command::Compare { .. } => None,
+        Command::Compare { .. } | Command::Soak { .. } => None,
     }
 }
 

@@ -7,11 +7,13 @@
 //! - `validate`: `RawConfig` into `Config`, every constraint checked once.
 //! - `scram_user`: an `[[auth.scram]]` entry: its stored keys decoded (or derived from a
 //!   password), and printed back in the stored form.
+//! - `observability`: the log keys and `[metrics]`, read, validated and printed.
 //! - `print`: a `Config` as the commented TOML file `--print-default-config` shows.
 //! - `error`: why a configuration was refused.
 
 mod error;
 mod listeners;
+mod observability;
 mod print;
 mod schema;
 mod scram_user;
@@ -19,6 +21,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use listeners::{DEFAULT_LISTEN, ListenerConfig, Protocol, TlsConfig};
+pub use observability::{LogConfig, MetricsConfig, RawMetrics};
 pub use schema::{
     RawAuth, RawConfig, RawListener, RawMqtt, RawQueues, RawRedirect, RawRetained, RawRuntime,
     RawScramUser, RawTls,
@@ -59,6 +62,8 @@ pub struct Config {
     /// When set, every CONNECT is refused with a redirection (MQTT 5.0 section 4.11).
     pub redirect: Option<Redirect>,
     pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Server redirection: clients are sent elsewhere instead of being served.

@@ -40,7 +40,7 @@ max_connections = {max_connections}
 # New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
 # rate exceeded (3.1.1: 0x03). 0 = unlimited.
 max_connection_rate = {max_connection_rate}
-
+{log}
 [mqtt]
 # Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
 max_packet_size = {max_packet_size}
@@ -95,6 +95,7 @@ timer_tick_ms = {timer_tick_ms}
 server_reference = {server_reference}
 permanent = {permanent}
 
+{metrics}
 [auth]
 # A Mosquitto password file (`username:hash` lines, as `mosquitto_passwd` or `ringmq passwd`
 # write them): a CONNECT with a user name must give its password (else CONNACK 0x86; 3.1.1
@@ -144,6 +145,8 @@ exchange_timeout_ms = {exchange_timeout_ms}
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
             password_file = toml::Value::String(String::new()),
             acl_file = toml::Value::String(String::new()),
+            log = super::observability::log_toml(&self.log),
+            metrics = super::observability::metrics_toml(&self.metrics),
         )
     }
 }

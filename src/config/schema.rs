@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub runtime: RawRuntime,
     pub redirect: RawRedirect,
     pub auth: RawAuth,
+    pub log_level: String,
+    pub log_format: String,
+    pub metrics: super::RawMetrics,
 }
 
 /// One `[[listeners]]` entry.
@@ -148,6 +151,9 @@ impl Default for RawConfig {
             runtime: RawRuntime::default(),
             redirect: RawRedirect::default(),
             auth: RawAuth::default(),
+            log_level: "info".into(),
+            log_format: "text".into(),
+            metrics: super::RawMetrics::default(),
         }
     }
 }

@@ -63,6 +63,8 @@ impl RawConfig {
             runtime: self.runtime.validate()?,
             redirect: self.redirect.validate()?,
             auth: self.auth.validate()?,
+            log: super::observability::validate_log(&self.log_level, &self.log_format)?,
+            metrics: self.metrics.validate()?,
         })
     }
 }

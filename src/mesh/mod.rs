@@ -105,6 +105,15 @@ impl<T> MeshEnds<T> {
         Ok(())
     }
 
+    /// Messages in the ring to shard `to` that it has not taken yet (0 for this shard). Reads
+    /// the consumer's index: for metrics, not for every send.
+    pub fn queued_to(&self, to: usize) -> usize {
+        match self.outbox.get(to) {
+            Some(Some(tx)) => tx.len(),
+            _ => 0,
+        }
+    }
+
     /// Rings the doorbell of every peer sent to since the last flush, once each.
     pub fn flush_wakes(&mut self) {
         for to in self.to_wake.drain(..) {

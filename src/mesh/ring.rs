@@ -119,6 +119,16 @@ impl<T> Producer<T> {
     pub fn capacity(&self) -> usize {
         self.shared.capacity()
     }
+
+    /// Items pushed and not yet popped (the consumer may be popping meanwhile).
+    pub fn len(&self) -> usize {
+        let head = self.shared.head.0.load(Ordering::Relaxed);
+        self.tail.wrapping_sub(head)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<T> Consumer<T> {

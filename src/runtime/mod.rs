@@ -97,15 +97,13 @@ where
         return Err(e);
     }
     for (listener, addr) in config.listeners.iter().zip(&addrs) {
-        log(&format!(
-            "serving {}://{addr} ({})",
-            listener.scheme(),
-            listener.name
-        ));
+        let (name, scheme) = (listener.name.as_str(), listener.scheme());
+        log::info!(listener = name, url:% = format_args!("{scheme}://{addr}");
+            "serving {scheme}://{addr} ({name})");
     }
     // The first listener's address: the line scripts and the test harness wait for.
-    let first = addrs.first().map_or(String::new(), ToString::to_string);
-    eprintln!("ringmq listening on {first} with {shards} shards");
+    let addr = addrs.first().map_or(String::new(), ToString::to_string);
+    log::info!(addr:% = addr, shards; "ringmq listening on {addr} with {shards} shards");
 
     supervise(&signals, &shutdown, &threads, || reload(&certificates));
     let result = join_all(threads);
@@ -117,21 +115,24 @@ where
 /// them, live ones keep theirs. A reload that fails changes nothing and says why.
 fn reload(certificates: &Certificates) {
     if certificates.is_empty() {
-        return log("SIGHUP: no TLS listener, nothing to reload");
+        return log::info!("SIGHUP: no TLS listener, nothing to reload");
     }
     match certificates.reload() {
-        Ok(()) => log(&format!(
+        Ok(()) => log::info!(
+            listeners = certificates.len();
             "SIGHUP: reloaded the certificates of {} TLS listener(s) for new connections",
             certificates.len()
-        )),
-        Err(e) => log(&format!(
+        ),
+        Err(e) => log::error!(
+            error:% = e;
             "SIGHUP: reload failed, keeping the current certificates: {e}"
-        )),
+        ),
     }
 }
 
+/// A start-up problem the broker works around.
 fn log(msg: &str) {
-    eprintln!("ringmq: {msg}");
+    log::warn!("{msg}");
 }
 
 #[cfg(test)]

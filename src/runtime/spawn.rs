@@ -52,7 +52,7 @@ where
         Err(e) => return started(Err(format!("cannot build a runtime: {e}"))),
     };
     if id == 0 {
-        log(&format!("shards run on {driver}"));
+        log::info!("shards run on {driver}");
     }
     rt.block_on(async move {
         let mut listeners = Vec::with_capacity(plan.addrs.len());

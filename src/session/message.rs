@@ -20,6 +20,9 @@ pub struct Message {
     pub properties: Option<Arc<Properties>>,
     /// When a 5.0 Message Expiry Interval runs out; stamped by the shard on arrival.
     pub expires_at: Option<Instant>,
+    /// When the read that brought the PUBLISH began, for the broker's latency histogram;
+    /// `None` for wills, stored retained copies and `$SYS`.
+    pub received_at: Option<Instant>,
 }
 
 impl Message {
@@ -38,6 +41,7 @@ impl Message {
             retain: publish.retain,
             properties: shared(properties),
             expires_at: None,
+            received_at: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Message {
             retain: will.retain,
             properties: shared(properties),
             expires_at: None,
+            received_at: None,
         }
     }
 

@@ -92,6 +92,12 @@ pub enum Action {
         reason: Option<Reason>,
         publish_will: bool,
     },
+    /// The client sent DISCONNECT with this reason code (3.1.1: always 0): close the
+    /// connection, sending nothing.
+    Disconnected {
+        code: ReasonCode,
+        publish_will: bool,
+    },
 }
 
 /// One PUBLISH to write to the client.
@@ -324,8 +330,31 @@ impl Session {
         self.inbound_qos2.contains(&id.get())
     }
 
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
+    }
+
+    /// The bounds this session must hold whatever its client sends (for the state fuzzer):
+    /// the in-flight window, the queue's bytes, an offline queue's count, the inbound QoS 2
+    /// ids. Returns the first one broken.
+    pub fn broken_bound(&self) -> Option<&'static str> {
+        if self.inflight.len() > usize::from(self.limits.max_inflight) {
+            return Some("more in flight than max_inflight");
+        }
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            return Some("more queued bytes than max_queued_bytes");
+        }
+        if !self.connected && self.queue.len() > self.limits.max_queued_messages {
+            return Some("an offline queue over max_queued_messages");
+        }
+        if self.inbound_qos2.len() > usize::from(self.limits.max_inbound_qos2) {
+            return Some("more inbound QoS 2 ids than the Receive Maximum");
+        }
+        None
     }
 
     /// Topic and payload bytes of the queued messages.
@@ -422,8 +451,8 @@ impl Session {
         if !publish_will {
             self.will = None;
         }
-        out.push(Action::Close {
-            reason: None,
+        out.push(Action::Disconnected {
+            code: disconnect.reason,
             publish_will,
         });
     }

@@ -106,6 +106,7 @@ mod tests {
             retain: false,
             properties: None,
             expires_at: None,
+            received_at: None,
         }
     }
 

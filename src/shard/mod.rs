@@ -19,7 +19,7 @@ mod run;
 mod setup;
 mod state;
 
-pub use run::{run, serve};
+pub use run::{Observe, run, run_observed, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};
 pub use state::{ConnId, Counters, Limits, Login, ShardState, Verification};
@@ -72,6 +72,8 @@ pub enum MeshMsg {
     },
     /// A connection whose CONNECT arrived at a shard that is not the client id's home.
     Handoff(Box<Handoff>),
+    /// The sender's numbers, for the `$SYS` topics shard 0 publishes.
+    SysReport(Box<crate::obs::Snapshot>),
 }
 
 /// A connection moving to its home shard, with what the accepting shard already read.

@@ -1,5 +1,5 @@
-//! The shard's tasks: an accept loop per listener, mesh drain, timer tick, overflow flush,
-//! and shutdown.
+//! The shard's tasks: an accept loop per listener, mesh drain, timer tick (which also
+//! publishes the shard's metrics snapshot), overflow flush, and shutdown.
 
 use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
 use super::state::{Admission, Counters, Limits, ShardState};
@@ -7,10 +7,12 @@ use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::config::{Config, Protocol};
 use crate::mesh::MeshEnds;
+use crate::obs::Registry;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -22,11 +24,34 @@ const STATS_EVERY: Duration = Duration::from_secs(10);
 const MESH_BATCH: usize = 256;
 /// How long shutdown waits for connections to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How often a shard publishes its metrics snapshot.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
 
-/// The shard's main, for `runtime::run`.
+/// What a shard publishes about itself: its metrics snapshot to its slot of `registry`, and
+/// the `$SYS` topics every `sys_interval` (`None`: never).
+#[derive(Debug, Clone)]
+pub struct Observe {
+    pub registry: Arc<Registry>,
+    pub sys_interval: Option<Duration>,
+}
+
+/// The shard's main, for `runtime::run`, with metrics nobody reads.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
-    let shard = configured_shard(setup.mesh, &setup.config);
-    serve(setup.listeners, shard, &setup.shutdown).await;
+    let registry = Arc::new(Registry::new(setup.shards));
+    run_observed(setup, registry).await;
+}
+
+/// The shard's main, publishing its metrics to its slot of `registry`.
+pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
+    let mut shard = configured_shard(setup.mesh, &setup.config);
+    if let Some(recorder) = registry.take_recorder(setup.id) {
+        shard.set_latency_recorder(recorder);
+    }
+    let observe = Observe {
+        registry,
+        sys_interval: setup.config.metrics.sys_interval,
+    };
+    serve(setup.listeners, shard, &setup.shutdown, observe).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -43,12 +68,17 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
 }
 
 /// Runs one shard until `shutdown`: accept connections on every listener, serve them, talk
-/// to peers.
-pub async fn serve(listeners: Vec<ShardListener>, shard: ShardState, shutdown: &Shutdown) {
+/// to peers, publish what `observe` asks for.
+pub async fn serve(
+    listeners: Vec<ShardListener>,
+    shard: ShardState,
+    shutdown: &Shutdown,
+    observe: Observe,
+) {
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
-    monoio::spawn(tick_task(state.clone(), limits.timer_tick));
+    monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe));
     monoio::spawn(overflow_task(state.clone()));
     // The accept loops run in this task, so that every listener is closed before the
     // connections are told to shut down.
@@ -92,21 +122,23 @@ async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Futu
         };
         match accepted {
             None => break,
-            Some(Ok((stream, _))) => {
+            Some(Ok((stream, peer))) => {
                 let accepted_at = Instant::now();
                 let admission = state.borrow_mut().on_accept(accepted_at);
                 if admission == Admission::Close {
                     // Too many refusals in flight already: closed at once (dropped).
                     continue;
                 }
-                // A TLS connection holds one of the shard's handshake places until its
-                // CONNECT; with none left it is closed at once.
-                let slot = match &endpoint.tls {
-                    Some(_) if admission == Admission::Serve => match HandshakeSlot::take(&state) {
+                // A TLS or WebSocket connection holds one of the shard's handshake places
+                // until its CONNECT; with none left it is closed at once.
+                let handshakes =
+                    endpoint.tls.is_some() || endpoint.protocol == Protocol::WebSockets;
+                let slot = match handshakes && admission == Admission::Serve {
+                    true => match HandshakeSlot::take(&state) {
                         Some(slot) => Some(slot),
                         None => continue,
                     },
-                    _ => None,
+                    false => None,
                 };
                 let Some(transport) = new_transport(&mut endpoint) else {
                     continue;
@@ -119,6 +151,7 @@ async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Futu
                         monoio::spawn(serve);
                     }
                     Admission::Refuse(reason) => {
+                        state.borrow_mut().refused_unread(reason, Some(peer));
                         monoio::spawn(conn::serve_refused(state.clone(), link, reason));
                     }
                     Admission::Close => {}
@@ -157,6 +190,9 @@ async fn mesh_task(state: Shared) {
         let handled = state
             .borrow_mut()
             .drain_mesh(MESH_BATCH, Instant::now(), &mut handoffs);
+        if state.borrow().latency_pending() {
+            state.borrow_mut().record_latency(Instant::now());
+        }
         for handoff in handoffs.drain(..) {
             monoio::spawn(conn::serve_handoff(state.clone(), handoff));
         }
@@ -181,13 +217,31 @@ async fn wait_for_peers(state: &Shared) {
     .await
 }
 
-async fn tick_task(state: Shared, tick: Duration) {
+async fn tick_task(state: Shared, tick: Duration, observe: Observe) {
     let mut reported = Counters::default();
     let mut next_report = Instant::now() + STATS_EVERY;
+    let mut next_metrics = Instant::now();
+    let mut next_sys = observe.sys_interval.map(|every| Instant::now() + every);
+    let id = state.borrow().id();
+    let registry = observe.registry;
     loop {
         monoio::time::sleep(tick).await;
         let now = Instant::now();
         state.borrow_mut().tick(now);
+        if now >= next_metrics
+            && let Some(slot) = registry.shard(id)
+        {
+            next_metrics = now + METRICS_EVERY;
+            let mut s = state.borrow_mut();
+            slot.publish(s.snapshot());
+            s.hand_off_latency();
+        }
+        if let (Some(at), Some(every)) = (next_sys, observe.sys_interval)
+            && now >= at
+        {
+            next_sys = Some(now + every);
+            state.borrow_mut().sys_tick(now);
+        }
         if now >= next_report {
             next_report = now + STATS_EVERY;
             report_drops(&state, &mut reported);
@@ -195,8 +249,8 @@ async fn tick_task(state: Shared, tick: Duration) {
     }
 }
 
-/// Undelivered messages are normal under overload but must not go unnoticed: one stderr
-/// line per period in which some happened.
+/// Undelivered messages are normal under overload but must not go unnoticed: one warning
+/// per period in which some happened.
 fn report_drops(state: &Shared, reported: &mut Counters) {
     let (id, now) = {
         let s = state.borrow();
@@ -218,15 +272,16 @@ fn report_drops(state: &Shared, reported: &mut Counters) {
     {
         return;
     }
-    eprintln!(
-        "ringmq[shard {id}]: {} QoS 0 and {} QoS 1/2 messages not delivered (subscriber \
-         offline or too slow, session queue full); {} shared messages without a member; {} \
-         mesh overflows; {} stalled clients cut",
-        now.dropped_qos0 - reported.dropped_qos0,
-        now.dropped_queue_full - reported.dropped_queue_full,
-        now.dropped_shared - reported.dropped_shared,
-        now.mesh_overflowed - reported.mesh_overflowed,
-        now.stalled_disconnects - reported.stalled_disconnects,
+    log::warn!(
+        shard = id,
+        dropped_qos0 = now.dropped_qos0 - reported.dropped_qos0,
+        dropped_queue_full = now.dropped_queue_full - reported.dropped_queue_full,
+        dropped_shared = now.dropped_shared - reported.dropped_shared,
+        mesh_overflowed = now.mesh_overflowed - reported.mesh_overflowed,
+        stalled_cut = now.stalled_disconnects - reported.stalled_disconnects;
+        "messages not delivered in the last {} s (subscriber offline or too slow, session \
+         queue full, shared group without a member)",
+        STATS_EVERY.as_secs()
     );
     *reported = now;
 }

@@ -1,5 +1,5 @@
 //! The broker process: starting the real `ringmq` binary on a loopback port it picks itself,
-//! reading the address it announces, signalling it and reaping it.
+//! reading the address it announces, collecting its log lines, signalling it and reaping it.
 //!
 //! This file uses only `std` and `libc`, so that suites outside this package can include it
 //! with `#[path]` (loadtest/tests/broker.rs does).
@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Shards every test broker runs with: two, so that a client id can be homed on a shard
@@ -35,6 +35,8 @@ pub struct Broker {
     /// How many shards it runs.
     pub shards: usize,
     config_path: Option<PathBuf>,
+    /// Every line the broker wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Broker {
@@ -88,6 +90,7 @@ impl Broker {
             listeners: Vec::new(),
             shards,
             config_path,
+            log: Arc::default(),
         };
         (broker.addr, broker.listeners) = broker.wait_for_listening_line()?;
         Ok(broker)
@@ -101,22 +104,27 @@ impl Broker {
         }
     }
 
-    /// Reads stderr up to `ringmq listening on ADDR with N shards`, collecting the
-    /// `ringmq: serving SCHEME://ADDR (NAME)` lines before it, then keeps draining it on a
-    /// thread (echoed to the test's stderr) so the broker never blocks on a full pipe.
+    /// Reads stderr up to the log line `... ringmq listening on ADDR with N shards`,
+    /// collecting the `... serving SCHEME://ADDR (NAME)` lines before it, then keeps draining
+    /// it on a thread (kept for [`Broker::log_lines`] and echoed to the test's stderr) so the
+    /// broker never blocks on a full pipe.
     fn wait_for_listening_line(&mut self) -> Result<(SocketAddr, Vec<Listener>), String> {
         let stderr = self.child.stderr.take().ok_or("no stderr pipe")?;
         let (tx, rx) = mpsc::channel();
+        let log = Arc::clone(&self.log);
         std::thread::spawn(move || {
             let mut announced = false;
             let mut listeners = Vec::new();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if let Ok(mut log) = log.lock() {
+                    log.push(line.clone());
+                }
                 if !announced {
-                    if let Some(rest) = line.strip_prefix("ringmq: serving ") {
+                    if let Some((_, rest)) = line.split_once(": serving ") {
                         listeners.push(rest.to_string());
                     }
-                    if let Some(rest) = line.strip_prefix("ringmq listening on ") {
+                    if let Some((_, rest)) = line.split_once("ringmq listening on ") {
                         announced = true;
                         let addr = rest.split(' ').next().unwrap_or_default().to_string();
                         let _ = tx.send((addr, std::mem::take(&mut listeners)));
@@ -137,6 +145,39 @@ impl Broker {
             .map(|l| Listener::parse(l))
             .collect::<Result<_, _>>()?;
         Ok((addr, listeners))
+    }
+
+    /// The lines the broker has logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The first logged line that satisfies `wanted`, waiting up to `within` for it.
+    pub fn wait_for_log(&self, within: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.log_lines().into_iter().find(|l| wanted(l)) {
+                return Some(line);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The address of the metrics listener (a config with `[metrics] listen = "127.0.0.1:0"`),
+    /// from its `metrics listening on ADDR` log line.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log(STARTUP, |l| l.contains("metrics listening on "))
+            .unwrap_or_else(|| panic!("no `metrics listening on` line"));
+        let addr = line
+            .split_once("metrics listening on ")
+            .and_then(|(_, rest)| rest.split(['"', ' ']).next())
+            .unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("bad metrics address in {line:?}: {e}"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -188,13 +229,14 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Parses `SCHEME://ADDR (NAME)`.
+    /// Parses `SCHEME://ADDR (NAME)` (and the log line's fields after it).
     fn parse(line: &str) -> Result<Self, String> {
         let bad = || format!("bad listener line {line:?}");
         let (scheme, rest) = line.split_once("://").ok_or_else(bad)?;
-        let (addr, name) = rest.split_once(" (").ok_or_else(bad)?;
+        let (addr, rest) = rest.split_once(" (").ok_or_else(bad)?;
+        let (name, _) = rest.split_once(')').ok_or_else(bad)?;
         Ok(Self {
-            name: name.strip_suffix(')').ok_or_else(bad)?.to_string(),
+            name: name.to_string(),
             scheme: scheme.to_string(),
             addr: addr.parse().map_err(|_| bad())?,
         })

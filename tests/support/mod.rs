@@ -3,7 +3,7 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `broker.rs` | the broker process: start on a port it picks and announces, SIGTERM, exit |
+//! | `broker.rs` | the broker process: start on a port it picks and announces, its log lines, SIGTERM, exit |
 //! | `shards.rs` | client ids pinned to a home shard (cross-shard and same-shard tests) |
 //! | `packets.rs` | builders for CONNECT, PUBLISH, SUBSCRIBE, ...; raw frames and encoding |
 //! | `raw.rs` | [`RawClient`]: exact packets or bytes in, exactly what the broker sends out |
@@ -27,8 +27,9 @@
 //! `response_information`; `conformance_v5.rs` holds the 5.0-only rules without a suite of
 //! their own (Receive Maximum, subscription options, Subscription Identifiers, message
 //! expiry, will delay). `binary_startup.rs`: the command line, listeners, and the start-up
-//! refusals of bad listener settings and certificate files. `tls.rs`: TLS listeners
-//! (client certificates, `identity_as_username`, malformed records, SIGHUP reloads).
+//! refusals of bad listener settings and certificate files. `observability.rs`: what an
+//! operator sees (log lines, `/metrics`, `$SYS` topics). `tls.rs`: TLS listeners (client
+//! certificates, `identity_as_username`, malformed records, SIGHUP reloads).
 //! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
 //! frames, closing).
 //!

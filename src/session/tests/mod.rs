@@ -53,6 +53,7 @@ fn message(topic: &str, qos: QoS) -> Message {
         retain: false,
         properties: None,
         expires_at: None,
+        received_at: None,
     }
 }
 
@@ -107,8 +108,8 @@ fn normal_disconnect_discards_the_will_mqtt_3_14_4_3() {
     );
     assert_eq!(
         out,
-        vec![Action::Close {
-            reason: None,
+        vec![Action::Disconnected {
+            code: ReasonCode::Success,
             publish_will: false
         }]
     );

@@ -47,6 +47,10 @@ pub(super) async fn authenticate(
     match result {
         Ok(done) => Some(done),
         Err(failure) => {
+            if let AuthFailure::Refuse(reason) = &failure {
+                let peer = link.stream.peer_addr().ok();
+                state.borrow_mut().auth_failed(connect, *reason, peer);
+            }
             if let AuthFailure::Refuse(reason) = failure
                 && let Some(out) = Refusal::new(connect.version, reason.into()).connack(connect)
             {

@@ -93,6 +93,9 @@ pub async fn serve_accepted(
     let (mut connect, leftover) = match first {
         Ok(Ok(found)) => found,
         Ok(Err(ConnectFailure::Refuse(reason, version))) => {
+            state
+                .borrow_mut()
+                .refused_unread(reason, link.stream.peer_addr().ok());
             return refuse(link, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
@@ -100,6 +103,10 @@ pub async fn serve_accepted(
     if policy.identity_as_username
         && let Err(refusal) = identity_as_username(&mut connect, &link.transport)
     {
+        let peer = link.stream.peer_addr().ok();
+        state
+            .borrow_mut()
+            .auth_failed(&connect, refusal.reason.code, peer);
         return refuse(link, refusal.connack(&connect)).await;
     }
     let admitted = state.borrow_mut().admit(&connect);
@@ -112,6 +119,8 @@ pub async fn serve_accepted(
     if !policy.identity_as_username
         && let Err(code) = log_in(&state, &connect, policy.allow_anonymous).await
     {
+        let peer = link.stream.peer_addr().ok();
+        state.borrow_mut().auth_failed(&connect, code, peer);
         return refuse(link, Login::refusal(code, &connect).connack(&connect)).await;
     }
     let (me, shards) = {
@@ -203,6 +212,7 @@ async fn run_at_home(
     mut leftover: BytesMut,
 ) {
     let _ = link.stream.set_nodelay(true);
+    let peer = link.stream.peer_addr().ok();
     // The exchange runs before anything touches the session: an unauthenticated client
     // never takes over a connection or sees a session's state.
     let authenticated = match connect.properties.authentication_method.clone() {
@@ -239,6 +249,7 @@ async fn run_at_home(
         let arrival = (client_id, assigned_id, accepted_at);
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
+        s.opened(conn, &connect, peer);
         s.end_of_batch(conn, Instant::now());
         conn
     };

@@ -56,6 +56,9 @@ pub(super) async fn read_loop(
             return;
         }
         state.borrow_mut().end_of_batch(conn, now);
+        if state.borrow().latency_pending() {
+            state.borrow_mut().record_latency(Instant::now());
+        }
         wait_unpaused(&state).await;
         if !state.borrow().is_live(conn) {
             return;
@@ -82,6 +85,7 @@ pub(super) async fn read_loop(
             }
         };
         busy |= n == room;
+        state.borrow_mut().count_read(n);
         let Some(t) = &transport else {
             buf = wire;
             continue;

@@ -106,6 +106,7 @@ impl ShardState {
     /// Decides what happens to a socket accepted at `now`. The connection limit comes first,
     /// so a connection refused for it does not use up the rate.
     pub fn on_accept(&mut self, now: Instant) -> Admission {
+        self.stats.accepted += 1;
         let admission = &mut self.admission;
         let refusal = if self.conns.len() >= self.limits.max_connections {
             // 3.2.2.2: 0x97 "an implementation or administrative imposed limit has been

@@ -5,6 +5,7 @@
 use super::ShardState;
 use super::WriterStep;
 use super::connections::{ConnId, IoCancel, wake};
+use super::events::Ending;
 use crate::protocol::{self, Disconnect, Packet, ProtocolVersion, Reason, ReasonCode, TopicFilter};
 use crate::session::Message;
 use bytes::BytesMut;
@@ -24,6 +25,18 @@ impl ShardState {
         publish_will: bool,
         now: Instant,
     ) {
+        let ending = reason.map_or(Ending::Lost, Ending::Server);
+        self.close_as(conn, ending, publish_will, now);
+    }
+
+    /// `close`, saying why the connection ends (for the log).
+    pub(super) fn close_as(
+        &mut self,
+        conn: ConnId,
+        ending: Ending,
+        publish_will: bool,
+        now: Instant,
+    ) {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
@@ -33,13 +46,14 @@ impl ShardState {
         c.closing = true;
         let session_key = c.session;
         let version = c.version;
-        if let (Some(reason), ProtocolVersion::V5) = (reason, version) {
-            let packet = Packet::Disconnect(Disconnect::from_reason(reason));
+        if let (Ending::Server(reason), ProtocolVersion::V5) = (&ending, version) {
+            let packet = Packet::Disconnect(Disconnect::from_reason(reason.clone()));
             if let Ok(packet) = protocol::fit(&packet, version, c.peer) {
                 let _ = protocol::encode(&packet, version, &mut c.outbound);
             }
         }
         wake(&mut c.writer);
+        self.note_closed(conn, session_key, &ending);
         if let Some(will) = self.detach_session(session_key, conn, publish_will, now) {
             self.route_will(will, now);
         }
@@ -87,6 +101,7 @@ impl ShardState {
         // What shared subscription groups gave it and its client does not have goes back
         // to the groups, once it is no longer a member (section 4.8.2).
         let mut undelivered = Vec::new();
+        self.stats.retire(entry.session.stats());
         let lost = entry.session.take_undelivered_shared(&mut undelivered);
         self.counters.dropped_shared += lost;
         let filters: Vec<TopicFilter> = entry
@@ -129,6 +144,7 @@ impl ShardState {
             return WriterStep::Wait;
         }
         std::mem::swap(&mut c.outbound, spare);
+        self.stats.bytes_sent += spare.len() as u64;
         if c.over_cap_since.take().is_some() {
             let session_key = c.session;
             if !c.closing {
@@ -159,7 +175,7 @@ impl ShardState {
 
     /// The writer failed to write: the connection is lost.
     pub fn on_write_error(&mut self, conn: ConnId, now: Instant) {
-        self.close(conn, None, true, now);
+        self.close_as(conn, Ending::WriteFailed, true, now);
         if let Some(c) = self.conns.get_mut(conn) {
             c.abort = true;
         }

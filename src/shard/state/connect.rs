@@ -25,6 +25,14 @@ impl ShardState {
     /// Checks a CONNECT before anything else; on success returns the client id to use and
     /// whether the broker assigned it. An assigned id is picked so that this shard is its home.
     pub fn admit(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
+        let admitted = self.check_admission(connect);
+        if let Err(refusal) = &admitted {
+            self.note_refused(connect, &refusal.reason);
+        }
+        admitted
+    }
+
+    fn check_admission(&mut self, connect: &Connect) -> Result<(String, bool), Refusal> {
         if let Some(refusal) = self.redirection(connect.version) {
             return Err(refusal);
         }
@@ -229,6 +237,12 @@ impl ShardState {
     /// The bytes a superseded connection gets before it is closed (CONNACK, then 5.0
     /// DISCONNECT 0x8E); its will is published as for any takeover [MQTT-3.1.4-3].
     pub fn superseded_reply(&mut self, connect: &Connect, now: Instant) -> BytesMut {
+        log::info!(
+            client_id = connect.client_id.as_str(),
+            cause = "taken over",
+            shard = self.id();
+            "client disconnected: a newer connection of its client id arrived first"
+        );
         let peer = PeerLimits::from_connect(connect);
         let connack = self.connack(connect, false, None);
         let mut out = encode_fitted(&connack, connect.version, peer).unwrap_or_default();
@@ -254,7 +268,7 @@ impl ShardState {
 
     /// 5.0 clients get the configured cap or default (announced as Server Keep Alive);
     /// 3.1.1 has no way to tell the client, so its keep alive is honoured as asked.
-    fn effective_keep_alive(&self, connect: &Connect) -> u16 {
+    pub(super) fn effective_keep_alive(&self, connect: &Connect) -> u16 {
         if connect.version != ProtocolVersion::V5 {
             return connect.keep_alive;
         }

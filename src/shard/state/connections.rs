@@ -41,6 +41,8 @@ pub(super) struct Conn {
     pub last_activity: Instant,
     /// When the accepting shard accepted the socket: orders takeovers of one client id.
     pub accepted_at: Instant,
+    /// The client's address, for the log.
+    pub peer_addr: Option<std::net::SocketAddr>,
     /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
     pub keep_alive: Option<Duration>,
     pub over_cap_since: Option<Instant>,
@@ -76,6 +78,7 @@ impl Conn {
             abort: false,
             last_activity: now,
             accepted_at: now,
+            peer_addr: None,
             keep_alive: None,
             over_cap_since: None,
             cancel: IoCancel::default(),

@@ -15,6 +15,13 @@ impl ShardState {
         let Some(session_key) = self.live_session(conn) else {
             return false;
         };
+        if log::log_enabled!(log::Level::Debug) {
+            self.log_packet(conn, &packet);
+        }
+        self.stats.packets_received += 1;
+        if let Packet::Publish(publish) = &packet {
+            self.stats.received(publish.qos);
+        }
         let packet = match packet {
             Packet::Auth(auth) => return self.on_auth(conn, &auth, now),
             other => other,

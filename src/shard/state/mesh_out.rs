@@ -118,6 +118,11 @@ impl MeshOut {
         self.overflowed
     }
 
+    /// Messages waiting in the overflows now.
+    pub fn overflow_len(&self) -> usize {
+        self.overflow.iter().map(VecDeque::len).sum()
+    }
+
     /// Rings the doorbells of peers that were sent something since the last flush.
     pub fn flush_wakes(&mut self) {
         self.ends.flush_wakes();

@@ -13,6 +13,10 @@
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
 //!   `login` (password checks at CONNECT, run off the shard).
+//! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
+//! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
+//! - `sys`: the `$SYS` topics: reports to shard 0, which sums and publishes them.
+//! - `latency`: deliveries noted for the broker's latency histogram.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -30,8 +34,10 @@ mod barrier;
 mod closing;
 mod connect;
 mod connections;
+mod events;
 mod flow;
 mod inbound;
+mod latency;
 mod limits;
 mod login;
 mod mesh_out;
@@ -40,11 +46,14 @@ mod retained;
 mod routing;
 mod sessions;
 mod shared;
+mod stats;
 mod subscriptions;
+mod sys;
 mod timers;
 
 pub use admission::Admission;
 pub use connections::ConnId;
+pub use events::Ending;
 pub use limits::Limits;
 pub use login::{Login, Verification};
 pub use subscriptions::LocalSub;
@@ -61,13 +70,16 @@ use barrier::Barriers;
 use bytes::{Bytes, BytesMut};
 use connections::Connections;
 use flow::Flow;
+use latency::Latency;
 use mesh_out::MeshOut;
 use retained::Retained;
 use sessions::Sessions;
 use shared::SharedGroups;
+use stats::Stats;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use subscriptions::Subscriptions;
+use sys::Sys;
 use timers::Timers;
 
 /// Everything one shard owns.
@@ -86,6 +98,9 @@ pub struct ShardState {
     admission: AdmissionControl,
     logins: login::Logins,
     counters: Counters,
+    stats: Stats,
+    sys: Sys,
+    latency: Latency,
     work: Work,
 }
 
@@ -216,6 +231,9 @@ impl ShardState {
             admission: AdmissionControl::new(limits.max_connection_rate, now),
             logins: login::Logins::default(),
             counters: Counters::default(),
+            stats: Stats::new(shards),
+            sys: Sys::new(shards, now),
+            latency: Latency::default(),
             work: Work::default(),
         }
     }
@@ -256,6 +274,7 @@ impl ShardState {
                 Action::Send(packet) => self.write_packet(conn, &packet, now),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing, now),
                 Action::Route(mut msg) => {
+                    msg.received_at = Some(now);
                     if msg.properties.is_some() {
                         msg.stamp_expiry(now);
                     }
@@ -281,6 +300,9 @@ impl ShardState {
                     reason,
                     publish_will,
                 } => self.close(conn, reason, publish_will, now),
+                Action::Disconnected { code, publish_will } => {
+                    self.close_as(conn, Ending::Client(code), publish_will, now);
+                }
             }
         }
         if let Some(token) = barrier {
@@ -310,8 +332,9 @@ impl ShardState {
         if self.hold_ack(conn, packet) {
             return;
         }
-        if let Err(unsendable) = self.conns.write_packet(conn, packet) {
-            self.refuse_to_send(conn, packet, unsendable, now);
+        match self.conns.write_packet(conn, packet) {
+            Ok(()) => self.stats.packets_sent += 1,
+            Err(unsendable) => self.refuse_to_send(conn, packet, unsendable, now),
         }
     }
 
@@ -347,6 +370,28 @@ impl ShardState {
 
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The invariants a shard keeps whatever its clients and peers send (for the state fuzzer
+    /// and tests): every live connection's session exists and points back at it, every
+    /// session holds its bounds. Returns the first one broken.
+    pub fn broken_invariant(&self) -> Option<String> {
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get(id).filter(|c| !c.closing) else {
+                continue;
+            };
+            match self.sessions.get(c.session) {
+                Some(entry) if entry.conn == Some(id) => {}
+                _ => return Some(format!("a live connection without its session ({id:?})")),
+            }
+        }
+        self.sessions
+            .keys()
+            .filter_map(|key| self.sessions.get(key))
+            .find_map(|entry| {
+                let broken = entry.session.broken_bound()?;
+                Some(format!("session {:?}: {broken}", entry.session.client_id()))
+            })
     }
 
     /// The drop counters of a client's session, if this shard holds it.

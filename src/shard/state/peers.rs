@@ -2,7 +2,7 @@
 //! messages, interest, shared groups, barriers, handoffs), the overflow retry, and reader
 //! back-pressure.
 
-use super::{ShardState, still_fresh};
+use super::ShardState;
 use crate::mesh::MeshEnds;
 use crate::shard::{Handoff, MeshMsg};
 use std::task::Waker;
@@ -61,12 +61,12 @@ impl ShardState {
     fn on_mesh_msg(&mut self, from: usize, msg: MeshMsg, now: Instant) {
         match msg {
             MeshMsg::Publish(msg) => {
-                if let Some(msg) = still_fresh(msg, now) {
+                if let Some(msg) = self.fresh(msg, now) {
                     let _ = self.deliver_local(&msg, None, now);
                 }
             }
             MeshMsg::Retain(msg) => {
-                if let Some(msg) = still_fresh(msg, now) {
+                if let Some(msg) = self.fresh(msg, now) {
                     self.retained.store(&msg);
                     let _ = self.deliver_local(&msg, None, now);
                 }
@@ -78,7 +78,7 @@ impl ShardState {
                 online,
             } => self.shared.set_peer_counts(from, &filter, members, online),
             MeshMsg::SharedPublish { filter, msg, hops } => {
-                if let Some(msg) = still_fresh(msg, now) {
+                if let Some(msg) = self.fresh(msg, now) {
                     let _ = self.deliver_shared_here(&filter, &msg, hops, now);
                 }
             }
@@ -88,6 +88,7 @@ impl ShardState {
             }
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
             MeshMsg::Congestion { congested } => self.on_peer_congestion(from, congested, now),
+            MeshMsg::SysReport(snapshot) => self.on_sys_report(from, *snapshot),
             // `drain_mesh` hands these to its caller.
             MeshMsg::Handoff(_) => {}
         }

@@ -40,7 +40,10 @@ impl Retained {
             self.messages.len() < self.max_messages && self.bytes + msg.size() <= self.max_bytes;
         if !msg.payload.is_empty() && fits {
             self.bytes += msg.size();
-            self.messages.insert(msg.topic.clone(), msg.clone());
+            let mut kept = msg.clone();
+            // Sent on a later SUBSCRIBE, a copy's age is no delivery latency.
+            kept.received_at = None;
+            self.messages.insert(msg.topic.clone(), kept);
         }
     }
 
@@ -52,6 +55,15 @@ impl Retained {
             .filter(|m| filter.matches(&m.topic) && !m.is_expired(now))
             .map(|m| m.with_remaining_expiry(now).unwrap_or_else(|| m.clone()))
             .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Topic and payload bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     #[cfg(test)]

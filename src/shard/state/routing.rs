@@ -41,6 +41,7 @@ impl ShardState {
     /// shared groups, and once to each peer shard that has interest (retained messages go to
     /// every peer).
     pub(super) fn route(&mut self, msg: &Message, origin: Option<usize>, now: Instant) -> Held {
+        let routed = self.stats.routed;
         let to_peers = if msg.retain {
             self.retained.store(msg);
             self.broadcast(|| MeshMsg::Retain(msg.clone()))
@@ -49,6 +50,9 @@ impl ShardState {
         };
         let to_shared = self.route_shared(msg, now);
         let to_local = self.deliver_local(msg, origin, now);
+        if self.stats.routed == routed && !msg.retain {
+            self.stats.no_subscriber += 1;
+        }
         to_local.or(to_shared).or(to_peers)
     }
 
@@ -70,6 +74,7 @@ impl ShardState {
         let mut held = None;
         let peers = self.subs.interested_peers(&msg.topic);
         for (peer, _) in peers.iter().enumerate().filter(|(_, marked)| **marked) {
+            self.stats.routed += 1;
             let sent = self.mesh.send(peer, MeshMsg::Publish(msg.clone()));
             if sent == Sent::Overflowed {
                 held = Some(GateCause::Peer(peer));
@@ -91,6 +96,7 @@ impl ShardState {
         let mut matches = self.subs.take_matches(&msg.topic);
         let mut held = None;
         if !matches.subs.is_empty() {
+            self.stats.routed += 1;
             self.conns.begin_message();
         }
         for group in matches.subs.chunk_by(|a, b| a.session == b.session) {
@@ -150,6 +156,7 @@ impl ShardState {
         };
         if let Some(conn) = conn {
             self.write_publish(conn, session_key, out, now);
+            self.latency.delivered(msg.received_at);
         }
         None
     }
@@ -198,6 +205,9 @@ impl ShardState {
         let written = self
             .conns
             .write_publish(conn, out, self.limits.max_outbound_bytes);
+        if written != Written::TooLarge {
+            self.stats.sent(out.qos);
+        }
         match written {
             Written::Done => {}
             Written::OverCap => self.mark_over_cap(conn, now),

@@ -40,6 +40,10 @@ impl Sessions {
         self.slab.get_mut(key)
     }
 
+    pub fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slab.iter().map(|(key, _)| key)
+    }
+
     pub fn find(&self, client_id: &str) -> Option<usize> {
         self.by_client_id.get(client_id).copied()
     }
@@ -92,5 +96,9 @@ impl Sessions {
 
     pub fn is_online(&self, key: usize) -> bool {
         self.conn_of(key).is_some()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SessionEntry> {
+        self.slab.iter().map(|(_, entry)| entry)
     }
 }

@@ -26,11 +26,11 @@
 //! Stalls are not announced: readiness changes with every acknowledgement, and the shard that
 //! has the stalled member can bounce the message itself.
 
+use super::ShardState;
 use super::flow::GateCause;
 use super::mesh_out::Sent;
 use super::routing::{Held, Offer};
 use super::subscriptions::LocalSub;
-use super::{ShardState, still_fresh};
 use crate::protocol::{TopicFilter, TopicName};
 use crate::session::{Message, Readiness};
 use crate::shard::MeshMsg;
@@ -274,6 +274,7 @@ impl ShardState {
     /// At the shard that received the PUBLISH: one member shard per matching group.
     pub(super) fn route_shared(&mut self, msg: &Message, now: Instant) -> Held {
         let matches = self.shared.take_matches(&msg.topic);
+        self.stats.routed += matches.len() as u64;
         let mut held = None;
         for filter in &matches {
             held = self
@@ -290,7 +291,7 @@ impl ShardState {
     /// [MQTT-3.3.2-5]; one whose group has no member left has no subscriber and is counted.
     pub(super) fn return_to_groups(&mut self, messages: Vec<(TopicFilter, Message)>, now: Instant) {
         for (filter, msg) in messages {
-            let Some(msg) = still_fresh(msg, now) else {
+            let Some(msg) = self.fresh(msg, now) else {
                 continue;
             };
             if self

@@ -830,6 +830,7 @@ fn expired_retained_and_shared_messages_from_a_peer_are_dropped_mqtt_3_3_2_5() {
             retain,
             properties: Some(std::sync::Arc::new(properties)),
             expires_at: Some(clock()),
+            received_at: None,
         }
     };
     let filter = TopicFilter::try_from("$share/g/r/#").expect("valid");

@@ -88,6 +88,7 @@ impl ShardState {
                 }
                 TimerKey::SessionExpiry { session, epoch } => {
                     if self.sessions.offline_since(session, epoch) {
+                        self.stats.sessions_expired += 1;
                         self.remove_session(session, now);
                     }
                 }

@@ -1,0 +1,56 @@
+//! `Latency`: the shard's side of the broker-latency histogram. A PUBLISH carries the time
+//! its read batch began (`Message::received_at`, the one clock read the read loop makes
+//! anyway); each live delivery into a subscriber's buffer notes it, and once per batch (a
+//! read or a mesh drain) the task reads the clock once more and records every noted delivery.
+
+use super::ShardState;
+use crate::obs::LatencyRecorder;
+use std::time::Instant;
+
+#[derive(Debug, Default)]
+pub(super) struct Latency {
+    /// `None`: not measured (nothing is noted).
+    recorder: Option<LatencyRecorder>,
+    /// When each message delivered in this batch was read; its capacity is kept.
+    pending: Vec<Instant>,
+}
+
+impl Latency {
+    /// Notes a delivery of a message read at `received_at`.
+    pub fn delivered(&mut self, received_at: Option<Instant>) {
+        if let (Some(at), Some(_)) = (received_at, &self.recorder) {
+            self.pending.push(at);
+        }
+    }
+}
+
+impl ShardState {
+    /// Measures the broker's delivery latency into `recorder` from now on.
+    pub fn set_latency_recorder(&mut self, recorder: LatencyRecorder) {
+        self.latency.recorder = Some(recorder);
+    }
+
+    /// Whether deliveries wait to be recorded (then read the clock for `record_latency`).
+    pub fn latency_pending(&self) -> bool {
+        !self.latency.pending.is_empty()
+    }
+
+    /// Records the deliveries noted since the last call as done at `done`.
+    pub fn record_latency(&mut self, done: Instant) {
+        let latency = &mut self.latency;
+        if let Some(recorder) = &mut latency.recorder {
+            for at in latency.pending.drain(..) {
+                let nanos = done.saturating_duration_since(at).as_nanos();
+                recorder.record(u64::try_from(nanos).unwrap_or(u64::MAX));
+            }
+        }
+        latency.pending.clear();
+    }
+
+    /// Hands the latencies recorded so far to the metrics endpoint (never waits).
+    pub fn hand_off_latency(&mut self) {
+        if let Some(recorder) = &mut self.latency.recorder {
+            recorder.hand_off();
+        }
+    }
+}
