@@ -245,3 +245,26 @@ fn sighup_reloads_the_certificate_for_new_connections_only() {
     assert_eq!(presented(), renewed.der);
     live.ping();
 }
+
+#[test]
+fn half_done_handshakes_do_not_hold_up_other_clients() {
+    // Each shard gives at most 256 connections their handshake at once, and each one 10 s
+    // (the CONNECT timeout); meanwhile the shard serves everyone else.
+    let pki = Pki::new();
+    let (broker, addr) = tls_broker(&pki, "");
+    let stalled: Vec<std::net::TcpStream> = (0..100)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).ok()?;
+            // The first bytes of a ClientHello, and then nothing.
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(stalled.len(), 100);
+    let mut c = RawClient::tls(addr, trusting(&pki), V5, "prompt")
+        .handshake(ConnectBuilder::new(V5, "prompt"))
+        .0;
+    c.subscribe_ok(1, &[("prompt/t", 0)]);
+    RawClient::connect(broker.addr, V4, "plain-prompt").publish("prompt/t", b"x", 0, false);
+    assert_eq!(&c.expect_publish().payload[..], b"x");
+}
