@@ -5,9 +5,9 @@ pub mod support;
 
 use ringmq::protocol::ProtocolVersion;
 use std::io::Read;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
@@ -67,11 +67,12 @@ fn a_public_listener_without_allow_anonymous_does_not_start() {
     );
 }
 
-#[test]
-fn refuses_a_port_another_broker_already_serves() {
-    let first = Broker::start();
+/// Starts a broker on `addr` that must refuse it: it exits with an error within `within`,
+/// saying the address is in use.
+fn refused_quickly(addr: SocketAddr, within: Duration) {
+    let began = Instant::now();
     let second = broker_command()
-        .args(["--listen", &first.addr.to_string(), "--shards", "1"])
+        .args(["--listen", &addr.to_string(), "--shards", "1"])
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn();
@@ -82,11 +83,49 @@ fn refuses_a_port_another_broker_already_serves() {
         let _ = second.wait();
     }
     assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert!(
+        began.elapsed() < within,
+        "refused after {:?}",
+        began.elapsed()
+    );
     let mut stderr = String::new();
     if let Some(mut err) = second.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
     }
     assert!(stderr.contains("already in use"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_port_another_broker_already_serves() {
+    let first = Broker::start();
+    refused_quickly(first.addr, Duration::from_secs(1));
+}
+
+#[test]
+fn refuses_a_port_any_live_listener_holds_at_once() {
+    // A plain listener of this (live) process: no waiting for it to go away.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = held
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"));
+    refused_quickly(addr, Duration::from_secs(1));
+}
+
+#[test]
+fn restarts_on_its_port_right_after_kill_9() {
+    // A supervisor restarting at once (systemd Restart=always): the killed broker's
+    // listeners outlive it for a few milliseconds; the new one waits for them and serves.
+    let mut first = Broker::start();
+    let addr = first.addr;
+    let _client = RawClient::connect(addr, ProtocolVersion::V4, "before-kill");
+    for round in 0..3 {
+        first.kill_and_reap();
+        first = Broker::start_on(addr)
+            .unwrap_or_else(|e| panic!("round {round}: no restart on {addr}: {e}"));
+        assert_eq!(first.addr, addr);
+        let mut c = RawClient::connect(addr, ProtocolVersion::V5, &format!("after-{round}"));
+        c.ping();
+    }
 }
 
 #[test]

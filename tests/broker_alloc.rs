@@ -253,7 +253,7 @@ fn forwarding_a_publish_to_a_peer_shard_allocates_nothing_in_steady_state() {
         while let Ok(Some(packet)) = protocol::decode(&mut input, ProtocolVersion::V4, 1 << 20) {
             assert!(a.on_packet(publisher.conn, packet, Instant::now()));
         }
-        a.end_of_batch(publisher.conn, Instant::now());
+        a.end_of_batch(publisher.conn, Instant::now(), &[]);
         let acks = publisher.take_output(a);
         publisher.give_back(acks);
         assert_eq!(b.drain_mesh(64, Instant::now(), &mut Vec::new()), 1);

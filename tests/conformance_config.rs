@@ -26,6 +26,28 @@ fn with_retain_disabled_a_5_0_retained_publish_is_refused_with_0x9a() {
 }
 
 #[test]
+fn a_1_mib_payload_passes_with_the_default_maximum_packet_size() {
+    // 5.0 section 3.2.2.3.6: the Maximum Packet Size announced (2 MiB by default) is what
+    // the server accepts; a PUBLISH with a 1 MiB payload fits, as in Mosquitto and FlashMQ.
+    let broker = Broker::start();
+    let [pub_id, sub_id] = ids_on_distinct_shards("mib");
+    let (mut sub, connack) = RawClient::connect_with(broker.addr, ConnectBuilder::new(V5, &sub_id));
+    assert_eq!(
+        connack.properties.maximum_packet_size,
+        Some(2 * 1024 * 1024)
+    );
+    sub.subscribe_ok(1, &[("mib/t", 1)]);
+    let mut publisher = RawClient::connect(broker.addr, V4, &pub_id);
+    let payload = vec![0xA5u8; 1024 * 1024];
+    publisher.publish("mib/t", &payload, 1, false);
+    let got = sub.expect_publish_acked();
+    assert!(
+        got.payload[..] == payload[..],
+        "the 1 MiB payload arrives whole"
+    );
+}
+
+#[test]
 fn with_retain_disabled_a_5_0_will_with_retain_is_refused_with_connack_0x9a() {
     // [MQTT-3.2.2-13] a CONNECT whose will has Will Retain 1 while retained messages are not
     // supported must be rejected (CONNACK 0x9A should be sent) and closed.

@@ -265,3 +265,36 @@ fn a_qos1_publisher_faster_than_a_reading_subscriber_on_the_other_shard_loses_no
         "every acknowledged message arrived, in order"
     );
 }
+
+#[test]
+fn large_packets_from_many_publishers_wait_for_the_shards_read_budget_and_all_arrive() {
+    // A shard reads packets over 64 KiB only within `mqtt.max_partial_bytes`: here room for
+    // one 1 MB PUBLISH per shard at a time. Six publishers (both shards) send one each at
+    // once; those without room wait (their reads pause) and every message arrives, once.
+    let broker = Broker::start_with_config(
+        "[mqtt]\nmax_packet_size = 1100000\nmax_partial_bytes = 1100000\n",
+    );
+    let mut sub = RawClient::connect(broker.addr, V4, "budget-sub");
+    sub.subscribe_ok(1, &[("budget/#", 1)]);
+    std::thread::scope(|scope| {
+        for n in 0..6 {
+            let addr = broker.addr;
+            scope.spawn(move || {
+                let id = id_on_shard(&format!("budget-pub{n}"), n % SHARDS);
+                let mut publisher = RawClient::connect(addr, V4, &id);
+                let payload = vec![n as u8; 1_000_000];
+                publisher.publish(&format!("budget/{n}"), &payload, 1, false);
+            });
+        }
+    });
+    let mut got: Vec<u8> = (0..6)
+        .map(|_| {
+            let p = sub.expect_publish_acked();
+            assert_eq!(p.payload.len(), 1_000_000);
+            p.payload[0]
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    sub.expect_nothing(QUIET);
+}

@@ -89,6 +89,135 @@ fn over_max_connections_5_0_gets_connack_0x97_and_3_1_1_gets_0x03() {
 }
 
 #[test]
+fn a_connect_that_would_store_a_session_over_max_sessions_gets_0x97_and_3_1_1_gets_0x03() {
+    // 3.2.2.2: 0x97 Quota exceeded for the configured bound on stored sessions (1 per shard
+    // here). A session stays stored while its client is offline; a client whose session is
+    // stored resumes it [MQTT-3.2.2-2] and a new client id is refused until one ends.
+    let broker = Broker::start_with_config("max_sessions = 2\n");
+    let [kept, other] = [id_on_shard("kept", 0), id_on_shard("other", 0)];
+    let connect = ConnectBuilder::new(V5, &kept).persistent();
+    let (first, _) = RawClient::connect_with(broker.addr, connect.clone());
+    first.disconnect();
+    for version in [V5, V4] {
+        let mut refused = RawClient::tcp(broker.addr, version, &other);
+        refused.send(&ConnectBuilder::new(version, &other).packet());
+        let connack = refused.expect_connack();
+        let expected = match version {
+            V5 => ReasonCode::QuotaExceeded,
+            // 3.1.1 section 3.2.2.3: 0x03, "the MQTT service is unavailable".
+            _ => ReasonCode::ServerUnavailable,
+        };
+        assert_eq!(connack.reason, expected, "{version:?}");
+        assert!(!connack.session_present, "[MQTT-3.2.2-6]");
+        refused.expect_closed(PROMPT);
+    }
+    let (mut back, connack) = RawClient::connect_with(broker.addr, connect);
+    assert!(connack.session_present, "the stored session is resumed");
+    back.ping();
+    // The other shard has its own share.
+    let mut elsewhere = RawClient::connect(broker.addr, V5, &id_on_shard("elsewhere", 1));
+    elsewhere.ping();
+}
+
+#[test]
+fn a_packet_dribbled_slower_than_the_packet_timeout_gets_disconnect_0x97_and_3_1_1_a_close() {
+    // 3.14.2.1: 0x97 Quota exceeded, "an implementation or administrative imposed limit has
+    // been exceeded": here `mqtt.packet_timeout_ms` (1 s), the time one packet may take to
+    // arrive. After CONNECT, a PUBLISH announcing 1 MB comes 16 bytes every 200 ms; the
+    // server says why [MQTT-3.14.4-1] and closes [MQTT-3.14.4-2] (3.1.1: just closes).
+    let broker = Broker::start_with_config("[mqtt]\npacket_timeout_ms = 1000\n");
+    for version in [V5, V4] {
+        let mut c = RawClient::connect(broker.addr, version, &format!("slowloris-{version:?}"));
+        let began = Instant::now();
+        c.send_bytes(&[0x30, 0xC0, 0x84, 0x3D, 0x00, 0x03, b'a', b'/', b'b']);
+        let got = loop {
+            c.send_bytes(&[0x5A; 16]);
+            match c.recv(Duration::from_millis(200)) {
+                Recv::Timeout => {}
+                other => break other,
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "{version:?}: never closed"
+            );
+        };
+        let waited = began.elapsed();
+        match (version, got) {
+            (V5, Recv::Packet(Packet::Disconnect(d))) => {
+                assert_eq!(d.reason, ReasonCode::QuotaExceeded);
+                c.expect_closed(PROMPT);
+            }
+            (V4, Recv::Closed) => {}
+            (_, other) => panic!("{version:?}: expected the close, got {other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_millis(1000) && waited < Duration::from_millis(2500),
+            "{version:?}: closed after {waited:?}, the bound is 1 s (timer tick 100 ms)"
+        );
+    }
+}
+
+/// Writes `bytes` and then `more` in 16 KiB writes without reading anything back, as a client
+/// busy sending does; every write must succeed (the broker reads and discards what follows
+/// its DISCONNECT instead of resetting the connection under it).
+fn keep_writing(c: &mut RawClient, bytes: &[u8], more: usize) {
+    let junk = [0u8; 16 * 1024];
+    let result = c
+        .try_send_bytes(bytes)
+        .and_then(|()| (0..more / junk.len()).try_for_each(|_| c.try_send_bytes(&junk)));
+    if let Err(e) = result {
+        panic!(
+            "{}: a write failed before the client read anything: {e}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn a_client_still_writing_after_a_too_large_packet_reads_disconnect_0x95() {
+    // 5.0 section 3.2.2.3.6 and 4.13.1: a packet over the server's Maximum Packet Size gets
+    // DISCONNECT 0x95, then the close [MQTT-3.14.4-2]. The client goes on writing (the rest
+    // of its packet and more) and reads only afterwards: it must still read the reason, so
+    // the server may not reset the connection while input it has not read is pending.
+    let broker = Broker::start_with_config("[mqtt]\nmax_packet_size = 1024\n");
+    let mut c = RawClient::connect(broker.addr, V5, "too-large-writer");
+    let big = encode_bytes(&publish_packet("big/t", &[7u8; 4000], 0, None, false), V5);
+    keep_writing(&mut c, &big, 8 << 20);
+    c.expect_disconnect_then_close(PROMPT, &[ReasonCode::PacketTooLarge]);
+}
+
+#[test]
+fn a_client_still_writing_past_the_receive_maximum_reads_disconnect_0x93() {
+    // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than the Receive Maximum announced
+    // (64) gets DISCONNECT 0x93 (3.3.4). The client sends many more and reads only after:
+    // it still reads its PUBRECs and the reason.
+    let broker = Broker::start();
+    let mut c = RawClient::connect(broker.addr, V5, "greedy-writer");
+    let mut bytes = Vec::new();
+    for id in 1..=1000u16 {
+        let publish = publish_packet("greedy/t", &[1u8; 100], 2, Some(id), false);
+        bytes.extend(encode_bytes(&publish, V5));
+    }
+    keep_writing(&mut c, &bytes, 8 << 20);
+    let mut pubrecs = 0;
+    loop {
+        match c.recv(PROMPT) {
+            Recv::Packet(Packet::PubRec(_)) => pubrecs += 1,
+            Recv::Packet(Packet::Disconnect(d)) => {
+                assert_eq!(d.reason, ReasonCode::ReceiveMaximumExceeded);
+                c.expect_closed(PROMPT);
+                break;
+            }
+            other => panic!("after {pubrecs} PUBRECs: expected DISCONNECT 0x93, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        pubrecs, 64,
+        "one PUBREC per PUBLISH within the Receive Maximum"
+    );
+}
+
+#[test]
 fn over_max_connection_rate_5_0_gets_connack_0x9f_and_3_1_1_gets_0x03() {
     // 3.2.2.2: 0x9F Connection rate exceeded. 2 per second over 2 shards: 1 each.
     let broker = Broker::start_with_config("max_connection_rate = 2\n");

@@ -82,6 +82,15 @@ pub fn decode(
     decode_frame(header, reader, version).map(Some)
 }
 
+/// The whole size of the packet at the front of `buf` as its fixed header announces it:
+/// `None` until the fixed header is complete (or when it is not valid). Nothing else is
+/// checked; `decode` does that. A reader uses it to make room for a large packet at once.
+pub fn announced_size(buf: &[u8]) -> Option<usize> {
+    let rest = buf.get(1..)?;
+    let (remaining_len, len_bytes) = wire::parse_var_int(rest).ok()??;
+    Some(1 + len_bytes + remaining_len)
+}
+
 /// The first byte and remaining length of a packet, checked before its body is buffered.
 #[derive(Debug, Clone, Copy)]
 struct FixedHeader {

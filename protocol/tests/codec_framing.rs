@@ -8,7 +8,7 @@ use common::*;
 use ringmq_protocol::packet::{Auth, Disconnect, Publish};
 use ringmq_protocol::{
     DecodeError, EncodeError, Packet, Properties, ProtocolVersion, QoS, ReasonCode, TopicName,
-    decode, encode, encoded_len,
+    announced_size, decode, encode, encoded_len,
 };
 
 const PUBLISH_QOS0: [u8; 9] = [0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i'];
@@ -24,6 +24,31 @@ fn partial_packets_return_none_and_consume_nothing() {
         );
         assert_eq!(buf.len(), cut);
     }
+}
+
+#[test]
+fn announced_size_is_known_once_the_fixed_header_is_complete() {
+    for cut in 0..2 {
+        assert_eq!(announced_size(&PUBLISH_QOS0[..cut]), None, "cut {cut}");
+    }
+    for cut in 2..=PUBLISH_QOS0.len() {
+        assert_eq!(announced_size(&PUBLISH_QOS0[..cut]), Some(9), "cut {cut}");
+    }
+    // 1 MB announced in a 3-byte remaining length, before any of the body.
+    assert_eq!(
+        announced_size(&[0x30, 0xC0, 0x84, 0x3D]),
+        Some(1 + 3 + 1_000_000)
+    );
+    assert_eq!(
+        announced_size(&[0x30, 0xC0, 0x84]),
+        None,
+        "length cut short"
+    );
+    assert_eq!(
+        announced_size(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF]),
+        None,
+        "not a length"
+    );
 }
 
 #[test]

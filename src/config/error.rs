@@ -25,6 +25,13 @@ pub enum ConfigError {
         field: &'static str,
         value: u64,
     },
+    /// A field that must be at least another field's value is below it.
+    BelowOther {
+        field: &'static str,
+        value: u64,
+        other: &'static str,
+        min: u64,
+    },
     /// A string that goes out in a packet is not a valid MQTT UTF-8 string (1.5.4).
     NotMqttString {
         field: &'static str,
@@ -66,6 +73,12 @@ impl fmt::Display for ConfigError {
             Self::NotPowerOfTwo { field, value } => {
                 write!(f, "{field} = {value} is not a power of two")
             }
+            Self::BelowOther {
+                field,
+                value,
+                other,
+                min,
+            } => write!(f, "{field} = {value} must be at least {other} ({min})"),
             Self::NotMqttString { field, reason } => {
                 write!(f, "{field} is not a valid MQTT string: {reason}")
             }

@@ -55,6 +55,9 @@ pub struct Config {
     /// New connections accepted per second over all shards (each shard takes its share);
     /// `None`: unlimited. Over it a CONNECT is refused with 0x9F Connection rate exceeded.
     pub max_connection_rate: Option<NonZeroU32>,
+    /// Sessions stored at once (connected or offline) over all shards, each shard taking its
+    /// share; `None`: unlimited. A CONNECT that would create one more is refused with 0x97.
+    pub max_sessions: Option<NonZeroUsize>,
     pub mqtt: MqttConfig,
     pub queues: QueueConfig,
     pub retained: RetainedConfig,
@@ -100,6 +103,11 @@ pub struct AuthConfig {
 pub struct MqttConfig {
     /// Largest packet accepted (MQTT 5.0 Maximum Packet Size we announce), in bytes.
     pub max_packet_size: NonZeroU32,
+    /// How long one packet may take to arrive once its first bytes are read (slowloris).
+    pub packet_timeout: Duration,
+    /// Bytes of large packets (over 64 KiB each) one shard reads at once; at least
+    /// `max_packet_size`. A connection whose packet does not fit waits until others complete.
+    pub max_partial_bytes: usize,
     /// Keep alives above this are lowered to it (MQTT 5.0 Server Keep Alive); `None`: no cap.
     pub max_keepalive: Option<NonZeroU16>,
     /// Keep alive imposed on MQTT 5.0 clients that ask for 0; `None`: 0 is honoured.

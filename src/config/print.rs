@@ -4,7 +4,7 @@
 use super::Config;
 use super::listeners::listeners_toml;
 use super::scram_user::scram_user_toml;
-use std::num::{NonZeroU16, NonZeroU32};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 
 impl Config {
     /// This configuration as a commented TOML file that `from_toml_str` reads back.
@@ -40,10 +40,21 @@ max_connections = {max_connections}
 # New connections per second over all shards; over it a CONNECT gets CONNACK 0x9F Connection
 # rate exceeded (3.1.1: 0x03). 0 = unlimited.
 max_connection_rate = {max_connection_rate}
+# Sessions stored at once over all shards, connected or offline (each shard takes its share of
+# the client ids homed on it); a CONNECT that would create one more gets CONNACK 0x97 Quota
+# exceeded (3.1.1: 0x03). 0 = unlimited.
+max_sessions = {max_sessions}
+
 {log}
 [mqtt]
 # Largest packet accepted, in bytes (announced as Maximum Packet Size to MQTT 5.0 clients).
 max_packet_size = {max_packet_size}
+# How long (milliseconds) one packet may take to arrive once its first bytes are read; a
+# slower one closes the connection (5.0: DISCONNECT 0x97 Quota exceeded).
+packet_timeout_ms = {packet_timeout_ms}
+# Bytes of packets over 64 KiB that one shard reads at once (at least max_packet_size); a
+# connection whose large packet does not fit stops reading until others complete.
+max_partial_bytes = {max_partial_bytes}
 # Keep alives above this (seconds) are lowered to it; 0 = no cap.
 max_keepalive = {max_keepalive}
 # Keep alive (seconds) imposed on MQTT 5.0 clients asking for none; 0 = allow none.
@@ -121,7 +132,10 @@ exchange_timeout_ms = {exchange_timeout_ms}
             shards = self.shards,
             max_connections = self.max_connections,
             max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
+            max_sessions = self.max_sessions.map_or(0, NonZeroUsize::get),
             max_packet_size = m.max_packet_size,
+            packet_timeout_ms = m.packet_timeout.as_millis(),
+            max_partial_bytes = m.max_partial_bytes,
             max_keepalive = or_zero(m.max_keepalive),
             zero_keepalive = or_zero(m.zero_keepalive),
             receive_maximum = m.receive_maximum,

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub max_connections: usize,
     /// 0: unlimited.
     pub max_connection_rate: u32,
+    /// 0: unlimited.
+    pub max_sessions: usize,
     pub mqtt: RawMqtt,
     pub queues: RawQueues,
     pub retained: RawRetained,
@@ -92,6 +94,8 @@ impl fmt::Debug for RawScramUser {
 #[serde(default, deny_unknown_fields)]
 pub struct RawMqtt {
     pub max_packet_size: u32,
+    pub packet_timeout_ms: u64,
+    pub max_partial_bytes: usize,
     pub max_keepalive: u16,
     pub zero_keepalive: u16,
     pub receive_maximum: u16,
@@ -145,6 +149,7 @@ impl Default for RawConfig {
             shards: 0,
             max_connections: 100_000,
             max_connection_rate: 0,
+            max_sessions: 1_000_000,
             mqtt: RawMqtt::default(),
             queues: RawQueues::default(),
             retained: RawRetained::default(),
@@ -173,7 +178,10 @@ impl Default for RawAuth {
 impl Default for RawMqtt {
     fn default() -> Self {
         Self {
-            max_packet_size: 1024 * 1024,
+            // A 1 MiB payload passes, as Mosquitto's and FlashMQ's defaults let it.
+            max_packet_size: 2 * 1024 * 1024,
+            packet_timeout_ms: 10_000,
+            max_partial_bytes: 64 * 1024 * 1024,
             max_keepalive: 0,
             zero_keepalive: 0,
             receive_maximum: 64,

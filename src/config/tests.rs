@@ -23,7 +23,10 @@ fn defaults_are_valid_and_match_the_documented_values() {
     assert!(listen.allow_anonymous && listen.tls.is_none());
     assert_eq!(listen.protocol, Protocol::Mqtt);
     assert_eq!(c.shards, available_cores());
-    assert_eq!(c.mqtt.max_packet_size.get(), 1024 * 1024);
+    assert_eq!(c.mqtt.max_packet_size.get(), 2 * 1024 * 1024);
+    assert_eq!(c.mqtt.packet_timeout, Duration::from_secs(10));
+    assert_eq!(c.mqtt.max_partial_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.max_sessions, NonZeroUsize::new(1_000_000));
     assert_eq!(c.runtime.timer_tick, Duration::from_millis(100));
     assert_eq!(Config::from_toml_str(""), Ok(c));
 }
@@ -36,6 +39,41 @@ fn printed_config_reads_back_identically() {
     c.listeners[0].bind = SocketAddr::from(([127, 0, 0, 1], 18830));
     c.mqtt.response_information = Some("replies/\"x\"/".into());
     assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+}
+
+#[test]
+fn the_partial_packet_budget_must_hold_the_largest_packet() {
+    assert_eq!(
+        refused("[mqtt]\nmax_packet_size = 4096\nmax_partial_bytes = 4095\n"),
+        ConfigError::BelowOther {
+            field: "mqtt.max_partial_bytes",
+            value: 4095,
+            other: "mqtt.max_packet_size",
+            min: 4096,
+        }
+    );
+    let c = Config::from_toml_str("[mqtt]\nmax_packet_size = 4096\nmax_partial_bytes = 4096\n");
+    assert_eq!(c.map(|c| c.mqtt.max_partial_bytes), Ok(4096));
+    assert!(matches!(
+        refused("[mqtt]\npacket_timeout_ms = 10\n"),
+        ConfigError::OutOfRange {
+            field: "mqtt.packet_timeout_ms",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn max_sessions_reads_back_and_0_means_unlimited() {
+    let mut c = Config {
+        max_sessions: NonZeroUsize::new(5000),
+        ..Config::default()
+    };
+    assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c.clone()));
+    c.max_sessions = None;
+    assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    let off = Config::from_toml_str("max_sessions = 0\n");
+    assert_eq!(off.map(|c| c.max_sessions), Ok(None));
 }
 
 #[test]

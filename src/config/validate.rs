@@ -53,6 +53,7 @@ impl RawConfig {
             shards,
             max_connections: nonzero_usize("max_connections", self.max_connections)?,
             max_connection_rate: NonZeroU32::new(self.max_connection_rate),
+            max_sessions: NonZeroUsize::new(self.max_sessions),
             mqtt: self.mqtt.validate()?,
             queues: self.queues.validate()?,
             retained: RetainedConfig {
@@ -159,8 +160,24 @@ impl RawMqtt {
             )?;
         }
         mqtt_string("mqtt.response_information", &self.response_information)?;
+        let packet_timeout_ms = in_range(
+            "mqtt.packet_timeout_ms",
+            self.packet_timeout_ms,
+            100,
+            86_400_000,
+        )?;
+        if (self.max_partial_bytes as u64) < max_packet_size {
+            return Err(ConfigError::BelowOther {
+                field: "mqtt.max_partial_bytes",
+                value: self.max_partial_bytes as u64,
+                other: "mqtt.max_packet_size",
+                min: max_packet_size,
+            });
+        }
         Ok(MqttConfig {
             max_packet_size: NonZeroU32::new(max_packet_size as u32).unwrap_or(NonZeroU32::MIN),
+            packet_timeout: Duration::from_millis(packet_timeout_ms),
+            max_partial_bytes: self.max_partial_bytes,
             max_keepalive,
             zero_keepalive,
             receive_maximum: nonzero_u16("mqtt.receive_maximum", self.receive_maximum)?,

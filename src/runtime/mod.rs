@@ -7,6 +7,7 @@
 //!
 //! - `spawn`: the shard threads (spawn, pin, start-up report, join).
 //! - `listener`: the busy-port check and each shard's SO_REUSEPORT listeners.
+//! - `port_holder`: who holds a port that is in use (a live process, or a dying predecessor).
 //! - `signals`: SIGINT/SIGTERM/SIGHUP and the supervisor loop that turns them into shutdown
 //!   and reloads.
 //! - `driver`: the shard runtime type and the io_uring driver selection.
@@ -15,6 +16,7 @@
 mod driver;
 mod error;
 mod listener;
+mod port_holder;
 mod signals;
 mod spawn;
 

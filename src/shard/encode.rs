@@ -18,6 +18,9 @@ const FORMS: usize = 3 * 2;
 /// 3.1/3.1.1 has one form per (QoS, retain); 5.0 three: no alias, setting one (full topic
 /// plus alias) and using one (empty topic plus alias).
 const SLOTS: usize = FORMS + 3 * FORMS;
+/// A slot that grew past this for a large message gives its memory back when the next message
+/// begins; smaller ones keep their capacity, so fan-out of ordinary messages never allocates.
+pub const MAX_KEPT_SLOT: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -62,17 +65,43 @@ impl Form {
 }
 
 /// The per-shard cache of encoded PUBLISHes for the message being routed. Buffers keep their
-/// capacity between messages, so steady-state fan-out does not allocate.
+/// capacity between messages (up to `MAX_KEPT_SLOT`), so steady-state fan-out does not
+/// allocate, and a huge message does not pin its size in every slot it was encoded in.
 #[derive(Debug, Default)]
 pub struct PublishEncoder {
     slots: [Slot; SLOTS],
     round: u64,
+    /// Some slot holds more than `MAX_KEPT_SLOT`.
+    oversized: bool,
 }
 
 impl PublishEncoder {
-    /// Starts a new message: every cached encoding becomes stale.
+    /// Starts a new message: every cached encoding becomes stale, and slots a large message
+    /// grew are let go.
     pub fn begin(&mut self) {
         self.round += 1;
+        self.release_oversized();
+    }
+
+    /// Lets go of the slots a large message grew (the shard's tick calls this too, so the
+    /// last large message does not keep them until another message comes). Their encodings
+    /// are of a finished message: the next one starts with `begin` anyway.
+    pub fn release_oversized(&mut self) {
+        if !self.oversized {
+            return;
+        }
+        self.oversized = false;
+        for slot in &mut self.slots {
+            if slot.bytes.capacity() > MAX_KEPT_SLOT {
+                slot.bytes = BytesMut::new();
+            }
+        }
+    }
+
+    /// The bytes the slots hold on to (for tests).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.iter().map(|s| s.bytes.capacity()).sum()
     }
 
     /// Appends the PUBLISH of `msg` in `form` to `out`, with `packet_id`, the form's alias
@@ -122,6 +151,7 @@ impl PublishEncoder {
             slot.id_offset = id_offset;
             slot.alias_offset = alias_offset;
             slot.round = round;
+            self.oversized |= slot.bytes.capacity() > MAX_KEPT_SLOT;
         }
         Some(slot)
     }
@@ -280,6 +310,45 @@ mod tests {
             ("a/b", None)
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn slots_a_large_message_grew_are_let_go_when_the_next_message_begins() {
+        let mut enc = PublishEncoder::default();
+        let mut out = BytesMut::new();
+        let qos1 = form(ProtocolVersion::V5, QoS::AtLeastOnce, false);
+        let id = PacketId::new(1);
+        enc.begin();
+        enc.append(&msg(), qos1, id, false, &mut out);
+        let small = enc.capacity();
+        assert!(small <= MAX_KEPT_SLOT);
+        let mut large = msg();
+        large.payload = Bytes::from(vec![0u8; 4 * MAX_KEPT_SLOT]);
+        enc.begin();
+        enc.append(&large, qos1, id, false, &mut out);
+        enc.append(
+            &large,
+            form(ProtocolVersion::V4, QoS::AtMostOnce, false),
+            None,
+            false,
+            &mut out,
+        );
+        assert!(
+            enc.capacity() > 8 * MAX_KEPT_SLOT,
+            "both forms hold the large message"
+        );
+        enc.begin();
+        enc.append(&msg(), qos1, id, false, &mut out);
+        assert!(
+            enc.capacity() <= small + MAX_KEPT_SLOT,
+            "back to small: {} bytes kept",
+            enc.capacity()
+        );
+        // The last large message is let go by the tick, without another message.
+        enc.begin();
+        enc.append(&large, qos1, id, false, &mut out);
+        enc.release_oversized();
+        assert!(enc.capacity() <= small + MAX_KEPT_SLOT);
     }
 
     #[test]

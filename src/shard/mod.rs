@@ -8,6 +8,8 @@
 //! - `alias`: the outbound Topic Aliases of one connection (5.0).
 //! - `conn`: the only socket code: accept, CONNECT, handoff, the enhanced-authentication
 //!   exchange before CONNACK, reader and writer tasks.
+//! - `reading`: what a reader holds back: room for a large packet within the shard's budget,
+//!   and a read buffer that goes back to small after one.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
 //! - `setup`: what a shard starts with (`ShardSetup`, built by the runtime) and its view of
 //!   broker shutdown (`Shutdown`).
@@ -15,6 +17,7 @@
 mod alias;
 mod conn;
 mod encode;
+mod reading;
 mod run;
 mod setup;
 mod state;

@@ -62,6 +62,21 @@ impl Broker {
     /// Starts `binary` with `shards` shards and a config file holding `toml` (none when
     /// empty), and waits for its address. For callers that find the binary themselves.
     pub fn start_binary(binary: &Path, shards: usize, toml: &str) -> Result<Self, String> {
+        Self::start_binary_on(binary, SocketAddr::from(([127, 0, 0, 1], 0)), shards, toml)
+    }
+
+    /// A broker with the default config on `addr` (a port a test already owns, e.g. that of
+    /// a broker it killed), or why it did not start.
+    pub fn start_on(addr: SocketAddr) -> Result<Self, String> {
+        Self::start_binary_on(&broker_binary(), addr, SHARDS, "")
+    }
+
+    fn start_binary_on(
+        binary: &Path,
+        addr: SocketAddr,
+        shards: usize,
+        toml: &str,
+    ) -> Result<Self, String> {
         let config_path = if toml.is_empty() {
             None
         } else {
@@ -74,7 +89,12 @@ impl Broker {
             Some(path)
         };
         let mut command = Command::new(binary);
-        command.args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()]);
+        command.args([
+            "--listen",
+            &addr.to_string(),
+            "--shards",
+            &shards.to_string(),
+        ]);
         if let Some(path) = &config_path {
             command.arg("--config").arg(path);
         }
@@ -86,7 +106,7 @@ impl Broker {
             .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
         let mut broker = Self {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             listeners: Vec::new(),
             shards,
             config_path,
@@ -203,6 +223,12 @@ impl Broker {
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it, as a supervisor sees a crash.
+    pub fn kill_and_reap(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The exit status if the process ends within `within`.

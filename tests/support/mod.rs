@@ -32,6 +32,8 @@
 //! certificates, `identity_as_username`, malformed records, SIGHUP reloads).
 //! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
 //! frames, closing).
+//! `reliability_probes.rs`: memory probes (ignored: run by hand in release mode; their
+//! numbers are in `docs/reliability.md`).
 //!
 //! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
 //! to the test that is there. Where the spec names a reason code, demand it

@@ -146,6 +146,12 @@ impl RawClient {
         let _ = self.stream.write_all(bytes);
     }
 
+    /// Writes raw bytes and reports a write error (a reset, a broken pipe): for tests of
+    /// what a client that keeps writing after the broker closed sees.
+    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     // ----- receiving --------------------------------------------------------------------
 
     /// Reads once into the buffer, waiting until `deadline` at the most.

@@ -6,6 +6,7 @@ use super::Shared;
 use super::link::Link;
 use super::read::FIRST_READ_BUF;
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
+use crate::shard::reading::Room;
 use crate::shard::state::{Login, Refusal};
 use bytes::BytesMut;
 use std::time::Duration;
@@ -38,13 +39,13 @@ pub async fn serve_refused(state: Shared, mut link: Link, reason: ReasonCode) {
         .min(REFUSAL_MAX_PACKET);
     let answer = async {
         let _ = link.stream.set_nodelay(true);
-        match read_connect(&mut link, max_packet).await {
+        match read_connect(&state, &mut link, max_packet).await {
             Ok((connect, _)) => {
                 let refusal = Refusal::new(connect.version, reason.into());
-                refuse(link, refusal.connack(&connect)).await;
+                refuse(&state, link, refusal.connack(&connect)).await;
             }
             Err(ConnectFailure::Refuse(reason, version)) => {
-                refuse(link, bare_refusal(reason, version)).await;
+                refuse(&state, link, bare_refusal(reason, version)).await;
             }
             Err(ConnectFailure::Close) => {}
         }
@@ -67,12 +68,13 @@ pub(super) fn bare_refusal(reason: ReasonCode, version: ProtocolVersion) -> Opti
     Some(out)
 }
 
-/// Writes the refusal CONNACK, if there is one that fits the client, then closes.
-pub(super) async fn refuse(mut link: Link, connack: Option<BytesMut>) {
+/// Writes the refusal CONNACK, if there is one that fits the client, then closes (after
+/// lingering, so that the client reads it).
+pub(super) async fn refuse(state: &Shared, mut link: Link, connack: Option<BytesMut>) {
     if let Some(out) = connack {
         link.write(out).await;
     }
-    link.shutdown().await;
+    link.close(state, BytesMut::new()).await;
 }
 
 /// Writes one packet straight to the link (before the connection has a writer task).
@@ -87,10 +89,12 @@ pub(super) async fn send(link: &mut Link, packet: &Packet, version: ProtocolVers
 /// Reads until the first packet is complete. It must be CONNECT [MQTT-3.1.0-1]; an
 /// unsupported protocol level is answered with CONNACK 0x01 [MQTT-3.1.2-2].
 pub(super) async fn read_connect(
+    state: &Shared,
     link: &mut Link,
     max_packet: usize,
 ) -> Result<(Box<Connect>, BytesMut), ConnectFailure> {
     let mut buf = BytesMut::with_capacity(FIRST_READ_BUF);
+    let mut room = Room::new(state, None);
     loop {
         match protocol::decode(&mut buf, ProtocolVersion::V4, max_packet) {
             Ok(Some(Packet::Connect(connect))) => return Ok((connect, buf)),
@@ -102,6 +106,7 @@ pub(super) async fn read_connect(
             }
             Err(_) => return Err(ConnectFailure::Close),
         }
+        room.fit(&mut buf).await;
         if !link.read(&mut buf, true).await {
             return Err(ConnectFailure::Close);
         }

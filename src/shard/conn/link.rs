@@ -2,8 +2,10 @@
 //! and writer tasks (the TLS and WebSocket handshakes, the CONNECT, a refusal, the 5.0 AUTH
 //! exchange); one task uses it, so a read and a write never overlap.
 
+use super::Shared;
 use super::read::reserve;
 use super::transport::{Inbound, Transport};
+use crate::shard::reading::linger;
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -69,11 +71,14 @@ impl Link {
         res.is_ok()
     }
 
-    /// Ends the connection: the transport's goodbye (close_notify), then a TCP shutdown.
-    pub async fn shutdown(mut self) {
+    /// Ends the connection: the transport's goodbye (close_notify), then a TCP shutdown,
+    /// then lingers (reading and discarding what the client still sends) so that the client
+    /// reads what it was told.
+    pub async fn close(mut self, state: &Shared, leftover: BytesMut) {
         self.transport.close();
         if self.flush().await {
             let _ = self.stream.shutdown().await;
         }
+        linger(state, &mut self.stream, leftover).await;
     }
 }

@@ -88,7 +88,8 @@ pub async fn serve_accepted(
     let max_packet = state.borrow().limits().max_packet_size;
     // The TLS and WebSocket handshakes and the CONNECT together get CONNECT_TIMEOUT. Dropping the read on
     // timeout loses its bytes, which is fine: the connection closes.
-    let first = monoio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut link, max_packet)).await;
+    let reading = read_connect(&state, &mut link, max_packet);
+    let first = monoio::time::timeout(CONNECT_TIMEOUT, reading).await;
     drop(slot);
     let (mut connect, leftover) = match first {
         Ok(Ok(found)) => found,
@@ -96,7 +97,7 @@ pub async fn serve_accepted(
             state
                 .borrow_mut()
                 .refused_unread(reason, link.stream.peer_addr().ok());
-            return refuse(link, bare_refusal(reason, version)).await;
+            return refuse(&state, link, bare_refusal(reason, version)).await;
         }
         Ok(Err(ConnectFailure::Close)) | Err(_) => return,
     };
@@ -107,12 +108,12 @@ pub async fn serve_accepted(
         state
             .borrow_mut()
             .auth_failed(&connect, refusal.reason.code, peer);
-        return refuse(link, refusal.connack(&connect)).await;
+        return refuse(&state, link, refusal.connack(&connect)).await;
     }
     let admitted = state.borrow_mut().admit(&connect);
     let (client_id, assigned_id) = match admitted {
         Ok(found) => found,
-        Err(refusal) => return refuse(link, refusal.connack(&connect)).await,
+        Err(refusal) => return refuse(&state, link, refusal.connack(&connect)).await,
     };
     // A client named by its certificate has authenticated already: as in Mosquitto, the
     // password file is not used for it.
@@ -121,7 +122,12 @@ pub async fn serve_accepted(
     {
         let peer = link.stream.peer_addr().ok();
         state.borrow_mut().auth_failed(&connect, code, peer);
-        return refuse(link, Login::refusal(code, &connect).connack(&connect)).await;
+        return refuse(
+            &state,
+            link,
+            Login::refusal(code, &connect).connack(&connect),
+        )
+        .await;
     }
     let (me, shards) = {
         let s = state.borrow();
@@ -222,7 +228,7 @@ async fn run_at_home(
                 leftover = rest;
                 Some(done)
             }
-            None => return link.shutdown().await,
+            None => return link.close(&state, BytesMut::new()).await,
         },
     };
     let superseded = state
@@ -233,7 +239,13 @@ async fn run_at_home(
             .borrow_mut()
             .superseded_reply(&connect, Instant::now());
         link.write(reply).await;
-        return link.shutdown().await;
+        return link.close(&state, leftover).await;
+    }
+    let stored = state
+        .borrow()
+        .check_session_room(&connect, &arrival.client_id);
+    if let Err(refusal) = stored {
+        return refuse(&state, link, refusal.connack(&connect)).await;
     }
     let version = connect.version;
     let canceller = Canceller::new();
@@ -250,7 +262,7 @@ async fn run_at_home(
         let conn = s.open_authenticated(&connect, arrival, now, authenticated);
         s.set_canceller(conn, canceller);
         s.opened(conn, &connect, peer);
-        s.end_of_batch(conn, Instant::now());
+        s.end_of_batch(conn, Instant::now(), &leftover);
         conn
     };
     let Link { stream, transport } = link;

@@ -4,6 +4,7 @@
 use super::Shared;
 use super::transport::{Inbound, Transport};
 use crate::protocol::{self, ProtocolVersion};
+use crate::shard::reading::{Room, linger};
 use crate::shard::state::ConnId;
 use bytes::BytesMut;
 use monoio::buf::{IoBufMut, SliceMut};
@@ -33,6 +34,8 @@ pub(super) fn reserve(buf: &mut BytesMut, busy: bool) {
 
 /// Decodes and handles every complete packet of each read before reading again. With a
 /// `transport` the socket bytes go through it first (and what it answers wakes the writer).
+/// Once the broker has closed the connection, lingers (discards input) so the client reads
+/// why.
 pub(super) async fn read_loop(
     state: Shared,
     conn: ConnId,
@@ -45,23 +48,25 @@ pub(super) async fn read_loop(
     let max_packet = state.borrow().limits().max_packet_size;
     let mut busy = false;
     let mut open = true;
-    loop {
+    let mut budget = Room::new(&state, Some(conn));
+    let eof = loop {
         let now = Instant::now();
         if !handle_buffered(&state, conn, &mut buf, (version, max_packet), now) {
-            return;
+            break false;
         }
         if !open {
-            // The transport closed cleanly (TLS close_notify) without an MQTT DISCONNECT.
+            // The transport closed cleanly (TLS close_notify, a WebSocket Close) without an
+            // MQTT DISCONNECT.
             state.borrow_mut().on_connection_lost(conn, now);
-            return;
+            break true;
         }
-        state.borrow_mut().end_of_batch(conn, now);
+        state.borrow_mut().end_of_batch(conn, now, &buf);
         if state.borrow().latency_pending() {
             state.borrow_mut().record_latency(Instant::now());
         }
         wait_unpaused(&state).await;
-        if !state.borrow().is_live(conn) {
-            return;
+        if !budget.fit(&mut buf).await || !state.borrow().is_live(conn) {
+            break false;
         }
         // Plain: read into the codec's buffer. Otherwise into the transport's input.
         let mut wire = match &transport {
@@ -81,7 +86,7 @@ pub(super) async fn read_loop(
                     t.borrow_mut().restore_input(wire);
                 }
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
-                return;
+                break res.is_ok();
             }
         };
         busy |= n == room;
@@ -100,9 +105,15 @@ pub(super) async fn read_loop(
             // The transport is broken, so no MQTT DISCONNECT can go out (its alert does).
             Err(_) => {
                 state.borrow_mut().on_connection_lost(conn, Instant::now());
-                return;
+                break false;
             }
         }
+    };
+    drop(budget);
+    // Lingering reads raw socket bytes and discards them (a transport has nothing left to
+    // decode for).
+    if !eof && state.borrow().lingers(conn) {
+        linger(&state, &mut reader, buf).await;
     }
 }
 

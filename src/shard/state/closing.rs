@@ -98,6 +98,7 @@ impl ShardState {
         let Some(mut entry) = self.sessions.remove(session_key) else {
             return;
         };
+        self.timers.cancel_session(&mut entry.timers);
         // What shared subscription groups gave it and its client does not have goes back
         // to the groups, once it is no longer a member (section 4.8.2).
         let mut undelivered = Vec::new();
@@ -148,6 +149,8 @@ impl ShardState {
         if c.over_cap_since.take().is_some() {
             let session_key = c.session;
             if !c.closing {
+                // Not stalled any more: nothing for its stall timer to check.
+                self.timers.cancel(&mut c.timers.stalled);
                 self.release_writable(conn, session_key, now);
             }
         }
@@ -196,10 +199,12 @@ impl ShardState {
     /// The writer task ended: stop the reader and free the slot.
     pub fn remove_conn(&mut self, conn: ConnId, now: Instant) {
         self.close(conn, None, true, now);
-        if let Some(c) = self.conns.get_mut(conn) {
+        if let Some(mut c) = self.conns.remove(conn) {
             c.cancel.fire();
+            self.timers.cancel_conn(&mut c.timers);
         }
-        self.conns.remove(conn);
+        // A reader waiting for room may be this connection's: it looks again and ends.
+        self.reading.wake_all();
         self.finish(now);
     }
 

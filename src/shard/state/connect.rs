@@ -137,6 +137,22 @@ impl ShardState {
         }
     }
 
+    /// At the client id's home shard, just before `open_authenticated`: a CONNECT that would
+    /// store one session more than this shard's share of `max_sessions` is refused with 0x97
+    /// Quota exceeded (3.2.2.2: "an implementation or administrative imposed limit has been
+    /// exceeded"; 3.1.1: 0x03 Server unavailable). A client whose session is stored (resumed,
+    /// or replaced by a clean start) adds none and is never refused for it.
+    pub fn check_session_room(&self, connect: &Connect, client_id: &str) -> Result<(), Refusal> {
+        if self.sessions.len() < self.limits.max_sessions || self.sessions.contains(client_id) {
+            return Ok(());
+        }
+        let reason = Reason::explained(
+            ReasonCode::QuotaExceeded,
+            "the server stores as many sessions as it may (max_sessions)",
+        );
+        Err(Refusal::new(connect.version, reason))
+    }
+
     /// Takes a CONNECT at the client id's home shard: takes over a live connection with the
     /// same id, resumes or replaces the session, registers the connection and queues CONNACK
     /// (plus resends) in its outbound buffer.
@@ -205,6 +221,8 @@ impl ShardState {
         let conn = self.insert_conn(connect, session_key, (now, accepted_at), auth);
         if let Some(entry) = self.sessions.get_mut(session_key) {
             entry.conn = Some(conn);
+            // Online again: its expiry and will delay no longer run [MQTT-3.1.3-9].
+            self.timers.cancel_session(&mut entry.timers);
         }
         if session_present {
             // Its shared subscriptions count it online again.
@@ -299,8 +317,8 @@ impl ShardState {
         conn.keep_alive = keep_alive;
         conn.auth = auth;
         let id = self.conns.insert(conn);
-        if let Some(period) = keep_alive {
-            self.timers.arm(now + period, TimerKey::KeepAlive(id));
+        if let (Some(period), Some(c)) = (keep_alive, self.conns.get_mut(id)) {
+            c.timers.keep_alive = Some(self.timers.arm(now + period, TimerKey::KeepAlive(id)));
         }
         id
     }

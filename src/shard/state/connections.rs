@@ -3,6 +3,7 @@
 //! Aliases, and the one path by which any packet, PUBLISH or not, is encoded into that buffer.
 
 use super::flow::Gate;
+use super::timers::ConnTimers;
 use crate::auth::Authentication;
 use crate::protocol::{self, Packet, PacketId, PeerLimits, ProtocolVersion, QoS};
 use crate::session::Message;
@@ -46,6 +47,11 @@ pub(super) struct Conn {
     /// 1.5 x the keepalive [MQTT-3.1.2-24]; `None` when keepalive is off.
     pub keep_alive: Option<Duration>,
     pub over_cap_since: Option<Instant>,
+    /// When the packet it is part-way through reading started (`reading`); `None` between
+    /// packets and while its reader waits for room.
+    pub partial_since: Option<Instant>,
+    /// Its armed timers, cancelled when it goes away.
+    pub timers: ConnTimers,
     /// Cancels the reader's and writer's pending IO.
     pub cancel: IoCancel,
     /// Set while this publisher's acknowledgements are held back (`flow`).
@@ -81,6 +87,8 @@ impl Conn {
             peer_addr: None,
             keep_alive: None,
             over_cap_since: None,
+            partial_since: None,
+            timers: ConnTimers::default(),
             cancel: IoCancel::default(),
             gate: None,
             held_acks: VecDeque::new(),
@@ -181,10 +189,10 @@ impl Connections {
             .filter(|c| c.generation == id.generation)
     }
 
-    pub fn remove(&mut self, id: ConnId) {
-        if self.get(id).is_some() {
-            self.slab.remove(id.key);
-        }
+    /// Takes the connection out of the slab; the caller cancels its timers.
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.get(id)?;
+        Some(self.slab.remove(id.key))
     }
 
     pub fn len(&self) -> usize {
@@ -204,6 +212,11 @@ impl Connections {
     /// A new message is being written: encodings cached for the previous one are stale.
     pub fn begin_message(&mut self) {
         self.encoder.begin();
+    }
+
+    /// Between messages (the tick): the encode-once slots a large message grew are let go.
+    pub fn release_encoder_memory(&mut self) {
+        self.encoder.release_oversized();
     }
 
     /// Writes a control packet within the client's limits: its optional properties go when

@@ -12,9 +12,12 @@ impl ShardState {
     /// Handles one packet from a connection. Returns false once the connection is closing
     /// (the reader stops).
     pub fn on_packet(&mut self, conn: ConnId, packet: Packet, now: Instant) -> bool {
-        let Some(session_key) = self.live_session(conn) else {
+        let Some(c) = self.conns.get_mut(conn).filter(|c| !c.closing) else {
             return false;
         };
+        // A packet arrived whole: the next one has a clock of its own.
+        c.partial_since = None;
+        let session_key = c.session;
         if log::log_enabled!(log::Level::Debug) {
             self.log_packet(conn, &packet);
         }
@@ -125,11 +128,13 @@ impl ShardState {
             && unacknowledged >= usize::from(self.limits.session.max_inbound_qos2)
     }
 
-    /// The reader finished a batch: record activity (for keepalive) and ring the peers.
-    pub fn end_of_batch(&mut self, conn: ConnId, now: Instant) {
+    /// The reader finished a batch with `buffered` left over (part of a packet, or nothing):
+    /// record activity (for keepalive), start the clock of a packet begun, ring the peers.
+    pub fn end_of_batch(&mut self, conn: ConnId, now: Instant, buffered: &[u8]) {
         if let Some(c) = self.conns.get_mut(conn) {
             c.last_activity = now;
         }
+        self.note_partial(conn, buffered, now);
         self.finish(now);
     }
 

@@ -10,6 +10,10 @@ pub struct Limits {
     pub session: session::Limits,
     /// Largest packet accepted from a client (and advertised to 5.0 clients).
     pub max_packet_size: usize,
+    /// How long one packet may take to arrive once its first bytes are read.
+    pub packet_timeout: Duration,
+    /// Bytes of large packets this shard's connections read at once (`read_budget`).
+    pub max_partial_bytes: usize,
     /// Outbound bytes buffered per connection before QoS 0 is dropped and QoS 1/2 queued.
     pub max_outbound_bytes: usize,
     /// How long a connection may stay over `max_outbound_bytes` before it is disconnected.
@@ -28,6 +32,8 @@ pub struct Limits {
     pub max_session_expiry: u32,
     /// Connections this shard accepts at once.
     pub max_connections: usize,
+    /// Sessions this shard stores at once, connected or offline (`usize::MAX`: unlimited).
+    pub max_sessions: usize,
     /// New connections this shard accepts per second (`None`: unlimited).
     pub max_connection_rate: Option<std::num::NonZeroU32>,
     /// Retained messages are stored (5.0 Retain Available).
@@ -56,9 +62,14 @@ impl Limits {
             max_outbound_topic_aliases: config.mqtt.max_outbound_topic_aliases,
             max_session_expiry: config.mqtt.max_session_expiry,
             max_packet_size: config.mqtt.max_packet_size.get() as usize,
+            packet_timeout: config.mqtt.packet_timeout,
+            max_partial_bytes: config.mqtt.max_partial_bytes,
             max_outbound_bytes: config.queues.outbound_buffer_limit.get(),
             timer_tick: config.runtime.timer_tick,
             max_connections: config.max_connections.get().div_ceil(shards),
+            max_sessions: config
+                .max_sessions
+                .map_or(usize::MAX, |n| n.get().div_ceil(shards)),
             max_connection_rate: config
                 .max_connection_rate
                 .and_then(|rate| std::num::NonZeroU32::new(rate.get().div_ceil(shards as u32))),
@@ -76,7 +87,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             session: session::Limits::default(),
-            max_packet_size: 1024 * 1024,
+            max_packet_size: 2 * 1024 * 1024,
+            packet_timeout: Duration::from_secs(10),
+            max_partial_bytes: 64 * 1024 * 1024,
             max_outbound_bytes: 1024 * 1024,
             stall_timeout: Duration::from_secs(30),
             max_mesh_overflow: 4096,
@@ -86,6 +99,7 @@ impl Default for Limits {
             max_outbound_topic_aliases: 16,
             max_session_expiry: u32::MAX,
             max_connections: usize::MAX,
+            max_sessions: usize::MAX,
             max_connection_rate: None,
             retain_available: true,
             max_retained_messages: usize::MAX,

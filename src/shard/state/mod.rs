@@ -11,6 +11,8 @@
 //! - `retained`: this shard's copy of the retained store.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
+//! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
+//!   that closes a connection whose packet is too slow to arrive.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
 //!   `login` (password checks at CONNECT, run off the shard).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
@@ -42,6 +44,7 @@ mod limits;
 mod login;
 mod mesh_out;
 mod peers;
+mod reading;
 mod retained;
 mod routing;
 mod sessions;
@@ -56,6 +59,7 @@ pub use connections::ConnId;
 pub use events::Ending;
 pub use limits::Limits;
 pub use login::{Login, Verification};
+pub use reading::LARGE_PACKET;
 pub use subscriptions::LocalSub;
 
 use crate::auth::Authentication;
@@ -72,6 +76,7 @@ use connections::Connections;
 use flow::Flow;
 use latency::Latency;
 use mesh_out::MeshOut;
+use reading::ReadBudget;
 use retained::Retained;
 use sessions::Sessions;
 use shared::SharedGroups;
@@ -93,6 +98,7 @@ pub struct ShardState {
     retained: Retained,
     mesh: MeshOut,
     timers: Timers,
+    reading: ReadBudget,
     flow: Flow,
     barriers: Barriers,
     admission: AdmissionControl,
@@ -226,6 +232,7 @@ impl ShardState {
             ),
             mesh: MeshOut::new(mesh, limits.max_mesh_overflow),
             timers: Timers::new(limits.timer_tick, now),
+            reading: ReadBudget::new(limits.max_partial_bytes),
             flow: Flow::new(shards),
             barriers: Barriers::default(),
             admission: AdmissionControl::new(limits.max_connection_rate, now),

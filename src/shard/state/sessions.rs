@@ -3,6 +3,7 @@
 //! the next, a will waiting for its delay, congestion flags).
 
 use super::connections::ConnId;
+use super::timers::SessionTimers;
 use crate::session::{Message, Session};
 use hashbrown::HashMap;
 use slab::Slab;
@@ -16,6 +17,8 @@ pub(super) struct SessionEntry {
     pub epoch: u64,
     /// A will waiting for its Will Delay Interval (5.0) while the session is offline.
     pub pending_will: Option<Message>,
+    /// Its expiry and will delay timers while offline, cancelled when it comes back or ends.
+    pub timers: SessionTimers,
     /// Its queue is filling while connected: publishers wait for it (`flow`).
     pub congested: bool,
     /// It made no progress while congested: nobody waits for it until its queue drains.
@@ -48,6 +51,11 @@ impl Sessions {
         self.by_client_id.get(client_id).copied()
     }
 
+    /// Sessions stored, connected or offline.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
     pub fn contains(&self, client_id: &str) -> bool {
         self.by_client_id.contains_key(client_id)
     }
@@ -60,6 +68,7 @@ impl Sessions {
             conn: None,
             epoch: 0,
             pending_will: None,
+            timers: SessionTimers::default(),
             congested: false,
             ignore_congestion: false,
             progress_at: now,

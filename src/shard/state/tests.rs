@@ -932,6 +932,7 @@ fn a_will_that_is_not_utf8_despite_payload_format_1_is_refused_with_0x99_3_1_3_2
     assert!(state.admit(&with_will(b"\xFF\xFE", None)).is_ok());
 }
 
+mod reliability;
 mod shared;
 
 #[test]

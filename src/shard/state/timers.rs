@@ -1,10 +1,10 @@
 //! `Timers`: the shard's timer wheel and what each timer guards (keepalive, stalled writers,
-//! session expiry, delayed wills), and what the shard does when one is due.
+//! slow packets, session expiry, delayed wills), and what the shard does when one is due.
 
 use super::connections::ConnId;
 use super::{ShardState, secs};
 use crate::protocol::{Reason, ReasonCode};
-use crate::timer::TimerWheel;
+use crate::timer::{TimerId, TimerWheel};
 use std::time::{Duration, Instant};
 
 /// How long a stalled connection is given to take its DISCONNECT before it is cut. Its
@@ -21,6 +21,8 @@ pub(super) enum TimerKey {
     Stalled(ConnId),
     /// A stalled connection was given `STALL_GRACE` to take its DISCONNECT; now it is cut.
     StallGrace(ConnId),
+    /// The packet a connection is part-way through may be late (`reading`).
+    PacketTimeout(ConnId),
     /// An offline session reaches its Session Expiry Interval; `epoch` tells a later
     /// disconnect of the same session apart.
     SessionExpiry {
@@ -32,6 +34,23 @@ pub(super) enum TimerKey {
         session: usize,
         epoch: u64,
     },
+}
+
+/// The timers a connection may have armed, kept so that they are cancelled when it goes away
+/// (a stale id is harmless: the wheel checks generations).
+#[derive(Debug, Default)]
+pub(super) struct ConnTimers {
+    pub keep_alive: Option<TimerId>,
+    pub stalled: Option<TimerId>,
+    pub grace: Option<TimerId>,
+    pub packet: Option<TimerId>,
+}
+
+/// The timers of an offline session: its expiry and its will's delay.
+#[derive(Debug, Default)]
+pub(super) struct SessionTimers {
+    pub expiry: Option<TimerId>,
+    pub will: Option<TimerId>,
 }
 
 #[derive(Debug)]
@@ -49,8 +68,35 @@ impl Timers {
         }
     }
 
-    pub fn arm(&mut self, at: Instant, key: TimerKey) {
-        self.wheel.arm(at, key);
+    pub fn arm(&mut self, at: Instant, key: TimerKey) -> TimerId {
+        self.wheel.arm(at, key)
+    }
+
+    /// Disarms `slot`'s timer, if any, and empties the slot.
+    pub fn cancel(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.wheel.cancel(id);
+        }
+    }
+
+    /// Arms a timer in `slot`, disarming the one it held (re-arming never leaves two).
+    pub fn rearm(&mut self, slot: &mut Option<TimerId>, at: Instant, key: TimerKey) {
+        self.cancel(slot);
+        *slot = Some(self.wheel.arm(at, key));
+    }
+
+    /// Disarms every timer of a connection that goes away.
+    pub fn cancel_conn(&mut self, timers: &mut ConnTimers) {
+        self.cancel(&mut timers.keep_alive);
+        self.cancel(&mut timers.stalled);
+        self.cancel(&mut timers.grace);
+        self.cancel(&mut timers.packet);
+    }
+
+    /// Disarms the timers of a session that is back online or ends.
+    pub fn cancel_session(&mut self, timers: &mut SessionTimers) {
+        self.cancel(&mut timers.expiry);
+        self.cancel(&mut timers.will);
     }
 
     /// Armed timers (for tests).
@@ -83,9 +129,11 @@ impl ShardState {
                 TimerKey::Stalled(conn) => self.check_stalled(conn, now),
                 TimerKey::StallGrace(conn) => {
                     if let Some(c) = self.conns.get_mut(conn) {
+                        c.timers.grace = None;
                         c.abort();
                     }
                 }
+                TimerKey::PacketTimeout(conn) => self.check_packet_timeout(conn, now),
                 TimerKey::SessionExpiry { session, epoch } => {
                     if self.sessions.offline_since(session, epoch) {
                         self.stats.sessions_expired += 1;
@@ -101,18 +149,22 @@ impl ShardState {
         self.check_congestion(now);
         self.refresh_gates(now);
         self.finish(now);
+        self.conns.release_encoder_memory();
     }
 
     fn check_keep_alive(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.get(conn).filter(|c| !c.closing) else {
+        let Some(c) = self.conns.get_mut(conn).filter(|c| !c.closing) else {
             return;
         };
+        // This timer has fired: its id is stale.
+        c.timers.keep_alive = None;
         let Some(period) = c.keep_alive else {
             return;
         };
         let deadline = c.last_activity + period;
         if deadline > now {
-            self.timers.arm(deadline, TimerKey::KeepAlive(conn));
+            let key = TimerKey::KeepAlive(conn);
+            c.timers.keep_alive = Some(self.timers.arm(deadline, key));
         } else {
             let reason = Reason::explained(
                 ReasonCode::KeepAliveTimeout,
@@ -126,10 +178,10 @@ impl ShardState {
         if !self.sessions.offline_since(session_key, epoch) {
             return;
         }
-        let will = self
-            .sessions
-            .get_mut(session_key)
-            .and_then(|e| e.pending_will.take());
+        let will = self.sessions.get_mut(session_key).and_then(|e| {
+            e.timers.will = None;
+            e.pending_will.take()
+        });
         if let Some(will) = will {
             self.route_will(will, now);
         }
@@ -144,7 +196,7 @@ impl ShardState {
         (epoch, will_delay): (u64, u32),
         now: Instant,
     ) {
-        let Some(entry) = self.sessions.get(session) else {
+        let Some(entry) = self.sessions.get_mut(session) else {
             return;
         };
         let interval = entry
@@ -153,12 +205,14 @@ impl ShardState {
             .min(self.limits.max_session_expiry);
         if interval != u32::MAX {
             let key = TimerKey::SessionExpiry { session, epoch };
-            self.timers.arm(now + secs(interval), key);
+            let at = now + secs(interval);
+            self.timers.rearm(&mut entry.timers.expiry, at, key);
         }
         if entry.pending_will.is_some() {
             let delay = will_delay.min(interval);
             let key = TimerKey::WillDelay { session, epoch };
-            self.timers.arm(now + secs(delay), key);
+            let at = now + secs(delay);
+            self.timers.rearm(&mut entry.timers.will, at, key);
         }
     }
 
@@ -169,14 +223,15 @@ impl ShardState {
             return;
         };
         c.over_cap_since = Some(now);
+        let at = now + self.limits.stall_timeout;
+        self.timers
+            .rearm(&mut c.timers.stalled, at, TimerKey::Stalled(conn));
         let session = c.session;
         if let Some(entry) = self.sessions.get_mut(session) {
             // Not writable releases nothing.
             let mut none = Vec::new();
             entry.session.set_writable(false, &mut none);
         }
-        self.timers
-            .arm(now + self.limits.stall_timeout, TimerKey::Stalled(conn));
     }
 
     /// A connection whose writer made no progress for `stall_timeout` while over its
@@ -192,6 +247,7 @@ impl ShardState {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        c.timers.stalled = None;
         let stalled = c
             .over_cap_since
             .is_some_and(|since| now.duration_since(since) >= limit);
@@ -209,7 +265,10 @@ impl ShardState {
             );
             self.close(conn, Some(reason), true, now);
         }
-        self.timers
-            .arm(now + STALL_GRACE, TimerKey::StallGrace(conn));
+        if let Some(c) = self.conns.get_mut(conn) {
+            let at = now + STALL_GRACE;
+            self.timers
+                .rearm(&mut c.timers.grace, at, TimerKey::StallGrace(conn));
+        }
     }
 }
