@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The interop suite: ringmq with clients written by others. Installs them (Debian's
-# mosquitto-clients, PyPI's paho-mqtt, npm's mqtt), starts the broker built by `cargo build`
-# on a port it picks itself (two shards, so clients land on both), runs the Python and
-# Node suites against it, and prints one closing line: "interop: N passed, M failed".
+# mosquitto-clients, PyPI's paho-mqtt, npm's mqtt), makes a CA, a server and a client
+# certificate with openssl, starts the broker built by `cargo build` on ports it picks itself
+# (two shards, so clients land on both): plain MQTT, mqtts://, mqtts:// requiring a client
+# certificate, ws:// and wss://; runs the Python and Node suites against it, and prints one
+# closing line: "interop: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 root=$(cd .. && pwd)
 
 install() {
-  if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_passwd >/dev/null; then
+  if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_passwd >/dev/null \
+    || ! command -v openssl >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients mosquitto >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients mosquitto openssl \
+      >/dev/null
   fi
   python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore 'paho-mqtt>=2,<3'
   python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus_client
@@ -20,13 +24,49 @@ install() {
   fi
 }
 
+# A CA, a server certificate for localhost and 127.0.0.1, a client certificate (CN
+# interop-client), and the broker's config with its TLS and WebSocket listeners.
+make_pki() {
+  pki=$(mktemp -d)
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=ringmq interop CA" \
+    -keyout "$pki/ca.key" -out "$pki/ca.pem" 2>/dev/null
+  openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$pki/server.key" \
+    -out "$pki/server.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
+    -CAcreateserial -days 2 -out "$pki/server.pem" \
+    -extfile <(printf "subjectAltName=DNS:localhost,IP:127.0.0.1") 2>/dev/null
+  openssl req "${ec[@]}" -subj "/CN=interop-client" -keyout "$pki/client.key" \
+    -out "$pki/client.csr" 2>/dev/null
+  # An X.509 v3 certificate (with an extension): rustls' verifier refuses v1 ones.
+  openssl x509 -req -in "$pki/client.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
+    -CAcreateserial -days 2 -out "$pki/client.pem" \
+    -extfile <(printf "extendedKeyUsage=clientAuth") 2>/dev/null
+  local tls
+  tls=$(printf '[listeners.tls]\ncert = "%s"\nkey = "%s"' "$pki/server.pem" "$pki/server.key")
+  {
+    printf '[[listeners]]\nbind = "127.0.0.1:0"\n%s\n\n' "$tls"
+    printf '[[listeners]]\nbind = "127.0.0.1:0"\n%s\n' "$tls"
+    printf 'client_ca = "%s"\nrequire_client_cert = true\n\n' "$pki/ca.pem"
+    printf '[[listeners]]\nbind = "127.0.0.1:0"\nprotocol = "websockets"\n\n'
+    printf '[[listeners]]\nbind = "127.0.0.1:0"\nprotocol = "websockets"\n%s\n' "$tls"
+  } >"$pki/ringmq.toml"
+  export RINGMQ_CAFILE=$pki/ca.pem RINGMQ_CLIENT_CERT=$pki/client.pem \
+    RINGMQ_CLIENT_KEY=$pki/client.key
+}
+
+# The port of the listener the broker announced as NAME ("... serving URL (NAME)").
+port_of() {
+  grep -F "serving " "$log" | grep -F "($1)" | head -1 | grep -oE '://[0-9.]+:[0-9]+' \
+    | head -1 | sed 's/.*://'
+}
+
 start_broker() {
   local bin="$root/target/debug/ringmq"
   [ -x "$bin" ] || (cd "$root" && cargo build -q --bin ringmq)
   log=$(mktemp)
-  config=$(mktemp --suffix=.toml)
-  printf '[metrics]\nsys_interval = 1\n' >"$config"
-  "$bin" --listen 127.0.0.1:0 --shards 2 --config "$config" 2>"$log" &
+  printf '\n[metrics]\nsys_interval = 1\n' >>"$pki/ringmq.toml"
+  "$bin" --listen 127.0.0.1:0 --shards 2 --config "$pki/ringmq.toml" 2>"$log" &
   broker=$!
   for _ in $(seq 100); do
     addr=$(grep -oE 'listening on [0-9.]+:[0-9]+' "$log" | head -1 | awk '{print $3}') || true
@@ -37,11 +77,17 @@ start_broker() {
     echo "interop: the broker did not start:"; cat "$log"; exit 1
   fi
   export RINGMQ_HOST=${addr%:*} RINGMQ_PORT=${addr##*:} RINGMQ_BIN=$bin
+  RINGMQ_MQTTS_PORT=$(port_of "listeners[0]")
+  RINGMQ_MTLS_PORT=$(port_of "listeners[1]")
+  RINGMQ_WS_PORT=$(port_of "listeners[2]")
+  RINGMQ_WSS_PORT=$(port_of "listeners[3]")
+  export RINGMQ_MQTTS_PORT RINGMQ_MTLS_PORT RINGMQ_WS_PORT RINGMQ_WSS_PORT
 }
 
 install
+make_pki
 start_broker
-trap 'kill $broker 2>/dev/null || true' EXIT
+trap 'kill $broker 2>/dev/null || true; rm -rf "$pki"' EXIT
 
 passed=0; failed=0
 count() { # "<passed> <failed>" from a suite's last line; a suite that printed none failed

@@ -1,8 +1,12 @@
 """Interop with clients written by others: mosquitto_pub/mosquitto_sub (Eclipse Mosquitto's
-C client) and paho-mqtt (Python), MQTT 3.1.1 and 5.0, against a ringmq with two shards.
+C client) and paho-mqtt (Python), MQTT 3.1.1 and 5.0, against a ringmq with two shards, over
+plain TCP, TLS (with and without a client certificate) and WebSockets (ws:// and wss://).
 
 Each test names the behaviour and the spec statement it checks. Run by interop/run.sh, which
-sets RINGMQ_HOST and RINGMQ_PORT; prints "python: N passed, M failed" last."""
+sets RINGMQ_HOST and RINGMQ_PORT, and for TLS and WebSockets RINGMQ_MQTTS_PORT,
+RINGMQ_MTLS_PORT (client certificate required), RINGMQ_WS_PORT, RINGMQ_WSS_PORT,
+RINGMQ_CAFILE, RINGMQ_CLIENT_CERT and RINGMQ_CLIENT_KEY; prints "python: N passed, M failed"
+last."""
 
 import os
 import re
@@ -21,6 +25,7 @@ from paho.mqtt.properties import Properties
 HOST = os.environ.get("RINGMQ_HOST", "127.0.0.1")
 PORT = int(os.environ.get("RINGMQ_PORT", "1883"))
 WAIT = 10.0
+ENV = os.environ.get
 
 
 def unique(prefix):
@@ -265,6 +270,81 @@ class MosquittoPasswordFile(unittest.TestCase):
         anonymous = self.pub()
         self.assertNotEqual(anonymous.returncode, 0)
         self.assertIn("not authori", anonymous.stderr.lower())
+
+
+@unittest.skipUnless(ENV("RINGMQ_MQTTS_PORT") and ENV("RINGMQ_CAFILE"), "no TLS listeners")
+class TlsAndWebSockets(unittest.TestCase):
+    """mosquitto_pub/sub with --cafile (and a client certificate), paho over TLS, ws:// and
+    wss://: each message crosses from one transport to another through the broker."""
+
+    ca = ENV("RINGMQ_CAFILE")
+    cert, key = ENV("RINGMQ_CLIENT_CERT"), ENV("RINGMQ_CLIENT_KEY")
+
+    def mosquitto(self, tool, port, *args):
+        # The server certificate names localhost and 127.0.0.1; mosquitto checks the name.
+        return [tool, "-h", "localhost", "-p", str(port), "--cafile", self.ca, *args]
+
+    def test_mosquitto_pub_and_sub_over_tls_with_cafile(self):
+        topic = unique("interop/tls")
+        sub = subprocess.Popen(
+            self.mosquitto("mosquitto_sub", ENV("RINGMQ_MQTTS_PORT"), "-t", topic, "-C", "1",
+                           "-W", "10", "-q", "1"), stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        subprocess.run(self.mosquitto("mosquitto_pub", ENV("RINGMQ_MQTTS_PORT"), "-t", topic,
+                                      "-q", "1", "-m", "over tls", "-V", "5"),
+                       check=True, timeout=10)
+        out, _ = sub.communicate(timeout=15)
+        self.assertEqual(out.strip(), "over tls")
+
+    def test_mosquitto_pub_with_a_client_certificate_where_one_is_required(self):
+        port = ENV("RINGMQ_MTLS_PORT")
+        topic = unique("interop/mtls")
+        ok = subprocess.run(self.mosquitto("mosquitto_pub", port, "--cert", self.cert, "--key",
+                                           self.key, "-t", topic, "-q", "1", "-m", "x"),
+                            capture_output=True, text=True, timeout=10)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        refused = subprocess.run(self.mosquitto("mosquitto_pub", port, "-t", topic, "-m", "x"),
+                                 capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(refused.returncode, 0, "no client certificate, no connection")
+
+    def paho(self, port, transport="tcp", tls=False, protocol=mqtt.MQTTv311):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("paho-tls"),
+                        protocol=protocol, transport=transport)
+        if transport == "websockets":
+            c.ws_set_options(path="/mqtt")
+        if tls:
+            c.tls_set(ca_certs=self.ca)
+        got, subscribed, connected = [], threading.Event(), threading.Event()
+        c.on_connect = lambda *a: connected.set()
+        c.on_subscribe = lambda *a: subscribed.set()
+        c.on_message = lambda _c, _u, msg: got.append(msg.payload)
+        c.connect("localhost", int(port), keepalive=30)
+        c.loop_start()
+        self.assertTrue(connected.wait(WAIT), f"paho over {transport} (tls {tls}): no CONNACK")
+        return c, got, subscribed
+
+    def test_paho_over_tls_ws_and_wss_talks_to_the_other_transports(self):
+        clients = [
+            ("tls", self.paho(ENV("RINGMQ_MQTTS_PORT"), tls=True)),
+            ("ws", self.paho(ENV("RINGMQ_WS_PORT"), transport="websockets")),
+            ("wss", self.paho(ENV("RINGMQ_WSS_PORT"), transport="websockets", tls=True,
+                              protocol=mqtt.MQTTv5)),
+        ]
+        topic = unique("interop/transports")
+        for _, (c, _, subscribed) in clients:
+            c.subscribe(topic, 1)
+            self.assertTrue(subscribed.wait(WAIT), "no SUBACK")
+        big = b"x" * 100_000  # more than one TLS record and one WebSocket read
+        for name, (c, _, _) in clients:
+            c.publish(topic, name.encode(), qos=1).wait_for_publish(WAIT)
+        clients[1][1][0].publish(topic, big, qos=1).wait_for_publish(WAIT)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and any(len(g) < 4 for _, (_, g, _) in clients):
+            time.sleep(0.05)
+        for name, (c, got, _) in clients:
+            c.disconnect()
+            c.loop_stop()
+            self.assertEqual(sorted(got), sorted([b"tls", b"ws", b"wss", big]), name)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@
 //!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
 //!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
 //! - [`config`]: typed, validated configuration with built-in defaults.
+//! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
+//!   loaded at start and on SIGHUP.
 //! - [`session`]: the per-client MQTT state machine (packet + now -> actions).
 //! - [`shard`]: one shard: owns its connections, sessions, tries, retained store, wheel and
 //!   mesh ends as parts of `ShardState` (time passed in), the socket code, the shard's tasks,
@@ -34,6 +36,7 @@ pub mod runtime;
 pub mod session;
 pub mod shard;
 pub mod timer;
+pub mod tls;
 pub mod trie;
 pub mod ws;
 

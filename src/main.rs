@@ -1,7 +1,7 @@
 //! The `ringmq` binary: parse the command line, validate the config, start the runtime.
 
 use clap::{Parser, Subcommand};
-use ringmq::config::{Config, ConfigError, LogConfig, MAX_SHARDS};
+use ringmq::config::{Config, ConfigError, LogConfig, MAX_SHARDS, RawConfig};
 use ringmq::obs::{self, LogFilter, Registry};
 use ringmq::runtime;
 use std::net::SocketAddr;
@@ -21,7 +21,8 @@ struct Cli {
     /// TOML config file; built-in defaults otherwise.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Address to listen on (overrides the config file), e.g. 127.0.0.1:1883.
+    /// Address of a plain MQTT listener (the config file's `listen`, served before its
+    /// `[[listeners]]`), e.g. 127.0.0.1:1883.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Number of shards (overrides the config file); default one per core.
@@ -46,13 +47,14 @@ enum Command {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let mut raw = match &cli.config {
+        Some(path) => RawConfig::load(path)?,
+        None => RawConfig::default(),
     };
     if let Some(listen) = cli.listen {
-        config.listen = listen;
+        raw.listen = Some(listen.to_string());
     }
+    let mut config = raw.validate()?;
     if let Some(shards) = cli.shards {
         if shards.get() > MAX_SHARDS {
             return Err(ConfigError::OutOfRange {
@@ -106,6 +108,11 @@ fn main() -> ExitCode {
         Ok(()) => {
             log::info!("ringmq: stopped");
             exit(ExitCode::SUCCESS)
+        }
+        // An unusable certificate, key or CA file is a configuration error too.
+        Err(e @ runtime::RuntimeError::Tls(_)) => {
+            log::error!("ringmq: {e}");
+            exit(ExitCode::from(2))
         }
         Err(e) => {
             log::error!("ringmq: {e}");

@@ -1,5 +1,5 @@
 //! Mosquitto-compatible access control: `auth.password_file` checked at CONNECT,
-//! `auth.allow_anonymous`, and `auth.acl_file` checked on PUBLISH, SUBSCRIBE and delivery,
+//! `allow_anonymous` (`[auth]`'s and a listener's own), and `auth.acl_file` checked on PUBLISH, SUBSCRIBE and delivery,
 //! with MQTT 3.1.1 and 5.0 clients on both shards.
 
 pub mod support;
@@ -121,6 +121,31 @@ fn anonymous_clients_are_refused_with_0x87_or_0x05_unless_allowed() {
     let open = broker_with(&format!("password_file = {}\n", toml_path(&path)));
     let anonymous = ConnectBuilder::new(V5, "anon");
     assert_eq!(connack_of(open.addr, anonymous), ReasonCode::Success);
+}
+
+#[test]
+fn a_listener_s_own_allow_anonymous_overrides_the_auth_default() {
+    // `--listen` (the `listen` shorthand) takes `[auth] allow_anonymous`; a `[[listeners]]`
+    // entry may set its own.
+    let broker = Broker::start_with_config(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\nallow_anonymous = false\n\
+         [auth]\nallow_anonymous = true\n",
+    );
+    let closed = broker.listener("listeners[0]");
+    for (version, code) in [
+        (V5, ReasonCode::NotAuthorized),
+        (V4, ReasonCode::NotAuthorized),
+    ] {
+        assert_eq!(
+            connack_of(broker.addr, ConnectBuilder::new(version, "anon")),
+            ReasonCode::Success
+        );
+        assert_eq!(
+            connack_of(closed, ConnectBuilder::new(version, "anon")),
+            code,
+            "{version:?}"
+        );
+    }
 }
 
 fn acl_broker(files: &Files) -> Broker {

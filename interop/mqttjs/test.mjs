@@ -1,5 +1,7 @@
-// Interop with MQTT.js (npm `mqtt`), MQTT 3.1.1 and 5.0, against ringmq. Run by
-// interop/run.sh (RINGMQ_HOST, RINGMQ_PORT); prints "node: N passed, M failed" last.
+// Interop with MQTT.js (npm `mqtt`), MQTT 3.1.1 and 5.0, against ringmq, over TCP, ws://
+// and wss://. Run by interop/run.sh (RINGMQ_HOST, RINGMQ_PORT, RINGMQ_WS_PORT,
+// RINGMQ_WSS_PORT, RINGMQ_CAFILE); prints "node: N passed, M failed" last.
+import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 
 const url = `mqtt://${process.env.RINGMQ_HOST ?? "127.0.0.1"}:${process.env.RINGMQ_PORT ?? 1883}`;
@@ -49,6 +51,30 @@ const tests = {
     const got = await arriving;
     if (!got.every((g) => g.topic === topic)) throw new Error(`topics: ${got.map((g) => g.topic)}`);
     await Promise.all([sub.endAsync(), pub.endAsync()]);
+  },
+  // MQTT 5.0 section 6: MQTT over WebSocket, as browsers speak it, plain and over TLS.
+  async "MQTT.js over ws:// and wss:// exchanges messages with a TCP client"() {
+    const { RINGMQ_WS_PORT: ws, RINGMQ_WSS_PORT: wss, RINGMQ_CAFILE: cafile } = process.env;
+    if (!ws || !wss || !cafile) throw new Error("no WebSocket listeners announced");
+    const open = (url, extra) => new Promise((resolve, reject) => {
+      const c = mqtt.connect(url, { protocolVersion: 5, clientId: unique("js-ws"), reconnectPeriod: 0, ...extra });
+      c.once("connect", () => resolve(c));
+      c.once("error", reject);
+    });
+    const viaWs = await open(`ws://localhost:${ws}/mqtt`);
+    const viaWss = await open(`wss://localhost:${wss}/mqtt`, { ca: readFileSync(cafile) });
+    const topic = unique("interop/js-ws");
+    await viaWs.subscribeAsync(topic, { qos: 1 });
+    await viaWss.subscribeAsync(topic, { qos: 1 });
+    const [tcp] = await connect(4);
+    const arriving = [received(viaWs, 2), received(viaWss, 2)];
+    await tcp.publishAsync(topic, "from tcp", { qos: 1 });
+    await viaWss.publishAsync(topic, "x".repeat(70000), { qos: 1 });
+    for (const got of await Promise.all(arriving)) {
+      const sizes = got.map((g) => g.payload.length).sort((a, b) => a - b).join();
+      if (sizes !== "8,70000") throw new Error(`payload sizes ${sizes}`);
+    }
+    await Promise.all([viaWs.endAsync(), viaWss.endAsync(), tcp.endAsync()]);
   },
   // [MQTT-3.2.2-16] an empty client id with clean start gets an Assigned Client Identifier.
   async "an empty client id gets an assigned client identifier in 5.0"() {

@@ -134,6 +134,25 @@ pub struct Common {
     pub host: String,
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
+    /// TLS to the broker (mqtts://, or wss:// with --ws); needs --cafile.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificates (PEM) the broker's certificate is checked against (with --tls).
+    #[arg(long, requires = "tls")]
+    pub cafile: Option<PathBuf>,
+    /// The name the broker's certificate must carry (default: --host).
+    #[arg(long, requires = "tls")]
+    pub server_name: Option<String>,
+    /// Resume TLS sessions when reconnecting (default: a full handshake per connection, what
+    /// a handshake-rate measurement wants).
+    #[arg(long, requires = "tls")]
+    pub tls_resume: bool,
+    /// MQTT over WebSocket (ws://, or wss:// with --tls).
+    #[arg(long)]
+    pub ws: bool,
+    /// The WebSocket upgrade request's path (with --ws).
+    #[arg(long, default_value = "/mqtt")]
+    pub ws_path: String,
     /// MQTT protocol version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
     pub mqtt: ProtocolVersion,

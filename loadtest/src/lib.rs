@@ -11,6 +11,7 @@
 //! - [`plot`]: the SVG latency-percentile plot.
 //! - [`compare`]: `ringmq-load compare`.
 //! - [`plan`]: which clients a scenario runs and which subscriber expects which publisher.
+//! - [`link`]: what a connection's bytes go through: plain TCP, TLS, WebSocket, both.
 //! - [`mqtt`]: connection set-up and buffered IO on monoio with ringmq's codec.
 //! - [`worker`]: one thread's runtime and its client tasks.
 //! - [`run`]: the orchestration of a run across threads, progress and the final report.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod compare;
 pub mod error;
 pub mod hgrm;
+pub mod link;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;

@@ -1,10 +1,10 @@
 //! MQTT client plumbing on monoio with ringmq's own codec: open a connection (TCP_NODELAY,
-//! CONNECT, CONNACK), subscribe, fill a large read buffer, write a batch in one call.
+//! TLS and WebSocket when asked (`link`), CONNECT, CONNACK), subscribe, fill a large read
+//! buffer, write a batch in one call.
 
 use crate::error::LoadError;
+use crate::link::{Conn, ReadBytes, Wire, WriteBytes};
 use bytes::{Bytes, BytesMut};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use ringmq_protocol::{
     ConnAck, Connect, Disconnect, MqttString, Packet, PacketId, Properties, ProtocolVersion,
@@ -25,6 +25,10 @@ const PERSISTENT_SESSION_EXPIRY_SECS: u32 = 3600;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
+    /// Plain TCP, TLS, WebSocket, or WebSocket over TLS.
+    pub wire: Wire,
+    /// The broker's host as given (the WebSocket request's Host).
+    pub host: String,
     pub version: ProtocolVersion,
     pub clean: bool,
     pub keepalive: u16,
@@ -33,12 +37,13 @@ pub struct Settings {
 /// An open, accepted MQTT connection and the bytes read past CONNACK.
 #[derive(Debug)]
 pub struct Session {
-    pub stream: TcpStream,
+    pub stream: Conn,
     pub rbuf: BytesMut,
     pub connack: ConnAck,
 }
 
-/// Opens a TCP connection, sends CONNECT and waits for a successful CONNACK.
+/// Opens a TCP connection (with TLS and WebSocket if the settings say so), sends CONNECT and
+/// waits for a successful CONNACK; the TLS and WebSocket handshakes happen on the way.
 pub async fn open(
     settings: &Settings,
     client_id: &str,
@@ -59,7 +64,10 @@ pub async fn open(
     stream
         .set_nodelay(true)
         .map_err(|source| io_error(client_id, source))?;
-    let mut stream = stream;
+    let seed = client_id.bytes().fold(0x811C_9DC5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let mut stream = Conn::new(stream, &settings.wire, &settings.host, seed)?;
     let mut wbuf = BytesMut::with_capacity(256);
     encode(
         &connect_packet(settings, client_id)?,
@@ -165,7 +173,7 @@ pub async fn subscribe(
 }
 
 async fn read_packet_timeout(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     rbuf: &mut BytesMut,
     settings: &Settings,
     client_id: &str,
@@ -186,7 +194,7 @@ async fn read_packet_timeout(
 }
 
 /// Reads until one whole packet is buffered and decodes it.
-pub async fn read_packet<R: AsyncReadRent>(
+pub async fn read_packet<R: ReadBytes>(
     stream: &mut R,
     rbuf: &mut BytesMut,
     version: ProtocolVersion,
@@ -215,7 +223,7 @@ pub fn decode_one(
 
 /// Reads once, appending to `rbuf` (growing it to at least `min_spare` free bytes first).
 /// The broker closing the connection is an error: a load run never expects it.
-pub async fn fill<R: AsyncReadRent>(
+pub async fn fill<R: ReadBytes>(
     stream: &mut R,
     rbuf: &mut BytesMut,
     min_spare: usize,
@@ -227,12 +235,7 @@ pub async fn fill<R: AsyncReadRent>(
         // allocation rather than allocating.
         rbuf.reserve(min_spare);
     }
-    let buf = std::mem::take(rbuf);
-    let start = buf.len();
-    let end = buf.capacity();
-    let (result, slice) = stream.read(buf.slice_mut(start..end)).await;
-    *rbuf = slice.into_inner();
-    match result {
+    match stream.read_into(rbuf, min_spare).await {
         Ok(0) => Err(LoadError::Closed {
             client: client_id.into(),
             while_,
@@ -254,12 +257,12 @@ fn stream_error(client_id: &str, source: std::io::Error, while_: &'static str) -
 }
 
 /// Writes all of `wbuf` in one call and clears it for reuse.
-pub async fn write_batch<W: AsyncWriteRent>(
+pub async fn write_batch<W: WriteBytes>(
     stream: &mut W,
     wbuf: &mut BytesMut,
     client_id: &str,
 ) -> Result<(), LoadError> {
-    let (result, mut buf) = stream.write_all(std::mem::take(wbuf)).await;
+    let (result, mut buf) = stream.write_bytes(std::mem::take(wbuf)).await;
     buf.clear();
     *wbuf = buf;
     result

@@ -6,6 +6,7 @@
 use crate::cli::{Command, Common, version_name};
 use crate::clock::{now_ns, process_cpu_seconds, secs_to_ns, vm_rss_kib};
 use crate::error::LoadError;
+use crate::link::Wire;
 use crate::mqtt::Settings;
 use crate::payload::HEADER_LEN;
 use crate::plan::{Kind, Plan};
@@ -68,6 +69,26 @@ pub fn run_scenario(command: &Command) -> Result<Report, LoadError> {
     Ok(report)
 }
 
+/// `--tls` (with `--cafile`, `--server-name`, `--tls-resume`) and `--ws`.
+fn wire(common: &Common) -> Result<Wire, LoadError> {
+    let tls = match (common.tls, &common.cafile) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(LoadError::Usage(
+                "--tls needs --cafile FILE: the CA certificates (PEM) to trust".into(),
+            ));
+        }
+        (true, Some(cafile)) => {
+            let name = common.server_name.as_deref().unwrap_or(&common.host);
+            Some(Wire::tls(cafile, name, common.tls_resume)?)
+        }
+    };
+    Ok(Wire {
+        tls,
+        ws_path: common.ws.then(|| common.ws_path.clone()),
+    })
+}
+
 fn run_config(common: &Common, plan: &Plan) -> Result<RunConfig, LoadError> {
     if common.size < HEADER_LEN {
         return Err(LoadError::Usage(format!(
@@ -92,9 +113,12 @@ fn run_config(common: &Common, plan: &Plan) -> Result<RunConfig, LoadError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let addr = resolve(&common.host, common.port)?;
+    let wire = wire(common)?;
     Ok(RunConfig {
         settings: Settings {
             addr,
+            wire,
+            host: common.host.clone(),
             version,
             clean: !common.persistent,
             keepalive: common.keepalive.unwrap_or(if plan.kind == Kind::Idle {

@@ -32,6 +32,8 @@ enum Process {
     /// Mosquitto cannot announce a port of its own choosing: it gets a free one, and a
     /// scratch directory for its config.
     Mosquitto { child: Child, dir: PathBuf },
+    /// Another listener of a broker the test holds itself.
+    Listener { pid: u32 },
 }
 
 impl Broker {
@@ -39,6 +41,7 @@ impl Broker {
         match &self.process {
             Process::Ringmq(broker) => broker.pid(),
             Process::Mosquitto { child, .. } => child.id(),
+            Process::Listener { pid } => *pid,
         }
     }
 
@@ -49,6 +52,7 @@ impl Broker {
             Process::Mosquitto { child, .. } => {
                 let _ = child.kill();
             }
+            Process::Listener { .. } => {}
         }
     }
 }
@@ -656,5 +660,88 @@ fn compare_reads_back_a_runs_hgrm_and_plots_it() {
     );
     let plot = std::fs::read_to_string(&svg).expect("svg written");
     assert_eq!(plot.matches("<polyline").count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ringmq broker with a TLS listener (`listeners[0]`), a WebSocket one (`listeners[1]`)
+/// and a WebSocket-over-TLS one (`listeners[2]`), certificates made here; and the CA file.
+fn start_ringmq_secure(dir: &Path) -> Option<(broker_process::Broker, PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let binary = ringmq_binary()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params");
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let ca_path = write("ca.pem", &ca.pem());
+    let tls = format!(
+        "[listeners.tls]\ncert = {:?}\nkey = {:?}\n",
+        write("server.pem", &cert.pem()),
+        write("server.key", &key.serialize_pem())
+    );
+    let config = format!(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\n{tls}\n\
+         [[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"websockets\"\n\n\
+         [[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"websockets\"\n{tls}\n\
+         [queues]\nmax_queued_messages = 100000\n"
+    );
+    let process = broker_process::Broker::start_binary(&binary, 2, &config).ok()?;
+    Some((process, PathBuf::from(ca_path)))
+}
+
+#[test]
+fn tls_and_websocket_runs_deliver_every_message() {
+    // ringmq only: Mosquitto here has no TLS or WebSocket listener configured.
+    let dir = scratch_dir("secure");
+    let Some((process, ca)) = start_ringmq_secure(&dir) else {
+        eprintln!("ringmq is not built; skipping");
+        return;
+    };
+    let ca = ca.display().to_string();
+    for (listener, extra) in [
+        ("listeners[0]", vec!["--tls", "--cafile", &ca]),
+        ("listeners[1]", vec!["--ws"]),
+        ("listeners[2]", vec!["--ws", "--tls", "--cafile", &ca]),
+    ] {
+        let port = process.listener(listener).port();
+        let broker = Broker {
+            name: "ringmq",
+            port,
+            process: Process::Listener { pid: process.pid() },
+        };
+        let mut args = vec![
+            "pairs",
+            "-n",
+            "2",
+            "--qos",
+            "1",
+            "--count",
+            "300",
+            "--size",
+            "2000",
+            "--warmup",
+            "0",
+            "--duration",
+            "8",
+        ];
+        args.extend(extra.iter().copied());
+        let v = run_json(&broker, &args);
+        assert_eq!(u(&v, "sent"), 600, "{listener}: {v}");
+        assert_eq!(u(&v, "acked"), 600, "{listener}");
+        assert_eq!(u(&v, "received"), 600, "{listener}");
+        assert_eq!(u(&v, "lost") + u(&v, "duplicated"), 0, "{listener}");
+        let mut storm = vec!["connect", "-n", "2", "--warmup", "0", "--duration", "0.5"];
+        storm.extend(extra.iter().copied());
+        let v = run_json(&broker, &storm);
+        assert!(u(&v, "connects") > 0, "{listener}: {v}");
+        assert_eq!(u(&v, "connect_failures"), 0, "{listener}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

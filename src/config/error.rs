@@ -37,6 +37,11 @@ pub enum ConfigError {
         field: &'static str,
         reason: String,
     },
+    /// A listener setting is unusable; `key` is its full name (`listeners[1].tls.cert`).
+    Listener {
+        key: String,
+        reason: String,
+    },
     /// An `[[auth.scram]]` user entry is unusable.
     AuthUser {
         username: String,
@@ -77,6 +82,7 @@ impl fmt::Display for ConfigError {
             Self::NotMqttString { field, reason } => {
                 write!(f, "{field} is not a valid MQTT string: {reason}")
             }
+            Self::Listener { key, reason } => write!(f, "{key}: {reason}"),
             Self::AuthUser { username, reason } => {
                 write!(f, "auth.scram user {username:?}: {reason}")
             }

@@ -2,6 +2,8 @@
 //! built from the defaults. Each step has its file:
 //!
 //! - `schema`: the file format as serde structs (`RawConfig`), with the built-in defaults.
+//! - `listeners`: the `listen` shorthand and `[[listeners]]` (bind, protocol, anonymous
+//!   access, TLS), validated and printed back.
 //! - `validate`: `RawConfig` into `Config`, every constraint checked once.
 //! - `scram_user`: an `[[auth.scram]]` entry: its stored keys decoded (or derived from a
 //!   password), and printed back in the stored form.
@@ -10,6 +12,7 @@
 //! - `error`: why a configuration was refused.
 
 mod error;
+mod listeners;
 mod observability;
 mod print;
 mod schema;
@@ -17,15 +20,16 @@ mod scram_user;
 mod validate;
 
 pub use error::ConfigError;
+pub use listeners::{DEFAULT_LISTEN, ListenerConfig, Protocol, TlsConfig};
 pub use observability::{LogConfig, MetricsConfig, RawMetrics};
 pub use schema::{
-    RawAuth, RawConfig, RawMqtt, RawQueues, RawRedirect, RawRetained, RawRuntime, RawScramUser,
+    RawAuth, RawConfig, RawListener, RawMqtt, RawQueues, RawRedirect, RawRetained, RawRuntime,
+    RawScramUser, RawTls,
 };
 
 use crate::auth::acl::AclFile;
 use crate::auth::passwd::PasswordFile;
 use crate::auth::scram::ScramCredential;
-use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::sync::Arc;
@@ -42,7 +46,9 @@ pub const MIN_PACKET_SIZE: u32 = 128;
 /// `Config::load`; every field already satisfies its constraints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// Where clients connect, never empty: the `listen` shorthand first, then
+    /// `[[listeners]]` in file order. Every shard serves every listener.
+    pub listeners: Vec<ListenerConfig>,
     pub shards: NonZeroUsize,
     /// Connections accepted at once over all shards; each shard takes its share.
     pub max_connections: NonZeroUsize,
@@ -88,8 +94,8 @@ pub struct AuthConfig {
     /// `auth.acl_file`, read and checked at start: what each client may publish, subscribe
     /// to and receive.
     pub acl: Option<Arc<AclFile>>,
-    /// Whether a CONNECT without a user name is accepted.
-    pub allow_anonymous: bool,
+    // `[auth] allow_anonymous` is the default of each listener's `allow_anonymous`
+    // (`ListenerConfig`), which is what is checked.
 }
 
 /// Limits the broker announces in CONNACK and enforces per connection.
@@ -184,8 +190,19 @@ impl Default for Config {
 
 impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        raw.validate()
+        RawConfig::from_toml_str(text)?.validate()
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        RawConfig::load(path)?.validate()
+    }
+}
+
+impl RawConfig {
+    /// The file as written, not validated yet (so that command-line flags can override it
+    /// before `validate`).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

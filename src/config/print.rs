@@ -2,6 +2,7 @@
 //! `--print-default-config` shows, every key with the comment that explains it.
 
 use super::Config;
+use super::listeners::listeners_toml;
 use super::scram_user::scram_user_toml;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 
@@ -13,6 +14,7 @@ impl Config {
         let r = &self.retained;
         let rt = &self.runtime;
         let users: String = self.auth.scram.iter().map(scram_user_toml).collect();
+        let (listen, anonymous, listeners) = listeners_toml(&self.listeners);
         let or_zero = |v: Option<NonZeroU16>| v.map_or(0, NonZeroU16::get);
         let (server_reference, permanent) = self
             .redirect
@@ -23,8 +25,14 @@ impl Config {
         format!(
             r#"# ringmq configuration. Every key is optional; the values below are the defaults.
 
-listen = "{listen}"
-# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
+# Where clients connect. `listen` is the shorthand for one plain MQTT listener (the default:
+# loopback only). More, or other kinds, go in `[[listeners]]` tables, each with `bind`,
+# `protocol` ("mqtt" or "websockets"), `allow_anonymous` and an optional `[listeners.tls]`
+# table: `cert` (PEM chain), `key` (PEM), `client_ca` (PEM; verify client certificates),
+# `require_client_cert`, `identity_as_username` (a verified certificate's CN is the
+# username). With `[[listeners]]` and no `listen`, only those are served. A listener on a
+# non-loopback address needs an explicit `allow_anonymous`. See docs/security.md.
+{listen}# One shard (pinned thread, io_uring, mesh node) per core; 0 = every core available.
 shards = {shards}
 # Connections over all shards; over it a CONNECT gets CONNACK 0x97 Quota exceeded
 # (3.1.1: 0x03 Server unavailable).
@@ -107,9 +115,11 @@ password_file = {password_file}
 # A Mosquitto acl_file: what each client may publish (else PUBACK/PUBREC 0x87; 3.1.1: dropped),
 # subscribe to (else SUBACK 0x87; 3.1.1 0x80) and receive. Empty = everything is allowed.
 acl_file = {acl_file}
-# Whether a CONNECT without a user name is accepted (else CONNACK 0x87; 3.1.1 0x05).
-allow_anonymous = {allow_anonymous}
-# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
+# Whether a CONNECT without a user name is accepted (else CONNACK 0x87; 3.1.1 0x05): the
+# default of every listener that sets none. Unset, anonymous clients are accepted on loopback
+# listeners only; a listener on another address then needs `allow_anonymous` set (or, with a
+# password file, takes none).
+{anonymous}# MQTT 5.0 enhanced authentication: how long a client may take from CONNECT to the end of
 # its AUTH exchange, in milliseconds.
 exchange_timeout_ms = {exchange_timeout_ms}
 # SCRAM-SHA-256 users; none = the method is not offered (CONNACK 0x8C). Either
@@ -118,8 +128,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
 #   password = "..."        # keys derived at startup (random salt), password not kept
 #   iterations = 4096       # optional, at least 4096
 # or the stored form printed below (base64 salt, StoredKey and ServerKey).
-{users}"#,
-            listen = self.listen,
+{users}{listeners}"#,
             shards = self.shards,
             max_connections = self.max_connections,
             max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
@@ -150,7 +159,6 @@ exchange_timeout_ms = {exchange_timeout_ms}
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
             password_file = toml::Value::String(String::new()),
             acl_file = toml::Value::String(String::new()),
-            allow_anonymous = self.auth.allow_anonymous,
             log = super::observability::log_toml(&self.log),
             metrics = super::observability::metrics_toml(&self.metrics),
         )

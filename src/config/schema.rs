@@ -1,6 +1,7 @@
 //! The config file format as written: serde structs with plain numbers and strings, every
 //! field optional, and the built-in defaults that fill the gaps.
 
+use super::Protocol;
 use serde::Deserialize;
 use std::fmt;
 
@@ -8,7 +9,10 @@ use std::fmt;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
-    pub listen: String,
+    /// Shorthand for one plain MQTT listener (listed first); `None` with no `[[listeners]]`
+    /// either: the loopback default.
+    pub listen: Option<String>,
+    pub listeners: Vec<RawListener>,
     /// 0: one shard per core available to the process.
     pub shards: usize,
     pub max_connections: usize,
@@ -27,6 +31,30 @@ pub struct RawConfig {
     pub metrics: super::RawMetrics,
 }
 
+/// One `[[listeners]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub bind: String,
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub allow_anonymous: Option<bool>,
+    pub tls: Option<RawTls>,
+}
+
+/// A listener's `[listeners.tls]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+    pub client_ca: Option<String>,
+    #[serde(default)]
+    pub require_client_cert: bool,
+    #[serde(default)]
+    pub identity_as_username: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAuth {
@@ -34,7 +62,9 @@ pub struct RawAuth {
     pub scram: Vec<RawScramUser>,
     pub password_file: String,
     pub acl_file: String,
-    pub allow_anonymous: bool,
+    /// The default of every listener that sets none (`None`: anonymous clients only on
+    /// loopback listeners, see `listeners`).
+    pub allow_anonymous: Option<bool>,
 }
 
 /// One `[[auth.scram]]` entry: a `password` (keys derived at startup with a fresh random
@@ -114,7 +144,8 @@ pub struct RawRuntime {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:1883".into(),
+            listen: None,
+            listeners: Vec::new(),
             shards: 0,
             max_connections: 100_000,
             max_connection_rate: 0,
@@ -139,7 +170,7 @@ impl Default for RawAuth {
             scram: Vec::new(),
             password_file: String::new(),
             acl_file: String::new(),
-            allow_anonymous: true,
+            allow_anonymous: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::validate::available_cores;
 use super::*;
 use crate::auth::scram;
+use std::net::SocketAddr;
 
 fn refused(text: &str) -> ConfigError {
     match Config::from_toml_str(text) {
@@ -15,7 +16,12 @@ fn refused(text: &str) -> ConfigError {
 #[test]
 fn defaults_are_valid_and_match_the_documented_values() {
     let c = Config::default();
-    assert_eq!(c.listen, SocketAddr::from(([0, 0, 0, 0], 1883)));
+    let [listen] = &c.listeners[..] else {
+        panic!("one default listener: {:?}", c.listeners)
+    };
+    assert_eq!(listen.bind, SocketAddr::from(([127, 0, 0, 1], 1883)));
+    assert!(listen.allow_anonymous && listen.tls.is_none());
+    assert_eq!(listen.protocol, Protocol::Mqtt);
     assert_eq!(c.shards, available_cores());
     assert_eq!(c.mqtt.max_packet_size.get(), 2 * 1024 * 1024);
     assert_eq!(c.mqtt.packet_timeout, Duration::from_secs(10));
@@ -30,7 +36,7 @@ fn printed_config_reads_back_identically() {
     let mut c = Config::default();
     c.mqtt.max_keepalive = NonZeroU16::new(300);
     c.retained.enabled = false;
-    c.listen = SocketAddr::from(([127, 0, 0, 1], 18830));
+    c.listeners[0].bind = SocketAddr::from(([127, 0, 0, 1], 18830));
     c.mqtt.response_information = Some("replies/\"x\"/".into());
     assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
 }
@@ -144,6 +150,143 @@ fn a_bad_listen_address_is_named() {
         refused("listen = \"localhost\""),
         ConfigError::BadListenAddress("localhost".into())
     );
+}
+
+const TLS_LISTENER: &str = r#"
+[[listeners]]
+bind = "0.0.0.0:8883"
+allow_anonymous = false
+[listeners.tls]
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+require_client_cert = true
+identity_as_username = true
+
+[[listeners]]
+bind = "[::1]:8080"
+protocol = "websockets"
+"#;
+
+#[test]
+fn listeners_are_read_in_order_and_print_back_identically() {
+    let c = Config::from_toml_str(TLS_LISTENER).unwrap_or_else(|e| panic!("{e}"));
+    let [tls, ws] = &c.listeners[..] else {
+        panic!(
+            "no default listener beside [[listeners]]: {:?}",
+            c.listeners
+        )
+    };
+    assert_eq!(tls.name, "listeners[0]");
+    assert_eq!(tls.scheme(), "mqtts");
+    assert!(!tls.allow_anonymous);
+    let t = tls.tls.as_ref().unwrap_or_else(|| panic!("tls"));
+    assert_eq!(t.cert, std::path::Path::new("server.pem"));
+    assert_eq!(t.client_ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+    assert!(t.require_client_cert && t.identity_as_username);
+    assert_eq!((ws.protocol, ws.scheme()), (Protocol::WebSockets, "ws"));
+    assert!(ws.allow_anonymous, "loopback: anonymous by default");
+    assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    // `listen` adds a plain listener in front, and prints back as `listen`.
+    let both = format!("listen = \"127.0.0.1:1884\"\n{TLS_LISTENER}");
+    let c = Config::from_toml_str(&both).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = c.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["listen", "listeners[0]", "listeners[1]"]);
+    assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+    // `[auth] allow_anonymous` is the default of the entries that set none.
+    let closed =
+        format!("listen = \"0.0.0.0:1884\"\n{TLS_LISTENER}\n[auth]\nallow_anonymous = false\n");
+    let c = Config::from_toml_str(&closed).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.listeners.iter().all(|l| !l.allow_anonymous), "{c:?}");
+    assert_eq!(Config::from_toml_str(&c.to_toml()), Ok(c));
+}
+
+#[test]
+fn a_non_loopback_listener_needs_an_explicit_allow_anonymous() {
+    // Mosquitto 2's default: anonymous access only on loopback unless the config says so.
+    let e = refused("listen = \"0.0.0.0:1883\"");
+    assert!(
+        matches!(&e, ConfigError::Listener { key, .. } if key == "listen"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("allow_anonymous = true"), "{e}");
+    let e = refused("[[listeners]]\nbind = \"0.0.0.0:1883\"");
+    assert!(
+        e.to_string().starts_with("listeners[0]: 0.0.0.0:1883"),
+        "{e}"
+    );
+    for ok in [
+        "listen = \"0.0.0.0:1883\"\n[auth]\nallow_anonymous = true",
+        "[[listeners]]\nbind = \"0.0.0.0:1883\"\n[auth]\nallow_anonymous = true",
+        "[[listeners]]\nbind = \"0.0.0.0:1883\"\nallow_anonymous = false",
+    ] {
+        assert!(Config::from_toml_str(ok).is_ok(), "{ok}");
+    }
+    // With a password file, a public listener that says nothing takes no anonymous clients.
+    let passwd = std::env::temp_dir().join(format!("ringmq-cfg-passwd-{}", std::process::id()));
+    assert!(std::fs::write(&passwd, "").is_ok());
+    let text = format!(
+        "listen = \"0.0.0.0:1883\"\n[auth]\npassword_file = {:?}\n",
+        passwd.display().to_string()
+    );
+    let c = Config::from_toml_str(&text);
+    let _ = std::fs::remove_file(&passwd);
+    let c = c.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.listeners[0].allow_anonymous);
+    // A top-level `allow_anonymous` is not a key: it lives in [auth] (or a listener).
+    assert!(matches!(
+        refused("allow_anonymous = true"),
+        ConfigError::Parse(_)
+    ));
+}
+
+#[test]
+fn bad_listener_settings_are_refused_naming_the_key() {
+    let key_of = |text: &str| match refused(text) {
+        ConfigError::Listener { key, .. } => key,
+        other => panic!("{text}: {other:?}"),
+    };
+    let tls =
+        |body: &str| format!("[[listeners]]\nbind = \"127.0.0.1:8883\"\n[listeners.tls]\n{body}");
+    assert_eq!(
+        key_of("[[listeners]]\nbind = \"localhost:1883\""),
+        "listeners[0].bind"
+    );
+    assert_eq!(
+        key_of("listen = \"127.0.0.1:1883\"\n[[listeners]]\nbind = \"127.0.0.1:1883\""),
+        "listeners[0].bind",
+    );
+    assert_eq!(
+        key_of(&tls("cert = \"\"\nkey = \"k.pem\"")),
+        "listeners[0].tls.cert"
+    );
+    assert_eq!(
+        key_of(&tls(
+            "cert = \"c.pem\"\nkey = \"k.pem\"\nrequire_client_cert = true"
+        )),
+        "listeners[0].tls.require_client_cert"
+    );
+    assert_eq!(
+        key_of(&tls(
+            "cert = \"c.pem\"\nkey = \"k.pem\"\nidentity_as_username = true"
+        )),
+        "listeners[0].tls.identity_as_username"
+    );
+    // Unknown keys, a missing key and an unknown protocol are format errors naming them.
+    for (text, named) in [
+        (tls("cert = \"c\"\nkey = \"k\"\ncafile = \"ca\""), "cafile"),
+        (tls("cert = \"c\"\n"), "key"),
+        ("[[listeners]]\nport = 1883".into(), "port"),
+        (
+            "[[listeners]]\nbind = \"127.0.0.1:1\"\nprotocol = \"quic\"".into(),
+            "quic",
+        ),
+    ] {
+        match refused(&text) {
+            ConfigError::Parse(msg) => assert!(msg.contains(named), "{named}: {msg}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
 }
 
 #[test]

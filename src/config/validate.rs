@@ -42,17 +42,14 @@ pub(super) fn available_cores() -> NonZeroUsize {
 
 impl RawConfig {
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let listen = self
-            .listen
-            .parse()
-            .map_err(|_| ConfigError::BadListenAddress(self.listen.clone()))?;
+        let listeners = self.validate_listeners()?;
         let shards = match self.shards {
             0 => available_cores(),
             n => NonZeroUsize::new(in_range("shards", n as u64, 1, MAX_SHARDS as u64)? as usize)
                 .unwrap_or(NonZeroUsize::MIN),
         };
         Ok(Config {
-            listen,
+            listeners,
             shards,
             max_connections: nonzero_usize("max_connections", self.max_connections)?,
             max_connection_rate: NonZeroU32::new(self.max_connection_rate),
@@ -132,7 +129,6 @@ impl RawAuth {
             scram,
             passwords,
             acl,
-            allow_anonymous: self.allow_anonymous,
         })
     }
 }

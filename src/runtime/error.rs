@@ -1,5 +1,6 @@
 //! Why the broker could not start or did not stop cleanly.
 
+use crate::tls::TlsError;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: io::Error,
     },
+    /// A TLS listener's certificate, key or CA file is unusable.
+    Tls(TlsError),
     Spawn(io::Error),
     Signals(io::Error),
     /// A shard could not build its runtime or its listener.
@@ -33,6 +36,7 @@ impl fmt::Display for RuntimeError {
                 "{addr} is already in use (is another broker running on this port?)"
             ),
             Self::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Self::Tls(e) => write!(f, "{e}"),
             Self::Spawn(e) => write!(f, "cannot start a shard thread: {e}"),
             Self::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             Self::ShardStartup { shard, reason } => {

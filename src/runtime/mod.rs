@@ -1,12 +1,15 @@
-//! Starts the broker's threads: checks the listen address, builds the mesh, spawns one pinned
-//! thread per shard with its own monoio runtime (io_uring when the kernel allows, the legacy
-//! epoll driver otherwise) and SO_REUSEPORT listener, and turns SIGINT/SIGTERM into the
-//! `Shutdown` every shard can await. `run` returns once every shard thread has ended.
+//! Starts the broker's threads: checks every listen address, builds the mesh, spawns one
+//! pinned thread per shard with its own monoio runtime (io_uring when the kernel allows, the
+//! legacy epoll driver otherwise) and an SO_REUSEPORT socket per listener, turns
+//! SIGINT/SIGTERM into the `Shutdown` every shard can await, and SIGHUP into a reload of the
+//! TLS certificates. `run` returns once every shard
+//! thread has ended.
 //!
 //! - `spawn`: the shard threads (spawn, pin, start-up report, join).
-//! - `listener`: the busy-port check and each shard's SO_REUSEPORT listener.
+//! - `listener`: the busy-port check and each shard's SO_REUSEPORT listeners.
 //! - `port_holder`: who holds a port that is in use (a live process, or a dying predecessor).
-//! - `signals`: SIGINT/SIGTERM and the supervisor loop that turns them into shutdown.
+//! - `signals`: SIGINT/SIGTERM/SIGHUP and the supervisor loop that turns them into shutdown
+//!   and reloads.
 //! - `driver`: the shard runtime type and the io_uring driver selection.
 //! - `error`: why the broker could not start or did not stop cleanly.
 
@@ -24,6 +27,7 @@ pub use error::RuntimeError;
 use crate::config::Config;
 use crate::mesh;
 use crate::shard::{ShardSetup, ShutdownShared};
+use crate::tls::Certificates;
 use listener::{bind_shard_listener, probe_listen_address};
 use signals::{Signals, supervise};
 use spawn::{ShardPlan, await_startup, join_all, spawn_shard};
@@ -41,8 +45,14 @@ where
 {
     // The allowed cores of this thread, read once: pinned threads would only report their own.
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let addr = probe_listen_address(config.listen)?;
     let shards = config.shards.get();
+    // Every certificate and key is read and checked before anything listens.
+    let (certificates, acceptors) =
+        Certificates::load(&config.listeners, shards).map_err(RuntimeError::Tls)?;
+    let mut addrs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        addrs.push(probe_listen_address(listener.bind)?);
+    }
     if cores.is_empty() {
         log("cannot read the allowed cores; shards are not pinned");
     } else if shards > cores.len() {
@@ -59,11 +69,12 @@ where
     let (ready_tx, ready_rx) = mpsc::channel();
 
     let mut threads = Vec::with_capacity(shards);
-    for (id, mesh) in meshes.into_iter().enumerate() {
+    for (id, (mesh, tls)) in meshes.into_iter().zip(acceptors).enumerate() {
         let plan = ShardPlan {
             id,
+            tls,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
-            addr,
+            addrs: addrs.clone(),
             config: Arc::clone(&config),
             mesh,
             shutdown: Arc::clone(&shutdown),
@@ -87,12 +98,38 @@ where
         let _ = join_all(threads);
         return Err(e);
     }
+    for (listener, addr) in config.listeners.iter().zip(&addrs) {
+        let (name, scheme) = (listener.name.as_str(), listener.scheme());
+        log::info!(listener = name, url:% = format_args!("{scheme}://{addr}");
+            "serving {scheme}://{addr} ({name})");
+    }
+    // The first listener's address: the line scripts and the test harness wait for.
+    let addr = addrs.first().map_or(String::new(), ToString::to_string);
     log::info!(addr:% = addr, shards; "ringmq listening on {addr} with {shards} shards");
 
-    supervise(&signals, &shutdown, &threads);
+    supervise(&signals, &shutdown, &threads, || reload(&certificates));
     let result = join_all(threads);
     drop(signals);
     result
+}
+
+/// SIGHUP: the TLS listeners' certificates and keys are read again; new connections use
+/// them, live ones keep theirs. A reload that fails changes nothing and says why.
+fn reload(certificates: &Certificates) {
+    if certificates.is_empty() {
+        return log::info!("SIGHUP: no TLS listener, nothing to reload");
+    }
+    match certificates.reload() {
+        Ok(()) => log::info!(
+            listeners = certificates.len();
+            "SIGHUP: reloaded the certificates of {} TLS listener(s) for new connections",
+            certificates.len()
+        ),
+        Err(e) => log::error!(
+            error:% = e;
+            "SIGHUP: reload failed, keeping the current certificates: {e}"
+        ),
+    }
 }
 
 /// A start-up problem the broker works around.

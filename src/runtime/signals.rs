@@ -1,5 +1,6 @@
-//! SIGINT and SIGTERM: blocked on every broker thread, collected by the thread that called
-//! `run`, and turned into a broker-wide shutdown (a second signal exits at once).
+//! SIGINT, SIGTERM and SIGHUP: blocked on every broker thread, collected by the thread that
+//! called `run`. SIGINT and SIGTERM become a broker-wide shutdown (a second one exits at
+//! once); SIGHUP reloads what can be reloaded (the TLS certificates).
 
 use super::log;
 use crate::shard::ShutdownShared;
@@ -7,14 +8,16 @@ use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// SIGINT and SIGTERM, blocked on every broker thread and collected by `run`'s thread.
+/// SIGINT, SIGTERM and SIGHUP, blocked on every broker thread and collected by `run`'s
+/// thread.
 pub(super) struct Signals {
     set: libc::sigset_t,
     previous: libc::sigset_t,
 }
 
 impl Signals {
-    /// Blocks SIGINT/SIGTERM on the calling thread; threads spawned afterwards inherit it.
+    /// Blocks SIGINT/SIGTERM/SIGHUP on the calling thread; threads spawned afterwards
+    /// inherit it.
     pub(super) fn block() -> io::Result<Self> {
         // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it before use and
         // pthread_sigmask only reads `set` and writes `previous`, both valid for the call.
@@ -24,6 +27,7 @@ impl Signals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
@@ -51,11 +55,21 @@ impl Drop for Signals {
     }
 }
 
-/// Waits for signals until every shard has ended; the first signal (or the first shard to end
-/// on its own) triggers shutdown, a second signal exits at once.
-pub(super) fn supervise(signals: &Signals, shutdown: &ShutdownShared, threads: &[JoinHandle<()>]) {
+/// Waits for signals until every shard has ended: SIGHUP calls `reload`; the first SIGINT or
+/// SIGTERM (or the first shard to end on its own) triggers shutdown, a second one exits at
+/// once.
+pub(super) fn supervise(
+    signals: &Signals,
+    shutdown: &ShutdownShared,
+    threads: &[JoinHandle<()>],
+    mut reload: impl FnMut(),
+) {
     while !threads.iter().all(JoinHandle::is_finished) {
         if let Some(signal) = signals.wait(Duration::from_millis(100)) {
+            if signal == libc::SIGHUP {
+                reload();
+                continue;
+            }
             if shutdown.is_triggered() {
                 log("second signal: exiting now");
                 std::process::exit(130);

@@ -1,10 +1,11 @@
 //! Shard threads: spawning one per shard, pinning it to its core, building its runtime and
-//! listener on it, reporting start-up back to `run`, and joining them all at the end.
+//! listeners on it, reporting start-up back to `run`, and joining them all at the end.
 
 use super::{RuntimeError, bind_shard_listener, build_shard_runtime, log};
 use crate::config::Config;
 use crate::mesh::MeshEnds;
-use crate::shard::{ShardSetup, Shutdown, ShutdownShared};
+use crate::shard::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownShared};
+use crate::tls::Acceptor;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +20,10 @@ const SHARD_STACK_SIZE: usize = 8 * 1024 * 1024;
 pub(super) struct ShardPlan<T, F> {
     pub(super) id: usize,
     pub(super) core: Option<core_affinity::CoreId>,
-    pub(super) addr: SocketAddr,
+    /// The listeners' addresses (ports resolved), in config order.
+    pub(super) addrs: Vec<SocketAddr>,
+    /// This shard's TLS configuration of each listener (`None`: plain), in config order.
+    pub(super) tls: Vec<Option<Acceptor>>,
     pub(super) config: Arc<Config>,
     pub(super) mesh: MeshEnds<T>,
     pub(super) shutdown: Arc<ShutdownShared>,
@@ -51,15 +55,22 @@ where
         log::info!("shards run on {driver}");
     }
     rt.block_on(async move {
-        let listener = match bind_shard_listener(plan.addr) {
-            Ok(l) => l,
-            Err(e) => return started(Err(format!("cannot listen on {}: {e}", plan.addr))),
-        };
+        let mut listeners = Vec::with_capacity(plan.addrs.len());
+        let configs = plan.config.listeners.iter().zip(&plan.addrs);
+        for ((config, &addr), tls) in configs.zip(plan.tls) {
+            match bind_shard_listener(addr) {
+                Ok(socket) => listeners.push(ShardListener {
+                    socket,
+                    endpoint: Endpoint::new(config, tls),
+                }),
+                Err(e) => return started(Err(format!("cannot listen on {addr}: {e}"))),
+            }
+        }
         let setup = ShardSetup {
             id,
             shards: plan.mesh.shards(),
             config: plan.config,
-            listener,
+            listeners,
             mesh: plan.mesh,
             shutdown: Shutdown::start(plan.shutdown, id),
         };

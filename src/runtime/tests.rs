@@ -2,6 +2,7 @@
 //! panic, and cross-thread wake-ups and IO progress on every driver.
 
 use super::*;
+use crate::config::{ListenerConfig, Protocol};
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -10,7 +11,13 @@ use std::time::Duration;
 
 fn test_config(shards: usize) -> Config {
     Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listeners: vec![ListenerConfig {
+            name: "listen".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            protocol: Protocol::Mqtt,
+            allow_anonymous: true,
+            tls: None,
+        }],
         shards: std::num::NonZeroUsize::new(shards).unwrap_or(std::num::NonZeroUsize::MIN),
         ..Config::default()
     }
@@ -22,7 +29,7 @@ fn a_port_that_is_already_listened_on_is_refused() {
     let Ok(taken) = taken else { return };
     let Ok(addr) = taken.local_addr() else { return };
     let mut config = test_config(1);
-    config.listen = addr;
+    config.listeners[0].bind = addr;
     let result = run::<(), _, _>(config, |_| async {});
     assert!(
         matches!(result, Err(RuntimeError::AddressInUse(a)) if a == addr),
@@ -59,7 +66,12 @@ fn every_shard_starts_with_its_own_mesh_ends_and_stops_on_trigger() {
         async move {
             assert_eq!(setup.shards, 2);
             assert_eq!(setup.mesh.id(), setup.id);
-            assert!(setup.listener.local_addr().is_ok_and(|a| a.port() != 0));
+            assert!(
+                setup.listeners[0]
+                    .socket
+                    .local_addr()
+                    .is_ok_and(|a| a.port() != 0)
+            );
             if seen.fetch_add(1, Ordering::SeqCst) == 1 {
                 setup.shutdown.trigger();
             }
@@ -77,7 +89,7 @@ fn every_shard_starts_with_its_own_mesh_ends_and_stops_on_trigger() {
 #[test]
 fn shards_on_one_port_share_the_accepted_connections() {
     let result = run::<(), _, _>(test_config(2), |setup| async move {
-        let addr = match setup.listener.local_addr() {
+        let addr = match setup.listeners[0].socket.local_addr() {
             Ok(a) => a,
             Err(e) => panic!("{e}"),
         };
@@ -92,7 +104,7 @@ fn shards_on_one_port_share_the_accepted_connections() {
         loop {
             monoio::select! {
                 _ = setup.shutdown.wait() => break,
-                accepted = setup.listener.accept() => assert!(accepted.is_ok()),
+                accepted = setup.listeners[0].socket.accept() => assert!(accepted.is_ok()),
             }
         }
     });

@@ -24,12 +24,13 @@ mod state;
 
 pub use run::{Observe, run, run_observed, serve};
 pub(crate) use setup::ShutdownShared;
-pub use setup::{ShardSetup, Shutdown, ShutdownWait};
+pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};
 pub use state::{ConnId, Counters, Limits, Login, ShardState, Verification};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;
 use bytes::BytesMut;
+use conn::{Policy, Transport};
 
 /// What crosses the mesh between shards.
 #[derive(Debug)]
@@ -82,6 +83,10 @@ pub enum MeshMsg {
 #[derive(Debug)]
 pub struct Handoff {
     pub stream: std::net::TcpStream,
+    /// The connection's transport (its TLS state), which moves with the socket.
+    pub transport: Transport,
+    /// What its listener asks of it.
+    pub policy: Policy,
     pub connect: Box<Connect>,
     /// Bytes read after the CONNECT (a client may pipeline packets behind it).
     pub leftover: BytesMut,

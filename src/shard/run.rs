@@ -1,17 +1,16 @@
-//! The shard's tasks: accept loop, mesh drain, timer tick (which also publishes the shard's
-//! metrics snapshot), overflow flush, and shutdown.
+//! The shard's tasks: an accept loop per listener, mesh drain, timer tick (which also
+//! publishes the shard's metrics snapshot), overflow flush, and shutdown.
 
-use super::conn::{self, Shared};
+use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
 use super::state::{Admission, Counters, Limits, ShardState};
-use super::{MeshMsg, ShardSetup};
+use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::mesh::MeshEnds;
 use crate::obs::Registry;
-use monoio::net::TcpListener;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
@@ -48,12 +47,11 @@ pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
     if let Some(recorder) = registry.take_recorder(setup.id) {
         shard.set_latency_recorder(recorder);
     }
-    let shutdown = setup.shutdown.wait();
     let observe = Observe {
         registry,
         sys_interval: setup.config.metrics.sys_interval,
     };
-    serve(setup.listener, shard, shutdown, observe).await;
+    serve(setup.listeners, shard, &setup.shutdown, observe).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -65,16 +63,16 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
     shard.set_methods(Methods::from_credentials(&config.auth.scram));
     shard.set_response_information(config.mqtt.response_information.as_deref());
     shard.set_acl(config.auth.acl.clone());
-    shard.set_passwords(config.auth.passwords.clone(), config.auth.allow_anonymous);
+    shard.set_passwords(config.auth.passwords.clone());
     shard
 }
 
-/// Runs one shard until `shutdown` completes: accept connections, serve them, talk to peers,
-/// publish what `observe` asks for.
+/// Runs one shard until `shutdown`: accept connections on every listener, serve them, talk
+/// to peers, publish what `observe` asks for.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<ShardListener>,
     shard: ShardState,
-    shutdown: impl Future<Output = ()>,
+    shutdown: &Shutdown,
     observe: Observe,
 ) {
     let limits = *shard.limits();
@@ -82,10 +80,38 @@ pub async fn serve(
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe));
     monoio::spawn(overflow_task(state.clone()));
+    // The accept loops run in this task, so that every listener is closed before the
+    // connections are told to shut down.
+    let mut loops: Vec<Pin<Box<dyn Future<Output = ()>>>> = listeners
+        .into_iter()
+        .map(|l| Box::pin(accept_loop(state.clone(), l, shutdown.wait())) as _)
+        .collect();
+    poll_fn(|cx| {
+        loops.retain_mut(|accepting| accepting.as_mut().poll(cx).is_pending());
+        if loops.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    shut_down(&state).await;
+}
+
+/// Accepts connections on one listener until `shutdown` completes, then closes it.
+async fn accept_loop(state: Shared, listener: ShardListener, shutdown: impl Future<Output = ()>) {
+    let ShardListener {
+        socket,
+        mut endpoint,
+    } = listener;
+    let policy = Policy {
+        allow_anonymous: endpoint.allow_anonymous,
+        identity_as_username: endpoint.identity_as_username,
+    };
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = {
-            let mut accept = pin!(listener.accept());
+            let mut accept = pin!(socket.accept());
             poll_fn(|cx| {
                 if shutdown.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
@@ -99,24 +125,55 @@ pub async fn serve(
             Some(Ok((stream, peer))) => {
                 let accepted_at = Instant::now();
                 let admission = state.borrow_mut().on_accept(accepted_at);
+                if admission == Admission::Close {
+                    // Too many refusals in flight already: closed at once (dropped).
+                    continue;
+                }
+                // A TLS or WebSocket connection holds one of the shard's handshake places
+                // until its CONNECT; with none left it is closed at once.
+                let handshakes =
+                    endpoint.tls.is_some() || endpoint.protocol == Protocol::WebSockets;
+                let slot = match handshakes && admission == Admission::Serve {
+                    true => match HandshakeSlot::take(&state) {
+                        Some(slot) => Some(slot),
+                        None => continue,
+                    },
+                    false => None,
+                };
+                let Some(transport) = new_transport(&mut endpoint) else {
+                    continue;
+                };
+                let link = Link::new(stream, transport);
                 match admission {
                     Admission::Serve => {
-                        monoio::spawn(conn::serve_accepted(state.clone(), stream, accepted_at));
+                        let serve =
+                            conn::serve_accepted(state.clone(), link, policy, accepted_at, slot);
+                        monoio::spawn(serve);
                     }
                     Admission::Refuse(reason) => {
                         state.borrow_mut().refused_unread(reason, Some(peer));
-                        monoio::spawn(conn::serve_refused(state.clone(), stream, reason));
+                        monoio::spawn(conn::serve_refused(state.clone(), link, reason));
                     }
-                    // Too many refusals in flight already: closed at once (dropped).
-                    Admission::Close => drop(stream),
+                    Admission::Close => {}
                 }
             }
             // Out of descriptors and similar: back off briefly instead of spinning.
             Some(Err(_)) => monoio::time::sleep(Duration::from_millis(10)).await,
         }
     }
-    drop(listener);
-    shut_down(&state).await;
+}
+
+/// The transport a new connection on `endpoint` starts with; `None` if its TLS state cannot
+/// be made (the connection is closed).
+fn new_transport(endpoint: &mut Endpoint) -> Option<Transport> {
+    let tls = match &mut endpoint.tls {
+        None => None,
+        Some(acceptor) => Some(acceptor.session().ok()?),
+    };
+    Some(Transport::new(
+        tls,
+        endpoint.protocol == Protocol::WebSockets,
+    ))
 }
 
 async fn shut_down(state: &Shared) {

@@ -1,9 +1,11 @@
-//! What a shard starts with: `ShardSetup`, built by the runtime on the shard's own thread,
-//! and `Shutdown`, the shard's view of broker shutdown (one flag and a doorbell per shard,
-//! shared by every thread; a relay task per shard wakes its local waiters).
+//! What a shard starts with: `ShardSetup`, built by the runtime on the shard's own thread
+//! (with a `ShardListener` per configured listener), and `Shutdown`, the shard's view of
+//! broker shutdown (one flag and a doorbell per shard, shared by every thread; a relay task
+//! per shard wakes its local waiters).
 
-use crate::config::Config;
+use crate::config::{Config, ListenerConfig, Protocol};
 use crate::mesh::{MeshEnds, notify::Notifier};
+use crate::tls::Acceptor;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -19,8 +21,9 @@ pub struct ShardSetup<T> {
     pub id: usize,
     pub shards: usize,
     pub config: Arc<Config>,
-    /// This shard's listener; every shard listens on the same address with SO_REUSEPORT.
-    pub listener: monoio::net::TcpListener,
+    /// This shard's listeners, one per configured listener in config order; every shard
+    /// listens on the same addresses with SO_REUSEPORT.
+    pub listeners: Vec<ShardListener>,
     pub mesh: MeshEnds<T>,
     pub shutdown: Shutdown,
 }
@@ -32,6 +35,38 @@ impl<T> fmt::Debug for ShardSetup<T> {
             .field("shards", &self.shards)
             .field("mesh", &self.mesh)
             .finish_non_exhaustive()
+    }
+}
+
+/// One listener as a shard serves it: its own SO_REUSEPORT socket and what the
+/// connections accepted on it get.
+#[derive(Debug)]
+pub struct ShardListener {
+    pub socket: monoio::net::TcpListener,
+    pub endpoint: Endpoint,
+}
+
+/// What a connection accepted on a listener gets: its protocol and security settings.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub protocol: Protocol,
+    /// Whether clients without a user name may connect.
+    pub allow_anonymous: bool,
+    /// A verified client certificate's CN replaces the username.
+    pub identity_as_username: bool,
+    /// This shard's TLS configuration of the listener (reloaded on SIGHUP); `None`: plain.
+    pub tls: Option<Acceptor>,
+}
+
+impl Endpoint {
+    /// The endpoint of `config`; `tls` must be its acceptor if it has `[listeners.tls]`.
+    pub fn new(config: &ListenerConfig, tls: Option<Acceptor>) -> Self {
+        Self {
+            protocol: config.protocol,
+            allow_anonymous: config.allow_anonymous,
+            identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
+            tls,
+        }
     }
 }
 

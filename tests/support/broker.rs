@@ -27,8 +27,11 @@ const STARTUP: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Broker {
     child: Child,
-    /// Where the broker listens.
+    /// Where the broker listens: its first listener (`--listen`, plain MQTT).
     pub addr: SocketAddr,
+    /// Every listener as the broker announced it: config key (`listen`, `listeners[0]`,
+    /// ...), scheme (`mqtt`, `mqtts`, `ws`, `wss`) and address, in config order.
+    pub listeners: Vec<Listener>,
     /// How many shards it runs.
     pub shards: usize,
     config_path: Option<PathBuf>,
@@ -104,42 +107,64 @@ impl Broker {
         let mut broker = Self {
             child,
             addr,
+            listeners: Vec::new(),
             shards,
             config_path,
             log: Arc::default(),
         };
-        broker.addr = broker.wait_for_listening_line()?;
+        (broker.addr, broker.listeners) = broker.wait_for_listening_line()?;
         Ok(broker)
     }
 
-    /// Reads stderr up to the log line `... ringmq listening on ADDR with N shards`, then
-    /// keeps draining it on a thread (kept for [`Broker::log_lines`] and echoed to the test's
-    /// stderr) so the broker never blocks on a full pipe.
-    fn wait_for_listening_line(&mut self) -> Result<SocketAddr, String> {
+    /// The address of the listener the config calls `name` (e.g. `listeners[0]`).
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        match self.listeners.iter().find(|l| l.name == name) {
+            Some(l) => l.addr,
+            None => panic!("no listener {name} in {:?}", self.listeners),
+        }
+    }
+
+    /// Reads stderr up to the log line `... ringmq listening on ADDR with N shards`,
+    /// collecting the `... serving SCHEME://ADDR (NAME)` lines before it, then keeps draining
+    /// it on a thread (kept for [`Broker::log_lines`] and echoed to the test's stderr) so the
+    /// broker never blocks on a full pipe.
+    fn wait_for_listening_line(&mut self) -> Result<(SocketAddr, Vec<Listener>), String> {
         let stderr = self.child.stderr.take().ok_or("no stderr pipe")?;
         let (tx, rx) = mpsc::channel();
         let log = Arc::clone(&self.log);
         std::thread::spawn(move || {
             let mut announced = false;
+            let mut listeners = Vec::new();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Ok(mut log) = log.lock() {
                     log.push(line.clone());
                 }
-                if !announced && let Some((_, rest)) = line.split_once("ringmq listening on ") {
-                    announced = true;
-                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
-                    let _ = tx.send(addr);
-                    continue;
+                if !announced {
+                    if let Some((_, rest)) = line.split_once(": serving ") {
+                        listeners.push(rest.to_string());
+                    }
+                    if let Some((_, rest)) = line.split_once("ringmq listening on ") {
+                        announced = true;
+                        let addr = rest.split(' ').next().unwrap_or_default().to_string();
+                        let _ = tx.send((addr, std::mem::take(&mut listeners)));
+                        continue;
+                    }
                 }
                 eprintln!("[broker] {line}");
             }
         });
-        let addr = rx
+        let (addr, lines) = rx
             .recv_timeout(STARTUP)
             .map_err(|_| format!("no `ringmq listening on` line within {STARTUP:?}"))?;
-        addr.parse()
-            .map_err(|e| format!("bad address {addr:?}: {e}"))
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        let listeners = lines
+            .iter()
+            .map(|l| Listener::parse(l))
+            .collect::<Result<_, _>>()?;
+        Ok((addr, listeners))
     }
 
     /// The lines the broker has logged so far.
@@ -187,6 +212,14 @@ impl Broker {
         assert_eq!(rc, 0, "kill(SIGTERM) failed");
     }
 
+    /// Asks the broker to reload its certificates (and other files).
+    pub fn sighup(&self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: sends a signal to the child this struct spawned; no memory is involved.
+        let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill(SIGHUP) failed");
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -208,6 +241,31 @@ impl Broker {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("the broker process exited: {status}");
         }
+    }
+}
+
+/// One listener as the broker announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Its config key: `listen`, `listeners[0]`, ...
+    pub name: String,
+    /// `mqtt`, `mqtts`, `ws` or `wss`.
+    pub scheme: String,
+    pub addr: SocketAddr,
+}
+
+impl Listener {
+    /// Parses `SCHEME://ADDR (NAME)` (and the log line's fields after it).
+    fn parse(line: &str) -> Result<Self, String> {
+        let bad = || format!("bad listener line {line:?}");
+        let (scheme, rest) = line.split_once("://").ok_or_else(bad)?;
+        let (addr, rest) = rest.split_once(" (").ok_or_else(bad)?;
+        let (name, _) = rest.split_once(')').ok_or_else(bad)?;
+        Ok(Self {
+            name: name.to_string(),
+            scheme: scheme.to_string(),
+            addr: addr.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -247,7 +305,7 @@ pub fn broker_command() -> Command {
     Command::new(broker_binary())
 }
 
-fn unique_suffix() -> u64 {
+pub fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

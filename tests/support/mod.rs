@@ -8,6 +8,8 @@
 //! | `packets.rs` | builders for CONNECT, PUBLISH, SUBSCRIBE, ...; raw frames and encoding |
 //! | `raw.rs` | [`RawClient`]: exact packets or bytes in, exactly what the broker sends out |
 //! | `rumqtt.rs` | rumqttc 3.1.1 and 5.0 clients, each driven by its own thread |
+//! | `tls.rs` | [`Pki`] (a CA and certificates made with rcgen), [`RawClient::tls`], rumqttc over TLS |
+//! | `ws.rs` | [`WsStream`] (raw RFC 6455 client frames, malformed on purpose too), [`RawClient::websocket`], rumqttc over ws:// and wss:// |
 //! | `wait.rs` | [`PROMPT`], [`QUIET`] and [`eventually`]: waiting on conditions |
 //!
 //! # Where a test goes
@@ -24,9 +26,14 @@
 //! and DISCONNECTs the server starts), `enhanced_auth`, `payload_format`,
 //! `response_information`; `conformance_v5.rs` holds the 5.0-only rules without a suite of
 //! their own (Receive Maximum, subscription options, Subscription Identifiers, message
-//! expiry, will delay). `binary_startup.rs`: the command line. `observability.rs`: what an
-//! operator sees (log lines, `/metrics`, `$SYS` topics). `reliability_probes.rs`: memory
-//! probes (ignored: run by hand in release mode; their numbers are in `docs/reliability.md`).
+//! expiry, will delay). `binary_startup.rs`: the command line, listeners, and the start-up
+//! refusals of bad listener settings and certificate files. `observability.rs`: what an
+//! operator sees (log lines, `/metrics`, `$SYS` topics). `tls.rs`: TLS listeners (client
+//! certificates, `identity_as_username`, malformed records, SIGHUP reloads).
+//! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
+//! frames, closing).
+//! `reliability_probes.rs`: memory probes (ignored: run by hand in release mode; their
+//! numbers are in `docs/reliability.md`).
 //!
 //! Each behaviour is tested once: look for it first (`grep -rn MQTT-3.1.2-24 tests/`) and add
 //! to the test that is there. Where the spec names a reason code, demand it
@@ -72,11 +79,15 @@ pub mod packets;
 pub mod raw;
 pub mod rumqtt;
 pub mod shards;
+pub mod tls;
 pub mod wait;
+pub mod ws;
 
 pub use broker::*;
 pub use packets::*;
 pub use raw::*;
 pub use rumqtt::*;
 pub use shards::*;
+pub use tls::*;
 pub use wait::*;
+pub use ws::*;

@@ -1,6 +1,7 @@
-//! The raw client: a blocking MQTT connection on a plain TCP socket that sends exactly the
-//! packets (or bytes) a test asks for and reports exactly what the broker sends back, decoded
-//! with our codec or as raw bytes. Nothing is acknowledged unless the test says so.
+//! The raw client: a blocking MQTT connection on a plain TCP socket (or TLS over one, see
+//! `tls.rs`) that sends exactly the packets (or bytes) a test asks for and reports exactly
+//! what the broker sends back, decoded with our codec or as raw bytes. Nothing is
+//! acknowledged unless the test says so.
 
 use super::PROMPT;
 use super::packets::{
@@ -59,10 +60,22 @@ impl std::fmt::Display for Pub {
     }
 }
 
-/// A blocking MQTT client on a plain TCP socket.
+/// The byte stream under a raw client: a TCP socket, or a layer over one (TLS).
+pub trait Wire: Read + Write + Send + std::fmt::Debug {
+    /// The socket underneath, for read timeouts and shutdown.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// A blocking MQTT client on a plain TCP socket (or another [`Wire`]).
 #[derive(Debug)]
 pub struct RawClient {
-    stream: TcpStream,
+    stream: Box<dyn Wire>,
     buf: BytesMut,
     pub version: ProtocolVersion,
     /// Names the client in failure messages (the client id, for connected clients).
@@ -79,7 +92,12 @@ impl RawClient {
 
     /// A client on a socket the test set up itself (e.g. with a small receive buffer).
     pub fn from_stream(stream: TcpStream, version: ProtocolVersion, name: &str) -> Self {
-        let _ = stream.set_nodelay(true);
+        Self::from_wire(Box::new(stream), version, name)
+    }
+
+    /// A client on any [`Wire`] (e.g. a TLS stream from `tls.rs`), no MQTT yet.
+    pub fn from_wire(stream: Box<dyn Wire>, version: ProtocolVersion, name: &str) -> Self {
+        let _ = stream.tcp().set_nodelay(true);
         Self {
             stream,
             buf: BytesMut::with_capacity(4096),
@@ -92,7 +110,14 @@ impl RawClient {
     pub fn connect_with(addr: SocketAddr, connect: ConnectBuilder) -> (Self, ConnAck) {
         let version = connect.0.version;
         let name = connect.0.client_id.as_str().to_string();
-        let mut client = Self::tcp(addr, version, &name);
+        Self::tcp(addr, version, &name).handshake(connect)
+    }
+
+    /// Sends `connect` on this connection and returns the CONNACK, asserting it is a
+    /// success.
+    pub fn handshake(self, connect: ConnectBuilder) -> (Self, ConnAck) {
+        let name = connect.0.client_id.as_str().to_string();
+        let mut client = self;
         client.send(&connect.packet());
         let connack = client.expect_connack();
         assert_eq!(
@@ -135,7 +160,7 @@ impl RawClient {
         if now >= deadline {
             return Fill::Timeout;
         }
-        let _ = self.stream.set_read_timeout(Some(deadline - now));
+        let _ = self.stream.tcp().set_read_timeout(Some(deadline - now));
         let mut chunk = [0u8; 16 * 1024];
         match self.stream.read(&mut chunk) {
             Ok(0) => Fill::Closed,
@@ -449,13 +474,13 @@ impl RawClient {
     /// Sends DISCONNECT (normal) and closes the socket.
     pub fn disconnect(mut self) {
         self.send(&disconnect_packet(ReasonCode::NORMAL_DISCONNECTION));
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.stream.tcp().shutdown(Shutdown::Write);
         let _ = self.recv(Duration::from_millis(200));
     }
 
     /// Drops the TCP connection without DISCONNECT.
     pub fn drop_connection(self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
     }
 }
 

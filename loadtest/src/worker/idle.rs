@@ -6,10 +6,9 @@ use super::shared::Shared;
 use super::stats::{Stats, record_ns};
 use crate::clock::now_ns;
 use crate::error::LoadError;
+use crate::link::ConnReader;
 use crate::mqtt::{self, Session};
 use bytes::BytesMut;
-use monoio::io::{OwnedReadHalf, Splitable};
-use monoio::net::TcpStream;
 use ringmq_protocol::Packet;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -94,7 +93,7 @@ async fn idle_connection(shared: Arc<Shared>, stats: Stats, n: u32, settled: Rc<
 async fn idle_reader(
     shared: Arc<Shared>,
     stats: Stats,
-    mut reader: OwnedReadHalf<TcpStream>,
+    mut reader: ConnReader,
     mut rbuf: BytesMut,
     client: String,
     last_ping: Rc<Cell<u64>>,

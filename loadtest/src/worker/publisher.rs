@@ -8,14 +8,13 @@ use super::shared::{Flow, Shared};
 use super::stats::{Stats, record_lag_ns, record_ns};
 use crate::clock::now_ns;
 use crate::error::LoadError;
+use crate::link::{ConnReader, ConnWriter};
 use crate::mqtt::{self, Session};
 use crate::payload::Header;
 use crate::plan::PublisherSpec;
 use crate::precise;
 use crate::schedule::Schedule;
 use bytes::{Bytes, BytesMut};
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
-use monoio::net::TcpStream;
 use ringmq_protocol::{Packet, PacketId, PubResp, QoS};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -174,7 +173,7 @@ struct PublisherWriter<'a> {
     /// Zeroes of the payload size; each message's header is written over them in place.
     template: Bytes,
     wbuf: BytesMut,
-    writer: OwnedWriteHalf<TcpStream>,
+    writer: ConnWriter,
     schedule: Option<Schedule>,
     window: u64,
     receive_maximum: u64,
@@ -341,7 +340,7 @@ impl PublisherWriter<'_> {
 async fn publisher_acks(
     shared: Arc<Shared>,
     state: Rc<PubState>,
-    mut reader: OwnedReadHalf<TcpStream>,
+    mut reader: ConnReader,
     mut rbuf: BytesMut,
     client: String,
     id: u32,

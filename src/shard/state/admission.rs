@@ -1,6 +1,6 @@
 //! Admission of new connections: the shard's connection limit and connection rate limit
-//! (checked when a socket is accepted, before its CONNECT is read), a bound on the refused
-//! connections being answered, server redirection (checked on the CONNECT), and what the
+//! (checked when a socket is accepted, before its CONNECT is read), bounds on the refused
+//! connections being answered and on the TLS handshakes in progress, server redirection (checked on the CONNECT), and what the
 //! broker offers every client: enhanced-authentication methods and Response Information.
 
 use super::{Refusal, ShardState};
@@ -16,6 +16,11 @@ use std::time::Instant;
 /// for up to the refusal timeout; beyond this bound a refused connection is closed without a
 /// CONNACK, so a flood of connections cannot pile them up.
 pub const MAX_REFUSING: usize = 64;
+/// Connections a shard lets be in their TLS or WebSocket handshake (up to their CONNECT) at
+/// once. Each holds a socket, a TLS state and a task for up to the CONNECT timeout; beyond
+/// this bound a new connection on such a listener is closed at once, so a flood of half-done handshakes
+/// costs a bounded amount of memory and cannot starve the shard's clients.
+pub const MAX_HANDSHAKES: usize = 256;
 
 /// What to do with a freshly accepted connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,8 @@ pub(super) struct AdmissionControl {
     rate: Option<ConnectionRate>,
     /// Refused connections being answered (bounded by `MAX_REFUSING`).
     refusing: usize,
+    /// Connections in their TLS or WebSocket handshake (bounded by `MAX_HANDSHAKES`).
+    handshakes: usize,
     redirection: Option<Redirection>,
     /// The enhanced-authentication methods offered (from the config).
     pub methods: Methods,
@@ -129,6 +136,19 @@ impl ShardState {
     /// A refusal handed out by `on_accept` is finished (answered or given up).
     pub fn end_refusal(&mut self) {
         self.admission.refusing = self.admission.refusing.saturating_sub(1);
+    }
+
+    /// Takes a place for a connection starting its TLS or WebSocket handshake; false when the
+    /// shard has `MAX_HANDSHAKES` in progress (close the connection). Give it back with
+    /// `end_handshake`.
+    pub fn begin_handshake(&mut self) -> bool {
+        let free = self.admission.handshakes < MAX_HANDSHAKES;
+        self.admission.handshakes += usize::from(free);
+        free
+    }
+
+    pub fn end_handshake(&mut self) {
+        self.admission.handshakes = self.admission.handshakes.saturating_sub(1);
     }
 
     /// Refused connections being answered now.

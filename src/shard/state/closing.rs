@@ -168,6 +168,14 @@ impl ShardState {
         self.settle(now);
     }
 
+    /// The connection's transport has bytes of its own to send (a TLS alert or session
+    /// ticket): the writer takes them even with nothing in the outbound buffer.
+    pub fn wake_writer(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            wake(&mut c.writer);
+        }
+    }
+
     /// The writer failed to write: the connection is lost.
     pub fn on_write_error(&mut self, conn: ConnId, now: Instant) {
         self.close_as(conn, Ending::WriteFailed, true, now);

@@ -1,5 +1,5 @@
 //! Password login at CONNECT against `auth.password_file` (Mosquitto's format), and anonymous
-//! clients against `auth.allow_anonymous`. Hashing is slow by design, so it never runs on
+//! clients against their listener's `allow_anonymous`. Hashing is slow by design, so it never runs on
 //! the shard: a CONNECT whose credentials this shard has not verified before becomes a
 //! `Verification` that the connection task runs on the blocking pool; the result comes back
 //! through `verified`. A bound on verifications in flight per shard keeps a storm of wrong
@@ -51,9 +51,9 @@ impl Verification {
 }
 
 /// The login state of a shard.
+#[derive(Default)]
 pub(super) struct Logins {
     passwords: Option<Arc<PasswordFile>>,
-    allow_anonymous: bool,
     cache: Option<VerifiedCache>,
     in_flight: usize,
 }
@@ -62,48 +62,35 @@ impl std::fmt::Debug for Logins {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Logins")
             .field("users", &self.passwords.as_ref().map_or(0, |p| p.len()))
-            .field("allow_anonymous", &self.allow_anonymous)
             .field("in_flight", &self.in_flight)
             .finish_non_exhaustive()
     }
 }
 
-impl Default for Logins {
-    fn default() -> Self {
-        Self {
-            passwords: None,
-            allow_anonymous: true,
-            cache: None,
-            in_flight: 0,
-        }
-    }
-}
-
 impl ShardState {
-    /// Checks CONNECTs against this password file from now on (`None`: no passwords), and
-    /// whether clients without a user name are let in.
-    pub fn set_passwords(&mut self, passwords: Option<Arc<PasswordFile>>, allow_anonymous: bool) {
+    /// Checks CONNECTs against this password file from now on (`None`: no passwords).
+    pub fn set_passwords(&mut self, passwords: Option<Arc<PasswordFile>>) {
         // A cache keyed from the OS random source; without one every login is verified.
         let cache = passwords
             .as_ref()
             .and_then(|_| VerifiedCache::with_random_key(CACHE_ENTRIES).ok());
         self.logins = Logins {
             passwords,
-            allow_anonymous,
             cache,
             in_flight: 0,
         };
     }
 
-    /// The login check of a CONNECT that passed `admit`. A client that authenticates with an
-    /// enhanced-authentication method (5.0 AUTH) is that method's to check.
-    pub fn login(&mut self, connect: &Connect) -> Login {
+    /// The login check of a CONNECT that passed `admit`, on a listener that takes anonymous
+    /// clients or not. A client that authenticates with an enhanced-authentication method
+    /// (5.0 AUTH) is that method's to check.
+    pub fn login(&mut self, connect: &Connect, allow_anonymous: bool) -> Login {
         if connect.properties.authentication_method.is_some() {
             return Login::Accepted;
         }
         let logins = &mut self.logins;
         let Some(username) = &connect.username else {
-            return match logins.allow_anonymous {
+            return match allow_anonymous {
                 true => Login::Accepted,
                 // 3.2.2.2: 0x87 Not authorized (3.1.1: 0x05).
                 false => Login::Refused(ReasonCode::NotAuthorized),

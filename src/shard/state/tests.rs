@@ -308,6 +308,15 @@ fn over_the_connection_limit_sockets_are_refused_with_0x97_and_refusals_are_boun
 }
 
 #[test]
+fn tls_handshakes_in_progress_are_bounded_per_shard() {
+    let (mut state, _peer) = two_shards(Limits::default(), 64);
+    assert!((0..admission::MAX_HANDSHAKES).all(|_| state.begin_handshake()));
+    assert!(!state.begin_handshake(), "one more is closed at once");
+    state.end_handshake();
+    assert!(state.begin_handshake(), "a finished handshake makes room");
+}
+
+#[test]
 fn over_the_connection_rate_sockets_are_refused_with_0x9f() {
     let limits = Limits {
         max_connection_rate: std::num::NonZeroU32::new(2),
