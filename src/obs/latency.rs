@@ -40,7 +40,12 @@ pub struct LatencyRecorder {
 impl LatencyRecorder {
     /// Records one latency; values past the histogram's range count as its highest.
     pub fn record(&mut self, nanos: u64) {
-        self.pending.saturating_record(nanos.min(HIGHEST_NS));
+        self.record_n(nanos, 1);
+    }
+
+    /// Records `count` deliveries that each took `nanos`.
+    pub fn record_n(&mut self, nanos: u64, count: u64) {
+        let _ = self.pending.record_n(nanos.min(HIGHEST_NS), count);
     }
 
     /// Hands what was recorded since the last hand-off to the reader, unless it is behind

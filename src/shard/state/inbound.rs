@@ -25,10 +25,9 @@ impl ShardState {
         if let Packet::Publish(publish) = &packet {
             self.stats.received(publish.qos);
         }
-        let packet = match packet {
-            Packet::Auth(auth) => return self.on_auth(conn, &auth, now),
-            other => other,
-        };
+        if let Packet::Auth(auth) = &packet {
+            return self.on_auth(conn, auth, now);
+        }
         if let Some(reason) = self.unanswerable(conn, &packet) {
             self.close(conn, Some(reason), true, now);
             self.finish(now);

@@ -2,6 +2,8 @@
 //! its read batch began (`Message::received_at`, the one clock read the read loop makes
 //! anyway); each live delivery into a subscriber's buffer notes it, and once per batch (a
 //! read or a mesh drain) the task reads the clock once more and records every noted delivery.
+//! The messages of one read batch share their `received_at`, so the notes are counted per
+//! distinct time: a fan-out to 100 subscribers is one histogram update, not 100.
 
 use super::ShardState;
 use crate::obs::LatencyRecorder;
@@ -11,15 +13,20 @@ use std::time::Instant;
 pub(super) struct Latency {
     /// `None`: not measured (nothing is noted).
     recorder: Option<LatencyRecorder>,
-    /// When each message delivered in this batch was read; its capacity is kept.
-    pending: Vec<Instant>,
+    /// When the messages delivered in this batch were read, and how many deliveries each
+    /// time had, in order; its capacity is kept.
+    pending: Vec<(Instant, u64)>,
 }
 
 impl Latency {
     /// Notes a delivery of a message read at `received_at`.
     pub fn delivered(&mut self, received_at: Option<Instant>) {
-        if let (Some(at), Some(_)) = (received_at, &self.recorder) {
-            self.pending.push(at);
+        let (Some(at), Some(_)) = (received_at, &self.recorder) else {
+            return;
+        };
+        match self.pending.last_mut() {
+            Some((last, count)) if *last == at => *count += 1,
+            _ => self.pending.push((at, 1)),
         }
     }
 }
@@ -39,9 +46,9 @@ impl ShardState {
     pub fn record_latency(&mut self, done: Instant) {
         let latency = &mut self.latency;
         if let Some(recorder) = &mut latency.recorder {
-            for at in latency.pending.drain(..) {
+            for (at, count) in latency.pending.drain(..) {
                 let nanos = done.saturating_duration_since(at).as_nanos();
-                recorder.record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                recorder.record_n(u64::try_from(nanos).unwrap_or(u64::MAX), count);
             }
         }
         latency.pending.clear();

@@ -174,6 +174,11 @@ impl SharedGroups {
     }
 
     /// The groups matching `topic`; hand the vector back with `restore_matches`.
+    /// No shared subscription on any shard: the common case, checked before any matching.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     pub fn take_matches(&mut self, topic: &TopicName) -> Vec<TopicFilter> {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
@@ -273,6 +278,9 @@ impl ShardState {
 
     /// At the shard that received the PUBLISH: one member shard per matching group.
     pub(super) fn route_shared(&mut self, msg: &Message, now: Instant) -> Held {
+        if self.shared.is_empty() {
+            return None;
+        }
         let matches = self.shared.take_matches(&msg.topic);
         self.stats.routed += matches.len() as u64;
         let mut held = None;
