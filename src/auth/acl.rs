@@ -335,6 +335,32 @@ impl AclFile {
         })
     }
 
+    /// A copy whose rule sets are its own (`clone` shares them by `Arc`): each shard gets
+    /// one, so that compiling a client's ACL touches no reference count another core uses.
+    pub fn deep_copy(&self) -> Self {
+        let own = |set: &Arc<RuleSet>| Arc::new(RuleSet::clone(set));
+        Self {
+            anonymous: own(&self.anonymous),
+            users: self
+                .users
+                .iter()
+                .map(|(u, r)| (u.clone(), own(r)))
+                .collect(),
+            patterns: self.patterns.clone(),
+        }
+    }
+
+    /// No rule set of `self` is one of `other`'s.
+    #[cfg(test)]
+    pub(crate) fn shares_nothing_with(&self, other: &Self) -> bool {
+        let sets = |f: &Self| -> Vec<*const RuleSet> {
+            let users = f.users.values().map(Arc::as_ptr);
+            users.chain([Arc::as_ptr(&f.anonymous)]).collect()
+        };
+        let theirs = sets(other);
+        sets(self).iter().all(|p| !theirs.contains(p))
+    }
+
     /// The checks for one client, built at CONNECT: its user block (or the anonymous one)
     /// and every pattern with `%c` and `%u` substituted. `client_id` is the identifier the
     /// session runs under (the assigned one when the client sent none).

@@ -10,14 +10,17 @@
 //!   reason codes are allowed when, at most [`MAX_ROUNDS`] client messages per exchange).
 //! - [`scram`]: SCRAM-SHA-256, the built-in method.
 //!
-//! Plain username/password and authorization, for the CONNECT path (not wired in yet):
+//! Plain username/password and authorization, for the CONNECT path:
 //!
 //! - [`passwd`]: Mosquitto-compatible password files (`$6$`, `$7$`, `$argon2id$`).
 //! - [`verified`]: a bounded cache of verified credentials, so reconnects skip the KDF.
 //! - [`passwd_cli`]: `ringmq passwd`, the mosquitto_passwd-compatible file editor.
 //! - [`acl`]: Mosquitto's `acl_file`, compiled per client into allocation-free checks.
+//! - [`files`]: the password and ACL files as one unit, loaded at start and on SIGHUP, and
+//!   the channels that give each shard its own copy.
 
 pub mod acl;
+pub mod files;
 pub mod passwd;
 pub mod passwd_cli;
 pub mod scram;

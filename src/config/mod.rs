@@ -27,12 +27,10 @@ pub use schema::{
     RawScramUser, RawTls,
 };
 
-use crate::auth::acl::AclFile;
-use crate::auth::passwd::PasswordFile;
+use crate::auth::files::{AuthFiles, AuthPaths};
 use crate::auth::scram::ScramCredential;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest packet MQTT can frame: a 268,435,455-byte remaining length plus a 5-byte header.
@@ -88,12 +86,12 @@ pub struct AuthConfig {
     pub exchange_timeout: Duration,
     /// SCRAM-SHA-256 users, keys already derived; empty: the method is not offered.
     pub scram: Vec<ScramCredential>,
-    /// `auth.password_file`, read and checked at start: CONNECTs with a user name must give
-    /// its password.
-    pub passwords: Option<Arc<PasswordFile>>,
-    /// `auth.acl_file`, read and checked at start: what each client may publish, subscribe
-    /// to and receive.
-    pub acl: Option<Arc<AclFile>>,
+    /// Where `auth.password_file` and `auth.acl_file` are; SIGHUP reads them again.
+    pub file_paths: AuthPaths,
+    /// Those files, read and checked at start (`AuthFiles::load`, as SIGHUP does): CONNECTs
+    /// with a user name must give its password; what each client may publish, subscribe to
+    /// and receive.
+    pub files: AuthFiles,
     // `[auth] allow_anonymous` is the default of each listener's `allow_anonymous`
     // (`ListenerConfig`), which is what is checked.
 }

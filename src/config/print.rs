@@ -110,7 +110,7 @@ permanent = {permanent}
 [auth]
 # A Mosquitto password file (`username:hash` lines, as `mosquitto_passwd` or `ringmq passwd`
 # write them): a CONNECT with a user name must give its password (else CONNACK 0x86; 3.1.1
-# 0x04). Empty = no passwords are checked.
+# 0x04). Empty = no passwords are checked. SIGHUP reads it again (and the acl_file).
 password_file = {password_file}
 # A Mosquitto acl_file: what each client may publish (else PUBACK/PUBREC 0x87; 3.1.1: dropped),
 # subscribe to (else SUBACK 0x87; 3.1.1 0x80) and receive. Empty = everything is allowed.
@@ -157,10 +157,15 @@ exchange_timeout_ms = {exchange_timeout_ms}
             defer_taskrun = rt.defer_taskrun,
             timer_tick_ms = rt.timer_tick.as_millis(),
             exchange_timeout_ms = self.auth.exchange_timeout.as_millis(),
-            password_file = toml::Value::String(String::new()),
-            acl_file = toml::Value::String(String::new()),
+            password_file = toml_path(self.auth.file_paths.password_file.as_deref()),
+            acl_file = toml_path(self.auth.file_paths.acl_file.as_deref()),
             log = super::observability::log_toml(&self.log),
             metrics = super::observability::metrics_toml(&self.metrics),
         )
     }
+}
+
+/// A configured file's path as a TOML string; "" when none is configured.
+fn toml_path(path: Option<&std::path::Path>) -> toml::Value {
+    toml::Value::String(path.map_or(String::new(), |p| p.display().to_string()))
 }

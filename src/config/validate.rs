@@ -6,12 +6,10 @@ use super::{
     MqttConfig, QueueConfig, RawAuth, RawConfig, RawMqtt, RawQueues, RawRedirect, RawRuntime,
     Redirect, RetainedConfig, RuntimeConfig,
 };
-use crate::auth::acl::AclFile;
-use crate::auth::passwd::PasswordFile;
+use crate::auth::files::{AuthFiles, AuthPaths};
 use crate::auth::scram::ScramCredential;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn nonzero_usize(field: &'static str, v: usize) -> Result<NonZeroUsize, ConfigError> {
@@ -106,29 +104,21 @@ impl RawAuth {
             }
             scram.push(credential);
         }
-        let passwords = match self.password_file.as_str() {
-            "" => None,
-            path => Some(Arc::new(PasswordFile::load(Path::new(path)).map_err(
-                |e| ConfigError::File {
-                    key: "auth.password_file",
-                    reason: e.to_string(),
-                },
-            )?)),
+        let path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
+        let file_paths = AuthPaths {
+            password_file: path(&self.password_file),
+            acl_file: path(&self.acl_file),
         };
-        let acl = match self.acl_file.as_str() {
-            "" => None,
-            path => Some(Arc::new(AclFile::load(Path::new(path)).map_err(|e| {
-                ConfigError::File {
-                    key: "auth.acl_file",
-                    reason: e.to_string(),
-                }
-            })?)),
-        };
+        // The same function SIGHUP reloads them with.
+        let files = AuthFiles::load(&file_paths).map_err(|e| ConfigError::File {
+            key: e.key,
+            reason: e.reason,
+        })?;
         Ok(AuthConfig {
             exchange_timeout: Duration::from_millis(timeout_ms),
             scram,
-            passwords,
-            acl,
+            file_paths,
+            files,
         })
     }
 }

@@ -2,8 +2,8 @@
 //! pinned thread per shard with its own monoio runtime (io_uring when the kernel allows, the
 //! legacy epoll driver otherwise) and an SO_REUSEPORT socket per listener, turns
 //! SIGINT/SIGTERM into the `Shutdown` every shard can await, and SIGHUP into a reload of the
-//! TLS certificates. `run` returns once every shard
-//! thread has ended.
+//! TLS certificates and the password and ACL files. `run` returns once every shard thread
+//! has ended.
 //!
 //! - `spawn`: the shard threads (spawn, pin, start-up report, join).
 //! - `listener`: the busy-port check and each shard's SO_REUSEPORT listeners.
@@ -24,10 +24,11 @@ pub use crate::mesh::yield_now;
 pub use driver::{DriverKind, ShardRuntime, build_shard_runtime};
 pub use error::RuntimeError;
 
+use crate::auth::files::{AuthFileError, AuthReload};
 use crate::config::Config;
 use crate::mesh;
 use crate::shard::{ShardSetup, ShutdownShared};
-use crate::tls::Certificates;
+use crate::tls::{Certificates, TlsError};
 use listener::{bind_shard_listener, probe_listen_address};
 use signals::{Signals, supervise};
 use spawn::{ShardPlan, await_startup, join_all, spawn_shard};
@@ -49,6 +50,9 @@ where
     // Every certificate and key is read and checked before anything listens.
     let (certificates, acceptors) =
         Certificates::load(&config.listeners, shards).map_err(RuntimeError::Tls)?;
+    // The password and ACL files were read when the config was; each shard gets its own copy.
+    let (auth, auth_updates) =
+        AuthReload::new(config.auth.file_paths.clone(), &config.auth.files, shards);
     let mut addrs = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
         addrs.push(probe_listen_address(listener.bind)?);
@@ -69,10 +73,12 @@ where
     let (ready_tx, ready_rx) = mpsc::channel();
 
     let mut threads = Vec::with_capacity(shards);
-    for (id, (mesh, tls)) in meshes.into_iter().zip(acceptors).enumerate() {
+    let per_shard = meshes.into_iter().zip(acceptors).zip(auth_updates);
+    for (id, ((mesh, tls), auth)) in per_shard.enumerate() {
         let plan = ShardPlan {
             id,
             tls,
+            auth,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
             addrs: addrs.clone(),
             config: Arc::clone(&config),
@@ -107,28 +113,67 @@ where
     let addr = addrs.first().map_or(String::new(), ToString::to_string);
     log::info!(addr:% = addr, shards; "ringmq listening on {addr} with {shards} shards");
 
-    supervise(&signals, &shutdown, &threads, || reload(&certificates));
+    supervise(&signals, &shutdown, &threads, || {
+        reload(&certificates, &auth)
+    });
     let result = join_all(threads);
     drop(signals);
     result
 }
 
-/// SIGHUP: the TLS listeners' certificates and keys are read again; new connections use
-/// them, live ones keep theirs. A reload that fails changes nothing and says why.
-fn reload(certificates: &Certificates) {
-    if certificates.is_empty() {
-        return log::info!("SIGHUP: no TLS listener, nothing to reload");
+/// SIGHUP: the TLS listeners' certificates and keys and the password and ACL files are read
+/// again. New connections use the new certificates (live ones keep theirs); new CONNECTs are
+/// checked against the new password file, and every session's next PUBLISH, SUBSCRIBE and
+/// delivery against the new ACL. All or nothing: if any file is unusable nothing changes, and
+/// the error names its key and file (and line).
+fn reload(certificates: &Certificates, auth: &AuthReload) {
+    if certificates.is_empty() && auth.paths().is_empty() {
+        return log::info!(
+            "config reload skipped: nothing to reload (no TLS listener, no password or ACL file)"
+        );
     }
-    match certificates.reload() {
-        Ok(()) => log::info!(
-            listeners = certificates.len();
-            "SIGHUP: reloaded the certificates of {} TLS listener(s) for new connections",
-            certificates.len()
-        ),
-        Err(e) => log::error!(
-            error:% = e;
-            "SIGHUP: reload failed, keeping the current certificates: {e}"
-        ),
+    // The auth files are read first and sent last: a bad one stops the reload before the
+    // certificates change, and bad certificates stop it before any shard sees new files.
+    let failed = |e: ReloadError| {
+        log::error!(key = e.key(), error:% = e;
+            "config reload failed, keeping the current files: {e}")
+    };
+    let files = match auth.load() {
+        Ok(files) => files,
+        Err(e) => return failed(ReloadError::Auth(e)),
+    };
+    if let Err(e) = certificates.reload() {
+        return failed(ReloadError::Tls(e));
+    }
+    auth.send(&files);
+    let auth_keys = auth.paths().keys().into_iter().map(String::from);
+    let reloaded: Vec<String> = auth_keys.chain(certificates.listener_names()).collect();
+    let reloaded = reloaded.join(" ");
+    log::info!(reloaded = reloaded.as_str(); "config reload: {reloaded}");
+}
+
+/// Why a SIGHUP reload changed nothing.
+enum ReloadError {
+    Auth(AuthFileError),
+    Tls(TlsError),
+}
+
+impl ReloadError {
+    /// The config key of the file that failed (`auth.acl_file`, `listeners[0].tls.key`).
+    fn key(&self) -> &str {
+        match self {
+            Self::Auth(e) => e.key,
+            Self::Tls(e) => &e.key,
+        }
+    }
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auth(e) => e.fmt(f),
+            Self::Tls(e) => e.fmt(f),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! SIGINT, SIGTERM and SIGHUP: blocked on every broker thread, collected by the thread that
 //! called `run`. SIGINT and SIGTERM become a broker-wide shutdown (a second one exits at
-//! once); SIGHUP reloads what can be reloaded (the TLS certificates).
+//! once); SIGHUP reloads what can be reloaded (the TLS certificates, the password and ACL
+//! files).
 
 use super::log;
 use crate::shard::ShutdownShared;

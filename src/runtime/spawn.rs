@@ -2,6 +2,7 @@
 //! listeners on it, reporting start-up back to `run`, and joining them all at the end.
 
 use super::{RuntimeError, bind_shard_listener, build_shard_runtime, log};
+use crate::auth::files::AuthUpdates;
 use crate::config::Config;
 use crate::mesh::MeshEnds;
 use crate::shard::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownShared};
@@ -24,6 +25,8 @@ pub(super) struct ShardPlan<T, F> {
     pub(super) addrs: Vec<SocketAddr>,
     /// This shard's TLS configuration of each listener (`None`: plain), in config order.
     pub(super) tls: Vec<Option<Acceptor>>,
+    /// This shard's password and ACL files: its copy of them first, then each reload's.
+    pub(super) auth: AuthUpdates,
     pub(super) config: Arc<Config>,
     pub(super) mesh: MeshEnds<T>,
     pub(super) shutdown: Arc<ShutdownShared>,
@@ -72,6 +75,7 @@ where
             config: plan.config,
             listeners,
             mesh: plan.mesh,
+            auth: plan.auth,
             shutdown: Shutdown::start(plan.shutdown, id),
         };
         started(Ok(()));

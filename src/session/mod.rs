@@ -25,7 +25,7 @@ pub use keepalive::keepalive_timeout;
 pub use message::Message;
 pub use shared::Readiness;
 
-use crate::auth::acl::ClientAcl;
+use crate::auth::acl::{AclFile, ClientAcl};
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, QoS, Reason, ReasonCode,
     SubscriptionOptions, TopicFilter, TopicName,
@@ -211,6 +211,9 @@ pub struct Session {
     /// What this connection's client may publish, subscribe to and receive (`auth.acl_file`);
     /// `None`: everything.
     acl: Option<ClientAcl>,
+    /// The user name of the connection last attached (`None`: anonymous), kept to compile
+    /// the ACL again when the acl_file is reloaded while the session lives.
+    username: Option<Box<str>>,
 }
 
 impl Session {
@@ -236,6 +239,7 @@ impl Session {
             limits,
             stats: Stats::default(),
             acl: None,
+            username: None,
         };
         session.attach(connect);
         session
@@ -260,6 +264,7 @@ impl Session {
         self.connected = true;
         self.writable = true;
         self.keep_alive = connect.keep_alive;
+        self.username = connect.username.as_ref().map(|u| u.as_str().into());
         self.will = connect.will.clone();
         let receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
         self.window = usize::from(receive_maximum.min(self.limits.max_inflight).max(1));
@@ -284,6 +289,34 @@ impl Session {
     /// and user name); `None` allows everything.
     pub fn set_acl(&mut self, acl: Option<ClientAcl>) {
         self.acl = acl;
+    }
+
+    /// A reloaded acl_file: the checks are compiled again for this session's client id and
+    /// the user name of its last connection, and queued messages (not yet sent) on topics
+    /// the client may no longer read are dropped, as a live delivery of them would be. What
+    /// is in flight stays: the client has had it once already. Returns how many were dropped.
+    pub fn reauthorize(&mut self, acl: Option<&AclFile>) -> usize {
+        let acl = acl.map(|file| file.compile(&self.client_id, self.username.as_deref()));
+        let before = self.queue.len();
+        if let Some(acl) = &acl {
+            let queued_bytes = &mut self.queued_bytes;
+            self.queue.retain(|q| {
+                let readable = acl.can_read(&q.msg.topic);
+                if !readable {
+                    *queued_bytes -= q.msg.queued_size();
+                }
+                readable
+            });
+        }
+        self.acl = acl;
+        let dropped = before - self.queue.len();
+        self.stats.not_authorized += dropped as u64;
+        dropped
+    }
+
+    /// The user name the client last connected with.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
     }
 
     pub fn client_id(&self) -> &str {

@@ -1,10 +1,12 @@
 //! The shard's tasks: an accept loop per listener, mesh drain, timer tick (which also
-//! publishes the shard's metrics snapshot), overflow flush, and shutdown.
+//! publishes the shard's metrics snapshot and takes up reloaded password and ACL files),
+//! overflow flush, and shutdown.
 
 use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
 use super::state::{Admission, Counters, Limits, ShardState};
 use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
+use crate::auth::files::AuthUpdates;
 use crate::config::{Config, Protocol};
 use crate::mesh::MeshEnds;
 use crate::obs::Registry;
@@ -44,6 +46,10 @@ pub async fn run(setup: ShardSetup<MeshMsg>) {
 /// The shard's main, publishing its metrics to its slot of `registry`.
 pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
     let mut shard = configured_shard(setup.mesh, &setup.config);
+    // The shard's own copy of the files loaded at start waits in the channel already.
+    if let Some(files) = setup.auth.newest() {
+        shard.use_auth_files(files, Instant::now());
+    }
     if let Some(recorder) = registry.take_recorder(setup.id) {
         shard.set_latency_recorder(recorder);
     }
@@ -51,7 +57,7 @@ pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
         registry,
         sys_interval: setup.config.metrics.sys_interval,
     };
-    serve(setup.listeners, shard, &setup.shutdown, observe).await;
+    serve(setup.listeners, shard, &setup.shutdown, observe, setup.auth).await;
 }
 
 /// The shard's state with everything the config asks of it.
@@ -62,23 +68,22 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
     // config were derived once when it was read.
     shard.set_methods(Methods::from_credentials(&config.auth.scram));
     shard.set_response_information(config.mqtt.response_information.as_deref());
-    shard.set_acl(config.auth.acl.clone());
-    shard.set_passwords(config.auth.passwords.clone());
     shard
 }
 
 /// Runs one shard until `shutdown`: accept connections on every listener, serve them, talk
-/// to peers, publish what `observe` asks for.
+/// to peers, publish what `observe` asks for, use the password and ACL files `auth` sends.
 pub async fn serve(
     listeners: Vec<ShardListener>,
     shard: ShardState,
     shutdown: &Shutdown,
     observe: Observe,
+    auth: AuthUpdates,
 ) {
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     monoio::spawn(mesh_task(state.clone()));
-    monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe));
+    monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe, auth));
     monoio::spawn(overflow_task(state.clone()));
     // The accept loops run in this task, so that every listener is closed before the
     // connections are told to shut down.
@@ -217,7 +222,7 @@ async fn wait_for_peers(state: &Shared) {
     .await
 }
 
-async fn tick_task(state: Shared, tick: Duration, observe: Observe) {
+async fn tick_task(state: Shared, tick: Duration, observe: Observe, auth: AuthUpdates) {
     let mut reported = Counters::default();
     let mut next_report = Instant::now() + STATS_EVERY;
     let mut next_metrics = Instant::now();
@@ -228,6 +233,11 @@ async fn tick_task(state: Shared, tick: Duration, observe: Observe) {
         monoio::time::sleep(tick).await;
         let now = Instant::now();
         state.borrow_mut().tick(now);
+        // A SIGHUP reload is taken up here, within a tick of the supervisor sending it: a
+        // `try_recv`, so the shard never waits for the supervisor.
+        if let Some(files) = auth.newest() {
+            state.borrow_mut().use_auth_files(files, now);
+        }
         if now >= next_metrics
             && let Some(slot) = registry.shard(id)
         {

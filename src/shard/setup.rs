@@ -3,6 +3,7 @@
 //! broker shutdown (one flag and a doorbell per shard, shared by every thread; a relay task
 //! per shard wakes its local waiters).
 
+use crate::auth::files::AuthUpdates;
 use crate::config::{Config, ListenerConfig, Protocol};
 use crate::mesh::{MeshEnds, notify::Notifier};
 use crate::tls::Acceptor;
@@ -25,6 +26,9 @@ pub struct ShardSetup<T> {
     /// listens on the same addresses with SO_REUSEPORT.
     pub listeners: Vec<ShardListener>,
     pub mesh: MeshEnds<T>,
+    /// The password and ACL files: this shard's copy first, then a newer one per SIGHUP
+    /// reload (`AuthUpdates::newest`, never waiting).
+    pub auth: AuthUpdates,
     pub shutdown: Shutdown,
 }
 

@@ -95,6 +95,12 @@ impl Certificates {
         self.listeners.is_empty()
     }
 
+    /// The config keys of the TLS tables (`listeners[0].tls`), as a reload reports them.
+    pub fn listener_names(&self) -> Vec<String> {
+        let name = |r: &Reloadable| format!("{}.tls", r.listener.name);
+        self.listeners.iter().map(name).collect()
+    }
+
     /// Reads every TLS listener's files again and, only if all of them are usable, hands the
     /// new configurations to every shard. On an error nothing changes.
     pub fn reload(&self) -> Result<(), TlsError> {

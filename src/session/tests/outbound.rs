@@ -259,3 +259,38 @@ fn a_message_the_acl_does_not_let_the_client_read_is_not_delivered_and_is_counte
     ));
     assert_eq!(s.stats().not_authorized, 1);
 }
+
+#[test]
+fn a_reloaded_acl_drops_queued_messages_the_client_may_no_longer_read() {
+    // `reauthorize` (SIGHUP): the new rules decide the next delivery, and what waits in the
+    // queue (never sent) on topics now denied goes too; what is in flight stays.
+    let old = crate::auth::acl::AclFile::parse(b"topic read a/#\n").expect("valid ACL");
+    let new = crate::auth::acl::AclFile::parse(b"topic read a/open\n").expect("valid ACL");
+    let limits = Limits {
+        max_inflight: 1,
+        ..Limits::default()
+    };
+    let mut s = session(ProtocolVersion::V5, true, limits);
+    s.set_acl(Some(old.compile("c1", None)));
+    let (open, closed) = (
+        message("a/open", QoS::AtLeastOnce),
+        message("a/closed", QoS::AtLeastOnce),
+    );
+    sent_id(s.deliver(&closed, QoS::AtLeastOnce, false));
+    for m in [&closed, &open, &closed] {
+        assert_eq!(s.deliver(m, QoS::AtLeastOnce, false), Delivery::Queued);
+    }
+    assert_eq!(s.reauthorize(Some(&new)), 2, "the two queued on a/closed");
+    assert_eq!((s.inflight_len(), s.queued_len()), (1, 1));
+    assert_eq!(s.queued_bytes(), open.queued_size());
+    assert_eq!(
+        s.deliver(&closed, QoS::AtLeastOnce, false),
+        Delivery::NotAuthorized
+    );
+    assert_eq!(s.stats().not_authorized, 3);
+    assert_eq!(s.reauthorize(None), 0, "no acl_file: everything");
+    assert_eq!(
+        s.deliver(&closed, QoS::AtLeastOnce, false),
+        Delivery::Queued
+    );
+}

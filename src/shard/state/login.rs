@@ -69,16 +69,21 @@ impl std::fmt::Debug for Logins {
 
 impl ShardState {
     /// Checks CONNECTs against this password file from now on (`None`: no passwords).
+    /// A reload keeps the verifications in flight counted (each still ends through
+    /// `verified`) and keeps the cache: an entry is keyed by the stored hash, so a changed
+    /// password never matches one again, and a removed user is refused before the cache is
+    /// asked. Unchanged users reconnect without paying the KDF again.
     pub fn set_passwords(&mut self, passwords: Option<Arc<PasswordFile>>) {
-        // A cache keyed from the OS random source; without one every login is verified.
-        let cache = passwords
-            .as_ref()
-            .and_then(|_| VerifiedCache::with_random_key(CACHE_ENTRIES).ok());
-        self.logins = Logins {
-            passwords,
-            cache,
-            in_flight: 0,
-        };
+        let logins = &mut self.logins;
+        match &passwords {
+            None => logins.cache = None,
+            // A cache keyed from the OS random source; without one every login is verified.
+            Some(_) if logins.cache.is_none() => {
+                logins.cache = VerifiedCache::with_random_key(CACHE_ENTRIES).ok();
+            }
+            Some(_) => {}
+        }
+        logins.passwords = passwords;
     }
 
     /// The login check of a CONNECT that passed `admit`, on a listener that takes anonymous
@@ -126,7 +131,11 @@ impl ShardState {
     pub fn verified(&mut self, verification: &Verification, ok: bool) -> Login {
         let logins = &mut self.logins;
         logins.in_flight = logins.in_flight.saturating_sub(1);
-        if !ok {
+        // A reload while the hash ran may have changed or removed the user: the password
+        // was checked against a hash that is no longer the user's, so it does not count.
+        let current = (logins.passwords.as_ref()).map(|p| p.get(&verification.username));
+        let stale = current.is_some_and(|hash| hash != Some(&verification.hash));
+        if !ok || stale {
             return Login::Refused(ReasonCode::BadUserNameOrPassword);
         }
         if let Some(cache) = &mut logins.cache {

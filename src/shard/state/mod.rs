@@ -14,7 +14,8 @@
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
 //!   that closes a connection whose packet is too slow to arrive.
 //! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
-//!   `login` (password checks at CONNECT, run off the shard).
+//!   `login` (password checks at CONNECT, run off the shard), `auth_files` (the password
+//!   and ACL files the shard uses, replaced on SIGHUP).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
 //! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
 //! - `sys`: the `$SYS` topics: reports to shard 0, which sums and publishes them.
@@ -32,6 +33,7 @@
 //! persistence log is fed from there.
 
 mod admission;
+mod auth_files;
 mod barrier;
 mod closing;
 mod connect;
