@@ -1,216 +1,629 @@
 #!/usr/bin/env bash
-# compare-brokers.sh: run the same ringmq-load scenarios against Mosquitto and ringmq on
-# loopback, print the ringmq/mosquitto ratio table (msgs/s, p50, p99) and write one latency
-# percentile plot per scenario. Only ever targets 127.0.0.1; every run is bounded in time.
+# compare-brokers.sh: run the same ringmq-load scenarios against ringmq and other MQTT brokers
+# on loopback, and print one Markdown table per mode (pinned, unpinned) with each broker's
+# msgs/s and p99 and the ratio of ringmq to the best peer, ready for docs/performance.md; one
+# latency-percentile plot per row (ringmq's own broker-side histogram dashed beside its line).
+# Only ever targets 127.0.0.1 (or the --broker addresses given); every run is bounded in time.
 #
-#   loadtest/compare-brokers.sh [--pinned] [--duration S] [--warmup S] [--shards N]
-#                               [--brokers mosquitto,ringmq] [--out DIR]
+#   loadtest/compare-brokers.sh [options]
 #
-#   --pinned   broker on core 0 (`taskset -c 0`, ringmq with --shards 1), generator on core 1
-#              with one thread.
+#   --brokers LIST      brokers to start: ringmq,mosquitto,flashmq,rumqttd (default: all; one
+#                       that cannot be found is skipped with a message)
+#   --broker NAME=HOST:PORT
+#                       also measure a broker already running there (HOST an IP address;
+#                       repeatable; plain MQTT only; never started, pinned or stopped here)
+#   --flashmq PATH      FlashMQ binary (default: $FLASHMQ, else `flashmq` on PATH)
+#   --rumqttd PATH      rumqttd binary (default: `rumqttd` on PATH or in ~/.cargo/bin)
+#   --modes LIST        pinned,unpinned (default both); --pinned / --unpinned for one
+#                       pinned: broker on core 0 (ringmq 1 shard, FlashMQ 1 thread), generator
+#                       on core 1 with 1 thread; unpinned: ringmq --shards N, FlashMQ N threads
+#   --shards N          N for unpinned (default: nproc)
+#   --scenarios LIST    fanin,fanout,pairs,connect,handshake (default fanin,fanout,pairs, and
+#                       handshake with --tls); handshake = connect over TLS only
+#   --tls               add TLS rows (a CA and server certificate made with openssl; ringmq and
+#                       mosquitto) and the handshake-rate scenario
+#   --ws                add WebSocket rows (ringmq and mosquitto); with --tls also wss://
+#   --duration S, --warmup S, --runs N
+#                       seconds measured and of warm-up per run (default 10, 2), runs per row
+#                       (default 1; the table shows the median run)
+#   --out DIR           results (default target/compare-brokers)
+#   --no-build          use target/release as it is
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=10
 WARMUP=2
+RUNS=1
 SHARDS=$(nproc)
-PINNED=0
-BROKERS=mosquitto,ringmq
+MODES=pinned,unpinned
+SCENARIOS=""
+TLS=0
+WS=0
+BROKERS=ringmq,mosquitto,flashmq,rumqttd
+EXTERNAL=()
+FLASHMQ_BIN=${FLASHMQ:-}
+RUMQTTD_BIN=""
 OUT=$ROOT/target/compare-brokers
+BUILD=1
 
 die() { echo "compare-brokers: $*" >&2; exit 1; }
+say() { echo "compare-brokers: $*" >&2; }
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --pinned) PINNED=1 ;;
+        --brokers) BROKERS=$2; shift ;;
+        --broker) EXTERNAL+=("$2"); shift ;;
+        --flashmq) FLASHMQ_BIN=$2; shift ;;
+        --rumqttd) RUMQTTD_BIN=$2; shift ;;
+        --modes) MODES=$2; shift ;;
+        --pinned) MODES=pinned ;;
+        --unpinned) MODES=unpinned ;;
+        --shards) SHARDS=$2; shift ;;
+        --scenarios) SCENARIOS=$2; shift ;;
+        --tls) TLS=1 ;;
+        --ws) WS=1 ;;
         --duration) DURATION=$2; shift ;;
         --warmup) WARMUP=$2; shift ;;
-        --shards) SHARDS=$2; shift ;;
-        --brokers) BROKERS=$2; shift ;;
+        --runs) RUNS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
 done
 
-BROKER_PIN=()
-LOAD_PIN=()
-LOAD_THREADS=()
-if [ "$PINNED" = 1 ]; then
-    command -v taskset >/dev/null || die "--pinned needs taskset (util-linux)"
-    [ "$(nproc)" -ge 2 ] || die "--pinned needs at least 2 cores"
-    BROKER_PIN=(taskset -c 0)
-    LOAD_PIN=(taskset -c 1)
-    LOAD_THREADS=(--threads 1)
-    SHARDS=1
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ && $WARMUP =~ ^[0-9]+(\.[0-9]+)?$ ]] \
+    || die "--duration and --warmup are seconds"
+if [ -z "$SCENARIOS" ]; then
+    SCENARIOS=fanin,fanout,pairs
+    [ "$TLS" = 1 ] && SCENARIOS+=,handshake
+fi
+TRANSPORTS=(tcp)
+[ "$TLS" = 1 ] && TRANSPORTS+=(tls)
+[ "$WS" = 1 ] && TRANSPORTS+=(ws)
+[ "$TLS" = 1 ] && [ "$WS" = 1 ] && TRANSPORTS+=(wss)
+
+in_list() { [[ ",$2," == *",$1,"* ]]; }
+
+# scenario NAME: sets TITLE, ARGS (ringmq-load subcommand and flags), METRIC (JSON key), UNIT.
+scenario() {
+    METRIC=delivered_per_sec
+    UNIT="msgs/s"
+    case $1 in
+        fanin) TITLE="fan-in 8 -> 1, QoS 0"; ARGS="fanin -p 8 --qos 0" ;;
+        fanout) TITLE="fan-out 1 -> 100, QoS 0"; ARGS="fanout -s 100 --qos 0" ;;
+        pairs) TITLE="50 pairs, QoS 1"; ARGS="pairs -n 50 --qos 1" ;;
+        connect) TITLE="connects, 32 clients"; ARGS="connect -n 32"
+            METRIC=connects_per_sec; UNIT="conn/s" ;;
+        handshake) TITLE="TLS handshakes, 32 clients"; ARGS="connect -n 32"
+            METRIC=connects_per_sec; UNIT="conn/s" ;;
+        *) die "unknown scenario $1 (fanin, fanout, pairs, connect, handshake)" ;;
+    esac
+}
+IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
+for s in "${SCENARIO_LIST[@]}"; do scenario "$s"; done
+IFS=, read -r -a MODE_LIST <<<"$MODES"
+for m in "${MODE_LIST[@]}"; do
+    case $m in pinned|unpinned) ;; *) die "unknown mode $m (pinned, unpinned)" ;; esac
+done
+if in_list pinned "$MODES"; then
+    command -v taskset >/dev/null || die "pinned mode needs taskset (util-linux)"
+    [ "$(nproc)" -ge 2 ] || die "pinned mode needs at least 2 cores"
+fi
+
+# --- which brokers there are ------------------------------------------------------------------
+
+BROKER_LIST=()    # names measured, ringmq first
+declare -A BIN=() EXT_ADDR=()
+find_brokers() {
+    local b
+    if in_list ringmq "$BROKERS"; then
+        BIN[ringmq]=$ROOT/target/release/ringmq
+        BROKER_LIST+=(ringmq)
+    fi
+    if in_list mosquitto "$BROKERS"; then
+        b=$(command -v mosquitto || true)
+        [ -z "$b" ] && [ -x /usr/sbin/mosquitto ] && b=/usr/sbin/mosquitto
+        if [ -z "$b" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+            say "installing mosquitto with apt-get"
+            if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                mosquitto >/dev/null; then
+                # The package may start a system service on 1883; this script uses its own.
+                (systemctl stop mosquitto || service mosquitto stop) >/dev/null 2>&1 || true
+                b=/usr/sbin/mosquitto
+            fi
+        fi
+        if [ -n "$b" ]; then BIN[mosquitto]=$b; BROKER_LIST+=(mosquitto)
+        else say "skipping mosquitto: not installed (apt-get install mosquitto)"; fi
+    fi
+    if in_list flashmq "$BROKERS"; then
+        b=${FLASHMQ_BIN:-$(command -v flashmq || true)}
+        if [ -n "$b" ] && [ -x "$b" ]; then BIN[flashmq]=$b; BROKER_LIST+=(flashmq)
+        else say "skipping flashmq: no binary (give --flashmq PATH or FLASHMQ=PATH)"; fi
+    fi
+    if in_list rumqttd "$BROKERS"; then
+        b=${RUMQTTD_BIN:-$(command -v rumqttd || true)}
+        [ -z "$b" ] && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd" ] \
+            && b=${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd
+        if [ -n "$b" ] && [ -x "$b" ]; then BIN[rumqttd]=$b; BROKER_LIST+=(rumqttd)
+        else say "skipping rumqttd: no binary (give --rumqttd PATH or cargo install rumqttd)"; fi
+    fi
+    local spec name addr
+    for spec in "${EXTERNAL[@]}"; do
+        name=${spec%%=*}
+        addr=${spec#*=}
+        [[ $spec == *=*:* && -n $name ]] || die "--broker $spec: expected NAME=HOST:PORT"
+        if [ -n "${BIN[$name]:-}" ] || [ -n "${EXT_ADDR[$name]:-}" ]; then
+            die "--broker $spec: $name is measured twice"
+        fi
+        EXT_ADDR[$name]=$addr
+        BROKER_LIST+=("$name")
+    done
+    [ "${#BROKER_LIST[@]}" -gt 0 ] || die "no broker to measure"
+}
+
+# supports BROKER TRANSPORT: whether this script can run BROKER over TRANSPORT.
+supports() {
+    case $2 in
+        tcp) return 0 ;;
+        *) [ "$1" = ringmq ] || [ "$1" = mosquitto ] && [ -z "${EXT_ADDR[$1]:-}" ] ;;
+    esac
+}
+
+if [ "$BUILD" = 1 ]; then
+    say "building (release)..."
+    if in_list ringmq "$BROKERS"; then
+        (cd "$ROOT" && cargo build --release -q -p ringmq -p ringmq-load) \
+            || die "cargo build --release failed"
+    else
+        (cd "$ROOT" && cargo build --release -q -p ringmq-load) || die "cargo build --release failed"
+    fi
+fi
+LOAD=$ROOT/target/release/ringmq-load
+[ -x "$LOAD" ] || die "$LOAD is not built (cargo build --release -p ringmq-load)"
+find_brokers
+if [ -n "${BIN[ringmq]:-}" ] && [ ! -x "${BIN[ringmq]}" ]; then
+    die "ringmq is not built (${BIN[ringmq]} missing)"
 fi
 
 mkdir -p "$OUT"
+# Only this script's own results from an earlier run, never the whole directory.
+rm -rf "$OUT/pinned" "$OUT/unpinned" "$OUT"/*.svg "$OUT/results.tsv" "$OUT/tables.md"
+WORK=$(mktemp -d)
+# Readable by a broker that drops root for its own user (Mosquitto), like the throwaway key.
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
+    local pid
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- TLS material -----------------------------------------------------------------------------
+
+PKI=$WORK/pki
+make_pki() {
+    command -v openssl >/dev/null || die "--tls needs openssl"
+    mkdir -p "$PKI"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=compare-brokers CA" \
+        -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
+    openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$PKI/server.key" \
+        -out "$PKI/server.csr" 2>/dev/null
+    # X.509 v3 with the names the generator checks (127.0.0.1, its default --host).
+    openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
+        -CAcreateserial -days 2 -out "$PKI/server.pem" \
+        -extfile <(printf "subjectAltName=DNS:localhost,IP:127.0.0.1") 2>/dev/null
+    # Mosquitto runs as the user it was started by only if it can read the key.
+    chmod 644 "$PKI"/*
+}
+[ "$TLS" = 1 ] && make_pki
+
+# --- starting and stopping brokers -------------------------------------------------------------
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+NEXT_PORT=21000
 free_port() {
-    local port
-    for port in $(seq "$1" $(($1 + 200))); do
-        if ! port_in_use "$port"; then echo "$port"; return; fi
+    local _
+    for _ in $(seq 500); do
+        NEXT_PORT=$((NEXT_PORT + 1))
+        [ "$NEXT_PORT" -gt 21999 ] && NEXT_PORT=21001
+        if ! port_in_use "$NEXT_PORT"; then echo "$NEXT_PORT"; return; fi
     done
-    die "no free port from $1"
+    die "no free port in 21001-21999"
 }
 
-# wait_for_port PORT PID NAME: up to 10 s for the broker to accept connections.
+# wait_for_port PORT PID NAME LOG: up to 10 s for the broker to accept connections.
 wait_for_port() {
-    local i
-    for i in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited before listening on 127.0.0.1:$1 (see $OUT/$3.log)"
-        if port_in_use "$1"; then return; fi
+    local _
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || { say "$3 exited before listening on 127.0.0.1:$1 (see $4)"; return 1; }
+        if port_in_use "$1"; then return 0; fi
         sleep 0.1
     done
-    die "$3 is not listening on 127.0.0.1:$1 after 10 s (see $OUT/$3.log)"
+    say "$3 is not listening on 127.0.0.1:$1 after 10 s (see $4)"
+    return 1
 }
 
-start_mosquitto() {
-    if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
-        echo "installing mosquitto with apt-get" >&2
-        apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null \
-            || die "cannot install mosquitto"
-        # The package may start a system service on port 1883; this script uses its own.
-        (systemctl stop mosquitto || service mosquitto stop) >/dev/null 2>&1 || true
-    fi
-    local bin
-    bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-    MOSQUITTO_PORT=$(free_port 21883)
-    cat >"$OUT/mosquitto.conf" <<CONF
-listener $MOSQUITTO_PORT 127.0.0.1
+write_ringmq_config() {
+    {
+        echo "listen = \"127.0.0.1:${PORT[tcp]}\""
+        echo
+        echo "[queues]"
+        echo "# the same per-session queue bound as mosquitto's max_queued_messages"
+        echo "max_queued_messages = 1000000"
+        echo
+        echo "[metrics]"
+        echo "listen = \"127.0.0.1:$METRICS_PORT\""
+        echo "sys_interval = 0"
+        local t proto
+        for t in tls ws wss; do
+            [ -n "${PORT[$t]:-}" ] || continue
+            proto=mqtt
+            [[ $t == ws* ]] && proto=websockets
+            printf '\n[[listeners]]\nbind = "127.0.0.1:%s"\nprotocol = "%s"\n' "${PORT[$t]}" "$proto"
+            if [ "$t" = tls ] || [ "$t" = wss ]; then
+                printf '[listeners.tls]\ncert = "%s"\nkey = "%s"\n' "$PKI/server.pem" "$PKI/server.key"
+            fi
+        done
+    } >"$1"
+}
+
+# Mosquitto 2.0's comparison baseline (no persistence, queue limits large enough that a run
+# measures the broker and not truncation, Nagle off), on this script's ports.
+write_mosquitto_config() {
+    {
+        cat <<CONF
+per_listener_settings false
 allow_anonymous true
-set_tcp_nodelay true
-max_queued_messages 100000
-max_inflight_messages 0
 persistence false
 log_dest stderr
 log_type error
 log_type warning
+max_queued_messages 1000000
+max_queued_bytes 0
+max_inflight_messages 100
+max_connections -1
+sys_interval 0
+set_tcp_nodelay true
+listener ${PORT[tcp]} 127.0.0.1
 CONF
-    "${BROKER_PIN[@]}" "$bin" -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
-    MOSQUITTO_PID=$!
-    PIDS+=("$MOSQUITTO_PID")
-    wait_for_port "$MOSQUITTO_PORT" "$MOSQUITTO_PID" mosquitto
+        local t
+        for t in tls ws wss; do
+            [ -n "${PORT[$t]:-}" ] || continue
+            echo "listener ${PORT[$t]} 127.0.0.1"
+            [[ $t == ws* ]] && echo "protocol websockets"
+            if [ "$t" = tls ] || [ "$t" = wss ]; then
+                echo "cafile $PKI/ca.pem"
+                echo "certfile $PKI/server.pem"
+                echo "keyfile $PKI/server.key"
+            fi
+        done
+    } >"$1"
 }
 
-start_ringmq() {
-    local bin=$ROOT/target/release/ringmq
-    [ -x "$bin" ] || die "ringmq is not built ($bin missing)"
-    RINGMQ_PORT=$(free_port 22883)
-    # The same per-session queue bound as Mosquitto's max_queued_messages above.
-    cat >"$OUT/ringmq.toml" <<CONF
-[queues]
-max_queued_messages = 100000
+# FlashMQ's baseline (tcp_nodelay on, as Mosquitto's set_tcp_nodelay); THREADS worker threads.
+write_flashmq_config() {
+    cat >"$1" <<CONF
+log_level warning
+allow_anonymous true
+rlimit_nofile 20000
+thread_count $THREADS
+listen {
+    protocol mqtt
+    port ${PORT[tcp]}
+    inet_protocol ip4
+    inet4_bind_address 127.0.0.1
+    tcp_nodelay true
+}
 CONF
-    "${BROKER_PIN[@]}" "$bin" --config "$OUT/ringmq.toml" --listen "127.0.0.1:$RINGMQ_PORT" \
-        --shards "$SHARDS" >"$OUT/ringmq.log" 2>&1 &
-    RINGMQ_PID=$!
-    PIDS+=("$RINGMQ_PID")
-    wait_for_port "$RINGMQ_PORT" "$RINGMQ_PID" ringmq
 }
 
-echo "building (release)..." >&2
-if [[ $BROKERS == *ringmq* ]]; then
-    (cd "$ROOT" && cargo build --release -q -p ringmq -p ringmq-load) \
-        || die "cargo build --release failed"
-else
-    (cd "$ROOT" && cargo build --release -q -p ringmq-load) || die "cargo build --release failed"
-fi
-LOAD=$ROOT/target/release/ringmq-load
+# rumqttd 0.20's default rumqttd.toml with only its v4 (MQTT 3.1.1) listener, on our port.
+write_rumqttd_config() {
+    cat >"$1" <<CONF
+id = 0
 
-[[ $BROKERS == *mosquitto* ]] && start_mosquitto
-[[ $BROKERS == *ringmq* ]] && start_ringmq
+[router]
+id = 0
+max_connections = 10010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
 
-SCENARIOS=(
-    "fanin8-qos0|fanin -p 8 --qos 0"
-    "fanout100-qos0|fanout -s 100 --qos 0"
-    "pairs50-qos1|pairs -n 50 --qos 1"
-)
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:${PORT[tcp]}"
+next_connection_delay_ms = 1
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 20480
+    max_inflight_count = 100
+    dynamic_filters = true
+CONF
+}
+
+# start_broker NAME TRANSPORT LOG: a fresh broker serving TRANSPORT (and plain MQTT); sets
+# BROKER_PID (empty for an external broker), PORT[...], HOST and METRICS_PORT. Fails when it
+# does not start.
+declare -A PORT=()
+start_broker() {
+    local name=$1 transport=$2 log=$3 conf
+    BROKER_PID=""
+    METRICS_PORT=""
+    HOST=127.0.0.1
+    PORT=()
+    if [ -n "${EXT_ADDR[$name]:-}" ]; then
+        HOST=${EXT_ADDR[$name]%:*}
+        PORT[tcp]=${EXT_ADDR[$name]##*:}
+        return 0
+    fi
+    PORT[tcp]=$(free_port)
+    [ "$transport" = tcp ] || PORT[$transport]=$(free_port)
+    conf=$WORK/$name.conf
+    local cmd=()
+    case $name in
+        ringmq)
+            METRICS_PORT=$(free_port)
+            write_ringmq_config "$conf"
+            cmd=("${BIN[ringmq]}" --config "$conf" --shards "$THREADS") ;;
+        mosquitto) write_mosquitto_config "$conf"; cmd=("${BIN[mosquitto]}" -c "$conf") ;;
+        flashmq) write_flashmq_config "$conf"; cmd=("${BIN[flashmq]}" --config-file "$conf") ;;
+        rumqttd) write_rumqttd_config "$conf"; cmd=("${BIN[rumqttd]}" -q -c "$conf") ;;
+    esac
+    cp "$conf" "$log.conf"
+    "${BROKER_PIN[@]}" "${cmd[@]}" >"$log" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    local t
+    for t in "${!PORT[@]}"; do
+        wait_for_port "${PORT[$t]}" "$BROKER_PID" "$name" "$log" || { stop_broker; return 1; }
+    done
+}
+
+# Peak resident memory of the running broker (VmHWM, kB), read before it stops.
+peak_rss_kb() {
+    [ -n "$BROKER_PID" ] || { echo 0; return; }
+    awk '/^VmHWM/ { print $2 }' "/proc/$BROKER_PID/status" 2>/dev/null || echo 0
+}
+
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    local keep=() pid
+    for pid in "${PIDS[@]}"; do [ "$pid" = "$BROKER_PID" ] || keep+=("$pid"); done
+    PIDS=("${keep[@]}")
+    BROKER_PID=""
+}
+
+# fetch_broker_hgrm FILE: ringmq's own delivery-latency histogram since it started.
+fetch_broker_hgrm() {
+    [ -n "$METRICS_PORT" ] || return 1
+    # The metrics thread takes the shards' counts every 250 ms.
+    sleep 0.6
+    if command -v curl >/dev/null; then
+        curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/latency.hgrm" >"$1"
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT" \
+            && printf 'GET /latency.hgrm HTTP/1.0\r\n\r\n' >&3 \
+            && sed '1,/^\r$/d' <&3) >"$1"
+    fi
+}
+
+# --- running ----------------------------------------------------------------------------------
+
+json_num() {
+    local v
+    v=$(grep -m1 "\"$2\":" "$1" 2>/dev/null | sed 's/.*: *//; s/,$//; s/null/0/' || true)
+    echo "${v:-0}"
+}
+
+transport_flags() {
+    case $1 in
+        tcp) ;;
+        tls) echo "--tls --cafile $PKI/ca.pem" ;;
+        ws) echo "--ws" ;;
+        wss) echo "--ws --tls --cafile $PKI/ca.pem" ;;
+    esac
+}
+
 BOUND=$((${DURATION%.*} + ${WARMUP%.*} + 30))
+RESULTS=$OUT/results.tsv
+printf 'mode\ttransport\tscenario\tbroker\trun\tvalue\tp50_us\tp99_us\tlost\trss_kb\tbase\n' >"$RESULTS"
 
-# run_one BROKER PORT NAME ARGS...: one bounded run writing NAME-BROKER.{json,hgrm}.
+# run_one MODE TRANSPORT SCENARIO BROKER RUN: a fresh broker, one bounded generator run,
+# the broker's histogram, one line of results.tsv.
 run_one() {
-    local broker=$1 port=$2 name=$3
-    shift 3
-    echo "== $name against $broker" >&2
-    # shellcheck disable=SC2068
-    timeout "$BOUND" "${LOAD_PIN[@]}" "$LOAD" $@ --size 64 --port "$port" \
+    local mode=$1 transport=$2 name=$3 broker=$4 run=$5
+    local base=$OUT/$mode/$transport-$name-$broker-run$run
+    scenario "$name"
+    say "$mode $transport $name against $broker (run $run/$RUNS)"
+    start_broker "$broker" "$transport" "$base.log" || {
+        say "$broker did not start; no result for this run"
+        return 0
+    }
+    local flags
+    flags=$(transport_flags "$transport")
+    # shellcheck disable=SC2086 # ARGS and flags are word lists
+    if ! timeout "$BOUND" "${LOAD_PIN[@]}" "$LOAD" $ARGS $flags --size 64 \
+        --host "$HOST" --port "${PORT[$transport]}" \
         --duration "$DURATION" --warmup "$WARMUP" --quiet "${LOAD_THREADS[@]}" \
-        --client-prefix "cmp-$broker" \
-        --json "$OUT/$name-$broker.json" --hgrm "$OUT/$name-$broker.hgrm" \
-        | tee "$OUT/$name-$broker.txt" >&2 \
-        || die "$name against $broker failed"
+        --client-prefix "cmp-$broker" --json "$base.json" --hgrm "$base.hgrm" \
+        >"$base.txt" 2>&1; then
+        say "$name against $broker failed: $(tail -n 1 "$base.txt")"
+        stop_broker
+        return 0
+    fi
+    if [ "$METRIC" = delivered_per_sec ]; then
+        fetch_broker_hgrm "$base.broker.hgrm" || rm -f "$base.broker.hgrm"
+    fi
+    local rss
+    rss=$(peak_rss_kb)
+    stop_broker
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$transport" "$name" \
+        "$broker" "$run" "$(json_num "$base.json" "$METRIC")" \
+        "$(json_num "$base.json" latency_p50_us)" "$(json_num "$base.json" latency_p99_us)" \
+        "$(json_num "$base.json" lost)" "$rss" "$base" >>"$RESULTS"
 }
 
-json_num() { grep -m1 "\"$2\":" "$1" | sed 's/.*: *//; s/,$//; s/null/0/'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
-
-for entry in "${SCENARIOS[@]}"; do
-    name=${entry%%|*}
-    args=${entry#*|}
-    [[ $BROKERS == *mosquitto* ]] && run_one mosquitto "$MOSQUITTO_PORT" "$name" $args
-    [[ $BROKERS == *ringmq* ]] && run_one ringmq "$RINGMQ_PORT" "$name" $args
-done
-
-# Peak resident memory of each broker over all scenarios (VmHWM), read before they stop.
-peak_rss() { awk '/^VmHWM/ { print $2 " kB" }' "/proc/$1/status" 2>/dev/null || echo "-"; }
-echo
-[[ $BROKERS == *mosquitto* ]] && echo "mosquitto peak RSS: $(peak_rss "$MOSQUITTO_PID")"
-[[ $BROKERS == *ringmq* ]] && echo "ringmq peak RSS:    $(peak_rss "$RINGMQ_PID")"
-
-echo
-printf '%-16s %-10s %14s %10s %10s %8s %8s\n' scenario broker "msgs/s" "p50 µs" "p99 µs" "lost" "gen cpu"
-for entry in "${SCENARIOS[@]}"; do
-    name=${entry%%|*}
-    for broker in mosquitto ringmq; do
-        f=$OUT/$name-$broker.json
-        [ -f "$f" ] && [[ $BROKERS == *$broker* ]] || continue
-        printf '%-16s %-10s %14.0f %10s %10s %8s %8.2f\n' "$name" "$broker" \
-            "$(json_num "$f" delivered_per_sec)" "$(json_num "$f" latency_p50_us)" \
-            "$(json_num "$f" latency_p99_us)" "$(json_num "$f" lost)" \
-            "$(json_num "$f" cpu_share)"
+for mode in "${MODE_LIST[@]}"; do
+    mkdir -p "$OUT/$mode"
+    if [ "$mode" = pinned ]; then
+        BROKER_PIN=(taskset -c 0)
+        LOAD_PIN=(taskset -c 1)
+        LOAD_THREADS=(--threads 1)
+        THREADS=1
+    else
+        BROKER_PIN=()
+        LOAD_PIN=()
+        LOAD_THREADS=()
+        THREADS=$SHARDS
+    fi
+    for transport in "${TRANSPORTS[@]}"; do
+        for name in "${SCENARIO_LIST[@]}"; do
+            [ "$name" = handshake ] && [ "$transport" != tls ] && continue
+            for run in $(seq "$RUNS"); do
+                for broker in "${BROKER_LIST[@]}"; do
+                    if ! supports "$broker" "$transport"; then
+                        [ "$run" = 1 ] && say "skipping $broker over $transport: not set up for it here"
+                        continue
+                    fi
+                    run_one "$mode" "$transport" "$name" "$broker" "$run"
+                done
+            done
+        done
     done
 done
 
-if [[ $BROKERS == *mosquitto* && $BROKERS == *ringmq* ]]; then
-    echo
-    echo "ringmq / mosquitto (msgs/s: higher is better; latency: lower is better)"
-    printf '%-16s %10s %10s %10s\n' scenario "msgs/s" p50 p99
-    for entry in "${SCENARIOS[@]}"; do
-        name=${entry%%|*}
-        m=$OUT/$name-mosquitto.json
-        r=$OUT/$name-ringmq.json
-        printf '%-16s %10s %10s %10s\n' "$name" \
-            "$(ratio "$(json_num "$r" delivered_per_sec)" "$(json_num "$m" delivered_per_sec)")" \
-            "$(ratio "$(json_num "$r" latency_p50_us)" "$(json_num "$m" latency_p50_us)")" \
-            "$(ratio "$(json_num "$r" latency_p99_us)" "$(json_num "$m" latency_p99_us)")"
+# --- the tables -------------------------------------------------------------------------------
+
+# median MODE TRANSPORT SCENARIO BROKER: the results.tsv line of the median run by value
+# (of an even number of runs, the lower middle one).
+median() {
+    awk -F'\t' -v m="$1" -v t="$2" -v s="$3" -v b="$4" \
+        '$1 == m && $2 == t && $3 == s && $4 == b' "$RESULTS" \
+        | sort -t$'\t' -k6,6g | awk -v n="$RUNS" '{ l[NR] = $0 } END { if (NR) print l[int((NR + 1) / 2)] }'
+}
+
+# human VALUE: 2.72 M, 108 k, 950.
+human() {
+    awk -v v="$1" 'BEGIN {
+        if (v >= 1e6) printf "%.2f M", v / 1e6; else if (v >= 1e4) printf "%.0f k", v / 1e3;
+        else if (v >= 1e3) printf "%.1f k", v / 1e3; else printf "%.0f", v }'
+}
+# human_us MICROSECONDS: 41 µs, 1.2 ms.
+human_us() {
+    awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.1f ms", v / 1000; else printf "%.0f µs", v }'
+}
+transport_title() {
+    case $1 in tcp) ;; tls) echo ", TLS" ;; ws) echo ", WebSocket" ;; wss) echo ", WebSocket over TLS" ;; esac
+}
+
+TABLES=$OUT/tables.md
+: >"$TABLES"
+for mode in "${MODE_LIST[@]}"; do
+    if [ "$mode" = pinned ]; then
+        threads=1
+        heading="Pinned: broker on core 0 (\`taskset -c 0\`; ringmq 1 shard, FlashMQ 1 thread), generator on core 1 with 1 thread"
+    else
+        threads=$SHARDS
+        heading="Unpinned: ringmq $SHARDS shards, FlashMQ $SHARDS threads, generator on all cores"
+    fi
+    present=()
+    for broker in "${BROKER_LIST[@]}"; do
+        awk -F'\t' -v m="$mode" -v b="$broker" '$1 == m && $4 == b { f = 1 } END { exit !f }' \
+            "$RESULTS" && present+=("$broker")
     done
-fi
+    if [ "${#present[@]}" = 0 ]; then
+        echo "no results in $mode mode" >>"$TABLES"
+        continue
+    fi
+    {
+        echo "### $heading"
+        echo
+        printf '| scenario |'
+        printf ' %s |' "${present[@]}"
+        echo " ringmq / best peer |"
+        printf '| --- |'
+        printf ' --- |%.0s' "${present[@]}"
+        echo " --- |"
+        for transport in "${TRANSPORTS[@]}"; do
+            for name in "${SCENARIO_LIST[@]}"; do
+                [ "$name" = handshake ] && [ "$transport" != tls ] && continue
+                scenario "$name"
+                row="| $TITLE$(transport_title "$transport") |"
+                ours=""; best=""; best_name=""; any=0
+                for broker in "${present[@]}"; do
+                    line=$(median "$mode" "$transport" "$name" "$broker")
+                    if [ -z "$line" ]; then row+=" - |"; continue; fi
+                    any=1
+                    IFS=$'\t' read -r _ _ _ _ _ value _ p99 lost _ _ <<<"$line"
+                    cell="$(human "$value") $UNIT"
+                    [ "$METRIC" = delivered_per_sec ] && cell+=", p99 $(human_us "$p99")"
+                    [ "${lost%.*}" != 0 ] && cell+=", lost $lost"
+                    row+=" $cell |"
+                    if [ "$broker" = ringmq ]; then ours=$value
+                    elif [ -z "$best" ] || awk -v a="$value" -v b="$best" 'BEGIN { exit !(a > b) }'; then
+                        best=$value; best_name=$broker
+                    fi
+                done
+                [ "$any" = 1 ] || continue
+                if [ -n "$ours" ] && [ -n "$best" ]; then
+                    row+=" $(awk -v a="$ours" -v b="$best" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else printf "-" }') ($best_name) |"
+                else
+                    row+=" - |"
+                fi
+                echo "$row"
+            done
+        done
+        echo
+        rss=""
+        for broker in "${present[@]}"; do
+            kb=$(awk -F'\t' -v m="$mode" -v b="$broker" '$1 == m && $4 == b && $10 > x { x = $10 } END { print x + 0 }' "$RESULTS")
+            [ "$kb" -gt 0 ] && rss+="${rss:+, }$broker $((kb / 1024)) MB"
+        done
+        echo "$(date -u +%F), $(nproc) cores, $(uname -r): ${DURATION} s per run after a ${WARMUP} s warm-up, median of $RUNS run(s), a fresh broker per run, 64 B payloads, closed loop (64 in flight per publisher), TCP_NODELAY on for every broker; $threads broker thread(s). Peak RSS: ${rss:--}."
+        echo
+    } >>"$TABLES"
+done
+
+# --- the plots --------------------------------------------------------------------------------
+
+for mode in "${MODE_LIST[@]}"; do
+    for transport in "${TRANSPORTS[@]}"; do
+        for name in "${SCENARIO_LIST[@]}"; do
+            files=(); labels=(); side=()
+            for broker in "${BROKER_LIST[@]}"; do
+                line=$(median "$mode" "$transport" "$name" "$broker")
+                [ -n "$line" ] || continue
+                base=${line##*$'\t'}
+                [ -s "$base.hgrm" ] || continue
+                files+=("$base.hgrm")
+                labels+=("$broker")
+                # An empty histogram (nothing delivered, or not measured) is not drawn.
+                if [ -s "$base.broker.hgrm" ] \
+                    && ! grep -q 'Total count *= *0\b' "$base.broker.hgrm"; then
+                    side+=(--broker-side "$broker=$base.broker.hgrm")
+                fi
+            done
+            [ "${#files[@]}" -gt 0 ] || continue
+            echo "-- $mode $transport $name latency (ms)"
+            "$LOAD" compare "${files[@]}" --labels "$(IFS=,; echo "${labels[*]}")" \
+                "${side[@]}" --svg "$OUT/$mode-$transport-$name.svg" \
+                || say "cannot plot $mode $transport $name"
+        done
+    done
+done
 
 echo
-for entry in "${SCENARIOS[@]}"; do
-    name=${entry%%|*}
-    files=()
-    labels=()
-    for broker in mosquitto ringmq; do
-        if [[ $BROKERS == *$broker* ]]; then
-            files+=("$OUT/$name-$broker.hgrm")
-            labels+=("$broker")
-        fi
-    done
-    echo "-- $name latency (ms)"
-    "$LOAD" compare "${files[@]}" --labels "$(IFS=,; echo "${labels[*]}")" --svg "$OUT/$name.svg"
-done
-echo "results and plots in $OUT" >&2
+cat "$TABLES"
+say "tables in $TABLES, runs in $RESULTS, plots and per-run files in $OUT"

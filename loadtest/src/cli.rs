@@ -123,6 +123,11 @@ pub enum Command {
         /// Comma-separated labels, one per file (default: the file names).
         #[arg(long)]
         labels: Option<String>,
+        /// LABEL=FILE: the broker's own histogram (ringmq's `GET /latency.hgrm`) of the run
+        /// labelled LABEL, shown as its share of that run's latency and drawn dashed beside it.
+        /// Repeatable.
+        #[arg(long, value_name = "LABEL=FILE")]
+        broker_side: Vec<String>,
     },
 }
 

@@ -1,8 +1,12 @@
 //! `ringmq-load compare A.hgrm B.hgrm ...`: the runs' percentiles side by side with their ratio
-//! to the first run, and optionally the SVG percentile plot of all of them.
+//! to the first run, and optionally the SVG percentile plot of all of them. `--broker-side
+//! LABEL=FILE` adds a broker's own histogram of the run labelled LABEL (ringmq's `GET
+//! /latency.hgrm`): a column with its share of that run's client-side latency, and a dashed line
+//! beside the run's in the plot.
 
 use crate::error::LoadError;
 use crate::hgrm::{Distribution, parse_distribution};
+use crate::plot::BrokerSide;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +43,32 @@ fn stem(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Reads each `LABEL=FILE` as the broker-side histogram of the run labelled LABEL.
+pub fn load_broker_side(
+    runs: &[(String, Distribution)],
+    specs: &[String],
+) -> Result<Vec<BrokerSide>, LoadError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (label, file) = spec.split_once('=').ok_or_else(|| {
+                LoadError::Usage(format!("--broker-side {spec:?}: expected LABEL=FILE"))
+            })?;
+            let run = runs.iter().position(|(l, _)| l == label).ok_or_else(|| {
+                let labels: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
+                LoadError::Usage(format!(
+                    "--broker-side {spec:?}: no run is labelled {label:?} (runs: {})",
+                    labels.join(", ")
+                ))
+            })?;
+            Ok(BrokerSide {
+                run,
+                dist: read_hgrm(Path::new(file))?,
+            })
+        })
+        .collect()
+}
+
 pub fn read_hgrm(path: &Path) -> Result<Distribution, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::File {
         path: path.display().to_string(),
@@ -51,8 +81,8 @@ pub fn read_hgrm(path: &Path) -> Result<Distribution, LoadError> {
 }
 
 /// The side-by-side table: one column per run (ms), and for every run after the first its
-/// ratio to the first.
-pub fn table(runs: &[(String, Distribution)]) -> String {
+/// ratio to the first; then one column per broker side with its share of its run's value.
+pub fn table(runs: &[(String, Distribution)], broker_side: &[BrokerSide]) -> String {
     let mut out = String::new();
     let _ = write!(out, "{:<10}", "(ms)");
     for (i, (label, _)) in runs.iter().enumerate() {
@@ -60,6 +90,10 @@ pub fn table(runs: &[(String, Distribution)]) -> String {
         if i > 0 {
             let _ = write!(out, " {:>8}", "ratio");
         }
+    }
+    for side in broker_side {
+        let label = runs.get(side.run).map_or("?", |(l, _)| l.as_str());
+        let _ = write!(out, " {:>14} {:>8}", format!("{label} broker"), "share");
     }
     out.push('\n');
     let rows = TABLE_PERCENTILES
@@ -72,6 +106,17 @@ pub fn table(runs: &[(String, Distribution)]) -> String {
     for (name, values) in rows {
         let _ = write!(out, "{name:<10}");
         write_values(&mut out, &values);
+        for side in broker_side {
+            let value = match name {
+                "max" => side.dist.max_value(),
+                _ => TABLE_PERCENTILES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|&(_, p)| side.dist.value_at(p)),
+            };
+            let client = values.get(side.run).copied().flatten();
+            write_share(&mut out, value, client);
+        }
         out.push('\n');
     }
     let _ = write!(out, "{:<10}", "count");
@@ -85,8 +130,28 @@ pub fn table(runs: &[(String, Distribution)]) -> String {
             );
         }
     }
+    for side in broker_side {
+        let _ = write!(out, " {:>14} {:>8}", side.dist.count(), "");
+    }
     out.push('\n');
     out
+}
+
+/// A broker-side value and its share of the client-side one, `42%`.
+fn write_share(out: &mut String, value: Option<f64>, client: Option<f64>) {
+    match value {
+        Some(v) => {
+            let _ = write!(out, " {v:>14.3}");
+        }
+        None => {
+            let _ = write!(out, " {:>14}", "-");
+        }
+    }
+    let share = match (value, client) {
+        (Some(v), Some(c)) if c > 0.0 => format!("{:.0}%", 100.0 * v / c),
+        _ => "-".into(),
+    };
+    let _ = write!(out, " {share:>8}");
 }
 
 fn write_values(out: &mut String, values: &[Option<f64>]) {
@@ -115,16 +180,22 @@ pub fn ratio(value: Option<f64>, base: Option<f64>) -> String {
 }
 
 /// Runs `compare`: prints the table, writes the SVG if asked.
-pub fn run(files: &[PathBuf], labels: Option<&str>, svg: Option<&Path>) -> Result<(), LoadError> {
+pub fn run(
+    files: &[PathBuf],
+    labels: Option<&str>,
+    broker_side: &[String],
+    svg: Option<&Path>,
+) -> Result<(), LoadError> {
     if files.is_empty() {
         return Err(LoadError::Usage(
             "compare needs at least one .hgrm file".into(),
         ));
     }
     let runs = load_runs(files, labels)?;
-    print!("{}", table(&runs));
+    let broker_side = load_broker_side(&runs, broker_side)?;
+    print!("{}", table(&runs, &broker_side));
     if let Some(path) = svg {
-        let doc = crate::plot::render(&runs, "Latency by percentile");
+        let doc = crate::plot::render(&runs, &broker_side, "Latency by percentile");
         std::fs::write(path, doc).map_err(|source| LoadError::File {
             path: path.display().to_string(),
             source,
@@ -132,4 +203,50 @@ pub fn run(files: &[PathBuf], labels: Option<&str>, svg: Option<&Path>) -> Resul
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hgrm::Row;
+
+    fn dist(p50: f64, max: f64) -> Distribution {
+        let row = |value, percentile, total_count| Row {
+            value,
+            percentile,
+            total_count,
+        };
+        Distribution {
+            rows: vec![row(p50, 0.5, 5), row(max, 1.0, 10)],
+            ..Distribution::default()
+        }
+    }
+
+    #[test]
+    fn a_broker_side_column_shows_its_share_of_its_runs_latency() {
+        let runs = vec![
+            ("mosquitto".to_string(), dist(1.0, 2.0)),
+            ("ringmq".to_string(), dist(0.2, 0.4)),
+        ];
+        let side = [BrokerSide {
+            run: 1,
+            dist: dist(0.05, 0.1),
+        }];
+        let table = table(&runs, &side);
+        let header = table.lines().next().expect("header");
+        assert!(header.contains("ringmq broker"), "{header}");
+        let p50 = table.lines().find(|l| l.starts_with("p50")).expect("p50");
+        assert!(p50.ends_with("25%"), "{p50}");
+        let max = table.lines().find(|l| l.starts_with("max")).expect("max");
+        assert!(max.ends_with("25%"), "{max}");
+    }
+
+    #[test]
+    fn a_broker_side_must_name_a_run() {
+        let runs = vec![("ringmq".to_string(), dist(0.2, 0.4))];
+        for spec in ["no-equals-sign", "other=/nonexistent.hgrm"] {
+            let err = load_broker_side(&runs, &[spec.to_string()]).expect_err(spec);
+            assert!(matches!(err, LoadError::Usage(_)), "{spec}: {err}");
+        }
+    }
 }

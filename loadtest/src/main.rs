@@ -21,8 +21,14 @@ fn main() -> ExitCode {
 }
 
 fn execute(command: &Command) -> Result<(), LoadError> {
-    if let Command::Compare { files, svg, labels } = command {
-        return ringmq_load::compare::run(files, labels.as_deref(), svg.as_deref());
+    if let Command::Compare {
+        files,
+        svg,
+        labels,
+        broker_side,
+    } = command
+    {
+        return ringmq_load::compare::run(files, labels.as_deref(), broker_side, svg.as_deref());
     }
     if let Command::Soak {
         host,

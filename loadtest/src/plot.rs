@@ -1,6 +1,8 @@
 //! The SVG latency-percentile plot, drawn as text: x is logarithmic in 1/(1-percentile)
 //! (0%, 90%, 99%, ... 99.999%, as HdrHistogram's plotter draws it), y is latency in ms, one
-//! coloured polyline per run, with axes, grid and a legend.
+//! coloured polyline per run, with axes, grid and a legend. A broker's own histogram of a run
+//! (ringmq's `GET /latency.hgrm`) is drawn dashed in that run's colour, so the broker's share
+//! of the client-measured latency sits beside it.
 
 use crate::hgrm::Distribution;
 use std::fmt::Write as _;
@@ -26,11 +28,21 @@ pub fn percentile_to_x(percentile: f64) -> f64 {
     (1.0 / (1.0 - percentile)).log10().clamp(0.0, X_DECADES)
 }
 
-/// An SVG document plotting each `(label, distribution)` as one line.
-pub fn render(runs: &[(String, Distribution)], title: &str) -> String {
+/// The broker's own latency distribution for the run at index `run`.
+#[derive(Debug, Clone)]
+pub struct BrokerSide {
+    pub run: usize,
+    pub dist: Distribution,
+}
+
+/// An SVG document plotting each `(label, distribution)` as one solid line, and each
+/// [`BrokerSide`] as a dashed line in its run's colour labelled `<run label> (broker)`.
+pub fn render(runs: &[(String, Distribution)], broker_side: &[BrokerSide], title: &str) -> String {
     let y_max = nice_ceiling(
         runs.iter()
-            .flat_map(|(_, d)| d.rows.iter().map(|r| r.value))
+            .map(|(_, d)| d)
+            .chain(broker_side.iter().map(|b| &b.dist))
+            .flat_map(|d| d.rows.iter().map(|r| r.value))
             .fold(0.0, f64::max),
     );
     let plot_w = WIDTH - LEFT - RIGHT;
@@ -57,9 +69,26 @@ pub fn render(runs: &[(String, Distribution)], title: &str) -> String {
     draw_x_axis(&mut svg, &to_px, plot_h);
     draw_y_axis(&mut svg, &to_px, y_max, plot_w);
     for (i, (label, dist)) in runs.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        draw_run(&mut svg, &to_px, label, dist, colour);
-        draw_legend_entry(&mut svg, i, label, colour);
+        let line = Line {
+            label,
+            colour: COLOURS[i % COLOURS.len()],
+            dashed: false,
+        };
+        draw_run(&mut svg, &to_px, &line, dist);
+        draw_legend_entry(&mut svg, i, &line);
+    }
+    for (i, side) in broker_side.iter().enumerate() {
+        let Some((run_label, _)) = runs.get(side.run) else {
+            continue;
+        };
+        let label = format!("{run_label} (broker)");
+        let line = Line {
+            label: &label,
+            colour: COLOURS[side.run % COLOURS.len()],
+            dashed: true,
+        };
+        draw_run(&mut svg, &to_px, &line, &side.dist);
+        draw_legend_entry(&mut svg, runs.len() + i, &line);
     }
     svg.push_str("</svg>\n");
     svg
@@ -125,12 +154,28 @@ fn draw_y_axis(svg: &mut String, to_px: &impl Fn(f64, f64) -> (f64, f64), y_max:
     );
 }
 
+/// How one line is drawn: its legend label, colour and whether it is dashed.
+struct Line<'a> {
+    label: &'a str,
+    colour: &'a str,
+    dashed: bool,
+}
+
+impl Line<'_> {
+    fn dash_attribute(&self) -> &'static str {
+        if self.dashed {
+            r#" stroke-dasharray="8 4""#
+        } else {
+            ""
+        }
+    }
+}
+
 fn draw_run(
     svg: &mut String,
     to_px: &impl Fn(f64, f64) -> (f64, f64),
-    label: &str,
+    line: &Line<'_>,
     dist: &Distribution,
-    colour: &str,
 ) {
     let mut points = String::new();
     for row in &dist.rows {
@@ -139,26 +184,30 @@ fn draw_run(
     }
     let _ = writeln!(
         svg,
-        r#"<polyline data-label="{}" fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-        escape(label),
+        r#"<polyline data-label="{}" fill="none" stroke="{}" stroke-width="2"{} points="{}"/>"#,
+        escape(line.label),
+        line.colour,
+        line.dash_attribute(),
         points.trim_end()
     );
 }
 
-fn draw_legend_entry(svg: &mut String, index: usize, label: &str, colour: &str) {
+fn draw_legend_entry(svg: &mut String, index: usize, line: &Line<'_>) {
     let x = WIDTH - RIGHT + 20.0;
     let y = TOP + 10.0 + 22.0 * index as f64;
     let _ = writeln!(
         svg,
-        r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{colour}" stroke-width="3"/>"#,
-        x + 24.0
+        r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="3"{}/>"#,
+        x + 24.0,
+        line.colour,
+        line.dash_attribute()
     );
     let _ = writeln!(
         svg,
         r#"<text x="{}" y="{}">{}</text>"#,
         x + 30.0,
         y + 4.0,
-        escape(label)
+        escape(line.label)
     );
 }
 
@@ -193,4 +242,66 @@ pub fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hgrm::Row;
+
+    fn dist(values: &[(f64, f64)]) -> Distribution {
+        Distribution {
+            rows: values
+                .iter()
+                .enumerate()
+                .map(|(i, &(value, percentile))| Row {
+                    value,
+                    percentile,
+                    total_count: i as u64 + 1,
+                })
+                .collect(),
+            ..Distribution::default()
+        }
+    }
+
+    #[test]
+    fn a_broker_side_histogram_is_dashed_in_its_runs_colour_beside_the_client_line() {
+        let runs = vec![
+            ("mosquitto".to_string(), dist(&[(1.0, 0.5), (4.0, 1.0)])),
+            ("ringmq".to_string(), dist(&[(0.1, 0.5), (0.4, 1.0)])),
+        ];
+        let broker_side = [BrokerSide {
+            run: 1,
+            dist: dist(&[(0.02, 0.5), (8.0, 1.0)]),
+        }];
+        let svg = render(&runs, &broker_side, "t");
+
+        let lines: Vec<&str> = svg.lines().filter(|l| l.starts_with("<polyline")).collect();
+        assert_eq!(lines.len(), 3);
+        assert!(!lines[1].contains("stroke-dasharray"), "{}", lines[1]);
+        let broker = lines[2];
+        assert!(
+            broker.contains(r#"data-label="ringmq (broker)""#),
+            "{broker}"
+        );
+        assert!(broker.contains("stroke-dasharray"), "{broker}");
+        assert!(
+            broker.contains(&format!(r#"stroke="{}""#, COLOURS[1])),
+            "{broker}"
+        );
+        assert!(svg.contains(">ringmq (broker)</text>"));
+        // The y axis reaches the broker side's 8 ms, the largest value of any line.
+        assert!(svg.contains(">8.00</text>"), "y axis up to 8 ms");
+    }
+
+    #[test]
+    fn a_broker_side_for_a_run_that_does_not_exist_is_not_drawn() {
+        let runs = vec![("ringmq".to_string(), dist(&[(0.1, 1.0)]))];
+        let broker_side = [BrokerSide {
+            run: 3,
+            dist: dist(&[(0.1, 1.0)]),
+        }];
+        let svg = render(&runs, &broker_side, "t");
+        assert_eq!(svg.matches("<polyline").count(), 1);
+    }
 }

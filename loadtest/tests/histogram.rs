@@ -151,7 +151,7 @@ fn compare_plots_one_labelled_line_per_run() {
         write_hgrm(&dir, "c.hgrm", 40),
     ];
     let runs = compare::load_runs(&files, Some("ringmq,mosquitto & co,other")).expect("load");
-    let svg = render(&runs, "test");
+    let svg = render(&runs, &[], "test");
     assert!(svg.starts_with("<svg"));
     assert!(svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<polyline").count(), 3);
@@ -166,7 +166,7 @@ fn compare_plots_one_labelled_line_per_run() {
     }
 
     let out = dir.join("plot.svg");
-    compare::run(&files, None, Some(&out)).expect("compare");
+    compare::run(&files, None, &[], Some(&out)).expect("compare");
     let written = std::fs::read_to_string(&out).expect("svg written");
     assert_eq!(written.matches("<polyline").count(), 3);
     assert!(
@@ -185,7 +185,7 @@ fn the_compare_table_shows_ratios_to_the_first_run() {
         write_hgrm(&dir, "double.hgrm", 20),
     ];
     let runs = compare::load_runs(&files, None).expect("load");
-    let table = compare::table(&runs);
+    let table = compare::table(&runs, &[]);
     let p50 = table
         .lines()
         .find(|l| l.starts_with("p50"))
