@@ -17,6 +17,9 @@
 //! - [`obs`]: observability outside the shards: the logger (a bounded queue drained by a
 //!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
 //!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
+//! - [`persist`]: the persistence log, sans-IO where it can be: the record format (length +
+//!   CRC32 + typed body) and its replay, start-up recovery (torn tails cut, logs rehomed to
+//!   a new shard count), a shard's log file on monoio file IO.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
 //!   loaded at start and on SIGHUP.
@@ -32,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod mesh;
 pub mod obs;
+pub mod persist;
 pub mod runtime;
 pub mod session;
 pub mod shard;

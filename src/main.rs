@@ -103,7 +103,18 @@ fn main() -> ExitCode {
         log::error!("ringmq: cannot serve metrics on {addr}: {e}");
         return exit(ExitCode::FAILURE);
     }
-    let shard_main = move |setup| ringmq::shard::run_observed(setup, Arc::clone(&registry));
+    // Before any shard runs: the logs are replayed, their torn tails cut, and the directory
+    // locked while this process lives.
+    let persistence = match ringmq::shard::Persistence::recover(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("ringmq: {e}");
+            return exit(ExitCode::FAILURE);
+        }
+    };
+    let shard_main = move |setup| {
+        ringmq::shard::run_observed(setup, Arc::clone(&registry), Arc::clone(&persistence))
+    };
     match runtime::run(config, shard_main) {
         Ok(()) => {
             log::info!("ringmq: stopped");

@@ -8,12 +8,15 @@
 //! - `scram_user`: an `[[auth.scram]]` entry: its stored keys decoded (or derived from a
 //!   password), and printed back in the stored form.
 //! - `observability`: the log keys and `[metrics]`, read, validated and printed.
+//! - `persistence`: `[persistence]` (the shards' logs: directory, fsync policy, compaction
+//!   bound), read, validated and printed.
 //! - `print`: a `Config` as the commented TOML file `--print-default-config` shows.
 //! - `error`: why a configuration was refused.
 
 mod error;
 mod listeners;
 mod observability;
+mod persistence;
 mod print;
 mod schema;
 mod scram_user;
@@ -22,6 +25,7 @@ mod validate;
 pub use error::ConfigError;
 pub use listeners::{DEFAULT_LISTEN, ListenerConfig, Protocol, TlsConfig};
 pub use observability::{LogConfig, MetricsConfig, RawMetrics};
+pub use persistence::{Fsync, PersistenceConfig, RawPersistence};
 pub use schema::{
     RawAuth, RawConfig, RawListener, RawMqtt, RawQueues, RawRedirect, RawRetained, RawRuntime,
     RawScramUser, RawTls,
@@ -65,6 +69,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub persistence: PersistenceConfig,
 }
 
 /// Server redirection: clients are sent elsewhere instead of being served.

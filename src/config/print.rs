@@ -107,6 +107,7 @@ server_reference = {server_reference}
 permanent = {permanent}
 
 {metrics}
+{persistence}
 [auth]
 # A Mosquitto password file (`username:hash` lines, as `mosquitto_passwd` or `ringmq passwd`
 # write them): a CONNECT with a user name must give its password (else CONNACK 0x86; 3.1.1
@@ -161,6 +162,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
             acl_file = toml_path(self.auth.file_paths.acl_file.as_deref()),
             log = super::observability::log_toml(&self.log),
             metrics = super::observability::metrics_toml(&self.metrics),
+            persistence = super::persistence::persistence_toml(&self.persistence),
         )
     }
 }

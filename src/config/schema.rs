@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub log_level: String,
     pub log_format: String,
     pub metrics: super::RawMetrics,
+    pub persistence: super::RawPersistence,
 }
 
 /// One `[[listeners]]` entry.
@@ -159,6 +160,7 @@ impl Default for RawConfig {
             log_level: "info".into(),
             log_format: "text".into(),
             metrics: super::RawMetrics::default(),
+            persistence: super::RawPersistence::default(),
         }
     }
 }

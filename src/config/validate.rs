@@ -64,6 +64,7 @@ impl RawConfig {
             auth: self.auth.validate()?,
             log: super::observability::validate_log(&self.log_level, &self.log_format)?,
             metrics: self.metrics.validate()?,
+            persistence: self.persistence.validate()?,
         })
     }
 }

@@ -10,6 +10,9 @@
 //!   exchange before CONNACK, reader and writer tasks.
 //! - `reading`: what a reader holds back: room for a large packet within the shard's budget,
 //!   and a read buffer that goes back to small after one.
+//! - `persist`: recovery at start, each shard's share of it, and the log writer task (group
+//!   commit, fsync policy, compaction); the only persistence code that does IO or reads
+//!   clocks.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
 //! - `setup`: what a shard starts with (`ShardSetup`, built by the runtime) and its view of
 //!   broker shutdown (`Shutdown`).
@@ -17,11 +20,13 @@
 mod alias;
 mod conn;
 mod encode;
+mod persist;
 mod reading;
 mod run;
 mod setup;
 mod state;
 
+pub use persist::Persistence;
 pub use run::{Observe, run, run_observed, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};

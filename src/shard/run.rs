@@ -3,13 +3,15 @@
 //! overflow flush, and shutdown.
 
 use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
+use super::persist::{Persistence, journal_task};
 use super::state::{Admission, Counters, Limits, ShardState};
 use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::auth::files::AuthUpdates;
-use crate::config::{Config, Protocol};
+use crate::config::{Config, PersistenceConfig, Protocol};
 use crate::mesh::MeshEnds;
 use crate::obs::Registry;
+use crate::persist::LogFile;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -37,19 +39,38 @@ pub struct Observe {
     pub sys_interval: Option<Duration>,
 }
 
-/// The shard's main, for `runtime::run`, with metrics nobody reads.
+/// The shard's main, for `runtime::run`, with metrics nobody reads and nothing persisted.
 pub async fn run(setup: ShardSetup<MeshMsg>) {
     let registry = Arc::new(Registry::new(setup.shards));
-    run_observed(setup, registry).await;
+    run_observed(setup, registry, Persistence::off()).await;
 }
 
-/// The shard's main, publishing its metrics to its slot of `registry`.
-pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
+/// The shard's main, publishing its metrics to its slot of `registry`, starting from what
+/// `persistence` recovered and logging to it.
+pub async fn run_observed(
+    setup: ShardSetup<MeshMsg>,
+    registry: Arc<Registry>,
+    persistence: Arc<Persistence>,
+) {
     let mut shard = configured_shard(setup.mesh, &setup.config);
     // The shard's own copy of the files loaded at start waits in the channel already.
     if let Some(files) = setup.auth.newest() {
         shard.use_auth_files(files, Instant::now());
     }
+    persistence.restore(&mut shard);
+    let journal = match persistence.open(setup.id).await {
+        None => None,
+        Some(Ok(log)) => Some((log, persistence.config().clone())),
+        Some(Err(e)) => {
+            log::error!(
+                shard = setup.id, error:% = e;
+                "persistence: shard {} cannot open its log: {e}; shutting down", setup.id
+            );
+            setup.shutdown.trigger();
+            None
+        }
+    };
+    drop(persistence);
     if let Some(recorder) = registry.take_recorder(setup.id) {
         shard.set_latency_recorder(recorder);
     }
@@ -57,7 +78,19 @@ pub async fn run_observed(setup: ShardSetup<MeshMsg>, registry: Arc<Registry>) {
         registry,
         sys_interval: setup.config.metrics.sys_interval,
     };
-    serve(setup.listeners, shard, &setup.shutdown, observe, setup.auth).await;
+    let feeds = Feeds {
+        auth: setup.auth,
+        journal,
+    };
+    serve(setup.listeners, shard, &setup.shutdown, observe, feeds).await;
+}
+
+/// What a shard takes from outside besides its listeners: reloaded password and ACL files,
+/// and its persistence log if persistence is on.
+#[derive(Debug)]
+pub struct Feeds {
+    pub auth: AuthUpdates,
+    pub journal: Option<(LogFile, PersistenceConfig)>,
 }
 
 /// The shard's state with everything the config asks of it.
@@ -72,16 +105,20 @@ fn configured_shard(mesh: MeshEnds<MeshMsg>, config: &Config) -> ShardState {
 }
 
 /// Runs one shard until `shutdown`: accept connections on every listener, serve them, talk
-/// to peers, publish what `observe` asks for, use the password and ACL files `auth` sends.
+/// to peers, publish what `observe` asks for, use the password and ACL files `feeds.auth`
+/// sends, and write `feeds.journal`'s log (persistence on).
 pub async fn serve(
     listeners: Vec<ShardListener>,
     shard: ShardState,
     shutdown: &Shutdown,
     observe: Observe,
-    auth: AuthUpdates,
+    feeds: Feeds,
 ) {
+    let Feeds { auth, journal } = feeds;
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
+    let writer =
+        journal.map(|(log, config)| monoio::spawn(journal_task(state.clone(), log, config)));
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe, auth));
     monoio::spawn(overflow_task(state.clone()));
@@ -101,6 +138,11 @@ pub async fn serve(
     })
     .await;
     shut_down(&state).await;
+    if let Some(writer) = writer {
+        // What the last connections changed is written and synced before the shard ends.
+        state.borrow_mut().close_journal();
+        writer.await;
+    }
 }
 
 /// Accepts connections on one listener until `shutdown` completes, then closes it.

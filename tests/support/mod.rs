@@ -32,6 +32,7 @@
 //! certificates, `identity_as_username`, malformed records, SIGHUP reloads).
 //! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
 //! frames, closing).
+//! `persistence.rs`: `[persistence]` with restarts (`kill -9`, torn logs, other `--shards`).
 //! `reliability_probes.rs`: memory probes (ignored: run by hand in release mode; their
 //! numbers are in `docs/reliability.md`).
 //!

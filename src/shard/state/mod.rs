@@ -9,6 +9,8 @@
 //! - `sessions`: the sessions whose home is this shard, by key and client id.
 //! - `subscriptions`: the local trie and the peers' interest; `shared`: shared groups.
 //! - `retained`: this shard's copy of the retained store.
+//! - `journal`: the records owed to the persistence log (when persistence is on), fed by
+//!   `store_retained` and taken by the log writer once per loop turn.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
@@ -30,7 +32,7 @@
 //! before `route`, its SUBSCRIBE's filters before `subscribe`) and in `deliver_to` (the one
 //! function through which a message reaches a session); state that must survive a restart
 //! changes only through `Sessions`, `Retained` and the session's own methods, so a
-//! persistence log is fed from there.
+//! persistence log is fed from there (`journal`: today the retained store's changes).
 
 mod admission;
 mod auth_files;
@@ -41,6 +43,7 @@ mod connections;
 mod events;
 mod flow;
 mod inbound;
+mod journal;
 mod latency;
 mod limits;
 mod login;
@@ -109,6 +112,8 @@ pub struct ShardState {
     stats: Stats,
     sys: Sys,
     latency: Latency,
+    /// `None` with persistence off: the hot path then pays one branch, on retained messages.
+    journal: Option<journal::Journal>,
     work: Work,
 }
 
@@ -243,6 +248,7 @@ impl ShardState {
             stats: Stats::new(shards),
             sys: Sys::new(shards, now),
             latency: Latency::default(),
+            journal: None,
             work: Work::default(),
         }
     }

@@ -67,7 +67,7 @@ impl ShardState {
             }
             MeshMsg::Retain(msg) => {
                 if let Some(msg) = self.fresh(msg, now) {
-                    self.retained.store(&msg);
+                    self.store_retained(&msg);
                     let _ = self.deliver_local(&msg, None, now);
                 }
             }

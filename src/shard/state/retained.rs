@@ -6,6 +6,18 @@ use crate::session::Message;
 use hashbrown::HashMap;
 use std::time::Instant;
 
+/// What `Retained::store` did to the stored message of the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    /// The message is now the topic's retained message (new or replacing one).
+    Stored,
+    /// The topic's retained message was deleted (an empty payload, or a replacement over
+    /// the bounds).
+    Removed,
+    /// Nothing changed (nothing to delete, a new topic over the bounds, retain disabled).
+    None,
+}
+
 #[derive(Debug)]
 pub(super) struct Retained {
     messages: HashMap<TopicName, Message>,
@@ -29,11 +41,12 @@ impl Retained {
 
     /// Stores or replaces the retained message of its topic; an empty payload only deletes
     /// [MQTT-3.3.1-10]. A store over its bounds keeps its messages and refuses new topics.
-    pub fn store(&mut self, msg: &Message) {
+    pub fn store(&mut self, msg: &Message) -> Change {
         if !self.enabled {
-            return;
+            return Change::None;
         }
-        if let Some(old) = self.messages.remove(&msg.topic) {
+        let old = self.messages.remove(&msg.topic);
+        if let Some(old) = &old {
             self.bytes -= old.size();
         }
         let fits =
@@ -44,7 +57,17 @@ impl Retained {
             // Sent on a later SUBSCRIBE, a copy's age is no delivery latency.
             kept.received_at = None;
             self.messages.insert(msg.topic.clone(), kept);
+            Change::Stored
+        } else if old.is_some() {
+            Change::Removed
+        } else {
+            Change::None
         }
+    }
+
+    /// Every stored message, expired or not, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Message> {
+        self.messages.values()
     }
 
     /// The unexpired retained messages matching `filter`, each with its remaining expiry

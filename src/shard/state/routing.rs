@@ -43,7 +43,7 @@ impl ShardState {
     pub(super) fn route(&mut self, msg: &Message, origin: Option<usize>, now: Instant) -> Held {
         let routed = self.stats.routed;
         let to_peers = if msg.retain {
-            self.retained.store(msg);
+            self.store_retained(msg);
             self.broadcast(|| MeshMsg::Retain(msg.clone()))
         } else {
             self.forward_to_peers(msg)

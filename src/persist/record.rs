@@ -1,0 +1,381 @@
+//! The records of the log and the typed body of each kind, encoded and decoded by pure
+//! functions (no IO, no clock). The frame around a body (length, CRC) is `frame`'s.
+//!
+//! A body starts with its kind byte. Kinds in use: `0x01` retained set, `0x02` retained
+//! clear. Kinds to come (issue 12) get their own ranges so that a reader can tell the
+//! families apart: `0x10..=0x1F` sessions (create, resume, end, subscriptions, will),
+//! `0x20..=0x2F` queued and in-flight QoS 1/2 messages and their acknowledgements. A new kind
+//! comes with a new `FORMAT_VERSION`, so that an older broker refuses the file instead of
+//! truncating records it cannot read.
+//!
+//! Integers are little-endian. `str16` is a u16 length and UTF-8 bytes, `bin16` a u16 length
+//! and bytes, `bin32` a u32 length and bytes.
+
+use super::error::RecordError;
+use crate::protocol::{MqttString, Properties, PropertyValues, QoS, TopicName};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const RETAINED_SET: u8 = 0x01;
+const RETAINED_CLEAR: u8 = 0x02;
+
+/// Which optional fields a retained-set body carries (its `present` byte).
+const HAS_EXPIRY: u8 = 0x01;
+const HAS_PAYLOAD_FORMAT: u8 = 0x02;
+const HAS_CONTENT_TYPE: u8 = 0x04;
+const HAS_RESPONSE_TOPIC: u8 = 0x08;
+const HAS_CORRELATION_DATA: u8 = 0x10;
+const HAS_USER_PROPERTIES: u8 = 0x20;
+const KNOWN_FIELDS: u8 = 0x3F;
+
+/// One change that must survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The retained message of its topic was set or replaced.
+    RetainedSet(RetainedMessage),
+    /// The retained message of this topic was deleted.
+    RetainedClear(TopicName),
+}
+
+/// A retained message as the log keeps it: what a later subscriber is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedMessage {
+    pub topic: TopicName,
+    pub payload: Bytes,
+    pub qos: QoS,
+    /// The 5.0 properties kept with it: Payload Format Indicator, Content Type, Response
+    /// Topic, Correlation Data, User Properties. Others are not stored (Message Expiry is
+    /// `expires_at`; Topic Alias and Subscription Identifiers belong to one connection).
+    pub properties: Option<Arc<Properties>>,
+    /// When its Message Expiry Interval runs out, as wall-clock time: the interval counts the
+    /// time the broker was down.
+    pub expires_at: Option<WallTime>,
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WallTime(pub u64);
+
+impl WallTime {
+    /// `time` in milliseconds since the epoch (0 before it).
+    pub fn from_system(time: SystemTime) -> Self {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// How long from `self` until `later` (zero if `later` is not after it).
+    pub fn until(self, later: Self) -> Duration {
+        Duration::from_millis(later.0.saturating_sub(self.0))
+    }
+
+    pub fn plus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
+impl Record {
+    /// Appends this record's body to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        match self {
+            Self::RetainedSet(m) => {
+                out.push(RETAINED_SET);
+                encode_retained(m, out)
+            }
+            Self::RetainedClear(topic) => {
+                out.push(RETAINED_CLEAR);
+                put16(out, topic.as_bytes())
+            }
+        }
+    }
+
+    /// Decodes one whole body (all of `body`, nothing left over).
+    pub fn decode_body(body: &[u8]) -> Result<Self, RecordError> {
+        let mut r = Reader(body);
+        let record = match r.u8()? {
+            RETAINED_SET => Self::RetainedSet(decode_retained(&mut r)?),
+            RETAINED_CLEAR => Self::RetainedClear(r.topic()?),
+            kind => return Err(RecordError::UnknownKind(kind)),
+        };
+        match r.0.len() {
+            0 => Ok(record),
+            extra => Err(RecordError::TrailingBytes(extra)),
+        }
+    }
+}
+
+/// `qos u8, present u8, topic str16, [expiry u64 ms], [payload format u8],
+/// [content type str16], [response topic str16], [correlation data bin16],
+/// [user properties: u16 count, count x (str16, str16)], payload bin32`.
+fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    let none = Properties::default();
+    let p: &PropertyValues = m.properties.as_deref().unwrap_or(&none);
+    let mut present = 0;
+    for (set, bit) in [
+        (m.expires_at.is_some(), HAS_EXPIRY),
+        (p.payload_format_indicator.is_some(), HAS_PAYLOAD_FORMAT),
+        (p.content_type.is_some(), HAS_CONTENT_TYPE),
+        (p.response_topic.is_some(), HAS_RESPONSE_TOPIC),
+        (p.correlation_data.is_some(), HAS_CORRELATION_DATA),
+        (!p.user_properties.is_empty(), HAS_USER_PROPERTIES),
+    ] {
+        if set {
+            present |= bit;
+        }
+    }
+    out.push(m.qos as u8);
+    out.push(present);
+    put16(out, m.topic.as_bytes())?;
+    if let Some(at) = m.expires_at {
+        out.extend_from_slice(&at.0.to_le_bytes());
+    }
+    if let Some(format) = p.payload_format_indicator {
+        out.push(format);
+    }
+    if let Some(content_type) = &p.content_type {
+        put16(out, content_type.as_bytes())?;
+    }
+    if let Some(topic) = &p.response_topic {
+        put16(out, topic.as_bytes())?;
+    }
+    if let Some(data) = &p.correlation_data {
+        put16(out, data)?;
+    }
+    if !p.user_properties.is_empty() {
+        let count = u16::try_from(p.user_properties.len())
+            .map_err(|_| RecordError::TooLong("user properties"))?;
+        out.extend_from_slice(&count.to_le_bytes());
+        for (key, value) in &p.user_properties {
+            put16(out, key.as_bytes())?;
+            put16(out, value.as_bytes())?;
+        }
+    }
+    let len = u32::try_from(m.payload.len()).map_err(|_| RecordError::TooLong("payload"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&m.payload);
+    Ok(())
+}
+
+fn decode_retained(r: &mut Reader<'_>) -> Result<RetainedMessage, RecordError> {
+    let qos_bits = r.u8()?;
+    let qos = QoS::from_bits(qos_bits).ok_or(RecordError::BadQoS(qos_bits))?;
+    let present = r.u8()?;
+    if present & !KNOWN_FIELDS != 0 {
+        return Err(RecordError::UnknownFields(present));
+    }
+    let topic = r.topic()?;
+    let expires_at = match present & HAS_EXPIRY {
+        0 => None,
+        _ => Some(WallTime(r.u64()?)),
+    };
+    let mut p = PropertyValues::EMPTY;
+    if present & HAS_PAYLOAD_FORMAT != 0 {
+        p.payload_format_indicator = Some(r.u8()?);
+    }
+    if present & HAS_CONTENT_TYPE != 0 {
+        p.content_type = Some(r.string()?);
+    }
+    if present & HAS_RESPONSE_TOPIC != 0 {
+        p.response_topic = Some(r.topic()?);
+    }
+    if present & HAS_CORRELATION_DATA != 0 {
+        p.correlation_data = Some(Bytes::copy_from_slice(r.bin16()?));
+    }
+    if present & HAS_USER_PROPERTIES != 0 {
+        let count = r.u16()?;
+        // Each pair takes at least 4 bytes: a corrupt count cannot reserve much.
+        p.user_properties = Vec::with_capacity(usize::from(count).min(r.0.len() / 4));
+        for _ in 0..count {
+            let key = r.string()?;
+            p.user_properties.push((key, r.string()?));
+        }
+    }
+    let len = r.u32()? as usize;
+    let payload = Bytes::copy_from_slice(r.take(len)?);
+    let properties = Properties::from(p);
+    Ok(RetainedMessage {
+        topic,
+        payload,
+        qos,
+        properties: (!properties.is_empty()).then(|| Arc::new(properties)),
+        expires_at,
+    })
+}
+
+fn put16(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), RecordError> {
+    let len = u16::try_from(bytes.len()).map_err(|_| RecordError::TooLong("string"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// A cursor over a body; every read checks what is left.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if self.0.len() < n {
+            return Err(RecordError::Short);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, RecordError> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn bin16(&mut self) -> Result<&'a [u8], RecordError> {
+        let len = self.u16()?;
+        self.take(usize::from(len))
+    }
+
+    fn string(&mut self) -> Result<MqttString, RecordError> {
+        let bytes = Bytes::copy_from_slice(self.bin16()?);
+        MqttString::from_bytes(bytes).map_err(|_| RecordError::BadString)
+    }
+
+    fn topic(&mut self) -> Result<TopicName, RecordError> {
+        let bytes = Bytes::copy_from_slice(self.bin16()?);
+        TopicName::new(bytes).map_err(|_| RecordError::BadTopic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str) -> TopicName {
+        TopicName::try_from(name).unwrap_or_default()
+    }
+
+    fn plain(name: &str, payload: &'static [u8]) -> RetainedMessage {
+        RetainedMessage {
+            topic: topic(name),
+            payload: Bytes::from_static(payload),
+            qos: QoS::AtLeastOnce,
+            properties: None,
+            expires_at: None,
+        }
+    }
+
+    fn body(record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert_eq!(record.encode_body(&mut out), Ok(()));
+        out
+    }
+
+    #[test]
+    fn a_plain_retained_set_is_laid_out_field_by_field() {
+        let bytes = body(&Record::RetainedSet(plain("a/b", b"hi")));
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x01,             // kind: retained set
+            0x01,             // QoS 1
+            0x00,             // present: no optional field
+            0x03, 0x00, b'a', b'/', b'b', // topic str16
+            0x02, 0x00, 0x00, 0x00, b'h', b'i', // payload bin32
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(
+            Record::decode_body(&bytes),
+            Ok(Record::RetainedSet(plain("a/b", b"hi")))
+        );
+    }
+
+    #[test]
+    fn a_retained_clear_is_its_kind_and_topic() {
+        let bytes = body(&Record::RetainedClear(topic("x")));
+        assert_eq!(bytes, [0x02, 0x01, 0x00, b'x']);
+        assert_eq!(
+            Record::decode_body(&bytes),
+            Ok(Record::RetainedClear(topic("x")))
+        );
+    }
+
+    #[test]
+    fn every_kept_property_and_the_wall_clock_expiry_round_trip() {
+        let mut p = PropertyValues::EMPTY;
+        p.payload_format_indicator = Some(1);
+        p.content_type = MqttString::try_from("text/plain").ok();
+        p.response_topic = Some(topic("reply/to"));
+        p.correlation_data = Some(Bytes::from_static(b"\x00\x01"));
+        p.user_properties = vec![
+            (
+                MqttString::try_from("k").unwrap_or_default(),
+                MqttString::try_from("v").unwrap_or_default(),
+            );
+            2
+        ];
+        let m = RetainedMessage {
+            properties: Some(Arc::new(Properties::from(p))),
+            expires_at: Some(WallTime(0x0102_0304_0506_0708)),
+            qos: QoS::ExactlyOnce,
+            ..plain("t", b"")
+        };
+        let bytes = body(&Record::RetainedSet(m.clone()));
+        assert_eq!(&bytes[..5], [0x01, 0x02, 0x3F, 0x01, 0x00]);
+        assert_eq!(&bytes[6..14], 0x0102_0304_0506_0708_u64.to_le_bytes());
+        assert_eq!(Record::decode_body(&bytes), Ok(Record::RetainedSet(m)));
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused_not_panicked_on() {
+        let good = body(&Record::RetainedSet(plain("a", b"xyz")));
+        for cut in 0..good.len() {
+            assert!(Record::decode_body(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let cases: &[(&[u8], RecordError)] = &[
+            (&[0x7F], RecordError::UnknownKind(0x7F)),
+            (&[0x01, 0x03], RecordError::BadQoS(3)),
+            (&[0x01, 0x00, 0x40], RecordError::UnknownFields(0x40)),
+            (&[0x02, 0x01, 0x00, b'+'], RecordError::BadTopic),
+            (&[0x02, 0x01, 0x00, 0xFF], RecordError::BadTopic),
+            (
+                &[0x02, 0x01, 0x00, b'x', 0x00],
+                RecordError::TrailingBytes(1),
+            ),
+            // A payload length far past the body.
+            (
+                &[0x01, 0x00, 0x00, 0x01, 0x00, b'a', 0xFF, 0xFF, 0xFF, 0xFF],
+                RecordError::Short,
+            ),
+        ];
+        for (bytes, error) in cases {
+            assert_eq!(Record::decode_body(bytes).as_ref(), Err(error), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn wall_time_counts_milliseconds_since_the_epoch() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(WallTime::from_system(t), WallTime(1_500));
+        assert_eq!(
+            WallTime(1_000).until(WallTime(1_500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(WallTime(2_000).until(WallTime(1_500)), Duration::ZERO);
+    }
+}

@@ -1,0 +1,189 @@
+//! Recovery on real files in a private directory: torn tails cut, expiry by wall clock,
+//! rehoming to another shard count, the directory lock.
+
+use super::*;
+use crate::protocol::QoS;
+use bytes::Bytes;
+
+fn topic(name: &str) -> TopicName {
+    TopicName::try_from(name).unwrap_or_default()
+}
+
+fn message(name: &str, payload: &str, expires_at: Option<WallTime>) -> RetainedMessage {
+    RetainedMessage {
+        topic: topic(name),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        qos: QoS::AtLeastOnce,
+        properties: None,
+        expires_at,
+    }
+}
+
+/// Owner by the topic's first byte, so tests choose where a topic lives.
+fn by_first_byte(shards: usize) -> impl Fn(&TopicName) -> usize {
+    move |t| usize::from(t.as_bytes()[0] - b'0') % shards
+}
+
+fn write_log(dir: &Path, shard: usize, records: &[Record]) -> Vec<usize> {
+    let mut bytes = HEADER.to_vec();
+    let mut ends = Vec::new();
+    for r in records {
+        assert_eq!(encode_record(r, &mut bytes), Ok(()));
+        ends.push(bytes.len());
+    }
+    fs::write(log_path(dir, shard), &bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    ends
+}
+
+fn recovered(dir: &Path, shards: usize, now: u64) -> Recovered {
+    match recover(dir, shards, WallTime(now), by_first_byte(shards)) {
+        Ok((_lock, r)) => r,
+        Err(e) => panic!("recover: {e}"),
+    }
+}
+
+fn topics(r: &Recovered) -> Vec<String> {
+    let mut t: Vec<String> = r.retained.iter().map(|m| m.topic.to_string()).collect();
+    t.sort();
+    t
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+}
+
+#[test]
+fn sets_and_clears_replay_to_the_live_set_and_expired_messages_are_dropped() {
+    let dir = tempdir();
+    write_log(
+        dir.path(),
+        0,
+        &[
+            Record::RetainedSet(message("0/a", "1", None)),
+            Record::RetainedSet(message("0/b", "1", None)),
+            Record::RetainedSet(message("0/a", "2", None)),
+            Record::RetainedClear(topic("0/b")),
+            Record::RetainedSet(message("0/old", "x", Some(WallTime(1_000)))),
+            Record::RetainedSet(message("0/new", "y", Some(WallTime(3_000)))),
+        ],
+    );
+    let r = recovered(dir.path(), 1, 2_000);
+    assert_eq!(topics(&r), ["0/a", "0/new"]);
+    assert_eq!(r.expired, 1);
+    assert!(
+        r.retained.iter().any(|m| m.payload == "2"),
+        "the later set wins"
+    );
+    assert_eq!((r.truncated, r.rehomed), (0, false));
+}
+
+#[test]
+fn a_torn_tail_is_cut_at_the_last_good_record() {
+    let dir = tempdir();
+    let ends = write_log(
+        dir.path(),
+        0,
+        &[
+            Record::RetainedSet(message("0/a", "1", None)),
+            Record::RetainedSet(message("0/b", "2", None)),
+        ],
+    );
+    let path = log_path(dir.path(), 0);
+    let full = fs::read(&path).unwrap_or_default();
+    fs::write(&path, &full[..ends[1] - 3]).unwrap_or_else(|e| panic!("{e}"));
+    let r = recovered(dir.path(), 1, 0);
+    assert_eq!(topics(&r), ["0/a"]);
+    assert_eq!(r.truncated, 1);
+    assert_eq!(
+        fs::metadata(&path).map(|m| m.len()).ok(),
+        Some(ends[0] as u64)
+    );
+    // Recovered again, the log is clean.
+    assert_eq!(recovered(dir.path(), 1, 0).truncated, 0);
+}
+
+#[test]
+fn a_file_of_garbage_is_cut_to_nothing_not_refused() {
+    let dir = tempdir();
+    let path = log_path(dir.path(), 0);
+    fs::write(&path, b"not a log at all").unwrap_or_else(|e| panic!("{e}"));
+    let r = recovered(dir.path(), 1, 0);
+    assert!(r.retained.is_empty());
+    assert_eq!(r.truncated, 1);
+    assert_eq!(fs::metadata(&path).map(|m| m.len()).ok(), Some(0));
+}
+
+#[test]
+fn a_log_of_a_newer_format_is_refused_untouched() {
+    let dir = tempdir();
+    let path = log_path(dir.path(), 0);
+    let mut header = HEADER;
+    header[6] = 9;
+    fs::write(&path, header).unwrap_or_else(|e| panic!("{e}"));
+    let result = recover(dir.path(), 1, WallTime(0), by_first_byte(1));
+    assert!(matches!(
+        result,
+        Err(PersistError::NewerFormat { version: 9, .. })
+    ));
+    assert_eq!(fs::read(&path).ok(), Some(header.to_vec()));
+}
+
+#[test]
+fn another_shard_count_rehomes_every_message_to_its_owner() {
+    let dir = tempdir();
+    // Two shards: topics starting with an even digit on 0, odd on 1.
+    write_log(
+        dir.path(),
+        0,
+        &[
+            Record::RetainedSet(message("0/a", "0", None)),
+            Record::RetainedSet(message("2/a", "2", None)),
+        ],
+    );
+    write_log(
+        dir.path(),
+        1,
+        &[
+            Record::RetainedSet(message("1/a", "1", None)),
+            Record::RetainedSet(message("3/a", "3", None)),
+        ],
+    );
+    let r = recovered(dir.path(), 3, 0);
+    assert!(r.rehomed);
+    assert_eq!(topics(&r), ["0/a", "1/a", "2/a", "3/a"]);
+    // Each log now holds exactly what its shard owns of three.
+    let owned = |shard: usize| -> Vec<String> {
+        let bytes = fs::read(log_path(dir.path(), shard)).unwrap_or_default();
+        let replay = Replay::new(&bytes).unwrap_or_else(|v| panic!("version {v}"));
+        let mut topics: Vec<String> = replay
+            .filter_map(|item| match item {
+                Ok((Record::RetainedSet(m), _)) => Some(m.topic.to_string()),
+                _ => None,
+            })
+            .collect();
+        topics.sort();
+        topics
+    };
+    assert_eq!(owned(0), ["0/a", "3/a"]);
+    assert_eq!(owned(1), ["1/a"]);
+    assert_eq!(owned(2), ["2/a"]);
+    // And back to one shard: the logs of shards 1 and 2 are gone.
+    let r = recovered(dir.path(), 1, 0);
+    assert_eq!(topics(&r), ["0/a", "1/a", "2/a", "3/a"]);
+    assert!(!log_path(dir.path(), 1).exists() && !log_path(dir.path(), 2).exists());
+    let again = recovered(dir.path(), 1, 0);
+    assert!(!again.rehomed, "a matching layout is left as it is");
+}
+
+#[test]
+fn the_directory_is_locked_while_its_recovery_lives() {
+    let dir = tempdir();
+    let held = DirLock::take(dir.path());
+    assert!(held.is_ok());
+    let started = Instant::now();
+    let second = recover(dir.path(), 1, WallTime(0), by_first_byte(1));
+    assert!(matches!(second, Err(PersistError::Locked(_))));
+    assert!(started.elapsed() >= LOCK_WAIT);
+    drop(held);
+    assert!(DirLock::take(dir.path()).is_ok());
+}

@@ -1,0 +1,242 @@
+//! The shard's persistence that reads clocks and does IO (`docs/persistence.md`): recovery
+//! at start (once, before any shard runs), each shard's share of what was recovered, and the
+//! log writer task: one write per loop turn of whatever `ShardState`'s journal collected
+//! (group commit), synced as `[persistence] fsync` says, compacted past `max_log_bytes`.
+
+use super::conn::Shared;
+use super::home_shard;
+use super::state::ShardState;
+use crate::config::{Config, Fsync, PersistenceConfig};
+use crate::persist::{self, DirLock, LogFile, PersistError, RetainedMessage, WallTime};
+use crate::session::Message;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long the writer waits after a failed write or compaction before it tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What every shard starts its persistence with: the config, the retained messages
+/// recovered, and the directory's lock (held while the broker runs). Shared by the shard
+/// threads; read once by each at start (the lock is taken at start only, never while
+/// serving), and the recovered messages are let go once every shard has its copy.
+#[derive(Debug, Default)]
+pub struct Persistence {
+    config: PersistenceConfig,
+    retained: RwLock<Vec<RetainedMessage>>,
+    /// Shards that have not taken their copy of `retained` yet.
+    unrestored: AtomicUsize,
+    /// The wall-clock time of recovery, and the `Instant` it was read at.
+    recovered_at: Option<(Instant, WallTime)>,
+    _lock: Option<DirLock>,
+}
+
+impl Persistence {
+    /// Persistence off.
+    pub fn off() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Recovers `config.persistence.dir` for `config.shards` shards (off without a `dir`):
+    /// every log replayed, torn tails cut, logs rehomed when the shard count changed. Run
+    /// before the shards start.
+    pub fn recover(config: &Config) -> Result<Arc<Self>, PersistError> {
+        let Some(dir) = &config.persistence.dir else {
+            return Ok(Self::off());
+        };
+        let started = Instant::now();
+        let wall = WallTime::from_system(SystemTime::now());
+        let shards = config.shards.get();
+        let owner = |topic: &crate::protocol::TopicName| home_shard(topic.as_bytes(), shards);
+        let (lock, recovered) = persist::recover(dir, shards, wall, owner)?;
+        log::info!(
+            dir:% = dir.display(), messages = recovered.retained.len(),
+            expired = recovered.expired, files = recovered.files, bytes = recovered.bytes,
+            truncated = recovered.truncated;
+            "persistence: recovered {} retained messages from {} logs ({} bytes) in {} ms \
+             ({} expired, {} tails truncated)",
+            recovered.retained.len(), recovered.files, recovered.bytes,
+            started.elapsed().as_millis(), recovered.expired, recovered.truncated
+        );
+        Ok(Arc::new(Self {
+            config: config.persistence.clone(),
+            retained: RwLock::new(recovered.retained),
+            unrestored: AtomicUsize::new(shards),
+            recovered_at: Some((started, wall)),
+            _lock: Some(lock),
+        }))
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.config.dir.is_some()
+    }
+
+    /// Gives `shard` the recovered retained messages (each shard holds them all) and turns
+    /// its journal on.
+    pub(super) fn restore(&self, shard: &mut ShardState) {
+        let Some((then, wall_then)) = self.recovered_at else {
+            return;
+        };
+        let now = Instant::now();
+        let wall = wall_then.plus(now.saturating_duration_since(then));
+        let retained = match self.retained.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        shard.restore_retained(retained.iter().filter_map(|m| {
+            let expires_at = match m.expires_at {
+                None => None,
+                Some(at) if at <= wall => return None,
+                Some(at) => Some(now + wall.until(at)),
+            };
+            Some(Message {
+                topic: m.topic.clone(),
+                payload: m.payload.clone(),
+                qos: m.qos,
+                retain: true,
+                properties: m.properties.clone(),
+                expires_at,
+                received_at: None,
+            })
+        }));
+        drop(retained);
+        if self.unrestored.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Ok(mut retained) = self.retained.write()
+        {
+            *retained = Vec::new();
+        }
+        shard.enable_journal(now, wall);
+    }
+
+    /// Opens shard `id`'s log; `None` with persistence off.
+    pub(super) async fn open(&self, id: usize) -> Option<std::io::Result<LogFile>> {
+        let dir = self.config.dir.as_ref()?;
+        Some(LogFile::open(dir, id).await)
+    }
+
+    pub(super) fn config(&self) -> &PersistenceConfig {
+        &self.config
+    }
+}
+
+/// The log writer: waits for the journal's records, writes each batch with one write,
+/// syncs per the policy, compacts past the bound. Ends after `close_journal`, once what was
+/// left is written and synced.
+pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: PersistenceConfig) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut spare = Vec::new();
+    let mut unsynced = false;
+    let mut last_sync = Instant::now();
+    let mut compact_at = compaction_bound(&config, log.len());
+    // After a failed write the log's end is unknown: the next turn replaces it by a snapshot.
+    let mut broken = false;
+    loop {
+        let deadline = (config.fsync == Fsync::Interval && unsynced)
+            .then(|| last_sync + config.fsync_interval);
+        let got = next_batch(&state, &mut batch, deadline).await;
+        let closing = state.borrow().journal_closing();
+        {
+            let mut s = state.borrow_mut();
+            s.set_wall_clock(Instant::now(), WallTime::from_system(SystemTime::now()));
+        }
+        if broken || (got && log.len() + batch.len() as u64 > compact_at) {
+            state
+                .borrow_mut()
+                .journal_snapshot(Instant::now(), &mut spare);
+            let before = log.len();
+            let (result, snapshot) = log.replace(std::mem::take(&mut spare)).await;
+            spare = snapshot;
+            match result {
+                Ok(()) => {
+                    log::info!(
+                        file:% = log.path().display(), before, after = log.len();
+                        "persistence: {} compacted from {before} to {} bytes",
+                        log.path().display(), log.len()
+                    );
+                    broken = false;
+                    unsynced = false;
+                    last_sync = Instant::now();
+                    compact_at = compaction_bound(&config, log.len());
+                }
+                Err(e) => {
+                    log::error!(
+                        file:% = log.path().display(), error:% = e;
+                        "persistence: compacting {} failed: {e}; retrying in {} s",
+                        log.path().display(), RETRY_AFTER.as_secs()
+                    );
+                    broken = true;
+                }
+            }
+            spare.clear();
+        } else if got {
+            let (result, written) = log.append(std::mem::take(&mut batch)).await;
+            batch = written;
+            match result {
+                Ok(()) => unsynced = true,
+                Err(e) => {
+                    log::error!(
+                        file:% = log.path().display(), error:% = e;
+                        "persistence: writing {} failed: {e}; the log will be rewritten",
+                        log.path().display()
+                    );
+                    broken = true;
+                }
+            }
+        }
+        let due = match config.fsync {
+            Fsync::Always => true,
+            Fsync::Interval => last_sync.elapsed() >= config.fsync_interval,
+            Fsync::Never => false,
+        };
+        if unsynced && (due || closing) {
+            match log.sync().await {
+                Ok(()) => unsynced = false,
+                Err(e) => log::error!(
+                    file:% = log.path().display(), error:% = e;
+                    "persistence: syncing {} failed: {e}", log.path().display()
+                ),
+            }
+            last_sync = Instant::now();
+        }
+        if broken {
+            if closing {
+                break;
+            }
+            monoio::time::sleep(RETRY_AFTER).await;
+        } else if closing && !got {
+            break;
+        }
+    }
+}
+
+/// The size past which a log is compacted: the configured bound, or twice the live state
+/// just written if that is more (a snapshot over the bound would be compacted over again).
+fn compaction_bound(config: &PersistenceConfig, len: u64) -> u64 {
+    config.max_log_bytes.max(len.saturating_mul(2))
+}
+
+/// Waits for records (true: they are in `batch`), for shutdown, or until `deadline` (a sync
+/// is due).
+async fn next_batch(state: &Shared, batch: &mut Vec<u8>, deadline: Option<Instant>) -> bool {
+    let mut got = false;
+    let wait = poll_fn(|cx| {
+        let mut s = state.borrow_mut();
+        if s.take_journal(batch, cx.waker()) {
+            got = true;
+            return Poll::Ready(());
+        }
+        if s.journal_closing() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    });
+    match deadline {
+        None => wait.await,
+        Some(at) => {
+            let _ = monoio::time::timeout(at.saturating_duration_since(Instant::now()), wait).await;
+        }
+    }
+    got
+}
