@@ -231,12 +231,14 @@ make_pki() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 NEXT_PORT=21000
+# free_port VAR: sets VAR to the next free port. Not `$(free_port)`: a command substitution
+# runs in a subshell, whose NEXT_PORT would never advance (every caller got the same port).
 free_port() {
     local _
     for _ in $(seq 500); do
         NEXT_PORT=$((NEXT_PORT + 1))
         [ "$NEXT_PORT" -gt 21999 ] && NEXT_PORT=21001
-        if ! port_in_use "$NEXT_PORT"; then echo "$NEXT_PORT"; return; fi
+        if ! port_in_use "$NEXT_PORT"; then printf -v "$1" '%s' "$NEXT_PORT"; return; fi
     done
     die "no free port in 21001-21999"
 }
@@ -366,13 +368,13 @@ start_broker() {
         PORT[tcp]=${EXT_ADDR[$name]##*:}
         return 0
     fi
-    PORT[tcp]=$(free_port)
-    [ "$transport" = tcp ] || PORT[$transport]=$(free_port)
+    free_port "PORT[tcp]"
+    [ "$transport" = tcp ] || free_port "PORT[$transport]"
     conf=$WORK/$name.conf
     local cmd=()
     case $name in
         ringmq)
-            METRICS_PORT=$(free_port)
+            free_port METRICS_PORT
             write_ringmq_config "$conf"
             cmd=("${BIN[ringmq]}" --config "$conf" --shards "$THREADS") ;;
         mosquitto) write_mosquitto_config "$conf"; cmd=("${BIN[mosquitto]}" -c "$conf") ;;
