@@ -12,6 +12,10 @@
 #   --broker NAME=HOST:PORT
 #                       also measure a broker already running there (HOST an IP address;
 #                       repeatable; plain MQTT only; never started, pinned or stopped here)
+#   --ringmq-bin NAME=PATH
+#                       also measure another ringmq build under NAME, started exactly as
+#                       ringmq is (repeatable): an A/B of two builds in one sitting, whose
+#                       ratio column then reads "this build / that build"
 #   --flashmq PATH      FlashMQ binary (default: $FLASHMQ, else `flashmq` on PATH)
 #   --rumqttd PATH      rumqttd binary (default: `rumqttd` on PATH or in ~/.cargo/bin)
 #   --modes LIST        pinned,unpinned (default both); --pinned / --unpinned for one
@@ -41,6 +45,7 @@ TLS=0
 WS=0
 BROKERS=ringmq,mosquitto,flashmq,rumqttd
 EXTERNAL=()
+ALT_RINGMQ=()
 FLASHMQ_BIN=${FLASHMQ:-}
 RUMQTTD_BIN=""
 OUT=$ROOT/target/compare-brokers
@@ -53,6 +58,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --brokers) BROKERS=$2; shift ;;
         --broker) EXTERNAL+=("$2"); shift ;;
+        --ringmq-bin) ALT_RINGMQ+=("$2"); shift ;;
         --flashmq) FLASHMQ_BIN=$2; shift ;;
         --rumqttd) RUMQTTD_BIN=$2; shift ;;
         --modes) MODES=$2; shift ;;
@@ -116,7 +122,7 @@ fi
 # --- which brokers there are ------------------------------------------------------------------
 
 BROKER_LIST=()    # names measured, ringmq first
-declare -A BIN=() EXT_ADDR=()
+declare -A BIN=() EXT_ADDR=() IS_RINGMQ=([ringmq]=1)
 find_brokers() {
     local b
     if in_list ringmq "$BROKERS"; then
@@ -151,6 +157,17 @@ find_brokers() {
         else say "skipping rumqttd: no binary (give --rumqttd PATH or cargo install rumqttd)"; fi
     fi
     local spec name addr
+    for spec in "${ALT_RINGMQ[@]}"; do
+        name=${spec%%=*}
+        b=${spec#*=}
+        [[ $spec == *=* && -n $name && $name != ringmq ]] \
+            || die "--ringmq-bin $spec: expected NAME=PATH with a NAME other than ringmq"
+        [ -x "$b" ] || die "--ringmq-bin $spec: $b is not an executable"
+        [ -z "${BIN[$name]:-}" ] || die "--ringmq-bin $spec: $name is measured twice"
+        BIN[$name]=$b
+        IS_RINGMQ[$name]=1
+        BROKER_LIST+=("$name")
+    done
     for spec in "${EXTERNAL[@]}"; do
         name=${spec%%=*}
         addr=${spec#*=}
@@ -168,7 +185,7 @@ find_brokers() {
 supports() {
     case $2 in
         tcp) return 0 ;;
-        *) [ "$1" = ringmq ] || [ "$1" = mosquitto ] && [ -z "${EXT_ADDR[$1]:-}" ] ;;
+        *) [ -n "${IS_RINGMQ[$1]:-}" ] || [ "$1" = mosquitto ] && [ -z "${EXT_ADDR[$1]:-}" ] ;;
     esac
 }
 
@@ -262,10 +279,12 @@ write_ringmq_config() {
         echo "[queues]"
         echo "# the same per-session queue bound as mosquitto's max_queued_messages"
         echo "max_queued_messages = 1000000"
-        echo
-        echo "[metrics]"
-        echo "listen = \"127.0.0.1:$METRICS_PORT\""
-        echo "sys_interval = 0"
+        if [ -n "$METRICS_PORT" ]; then
+            echo
+            echo "[metrics]"
+            echo "listen = \"127.0.0.1:$METRICS_PORT\""
+            echo "sys_interval = 0"
+        fi
         local t proto
         for t in tls ws wss; do
             [ -n "${PORT[$t]:-}" ] || continue
@@ -372,11 +391,17 @@ start_broker() {
     [ "$transport" = tcp ] || free_port "PORT[$transport]"
     conf=$WORK/$name.conf
     local cmd=()
-    case $name in
+    local kind=$name
+    [ -n "${IS_RINGMQ[$name]:-}" ] && kind=ringmq
+    case $kind in
         ringmq)
-            free_port METRICS_PORT
+            # An older build (--ringmq-bin) may have no [metrics] section: it then runs
+            # without one, and without its broker-side histogram.
+            if "${BIN[$name]}" --print-default-config 2>/dev/null | grep -q '^\[metrics\]'; then
+                free_port METRICS_PORT
+            fi
             write_ringmq_config "$conf"
-            cmd=("${BIN[ringmq]}" --config "$conf" --shards "$THREADS") ;;
+            cmd=("${BIN[$name]}" --config "$conf" --shards "$THREADS") ;;
         mosquitto) write_mosquitto_config "$conf"; cmd=("${BIN[mosquitto]}" -c "$conf") ;;
         flashmq) write_flashmq_config "$conf"; cmd=("${BIN[flashmq]}" --config-file "$conf") ;;
         rumqttd) write_rumqttd_config "$conf"; cmd=("${BIN[rumqttd]}" -q -c "$conf") ;;
