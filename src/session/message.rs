@@ -1,5 +1,6 @@
 //! `Message`: one routed application message, shared by every subscriber it fans out to.
 
+use super::store::PayloadStore;
 use crate::protocol::{LastWill, Properties, Publish, QoS, TopicName};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -132,20 +133,18 @@ impl Message {
         self.size() + QUEUED_OVERHEAD
     }
 
-    /// A copy to keep for later (a session queue): topic and payload in allocations of their
-    /// own. Received bytes are slices of the read buffer they arrived in, and one message
-    /// kept for minutes would otherwise keep that whole buffer alive.
-    pub fn stored(&self) -> Self {
-        let topic = if self.topic.is_inline() {
-            self.topic.clone()
-        } else {
-            TopicName::try_from(self.topic.as_str()).unwrap_or_else(|_| self.topic.clone())
-        };
-        Self {
-            topic,
-            payload: Bytes::copy_from_slice(&self.payload),
-            ..self.clone()
+    /// A copy to keep for later (a session queue): topic and payload that pin none of the
+    /// read buffer they arrived in (received bytes are slices of it, and one message kept
+    /// for minutes would otherwise keep that whole buffer alive). The payload goes into the
+    /// session's `store`.
+    pub(super) fn into_stored(mut self, store: &mut PayloadStore) -> Self {
+        if !self.topic.is_inline()
+            && let Ok(topic) = TopicName::try_from(self.topic.as_str())
+        {
+            self.topic = topic;
         }
+        self.payload = store.keep(&self.payload);
+        self
     }
 
     /// The copy a subscriber gets: QoS lowered to `qos`, retain flag set to `retain`.

@@ -18,6 +18,7 @@ mod keepalive;
 mod message;
 mod outbound;
 mod shared;
+mod store;
 mod subscriptions;
 
 pub use inbound::payload_matches_format;
@@ -203,6 +204,10 @@ pub struct Session {
     next_seq: u64,
     queue: VecDeque<Queued>,
     queued_bytes: usize,
+    /// The payloads of queued messages (`store.rs`).
+    store: store::PayloadStore,
+    /// The shard holds publishers back for this session (`set_congested`).
+    congested: bool,
     inbound_qos2: HashSet<u16>,
     /// Inbound topic aliases of the current connection, index alias - 1.
     topic_aliases: Vec<Option<TopicName>>,
@@ -234,6 +239,8 @@ impl Session {
             next_seq: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            store: store::PayloadStore::default(),
+            congested: false,
             inbound_qos2: HashSet::new(),
             topic_aliases: Vec::new(),
             limits,
@@ -411,6 +418,7 @@ impl Session {
     /// (the shard decides: never after a normal DISCONNECT [MQTT-3.14.4-3]).
     pub fn detach(&mut self, publish_will: bool) -> Option<Message> {
         self.connected = false;
+        self.congested = false;
         self.writable = false;
         let will = self.will.take();
         if publish_will {

@@ -27,6 +27,7 @@ impl Session {
     /// `deliver` for a message that came through the shared subscription `group`: a QoS 1/2
     /// copy remembers the group, so that it can go to another member if this session ends
     /// before the client has it (`take_undelivered_shared`).
+    #[inline]
     pub fn deliver_via(
         &mut self,
         msg: &Message,
@@ -53,6 +54,17 @@ impl Session {
             self.stats.dropped_qos0 += 1;
             return Delivery::Dropped;
         }
+        self.deliver_acknowledged(msg, qos, retain, group)
+    }
+
+    /// `deliver_via` at QoS 1 or 2: a window slot, or the queue behind it.
+    fn deliver_acknowledged(
+        &mut self,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        group: Option<&TopicFilter>,
+    ) -> Delivery {
         let group = group.cloned();
         if self.can_send_now() {
             let packet_id = self.push_inflight(msg.for_subscriber(qos, retain), group);
@@ -90,16 +102,27 @@ impl Session {
     /// connected one is protected by flow control instead (the shard holds back publishers'
     /// acknowledgements while it is congested), and the publishers' in-flight windows, which
     /// together may exceed the count, still arrive.
+    ///
+    /// While the shard holds publishers back for this session (`set_congested`), the byte
+    /// bound is twice the configured one: what publishers on other shards had acknowledged
+    /// before they heard of the congestion is still on its way through the mesh, and those
+    /// messages must not be dropped. The mesh's own capacity held them already; twice the
+    /// bound still is a bound.
     fn enqueue(&mut self, msg: Message, group: Option<TopicFilter>) -> Delivery {
         let size = msg.queued_size();
         let over_count = !self.connected && self.queue.len() >= self.limits.max_queued_messages;
-        let full = over_count || self.queued_bytes + size > self.limits.max_queued_bytes;
+        let byte_bound = if self.congested {
+            self.limits.max_queued_bytes.saturating_mul(2)
+        } else {
+            self.limits.max_queued_bytes
+        };
+        let full = over_count || self.queued_bytes + size > byte_bound;
         if full {
             self.stats.dropped_queue_full += 1;
             return Delivery::Dropped;
         }
         self.queued_bytes += size;
-        let msg = msg.stored();
+        let msg = msg.into_stored(&mut self.store);
         self.queue.push_back(Queued { msg, group });
         Delivery::Queued
     }
@@ -135,6 +158,12 @@ impl Session {
         }
     }
 
+    /// The shard reports whether it holds publishers back for this session (flow control):
+    /// its queue may then take twice its byte bound (`enqueue`).
+    pub fn set_congested(&mut self, congested: bool) {
+        self.congested = congested;
+    }
+
     /// The shard reports whether the client's outbound buffer has room; turning writable
     /// releases queued messages into the window.
     pub fn set_writable(&mut self, writable: bool, out: &mut Vec<Action>) {
@@ -157,6 +186,9 @@ impl Session {
                 packet_id: Some(packet_id),
                 dup: false,
             }));
+        }
+        if self.queue.is_empty() && self.inflight.is_empty() {
+            self.store.release();
         }
     }
 

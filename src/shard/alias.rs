@@ -60,10 +60,14 @@ impl OutboundAliases {
     }
 
     /// Records that a PUBLISH of `topic` planned as `used` was written to the connection.
+    #[inline]
     pub fn sent(&mut self, topic: &TopicName, used: AliasUse) {
-        let AliasUse::Set(alias) = used else {
-            return;
-        };
+        if let AliasUse::Set(alias) = used {
+            self.remember(topic, alias);
+        }
+    }
+
+    fn remember(&mut self, topic: &TopicName, alias: u16) {
         if self.by_topic.is_empty() {
             // One allocation per connection, sized so later topics never grow the table.
             self.by_topic.reserve(usize::from(self.limit));
@@ -76,6 +80,7 @@ impl OutboundAliases {
 /// one if it fits, else the full topic without an alias (setting an alias adds 3 bytes, and
 /// using one can be longer than a 1 or 2 byte topic), else none: the packet cannot be sent
 /// [MQTT-3.1.2-25].
+#[inline]
 pub fn fitting(
     planned: AliasUse,
     limit: usize,

@@ -107,6 +107,7 @@ impl PublishEncoder {
     /// Appends the PUBLISH of `msg` in `form` to `out`, with `packet_id`, the form's alias
     /// and the DUP flag (a resend [MQTT-3.3.1-1]) patched in. Returns the number of bytes
     /// appended (0 if it cannot be encoded).
+    #[inline]
     pub fn append(
         &mut self,
         msg: &Message,
@@ -142,23 +143,32 @@ impl PublishEncoder {
     }
 
     /// The slot of `form`, encoded for the current message if it was not yet.
+    #[inline(always)]
     fn slot(&mut self, msg: &Message, form: Form) -> Option<&mut Slot> {
         let round = self.round;
-        let slot = &mut self.slots[form.slot_index()];
+        let index = form.slot_index();
+        let slot = &self.slots[index];
         if slot.round != round || slot.bytes.is_empty() {
-            slot.bytes.clear();
-            let (id_offset, alias_offset) = encode_publish(msg, form, &mut slot.bytes)?;
-            slot.id_offset = id_offset;
-            slot.alias_offset = alias_offset;
-            slot.round = round;
-            self.oversized |= slot.bytes.capacity() > MAX_KEPT_SLOT;
+            self.fill(index, msg, form)?;
         }
-        Some(slot)
+        Some(&mut self.slots[index])
+    }
+
+    /// Encodes `msg` in `form` into slot `index`: once per message and form. Kept out of
+    /// `slot`, which every delivery runs, so that the check stays small enough to inline.
+    #[inline(never)]
+    fn fill(&mut self, index: usize, msg: &Message, form: Form) -> Option<()> {
+        let slot = &mut self.slots[index];
+        slot.bytes.clear();
+        let (id_offset, alias_offset) = encode_publish(msg, form, &mut slot.bytes)?;
+        slot.id_offset = id_offset;
+        slot.alias_offset = alias_offset;
+        slot.round = self.round;
+        self.oversized |= slot.bytes.capacity() > MAX_KEPT_SLOT;
+        Some(())
     }
 }
 
-/// Encodes the PUBLISH and returns the offsets of its packet id and Topic Alias bytes (0 where
-/// the form has none: `append` patches only what the form carries).
 fn encode_publish(msg: &Message, form: Form, out: &mut BytesMut) -> Option<(usize, usize)> {
     let (topic, alias) = match form.alias() {
         AliasUse::None => (msg.topic.clone(), None),

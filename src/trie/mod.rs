@@ -6,6 +6,11 @@
 //! `a/#` lives on node `a` and matches `a` itself as well as everything below it). Shared
 //! subscriptions are filed under their match filter (the part after `$share/{group}/`); the
 //! values tell them apart.
+//!
+//! Filters without wildcards, most of them in practice, are not in the nodes at all but in one
+//! hash map from filter to values: matching a topic against them is one lookup of the whole
+//! topic instead of one per level, and the walk of the nodes, which then hold only wildcard
+//! filters, stops at once when there are none.
 
 use crate::protocol::{TopicFilter, TopicName};
 use hashbrown::HashMap;
@@ -30,7 +35,10 @@ impl std::error::Error for FilterTooDeep {}
 /// Subscriptions of type `V` organised by topic filter.
 #[derive(Debug)]
 pub struct Trie<V> {
+    /// Filters with a `+` or `#` level.
     root: Node<V>,
+    /// Filters without wildcards, by their match filter (which is the topic they match).
+    literal: HashMap<Box<str>, Vec<V>>,
     len: usize,
 }
 
@@ -169,6 +177,7 @@ impl<V> Trie<V> {
     pub fn new() -> Self {
         Self {
             root: Node::default(),
+            literal: HashMap::new(),
             len: 0,
         }
     }
@@ -189,7 +198,16 @@ impl<V> Trie<V> {
         if filter.levels().nth(MAX_LEVELS).is_some() {
             return Err(FilterTooDeep);
         }
-        let values = self.root.values_at_or_create(filter.levels());
+        let values = if filter.has_wildcards() {
+            self.root.values_at_or_create(filter.levels())
+        } else {
+            match self.literal.entry_ref(filter.match_filter()) {
+                EntryRef::Occupied(values) => values.into_mut(),
+                EntryRef::Vacant(slot) => {
+                    slot.insert_with_key(filter.match_filter().into(), Vec::new())
+                }
+            }
+        };
         values.push(v);
         self.len += 1;
         Ok(values.len() == 1)
@@ -198,15 +216,34 @@ impl<V> Trie<V> {
     /// Removes and returns the first value under `filter` accepted by `pred`; nodes left
     /// without values or children are freed.
     pub fn remove(&mut self, filter: &TopicFilter, mut pred: impl FnMut(&V) -> bool) -> Option<V> {
-        let removed = self.root.remove(filter.levels(), &mut pred);
+        let removed = if filter.has_wildcards() {
+            self.root.remove(filter.levels(), &mut pred)
+        } else {
+            self.remove_literal(filter.match_filter(), &mut pred)
+        };
         if removed.is_some() {
             self.len -= 1;
         }
         removed
     }
 
+    fn remove_literal(&mut self, filter: &str, pred: &mut impl FnMut(&V) -> bool) -> Option<V> {
+        let values = self.literal.get_mut(filter)?;
+        let removed = take_first(values, pred);
+        if values.is_empty() {
+            self.literal.remove(filter);
+        }
+        removed
+    }
+
     /// The values stored under exactly `filter` (not the filters it matches).
     pub fn values(&self, filter: &TopicFilter) -> &[V] {
+        if !filter.has_wildcards() {
+            return self
+                .literal
+                .get(filter.match_filter())
+                .map_or(&[], Vec::as_slice);
+        }
         match self.root.find(filter.levels()) {
             Some((node, true)) => &node.multi,
             Some((node, false)) => &node.exact,
@@ -220,10 +257,12 @@ impl<V> Trie<V> {
         filter: &TopicFilter,
         mut pred: impl FnMut(&V) -> bool,
     ) -> Option<&mut V> {
-        self.root
-            .find_mut(filter.levels())?
-            .iter_mut()
-            .find(|v| pred(v))
+        let values = if filter.has_wildcards() {
+            self.root.find_mut(filter.levels())?
+        } else {
+            self.literal.get_mut(filter.match_filter())?
+        };
+        values.iter_mut().find(|v| pred(v))
     }
 
     /// Whether no value is left under `filter` (the shard may tell peers it lost interest).
@@ -235,6 +274,12 @@ impl<V> Trie<V> {
     /// Filters starting with `+` or `#` do not match topics starting with `$` [MQTT-4.7.2-1].
     pub fn for_each_match(&self, topic: &TopicName, mut f: impl FnMut(&V)) {
         if topic.is_empty() {
+            return;
+        }
+        if let Some(values) = self.literal.get(topic.as_str()) {
+            values.iter().for_each(&mut f);
+        }
+        if self.root.is_empty() {
             return;
         }
         let mut levels = topic.levels();
@@ -362,6 +407,25 @@ mod tests {
         }
         assert!(trie.is_empty());
         assert!(trie.root.is_empty());
+    }
+
+    #[test]
+    fn filters_without_wildcards_are_matched_by_one_lookup_not_the_nodes() {
+        let mut trie = trie_of(&["a/b", "$SYS/x", "a//b", "$share/g/a/b"]);
+        assert!(
+            trie.root.is_empty(),
+            "no node was made for a literal filter"
+        );
+        assert_eq!(matches(&trie, "a/b"), [0, 3]);
+        assert_eq!(matches(&trie, "$SYS/x"), [1]);
+        assert_eq!(trie.values(&filter("a/b")), [0, 3]);
+        assert_eq!(trie.remove(&filter("a/b"), |&v| v == 0), Some(0));
+        assert_eq!(trie.remove(&filter("$share/g/a/b"), |&v| v == 3), Some(3));
+        assert!(trie.is_filter_empty(&filter("a/b")));
+        assert!(
+            !trie.literal.contains_key("a/b"),
+            "an emptied filter is freed"
+        );
     }
 
     #[test]

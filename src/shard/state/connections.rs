@@ -241,6 +241,7 @@ impl Connections {
     /// packet's as written, alias included [MQTT-3.1.2-25]), copies the encode-once bytes
     /// for that form with the subscriber's packet id, alias and DUP patched in, and records
     /// the alias only once the packet is in the buffer.
+    #[inline]
     pub fn write_publish(&mut self, id: ConnId, out: OutPublish<'_>, cap: usize) -> Written {
         let Some(c) = self
             .slab

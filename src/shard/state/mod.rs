@@ -281,19 +281,21 @@ impl ShardState {
         // Set once this SUBSCRIBE's SUBACK waits behind a barrier (the session pushes the
         // SUBACK before the subscriptions it grants).
         let mut barrier = None;
-        for action in actions.drain(..) {
+        // In place: an `Action` is larger than what a move copies with a few registers, and
+        // a PUBLISH or PUBACK makes one or two of them.
+        for action in actions.iter_mut() {
             match action {
                 Action::Send(Packet::SubAck(suback)) if self.shards() > 1 => {
-                    barrier = Some(self.hold_suback(conn, session_key, suback));
+                    barrier = Some(self.hold_suback(conn, session_key, suback.clone()));
                 }
-                Action::Send(packet) => self.write_packet(conn, &packet, now),
+                Action::Send(packet) => self.write_packet(conn, packet, now),
                 Action::Deliver(outgoing) => self.write_outgoing(conn, session_key, outgoing, now),
-                Action::Route(mut msg) => {
+                Action::Route(msg) => {
                     msg.received_at = Some(now);
                     if msg.properties.is_some() {
                         msg.stamp_expiry(now);
                     }
-                    if let Some(cause) = self.route(&msg, Some(session_key), now) {
+                    if let Some(cause) = self.route(msg, Some(session_key), now) {
                         self.gate(conn, cause, now);
                     }
                 }
@@ -305,21 +307,22 @@ impl ShardState {
                 } => {
                     let sub = LocalSub {
                         session: session_key,
-                        options,
-                        id,
+                        options: *options,
+                        id: *id,
                     };
-                    self.subscribe(filter, sub, is_new, barrier, now);
+                    self.subscribe(filter.clone(), sub, *is_new, barrier, now);
                 }
-                Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
+                Action::Unsubscribe(filter) => self.unsubscribe(session_key, filter),
                 Action::Close {
                     reason,
                     publish_will,
-                } => self.close(conn, reason, publish_will, now),
+                } => self.close(conn, reason.take(), *publish_will, now),
                 Action::Disconnected { code, publish_will } => {
-                    self.close_as(conn, Ending::Client(code), publish_will, now);
+                    self.close_as(conn, Ending::Client(*code), *publish_will, now);
                 }
             }
         }
+        actions.clear();
         if let Some(token) = barrier {
             self.send_barrier(token);
         }

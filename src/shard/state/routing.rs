@@ -168,21 +168,24 @@ impl ShardState {
         &mut self,
         conn: ConnId,
         session_key: usize,
-        mut outgoing: Outgoing,
+        outgoing: &Outgoing,
         now: Instant,
     ) {
-        if outgoing.msg.expires_at.is_some() {
-            if outgoing.msg.is_expired(now) && !outgoing.dup {
+        let remaining;
+        let mut msg = &outgoing.msg;
+        if msg.expires_at.is_some() {
+            if msg.is_expired(now) && !outgoing.dup {
                 return self.discard(conn, session_key, outgoing.packet_id, Discard::Expired);
             }
-            if let Some(msg) = outgoing.msg.with_remaining_expiry(now) {
-                outgoing.msg = msg;
+            if let Some(left) = msg.with_remaining_expiry(now) {
+                remaining = left;
+                msg = &remaining;
             }
         }
         let out = OutPublish {
-            msg: &outgoing.msg,
-            qos: outgoing.msg.qos,
-            retain: outgoing.msg.retain,
+            msg,
+            qos: msg.qos,
+            retain: msg.retain,
             packet_id: outgoing.packet_id,
             dup: outgoing.dup,
         };
@@ -195,6 +198,7 @@ impl ShardState {
     /// The one path of a PUBLISH into a connection's buffer (`Connections::write_publish`),
     /// with what follows for the session: a buffer over its cap stops deliveries, and a
     /// message too large for the client gives its window slot to the next one.
+    #[inline(always)]
     fn write_publish(
         &mut self,
         conn: ConnId,
@@ -202,15 +206,29 @@ impl ShardState {
         out: OutPublish<'_>,
         now: Instant,
     ) {
-        let written = self
-            .conns
-            .write_publish(conn, out, self.limits.max_outbound_bytes);
-        if written != Written::TooLarge {
-            self.stats.sent(out.qos);
+        let cap = self.limits.max_outbound_bytes;
+        match self.conns.write_publish(conn, out, cap) {
+            Written::Done => self.stats.sent(out.qos),
+            trouble => self.written_with_trouble(conn, session_key, out, trouble, now),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn written_with_trouble(
+        &mut self,
+        conn: ConnId,
+        session_key: usize,
+        out: OutPublish<'_>,
+        written: Written,
+        now: Instant,
+    ) {
         match written {
-            Written::Done => {}
-            Written::OverCap => self.mark_over_cap(conn, now),
+            Written::Done => self.stats.sent(out.qos),
+            Written::OverCap => {
+                self.stats.sent(out.qos);
+                self.mark_over_cap(conn, now);
+            }
             // [MQTT-3.1.2-25] never more than the client's Maximum Packet Size.
             Written::TooLarge => self.discard(conn, session_key, out.packet_id, Discard::TooLarge),
         }
