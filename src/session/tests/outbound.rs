@@ -241,6 +241,32 @@ fn a_connected_session_queue_is_bounded_by_bytes_only() {
 }
 
 #[test]
+fn while_publishers_are_held_back_the_queue_takes_twice_its_byte_bound_for_what_is_in_flight() {
+    // Messages acknowledged on another shard before it heard of the congestion are still in
+    // the mesh; they must not be dropped (section 4.3.2: an acknowledged QoS 1 message is
+    // delivered at least once), and the queue stays bounded.
+    let m = message("t", QoS::AtLeastOnce);
+    let limits = Limits {
+        max_inflight: 1,
+        max_queued_bytes: 4 * m.queued_size(),
+        ..Limits::default()
+    };
+    let mut s = session(ProtocolVersion::V4, false, limits);
+    sent_id(s.deliver(&m, QoS::AtLeastOnce, false));
+    s.set_congested(true);
+    for _ in 0..8 {
+        assert_eq!(s.deliver(&m, QoS::AtLeastOnce, false), Delivery::Queued);
+    }
+    assert_eq!(s.deliver(&m, QoS::AtLeastOnce, false), Delivery::Dropped);
+    s.set_congested(false);
+    assert_eq!(
+        s.deliver(&m, QoS::AtLeastOnce, false),
+        Delivery::Dropped,
+        "over the plain bound once the hold ends"
+    );
+}
+
+#[test]
 fn a_message_the_acl_does_not_let_the_client_read_is_not_delivered_and_is_counted() {
     // The read check of `auth.acl_file` happens on every delivery, in `deliver_via`.
     let acl = crate::auth::acl::AclFile::parse(b"topic read open/#\n").expect("valid ACL");

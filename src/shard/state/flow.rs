@@ -100,6 +100,7 @@ impl ShardState {
         let queue = &entry.session;
         if !entry.congested && (queue.queued_len() >= messages || queue.queued_bytes() >= bytes) {
             entry.congested = true;
+            entry.session.set_congested(true);
             entry.progress_at = now;
             self.flow.congested.push(session_key);
             self.announce_congestion();
@@ -168,6 +169,7 @@ impl ShardState {
         self.flow.stalled.retain(|&(key, _)| key != session_key);
         if entry.congested {
             entry.congested = false;
+            entry.session.set_congested(false);
             self.flow.congested.retain(|&key| key != session_key);
             self.announce_congestion();
             self.refresh_gates(now);
@@ -191,6 +193,7 @@ impl ShardState {
                 return entry.congested;
             }
             entry.congested = false;
+            entry.session.set_congested(false);
             entry.ignore_congestion = true;
             self.flow.stalled.push((key, entry.progress_at));
             false
