@@ -60,6 +60,7 @@ fn logged(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 Record::RetainedClear(t) => {
                     state.remove(&t.to_string());
                 }
+                _ => {}
             }
         }
     }
@@ -78,6 +79,7 @@ fn logs_of_topics(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
             let topic = match record {
                 Record::RetainedSet(m) => m.topic.to_string(),
                 Record::RetainedClear(t) => t.to_string(),
+                _ => continue,
             };
             let files = logs_of.entry(topic).or_default();
             if !files.contains(&path) {

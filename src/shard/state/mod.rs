@@ -10,7 +10,8 @@
 //! - `subscriptions`: the local trie and the peers' interest; `shared`: shared groups.
 //! - `retained`: this shard's copy of the retained store.
 //! - `journal`: the records owed to the persistence log (when persistence is on), fed by
-//!   `store_retained` and taken by the log writer once per loop turn.
+//!   `store_retained`, `session_log` (persistent sessions' state) and the persistent
+//!   sessions themselves, taken by the log writer once per loop turn.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
@@ -52,6 +53,7 @@ mod peers;
 mod reading;
 mod retained;
 mod routing;
+mod session_log;
 mod sessions;
 mod shared;
 mod stats;
@@ -281,6 +283,8 @@ impl ShardState {
         // Set once this SUBSCRIBE's SUBACK waits behind a barrier (the session pushes the
         // SUBACK before the subscriptions it grants).
         let mut barrier = None;
+        // A persistent session's subscriptions are in its logged state.
+        let mut subscriptions_changed = false;
         for action in actions.drain(..) {
             match action {
                 Action::Send(Packet::SubAck(suback)) if self.shards() > 1 => {
@@ -309,8 +313,12 @@ impl ShardState {
                         id,
                     };
                     self.subscribe(filter, sub, is_new, barrier, now);
+                    subscriptions_changed = true;
                 }
-                Action::Unsubscribe(filter) => self.unsubscribe(session_key, &filter),
+                Action::Unsubscribe(filter) => {
+                    self.unsubscribe(session_key, &filter);
+                    subscriptions_changed = true;
+                }
                 Action::Close {
                     reason,
                     publish_will,
@@ -322,6 +330,9 @@ impl ShardState {
         }
         if let Some(token) = barrier {
             self.send_barrier(token);
+        }
+        if subscriptions_changed && self.journal.is_some() {
+            self.log_session(session_key, now);
         }
     }
 
