@@ -114,7 +114,7 @@ impl Persistence {
             })
         }));
         drop(retained);
-        shard.enable_journal(now, wall);
+        shard.enable_journal(now, wall, self.config.fsync == Fsync::Always);
         {
             let sessions = match self.sessions.read() {
                 Ok(guard) => guard,
@@ -192,7 +192,7 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
                 }
             }
             spare.clear();
-        } else if got {
+        } else if got && !batch.is_empty() {
             let (result, written) = log.append(std::mem::take(&mut batch)).await;
             batch = written;
             match result {
@@ -221,6 +221,12 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
                 ),
             }
             last_sync = Instant::now();
+        }
+        let durable = !broken && (!unsynced || config.fsync != Fsync::Always);
+        if durable {
+            // What was taken is written (and, with `always`, synced): the acknowledgements
+            // held for it may go.
+            state.borrow_mut().journal_durable(Instant::now());
         }
         if broken {
             if closing {

@@ -29,6 +29,8 @@ pub(super) struct Journal {
     pub sink: SharedSink,
     /// Shutdown: the writer writes what is left, syncs and ends.
     closing: bool,
+    /// Acknowledgements held until their records are durable (`durable`).
+    pub durable: super::durable::Durability,
 }
 
 impl Journal {
@@ -55,12 +57,14 @@ fn record_of(msg: &Message, clock: &WallClock) -> RetainedMessage {
 }
 
 impl ShardState {
-    /// Turns the journal on: from now on the retained messages this shard owns are logged.
-    /// `wall` is the wall-clock time at `now`.
-    pub fn enable_journal(&mut self, now: Instant, wall: WallTime) {
+    /// Turns the journal on: from now on the retained messages this shard owns and its
+    /// persistent sessions are logged. `wall` is the wall-clock time at `now`;
+    /// `hold_acks` (`fsync = "always"`) holds acknowledgements until durable.
+    pub fn enable_journal(&mut self, now: Instant, wall: WallTime, hold_acks: bool) {
         self.journal = Some(Journal {
             sink: Sink::new(WallClock { instant: now, wall }),
             closing: false,
+            durable: super::durable::Durability::new(hold_acks),
         });
     }
 
@@ -102,12 +106,16 @@ impl ShardState {
     }
 
     /// The writer's side: swaps the pending records into `batch` (empty, with its capacity
-    /// kept); true if there were any. With none, `waker` is woken by the next record.
+    /// kept) and seals the turn's held acknowledgements; true if there were records or
+    /// acknowledgements (then the writer writes, syncs and calls `journal_durable`). With
+    /// neither, `waker` is woken by the next.
     pub fn take_journal(&mut self, batch: &mut Vec<u8>, waker: &Waker) -> bool {
-        let Some(Ok(mut sink)) = self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) else {
-            return false;
+        let got = match self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
+            Some(Ok(mut sink)) => sink.take(batch, waker),
+            _ => return false,
         };
-        sink.take(batch, waker)
+        let sealed = self.seal_ticket();
+        got || sealed
     }
 
     /// Whether the writer should write what is left and end.

@@ -16,7 +16,8 @@
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
 //!   that closes a connection whose packet is too slow to arrive.
-//! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
+//! - `flow` (held acknowledgements), `durable` (acknowledgements held until the log is
+//!   durable, `fsync = "always"`), `barrier` (held SUBACKs), `admission` (who gets in),
 //!   `login` (password checks at CONNECT, run off the shard), `auth_files` (the password
 //!   and ACL files the shard uses, replaced on SIGHUP).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
@@ -41,6 +42,7 @@ mod barrier;
 mod closing;
 mod connect;
 mod connections;
+mod durable;
 mod events;
 mod flow;
 mod inbound;
@@ -358,6 +360,14 @@ impl ShardState {
         if self.hold_ack(conn, packet) {
             return;
         }
+        if self.journal.is_some() && self.hold_until_durable(conn, packet) {
+            return;
+        }
+        self.send_packet(conn, packet, now);
+    }
+
+    /// `write_packet` past its holds.
+    fn send_packet(&mut self, conn: ConnId, packet: &Packet, now: Instant) {
         match self.conns.write_packet(conn, packet) {
             Ok(()) => self.stats.packets_sent += 1,
             Err(unsendable) => self.refuse_to_send(conn, packet, unsendable, now),
