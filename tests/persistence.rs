@@ -5,7 +5,7 @@
 pub mod support;
 
 use ringmq::persist::{Record, Replay};
-use ringmq::protocol::ProtocolVersion;
+use ringmq::protocol::{Packet, ProtocolVersion, QoS};
 use rumqttc::v5::mqttbytes::v5 as mqtt5;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -408,5 +408,156 @@ fn without_a_directory_nothing_is_written_and_a_locked_directory_is_refused() {
     assert!(
         refused.is_err(),
         "a second broker on one directory must not start"
+    );
+}
+
+/// What the crash test's publisher saw acknowledged before the broker died.
+#[derive(Debug, Default)]
+struct Acked {
+    qos1: Vec<String>,
+    qos2: Vec<String>,
+}
+
+/// Publishes `crash/{i}` messages, QoS 1 and 2 in turn, one at a time, until the connection
+/// dies or `limit` are acknowledged; counts acknowledgements in `count` as they come. A QoS 2
+/// message counts from its PUBREC (the broker owns it then, method B of [MQTT-4.3.3-2]).
+fn publish_until_killed(
+    mut client: RawClient,
+    limit: usize,
+    count: &std::sync::atomic::AtomicUsize,
+) -> Acked {
+    use ringmq::protocol::PubResp;
+    let mut acked = Acked::default();
+    for i in 0..limit {
+        let level = 1 + (i % 2) as u8;
+        let id = 1 + (i % 60_000) as u16;
+        let payload = format!("m{i}");
+        let publish = PublishBuilder::new("crash/stream", payload.as_bytes()).qos(level, id);
+        if client
+            .try_send_bytes(&encode_bytes(&publish.packet(), ProtocolVersion::V4))
+            .is_err()
+        {
+            return acked;
+        }
+        match client.recv(PROMPT) {
+            Recv::Packet(Packet::PubAck(r)) if level == 1 && r.packet_id.get() == id => {
+                acked.qos1.push(payload)
+            }
+            Recv::Packet(Packet::PubRec(r)) if level == 2 && r.packet_id.get() == id => {
+                acked.qos2.push(payload);
+                let pubrel = Packet::PubRel(PubResp::new(r.packet_id));
+                let sent = client.try_send_bytes(&encode_bytes(&pubrel, ProtocolVersion::V4));
+                if sent.is_err() || !matches!(client.recv(PROMPT), Recv::Packet(Packet::PubComp(_)))
+                {
+                    return acked;
+                }
+            }
+            _ => return acked,
+        }
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    acked
+}
+
+/// The crash test of issue 12, MQTT 3.1.1 clients: with `fsync = "always"` a PUBACK / PUBREC
+/// means the message is in the log, so `kill -9` mid-stream loses none of them. The
+/// persistent subscriber is offline the whole time: [MQTT-3.1.2-4] its session with its
+/// subscription, and the QoS 1/2 messages queued for it [MQTT-3.1.2-5], outlive the broker.
+/// QoS 1 may arrive twice [MQTT-4.3.2], QoS 2 exactly once [MQTT-4.3.3].
+#[test]
+fn every_acknowledged_qos_1_and_2_message_reaches_the_offline_subscriber_after_kill_9() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempdir();
+    let mut broker = start(dir.path(), SHARDS, "");
+    let persistent = |id: &str| ConnectBuilder::new(ProtocolVersion::V4, id).persistent();
+    let (mut sub, _) = RawClient::connect_with(broker.addr, persistent("crash-sub"));
+    sub.subscribe_ok(1, &[("crash/#", 2)]);
+    sub.disconnect();
+    let mut retainer = RawClient::connect(broker.addr, ProtocolVersion::V5, "crash-retain");
+    publish_retained(&mut retainer, "crash/retained", b"kept", None);
+
+    let publisher = RawClient::connect(broker.addr, ProtocolVersion::V4, "crash-pub");
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    // Below the offline queue's bound (max_queued_messages, 1000) whatever the timing.
+    let stream = std::thread::spawn(move || publish_until_killed(publisher, 900, &counted));
+    eventually(
+        "the publisher to have 200 messages acknowledged",
+        || match count.load(Ordering::Relaxed) {
+            n if n >= 200 => Ok(()),
+            n => Err(format!("{n}")),
+        },
+    );
+    // Mid-stream: the publisher is waiting for an acknowledgement or about to send.
+    broker.kill_and_reap();
+    let acked = stream.join().expect("the publisher thread");
+    assert!(
+        acked.qos1.len() + acked.qos2.len() < 900,
+        "killed before the stream ended"
+    );
+
+    let broker = start(dir.path(), SHARDS, "");
+    // The subscription is back: a message published after the restart reaches the session.
+    let mut after = RawClient::connect(broker.addr, ProtocolVersion::V4, "crash-after");
+    after.send(
+        &PublishBuilder::new("crash/after", b"after")
+            .qos(1, 1)
+            .packet(),
+    );
+    after.expect_puback(1);
+    let (mut sub, connack) = RawClient::connect_with(broker.addr, persistent("crash-sub"));
+    assert!(
+        connack.session_present,
+        "[MQTT-3.2.2-2] the session is back"
+    );
+    let mut got: BTreeMap<String, (QoS, usize)> = BTreeMap::new();
+    loop {
+        match sub.recv(QUIET * 3) {
+            Recv::Packet(Packet::Publish(p)) => {
+                // Acknowledged as the QoS asks; PUBREL may come between later PUBLISHes.
+                if let Some(id) = p.packet_id {
+                    let resp = ringmq::protocol::PubResp::new(id);
+                    sub.send(&match p.qos {
+                        QoS::ExactlyOnce => Packet::PubRec(resp),
+                        _ => Packet::PubAck(resp),
+                    });
+                }
+                let entry = got.entry(payload_str(&p)).or_insert((p.qos, 0));
+                entry.1 += 1;
+            }
+            Recv::Packet(Packet::PubRel(r)) => sub.send(&Packet::PubComp(
+                ringmq::protocol::PubResp::new(r.packet_id),
+            )),
+            Recv::Packet(other) => panic!("unexpected {other:?}"),
+            _ => break,
+        }
+    }
+    for payload in &acked.qos1 {
+        assert!(
+            got.contains_key(payload),
+            "acknowledged QoS 1 {payload} lost"
+        );
+    }
+    for payload in &acked.qos2 {
+        assert_eq!(
+            got.get(payload),
+            Some(&(QoS::ExactlyOnce, 1)),
+            "acknowledged QoS 2 {payload}: exactly once"
+        );
+    }
+    for (payload, (qos, n)) in &got {
+        assert!(
+            *qos == QoS::AtLeastOnce || *n == 1,
+            "{payload} came {n} times at QoS 2"
+        );
+    }
+    assert!(
+        got.contains_key("after"),
+        "the restored subscription takes new messages"
+    );
+    assert_eq!(
+        payloads(&retained_on_subscribe(&broker, "crash/retained")),
+        expected(&[("crash/retained", "kept")]),
+        "the retained message is back"
     );
 }
