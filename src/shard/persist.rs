@@ -177,17 +177,26 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
                         "persistence: {} compacted from {before} to {} bytes",
                         log.path().display(), log.len()
                     );
+                    state.borrow_mut().set_log_failing(false, log.path());
                     broken = false;
                     unsynced = false;
                     last_sync = Instant::now();
                     compact_at = compaction_bound(&config, log.len());
                 }
                 Err(e) => {
-                    log::error!(
-                        file:% = log.path().display(), error:% = e;
-                        "persistence: compacting {} failed: {e}; retrying in {} s",
-                        log.path().display(), RETRY_AFTER.as_secs()
-                    );
+                    // Logged once per episode (`set_log_failing`), not every retry.
+                    if !state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::debug!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: compacting {} failed again: {e}", log.path().display()
+                        );
+                    } else {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: compacting {} failed: {e}; retrying every {} s",
+                            log.path().display(), RETRY_AFTER.as_secs()
+                        );
+                    }
                     broken = true;
                 }
             }
@@ -198,11 +207,13 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
             match result {
                 Ok(()) => unsynced = true,
                 Err(e) => {
-                    log::error!(
-                        file:% = log.path().display(), error:% = e;
-                        "persistence: writing {} failed: {e}; the log will be rewritten",
-                        log.path().display()
-                    );
+                    if state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: writing {} failed: {e}; the log will be rewritten",
+                            log.path().display()
+                        );
+                    }
                     broken = true;
                 }
             }
@@ -215,10 +226,17 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
         if unsynced && (due || closing) {
             match log.sync().await {
                 Ok(()) => unsynced = false,
-                Err(e) => log::error!(
-                    file:% = log.path().display(), error:% = e;
-                    "persistence: syncing {} failed: {e}", log.path().display()
-                ),
+                Err(e) => {
+                    // What the kernel held may be lost: the log is rewritten, as after a
+                    // failed write.
+                    if state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: syncing {} failed: {e}", log.path().display()
+                        );
+                    }
+                    broken = true;
+                }
             }
             last_sync = Instant::now();
         }

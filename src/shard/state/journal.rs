@@ -31,6 +31,8 @@ pub(super) struct Journal {
     closing: bool,
     /// Acknowledgements held until their records are durable (`durable`).
     pub durable: super::durable::Durability,
+    /// The writer's last write failed (`disk`): new QoS 1/2 work is refused.
+    pub failing: bool,
 }
 
 impl Journal {
@@ -65,6 +67,7 @@ impl ShardState {
             sink: Sink::new(WallClock { instant: now, wall }),
             closing: false,
             durable: super::durable::Durability::new(hold_acks),
+            failing: false,
         });
     }
 

@@ -17,7 +17,8 @@
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
 //!   that closes a connection whose packet is too slow to arrive.
 //! - `flow` (held acknowledgements), `durable` (acknowledgements held until the log is
-//!   durable, `fsync = "always"`), `barrier` (held SUBACKs), `admission` (who gets in),
+//!   durable, `fsync = "always"`), `disk` (QoS 1/2 refused while the log cannot be
+//!   written), `barrier` (held SUBACKs), `admission` (who gets in),
 //!   `login` (password checks at CONNECT, run off the shard), `auth_files` (the password
 //!   and ACL files the shard uses, replaced on SIGHUP).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
@@ -42,6 +43,7 @@ mod barrier;
 mod closing;
 mod connect;
 mod connections;
+mod disk;
 mod durable;
 mod events;
 mod flow;
@@ -225,6 +227,8 @@ pub struct Counters {
     /// messages in flight to a member whose session ended [MQTT-4.8.2-5].
     pub dropped_shared: u64,
     pub stalled_disconnects: u64,
+    /// QoS 1/2 PUBLISHes refused because the persistence log could not be written.
+    pub refused_log_failing: u64,
 }
 
 impl ShardState {
