@@ -106,16 +106,29 @@ impl Session {
         Delivery::Queued
     }
 
+    /// A new message straight into the window: logged once, with its packet id.
     fn push_inflight(&mut self, msg: Message, group: Option<TopicFilter>) -> PacketId {
         let n = self.take_n();
-        self.log_queued(n, None, &msg);
-        self.push_inflight_n(n, msg, group)
+        let (seq, packet_id) = self.allocate_packet_id();
+        self.log_queued(n, Some(packet_id), &msg);
+        self.push_allocated(seq, n, packet_id, msg, group)
     }
 
-    /// Puts message `n`, already logged, into the window.
+    /// Message `n`, logged when it was queued, from the queue into the window.
     fn push_inflight_n(&mut self, n: u64, msg: Message, group: Option<TopicFilter>) -> PacketId {
         let (seq, packet_id) = self.allocate_packet_id();
         self.log_sent(n, packet_id);
+        self.push_allocated(seq, n, packet_id, msg, group)
+    }
+
+    fn push_allocated(
+        &mut self,
+        seq: u64,
+        n: u64,
+        packet_id: PacketId,
+        msg: Message,
+        group: Option<TopicFilter>,
+    ) -> PacketId {
         self.inflight.push_back(InFlight {
             seq,
             n,

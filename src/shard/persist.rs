@@ -155,8 +155,13 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
     // After a failed write the log's end is unknown: the next turn replaces it by a snapshot.
     let mut broken = false;
     loop {
-        let deadline = (config.fsync == Fsync::Interval && unsynced)
-            .then(|| last_sync + config.fsync_interval);
+        let deadline = match broken {
+            // A failed write is retried now (after `RETRY_AFTER`), not at the next record:
+            // without traffic there might be none.
+            true => Some(Instant::now()),
+            false => (config.fsync == Fsync::Interval && unsynced)
+                .then(|| last_sync + config.fsync_interval),
+        };
         let got = next_batch(&state, &mut batch, deadline).await;
         let closing = state.borrow().journal_closing();
         {
