@@ -336,3 +336,74 @@ fn a_session_whose_expiry_passed_while_the_broker_was_down_is_ended() {
     let (_, present) = persistent(broker.addr, V5, "stays");
     assert!(present, "the unexpired session is back");
 }
+
+#[test]
+fn compaction_keeps_the_log_bounded_through_a_persistent_session_and_keeps_what_it_owes() {
+    let dir = tempdir();
+    let toml = format!(
+        "[persistence]\ndir = {:?}\nfsync = \"never\"\nmax_log_bytes = 32768\n",
+        dir.path().display().to_string()
+    );
+    let mut broker = Broker::start_binary(&broker_binary(), 1, &toml).expect("ringmq starts");
+    let (mut sub, _) = persistent(broker.addr, V5, "compact-sub");
+    sub.subscribe_with_ok(
+        SubscribeBuilder::new(1)
+            .filter("compact/#", 1)
+            .identifier(3),
+    );
+    let mut publisher = RawClient::connect(broker.addr, V5, "compact-pub");
+    let payload = vec![b'c'; 200];
+    // 2,000 messages through the session, each queued, sent and retired in the log:
+    // about 1 MB of records, a few hundred bytes of live state.
+    for i in 0..2_000u16 {
+        let id = 1 + i % 1000;
+        publisher.send(
+            &PublishBuilder::new("compact/t", &payload)
+                .qos(1, id)
+                .packet(),
+        );
+        publisher.expect_puback(id);
+        let got = sub.expect_publish();
+        sub.ack(&got);
+    }
+    assert!(
+        broker
+            .wait_for_log(PROMPT, |l| l.contains("compacted from"))
+            .is_some(),
+        "compaction is logged"
+    );
+    sub.disconnect();
+    // Then three owed messages while it is offline.
+    publish_acked(&mut publisher, "compact/owed", 1, &["o1", "o2", "o3"]);
+    wait_records(
+        dir.path(),
+        "the owed messages in the log",
+        3,
+        |r| matches!(r, Record::OutQueued(m) if m.client_id == "compact-sub" && m.message.message.topic.as_str() == "compact/owed"),
+    );
+    let size = std::fs::metadata(dir.path().join("shard-0.log")).map_or(0, |m| m.len());
+    assert!(
+        size <= 2 * 32768,
+        "the log stays near its bound: {size} bytes"
+    );
+    broker.kill_and_reap();
+
+    let broker = Broker::start_binary(&broker_binary(), 1, &toml).expect("ringmq restarts");
+    let (mut sub, present) = persistent(broker.addr, V5, "compact-sub");
+    assert!(present);
+    let got = receive_all(&mut sub);
+    let payloads: Vec<String> = got.iter().map(payload_str).collect();
+    assert_eq!(payloads, ["o1", "o2", "o3"], "what it owes, once, in order");
+    for p in &got {
+        assert_eq!(
+            p.properties.subscription_identifiers,
+            [3],
+            "a queued message keeps its Subscription Identifiers [MQTT-3.3.4-3]"
+        );
+    }
+    // The subscription came back from the snapshot with its identifier [MQTT-3.3.4-3].
+    let mut publisher = RawClient::connect(broker.addr, V5, "compact-pub");
+    publish_acked(&mut publisher, "compact/after", 1, &["after"]);
+    let after = sub.expect_publish_acked();
+    assert_eq!(after.properties.subscription_identifiers, [3]);
+}

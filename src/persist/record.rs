@@ -40,7 +40,10 @@ const HAS_CONTENT_TYPE: u8 = 0x04;
 const HAS_RESPONSE_TOPIC: u8 = 0x08;
 const HAS_CORRELATION_DATA: u8 = 0x10;
 const HAS_USER_PROPERTIES: u8 = 0x20;
-const KNOWN_FIELDS: u8 = 0x3F;
+/// A queued message's Subscription Identifiers (those of its subscriber's matching
+/// subscriptions [MQTT-3.3.4-3]); a retained message never has any.
+const HAS_SUBSCRIPTION_IDS: u8 = 0x40;
+const KNOWN_FIELDS: u8 = 0x7F;
 
 /// One change that must survive a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +96,9 @@ pub struct RetainedMessage {
     pub payload: Bytes,
     pub qos: QoS,
     /// The 5.0 properties kept with it: Payload Format Indicator, Content Type, Response
-    /// Topic, Correlation Data, User Properties. Others are not stored (Message Expiry is
-    /// `expires_at`; Topic Alias and Subscription Identifiers belong to one connection).
+    /// Topic, Correlation Data, User Properties, and for a queued message its subscriber's
+    /// Subscription Identifiers. Others are not stored (Message Expiry is `expires_at`; a
+    /// Topic Alias belongs to one connection).
     pub properties: Option<Arc<Properties>>,
     /// When its Message Expiry Interval runs out, as wall-clock time: the interval counts the
     /// time the broker was down.
@@ -261,7 +265,8 @@ impl Record {
 
 /// `qos u8, present u8, topic str16, [expiry u64 ms], [payload format u8],
 /// [content type str16], [response topic str16], [correlation data bin16],
-/// [user properties: u16 count, count x (str16, str16)], payload bin32`.
+/// [user properties: u16 count, count x (str16, str16)], [subscription identifiers: u16
+/// count, count x u32], payload bin32`.
 fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
     let none = Properties::default();
     let p: &PropertyValues = m.properties.as_deref().unwrap_or(&none);
@@ -273,6 +278,7 @@ fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordE
         (p.response_topic.is_some(), HAS_RESPONSE_TOPIC),
         (p.correlation_data.is_some(), HAS_CORRELATION_DATA),
         (!p.user_properties.is_empty(), HAS_USER_PROPERTIES),
+        (!p.subscription_identifiers.is_empty(), HAS_SUBSCRIPTION_IDS),
     ] {
         if set {
             present |= bit;
@@ -303,6 +309,14 @@ fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordE
         for (key, value) in &p.user_properties {
             put16(out, key.as_bytes())?;
             put16(out, value.as_bytes())?;
+        }
+    }
+    if !p.subscription_identifiers.is_empty() {
+        let count = u16::try_from(p.subscription_identifiers.len())
+            .map_err(|_| RecordError::TooLong("subscription identifiers"))?;
+        out.extend_from_slice(&count.to_le_bytes());
+        for id in &p.subscription_identifiers {
+            out.extend_from_slice(&id.to_le_bytes());
         }
     }
     let len = u32::try_from(m.payload.len()).map_err(|_| RecordError::TooLong("payload"))?;
@@ -343,6 +357,13 @@ fn decode_retained(r: &mut Reader<'_>) -> Result<RetainedMessage, RecordError> {
         for _ in 0..count {
             let key = r.string()?;
             p.user_properties.push((key, r.string()?));
+        }
+    }
+    if present & HAS_SUBSCRIPTION_IDS != 0 {
+        let count = r.u16()?;
+        p.subscription_identifiers = Vec::with_capacity(usize::from(count).min(r.0.len() / 4));
+        for _ in 0..count {
+            p.subscription_identifiers.push(r.u32()?);
         }
     }
     let len = r.u32()? as usize;
@@ -481,6 +502,8 @@ mod tests {
             );
             2
         ];
+        // A queued message's Subscription Identifiers (largest: 268,435,455).
+        p.subscription_identifiers = vec![1, 268_435_455];
         let m = RetainedMessage {
             properties: Some(Arc::new(Properties::from(p))),
             expires_at: Some(WallTime(0x0102_0304_0506_0708)),
@@ -488,7 +511,7 @@ mod tests {
             ..plain("t", b"")
         };
         let bytes = body(&Record::RetainedSet(m.clone()));
-        assert_eq!(&bytes[..5], [0x01, 0x02, 0x3F, 0x01, 0x00]);
+        assert_eq!(&bytes[..5], [0x01, 0x02, 0x7F, 0x01, 0x00]);
         assert_eq!(&bytes[6..14], 0x0102_0304_0506_0708_u64.to_le_bytes());
         assert_eq!(Record::decode_body(&bytes), Ok(Record::RetainedSet(m)));
     }
@@ -502,7 +525,7 @@ mod tests {
         let cases: &[(&[u8], RecordError)] = &[
             (&[0x7F], RecordError::UnknownKind(0x7F)),
             (&[0x01, 0x03], RecordError::BadQoS(3)),
-            (&[0x01, 0x00, 0x40], RecordError::UnknownFields(0x40)),
+            (&[0x01, 0x00, 0x80], RecordError::UnknownFields(0x80)),
             (&[0x02, 0x01, 0x00, b'+'], RecordError::BadTopic),
             (&[0x02, 0x01, 0x00, 0xFF], RecordError::BadTopic),
             (
