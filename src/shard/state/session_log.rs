@@ -30,7 +30,6 @@ impl ShardState {
             return;
         };
         let sink = journal.sink.clone();
-        let max_expiry = self.limits.max_session_expiry;
         let Some(entry) = self.sessions.get_mut(key) else {
             return;
         };
@@ -47,7 +46,7 @@ impl ShardState {
             entry.session.set_log(Some(sink));
         }
         entry.logged = true;
-        let record = session_record(entry, &clock, max_expiry, now);
+        let record = session_record(entry, &clock, now);
         journal.push(&Record::SessionState(record));
     }
 
@@ -61,9 +60,8 @@ impl ShardState {
     /// Every logged session's records, for a snapshot: its state, what it owes, its
     /// inbound QoS 2 ids.
     pub(super) fn snapshot_sessions(&self, now: Instant, clock: &WallClock, out: &mut Vec<u8>) {
-        let max_expiry = self.limits.max_session_expiry;
         for entry in self.sessions.iter().filter(|e| e.logged) {
-            let state = session_record(entry, clock, max_expiry, now);
+            let state = session_record(entry, clock, now);
             let client_id = state.client_id.clone();
             let mut records = vec![Record::SessionState(state)];
             entry.session.owed(|owed| {
@@ -177,20 +175,13 @@ impl ShardState {
 
 /// A session's state as the log keeps it at `now`: online, its will with its delay; offline,
 /// when it expires and its pending will with when it is due.
-fn session_record(
-    entry: &SessionEntry,
-    clock: &WallClock,
-    max_expiry: u32,
-    now: Instant,
-) -> SessionRecord {
+fn session_record(entry: &SessionEntry, clock: &WallClock, now: Instant) -> SessionRecord {
     let s = &entry.session;
-    let interval = s.expiry_interval().min(max_expiry);
     let offline = entry.conn.is_none();
     let expires_at = match entry.expiry_due {
         Some(at) if offline => Some(clock.wall_at(at)),
         _ => None,
     };
-    let _ = interval;
     let will = match offline {
         false => s.will_message().map(|(msg, delay)| WillRecord {
             message: session::to_stored(&msg, clock),
