@@ -18,8 +18,10 @@
 //!   thread of its own, so logging never blocks a shard), the metrics snapshots shards
 //!   publish, the Prometheus endpoint, the `$SYS` topics, the latency histograms.
 //! - [`persist`]: the persistence log, sans-IO where it can be: the record format (length +
-//!   CRC32 + typed body) and its replay, start-up recovery (torn tails cut, logs rehomed to
-//!   a new shard count), a shard's log file on monoio file IO.
+//!   CRC32 + typed body: retained messages, sessions, their QoS 1/2 messages) and its
+//!   replay, the sink a shard and its persistent sessions write records into, start-up
+//!   recovery (torn tails cut, sessions rebuilt, logs rehomed to a new shard count), a
+//!   shard's log file on monoio file IO.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
 //!   loaded at start and on SIGHUP.

@@ -127,14 +127,15 @@ pub(super) fn persistence_toml(p: &PersistenceConfig) -> String {
         .unwrap_or_default();
     format!(
         r#"[persistence]
-# Directory of the shards' append-only logs (shard-N.log), which keep the retained messages
-# across restarts and crashes (sessions and queued messages are not persisted yet). Empty =
-# off: nothing is written. See docs/persistence.md.
+# Directory of the shards' append-only logs (shard-N.log), which keep retained messages,
+# persistent sessions and their queued and in-flight QoS 1/2 messages across restarts and
+# crashes. Empty = off: nothing is written. See docs/persistence.md.
 dir = {dir}
-# When a log is synced to disk: "always" (after each write; one write per shard loop turn),
-# "interval" (at least every fsync_interval_ms) or "never" (the kernel decides). A broker
-# killed with kill -9 loses nothing written with any of them; a machine crash or power loss
-# loses what was not synced yet.
+# When a log is synced to disk: "always" (after each write; one write per shard loop turn;
+# PUBACK, PUBREC and a persistent session's SUBACK wait for it), "interval" (at least every
+# fsync_interval_ms) or "never" (the kernel decides). A broker killed with kill -9 loses
+# nothing written with any of them; a machine crash or power loss loses what was not synced
+# yet.
 fsync = "{fsync}"
 fsync_interval_ms = {interval}
 # A log past this many bytes is compacted: rewritten as a snapshot of its live messages.

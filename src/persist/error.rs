@@ -17,6 +17,14 @@ pub enum RecordError {
     /// A retained-set body flags optional fields this version does not know.
     UnknownFields(u8),
     BadQoS(u8),
+    /// A protocol level that is not 3, 4 or 5.
+    BadVersion(u8),
+    /// A subscription options byte with reserved bits or values set.
+    BadOptions(u8),
+    /// A flag byte that is neither 0 nor 1.
+    BadFlag(u8),
+    /// A packet identifier of 0.
+    ZeroPacketId,
     /// A topic that is not a valid topic name (empty, wildcards, not UTF-8).
     BadTopic,
     /// A string that is not a valid MQTT UTF-8 string.
@@ -33,6 +41,10 @@ impl fmt::Display for RecordError {
             Self::UnknownKind(k) => write!(f, "unknown record kind 0x{k:02X}"),
             Self::UnknownFields(bits) => write!(f, "unknown optional fields 0x{bits:02X}"),
             Self::BadQoS(q) => write!(f, "QoS {q}"),
+            Self::BadVersion(v) => write!(f, "protocol level {v}"),
+            Self::BadOptions(b) => write!(f, "subscription options 0x{b:02X}"),
+            Self::BadFlag(b) => write!(f, "flag byte {b}"),
+            Self::ZeroPacketId => f.write_str("packet identifier 0"),
             Self::BadTopic => f.write_str("not a valid topic name"),
             Self::BadString => f.write_str("not a valid UTF-8 string"),
             Self::TooLong(what) => write!(f, "{what} too long for its length field"),

@@ -12,8 +12,9 @@ use super::record::Record;
 /// `RMQLOG` and the format version (u16 LE).
 pub const HEADER: [u8; HEADER_LEN] = [b'R', b'M', b'Q', b'L', b'O', b'G', FORMAT_VERSION as u8, 0];
 pub const HEADER_LEN: usize = 8;
-/// The version this broker writes and reads; a log of a newer one is refused, not truncated.
-pub const FORMAT_VERSION: u16 = 1;
+/// The version this broker writes; it reads this one and older ones (version 1 had the
+/// retained kinds only, a subset of 2). A log of a newer one is refused, not truncated.
+pub const FORMAT_VERSION: u16 = 2;
 /// Length and CRC fields in front of each body.
 const FRAME_LEN: usize = 8;
 
@@ -59,6 +60,8 @@ pub struct Replay<'a> {
     /// The end of the last good record (or of the header).
     good_end: usize,
     done: bool,
+    /// The header's format version (0 without a valid header).
+    version: u16,
 }
 
 impl<'a> Replay<'a> {
@@ -70,6 +73,7 @@ impl<'a> Replay<'a> {
             bytes,
             good_end: 0,
             done: bytes.is_empty(),
+            version: 0,
         };
         if let Some(header) = bytes.get(..HEADER_LEN)
             && header[..6] == HEADER[..6]
@@ -78,11 +82,17 @@ impl<'a> Replay<'a> {
             if version > FORMAT_VERSION {
                 return Err(version);
             }
-            if version == FORMAT_VERSION {
+            if version >= 1 {
                 replay.good_end = HEADER_LEN;
+                replay.version = version;
             }
         }
         Ok(replay)
+    }
+
+    /// The format version of the log's header (0 if it has no valid header).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The end of the last good record so far (the whole log once the replay is done and
@@ -213,7 +223,7 @@ mod tests {
         expected.extend_from_slice(&expected_crc.to_le_bytes()); // crc of len + body
         expected.extend_from_slice(&body);
         assert_eq!(bytes, expected);
-        assert_eq!(HEADER, *b"RMQLOG\x01\x00");
+        assert_eq!(HEADER, *b"RMQLOG\x02\x00");
     }
 
     #[test]
@@ -317,8 +327,13 @@ mod tests {
         let mut foreign = bytes.clone();
         foreign[0] = b'X';
         assert_eq!(replay_all(&foreign).1, 0);
-        let mut newer = bytes;
-        newer[6] = 2;
-        assert_eq!(Replay::new(&newer).map(|_| ()), Err(2));
+        let mut newer = bytes.clone();
+        newer[6] = 3;
+        assert_eq!(Replay::new(&newer).map(|_| ()), Err(3));
+        // Version 1 (retained records only) is read, and says so.
+        let mut older = bytes;
+        older[6] = 1;
+        let replay = Replay::new(&older).unwrap_or_else(|v| panic!("version {v}"));
+        assert_eq!((replay.version(), replay.count()), (1, 3));
     }
 }

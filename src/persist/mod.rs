@@ -1,5 +1,6 @@
 //! Persistence: what a shard writes to its append-only log so that state survives a restart
-//! (`docs/persistence.md`). Step 1 of issue 12: retained messages only.
+//! (`docs/persistence.md`): retained messages, persistent sessions, their queued and
+//! in-flight QoS 1/2 messages and inbound QoS 2 ids.
 //!
 //! - `record`: the record kinds (`Record`) and the typed body of each, encoded and decoded
 //!   by pure functions.
@@ -10,6 +11,8 @@
 //!   changed, drop expired messages.
 //! - `log_file`: a shard's open log on monoio file IO: append a batch, sync, replace it by a
 //!   snapshot (compaction).
+//! - `sink`: the records a shard owes its log, shared by its journal and its persistent
+//!   sessions, taken by the writer as one batch per loop turn.
 //! - `error`: why a record does not decode and why persistence could not start.
 //!
 //! Nothing here knows shards' state: the shard turns its changes into `Record`s
@@ -20,9 +23,16 @@ mod frame;
 mod log_file;
 mod record;
 mod recovery;
+mod sink;
 
 pub use error::{PersistError, RecordError, TailError};
 pub use frame::{FORMAT_VERSION, HEADER, HEADER_LEN, Replay, Torn, encode_record};
 pub use log_file::LogFile;
-pub use record::{Record, RetainedMessage, WallTime};
-pub use recovery::{DirLock, Recovered, log_path, recover};
+pub use record::{
+    OutMessage, Record, RetainedMessage, SessionRecord, StoredMessage, SubscriptionRecord,
+    WallTime, WillRecord,
+};
+pub use recovery::{
+    DirLock, Recovered, RecoveredOut, RecoveredSession, encode_session, log_path, recover,
+};
+pub use sink::{SharedSink, Sink, WallClock};

@@ -1,24 +1,37 @@
 //! The records of the log and the typed body of each kind, encoded and decoded by pure
 //! functions (no IO, no clock). The frame around a body (length, CRC) is `frame`'s.
 //!
-//! A body starts with its kind byte. Kinds in use: `0x01` retained set, `0x02` retained
-//! clear. Kinds to come (issue 12) get their own ranges so that a reader can tell the
-//! families apart: `0x10..=0x1F` sessions (create, resume, end, subscriptions, will),
-//! `0x20..=0x2F` queued and in-flight QoS 1/2 messages and their acknowledgements. A new kind
+//! A body starts with its kind byte. Each family has its range, so that a reader can tell
+//! them apart: `0x01..=0x0F` retained messages (`0x01` set, `0x02` clear), `0x10..=0x1F`
+//! sessions (`0x10` state, `0x11` end), `0x20..=0x2F` a session's outbound QoS 1/2 messages
+//! and inbound QoS 2 ids with the acknowledgements that retire them (`session`). A new kind
 //! comes with a new `FORMAT_VERSION`, so that an older broker refuses the file instead of
 //! truncating records it cannot read.
 //!
 //! Integers are little-endian. `str16` is a u16 length and UTF-8 bytes, `bin16` a u16 length
 //! and bytes, `bin32` a u32 length and bytes.
 
+mod session;
+
+pub use session::{OutMessage, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord};
+
 use super::error::RecordError;
-use crate::protocol::{MqttString, Properties, PropertyValues, QoS, TopicName};
+use crate::protocol::{MqttString, PacketId, Properties, PropertyValues, QoS, TopicName};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const RETAINED_SET: u8 = 0x01;
 const RETAINED_CLEAR: u8 = 0x02;
+const SESSION_STATE: u8 = 0x10;
+const SESSION_END: u8 = 0x11;
+const OUT_QUEUED: u8 = 0x20;
+const OUT_SENT: u8 = 0x21;
+const OUT_RELEASED: u8 = 0x22;
+const OUT_DONE: u8 = 0x23;
+const IN_QOS2: u8 = 0x24;
+const IN_QOS2_DONE: u8 = 0x25;
+const OUT_PUBREL: u8 = 0x26;
 
 /// Which optional fields a retained-set body carries (its `present` byte).
 const HAS_EXPIRY: u8 = 0x01;
@@ -27,7 +40,10 @@ const HAS_CONTENT_TYPE: u8 = 0x04;
 const HAS_RESPONSE_TOPIC: u8 = 0x08;
 const HAS_CORRELATION_DATA: u8 = 0x10;
 const HAS_USER_PROPERTIES: u8 = 0x20;
-const KNOWN_FIELDS: u8 = 0x3F;
+/// A queued message's Subscription Identifiers (those of its subscriber's matching
+/// subscriptions [MQTT-3.3.4-3]); a retained message never has any.
+const HAS_SUBSCRIPTION_IDS: u8 = 0x40;
+const KNOWN_FIELDS: u8 = 0x7F;
 
 /// One change that must survive a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +52,41 @@ pub enum Record {
     RetainedSet(RetainedMessage),
     /// The retained message of this topic was deleted.
     RetainedClear(TopicName),
+    /// A persistent session was created or resumed, changed its subscriptions, or went
+    /// offline: its whole state, replacing the last.
+    SessionState(SessionRecord),
+    /// The session of this client id ended (expired, replaced by a clean start, or no
+    /// longer persistent): it and its messages are forgotten.
+    SessionEnd(String),
+    /// A QoS 1/2 message entered a session's queue or in-flight window.
+    OutQueued(OutMessage),
+    /// Message `n` of the session was sent with this packet id (it left the queue).
+    OutSent {
+        client_id: String,
+        n: u64,
+        packet_id: PacketId,
+    },
+    /// QoS 2 message `n` was acknowledged with PUBREC: PUBREL is what is resent now.
+    OutReleased { client_id: String, n: u64 },
+    /// QoS 2 message `n`, sent with `packet_id`, awaits PUBCOMP (its PUBREC came): what a
+    /// snapshot writes for it, as the message itself is no longer kept.
+    OutPubRel {
+        client_id: String,
+        n: u64,
+        packet_id: PacketId,
+    },
+    /// Message `n` is retired: PUBACK, PUBCOMP, a PUBREC with an error, or discarded.
+    OutDone { client_id: String, n: u64 },
+    /// An inbound QoS 2 PUBLISH with this packet id was routed and awaits PUBREL.
+    InQos2 {
+        client_id: String,
+        packet_id: PacketId,
+    },
+    /// PUBREL released the inbound QoS 2 packet id.
+    InQos2Done {
+        client_id: String,
+        packet_id: PacketId,
+    },
 }
 
 /// A retained message as the log keeps it: what a later subscriber is sent.
@@ -45,8 +96,9 @@ pub struct RetainedMessage {
     pub payload: Bytes,
     pub qos: QoS,
     /// The 5.0 properties kept with it: Payload Format Indicator, Content Type, Response
-    /// Topic, Correlation Data, User Properties. Others are not stored (Message Expiry is
-    /// `expires_at`; Topic Alias and Subscription Identifiers belong to one connection).
+    /// Topic, Correlation Data, User Properties, and for a queued message its subscriber's
+    /// Subscription Identifiers. Others are not stored (Message Expiry is `expires_at`; a
+    /// Topic Alias belongs to one connection).
     pub properties: Option<Arc<Properties>>,
     /// When its Message Expiry Interval runs out, as wall-clock time: the interval counts the
     /// time the broker was down.
@@ -89,6 +141,81 @@ impl Record {
                 out.push(RETAINED_CLEAR);
                 put16(out, topic.as_bytes())
             }
+            Self::SessionState(s) => {
+                out.push(SESSION_STATE);
+                session::encode_session(s, out)
+            }
+            Self::SessionEnd(client_id) => {
+                out.push(SESSION_END);
+                put16(out, client_id.as_bytes())
+            }
+            Self::OutQueued(m) => {
+                out.push(OUT_QUEUED);
+                session::encode_out(m, out)
+            }
+            Self::OutSent {
+                client_id,
+                n,
+                packet_id,
+            }
+            | Self::OutPubRel {
+                client_id,
+                n,
+                packet_id,
+            } => {
+                let kind = match self {
+                    Self::OutSent { .. } => OUT_SENT,
+                    _ => OUT_PUBREL,
+                };
+                out.push(kind);
+                put16(out, client_id.as_bytes())?;
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&packet_id.get().to_le_bytes());
+                Ok(())
+            }
+            Self::OutReleased { client_id, n } | Self::OutDone { client_id, n } => {
+                let kind = match self {
+                    Self::OutReleased { .. } => OUT_RELEASED,
+                    _ => OUT_DONE,
+                };
+                out.push(kind);
+                put16(out, client_id.as_bytes())?;
+                out.extend_from_slice(&n.to_le_bytes());
+                Ok(())
+            }
+            Self::InQos2 {
+                client_id,
+                packet_id,
+            }
+            | Self::InQos2Done {
+                client_id,
+                packet_id,
+            } => {
+                let kind = match self {
+                    Self::InQos2 { .. } => IN_QOS2,
+                    _ => IN_QOS2_DONE,
+                };
+                out.push(kind);
+                put16(out, client_id.as_bytes())?;
+                out.extend_from_slice(&packet_id.get().to_le_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    /// The client id of a session record; `None` for a retained one.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::RetainedSet(_) | Self::RetainedClear(_) => None,
+            Self::SessionState(s) => Some(&s.client_id),
+            Self::OutQueued(m) => Some(&m.client_id),
+            Self::SessionEnd(client_id)
+            | Self::OutSent { client_id, .. }
+            | Self::OutPubRel { client_id, .. }
+            | Self::OutReleased { client_id, .. }
+            | Self::OutDone { client_id, .. }
+            | Self::InQos2 { client_id, .. }
+            | Self::InQos2Done { client_id, .. } => Some(client_id),
         }
     }
 
@@ -98,6 +225,35 @@ impl Record {
         let record = match r.u8()? {
             RETAINED_SET => Self::RetainedSet(decode_retained(&mut r)?),
             RETAINED_CLEAR => Self::RetainedClear(r.topic()?),
+            SESSION_STATE => Self::SessionState(session::decode_session(&mut r)?),
+            SESSION_END => Self::SessionEnd(r.client_id()?),
+            OUT_QUEUED => Self::OutQueued(session::decode_out(&mut r)?),
+            OUT_SENT => Self::OutSent {
+                client_id: r.client_id()?,
+                n: r.u64()?,
+                packet_id: r.packet_id()?,
+            },
+            OUT_PUBREL => Self::OutPubRel {
+                client_id: r.client_id()?,
+                n: r.u64()?,
+                packet_id: r.packet_id()?,
+            },
+            OUT_RELEASED => Self::OutReleased {
+                client_id: r.client_id()?,
+                n: r.u64()?,
+            },
+            OUT_DONE => Self::OutDone {
+                client_id: r.client_id()?,
+                n: r.u64()?,
+            },
+            IN_QOS2 => Self::InQos2 {
+                client_id: r.client_id()?,
+                packet_id: r.packet_id()?,
+            },
+            IN_QOS2_DONE => Self::InQos2Done {
+                client_id: r.client_id()?,
+                packet_id: r.packet_id()?,
+            },
             kind => return Err(RecordError::UnknownKind(kind)),
         };
         match r.0.len() {
@@ -109,7 +265,8 @@ impl Record {
 
 /// `qos u8, present u8, topic str16, [expiry u64 ms], [payload format u8],
 /// [content type str16], [response topic str16], [correlation data bin16],
-/// [user properties: u16 count, count x (str16, str16)], payload bin32`.
+/// [user properties: u16 count, count x (str16, str16)], [subscription identifiers: u16
+/// count, count x u32], payload bin32`.
 fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
     let none = Properties::default();
     let p: &PropertyValues = m.properties.as_deref().unwrap_or(&none);
@@ -121,6 +278,7 @@ fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordE
         (p.response_topic.is_some(), HAS_RESPONSE_TOPIC),
         (p.correlation_data.is_some(), HAS_CORRELATION_DATA),
         (!p.user_properties.is_empty(), HAS_USER_PROPERTIES),
+        (!p.subscription_identifiers.is_empty(), HAS_SUBSCRIPTION_IDS),
     ] {
         if set {
             present |= bit;
@@ -151,6 +309,14 @@ fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordE
         for (key, value) in &p.user_properties {
             put16(out, key.as_bytes())?;
             put16(out, value.as_bytes())?;
+        }
+    }
+    if !p.subscription_identifiers.is_empty() {
+        let count = u16::try_from(p.subscription_identifiers.len())
+            .map_err(|_| RecordError::TooLong("subscription identifiers"))?;
+        out.extend_from_slice(&count.to_le_bytes());
+        for id in &p.subscription_identifiers {
+            out.extend_from_slice(&id.to_le_bytes());
         }
     }
     let len = u32::try_from(m.payload.len()).map_err(|_| RecordError::TooLong("payload"))?;
@@ -191,6 +357,13 @@ fn decode_retained(r: &mut Reader<'_>) -> Result<RetainedMessage, RecordError> {
         for _ in 0..count {
             let key = r.string()?;
             p.user_properties.push((key, r.string()?));
+        }
+    }
+    if present & HAS_SUBSCRIPTION_IDS != 0 {
+        let count = r.u16()?;
+        p.subscription_identifiers = Vec::with_capacity(usize::from(count).min(r.0.len() / 4));
+        for _ in 0..count {
+            p.subscription_identifiers.push(r.u32()?);
         }
     }
     let len = r.u32()? as usize;
@@ -329,6 +502,8 @@ mod tests {
             );
             2
         ];
+        // A queued message's Subscription Identifiers (largest: 268,435,455).
+        p.subscription_identifiers = vec![1, 268_435_455];
         let m = RetainedMessage {
             properties: Some(Arc::new(Properties::from(p))),
             expires_at: Some(WallTime(0x0102_0304_0506_0708)),
@@ -336,7 +511,7 @@ mod tests {
             ..plain("t", b"")
         };
         let bytes = body(&Record::RetainedSet(m.clone()));
-        assert_eq!(&bytes[..5], [0x01, 0x02, 0x3F, 0x01, 0x00]);
+        assert_eq!(&bytes[..5], [0x01, 0x02, 0x7F, 0x01, 0x00]);
         assert_eq!(&bytes[6..14], 0x0102_0304_0506_0708_u64.to_le_bytes());
         assert_eq!(Record::decode_body(&bytes), Ok(Record::RetainedSet(m)));
     }
@@ -350,7 +525,7 @@ mod tests {
         let cases: &[(&[u8], RecordError)] = &[
             (&[0x7F], RecordError::UnknownKind(0x7F)),
             (&[0x01, 0x03], RecordError::BadQoS(3)),
-            (&[0x01, 0x00, 0x40], RecordError::UnknownFields(0x40)),
+            (&[0x01, 0x00, 0x80], RecordError::UnknownFields(0x80)),
             (&[0x02, 0x01, 0x00, b'+'], RecordError::BadTopic),
             (&[0x02, 0x01, 0x00, 0xFF], RecordError::BadTopic),
             (

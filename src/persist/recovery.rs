@@ -5,15 +5,25 @@
 //! count (another `--shards`), rewrite them so that each record is in the log of the shard
 //! that owns it now.
 //!
+//! Sessions are replayed too (`sessions`): each persistent session's last state, the
+//! messages it still owes and its inbound QoS 2 ids; a session whose expiry passed while
+//! the broker was down is dropped here, unless it has a will, which its shard publishes
+//! when it ends the session at its first tick.
+//!
 //! Every shard holds a full copy of the retained store, so every shard needs every retained
 //! message at start: one pass here reads each file once, instead of each shard reading all of
 //! them. Each message is written by one shard only (its owner), so it is recovered once.
 
+mod sessions;
+
+pub use sessions::{RecoveredOut, RecoveredSession, encode_session};
+
 use super::error::PersistError;
-use super::frame::{HEADER, Replay, encode_record};
+use super::frame::{FORMAT_VERSION, HEADER, Replay, encode_record};
 use super::record::{Record, RetainedMessage, WallTime};
 use crate::protocol::TopicName;
 use hashbrown::HashMap;
+use sessions::SessionReplay;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -75,6 +85,10 @@ pub struct Recovered {
     pub retained: Vec<RetainedMessage>,
     /// Retained messages dropped because their expiry passed.
     pub expired: usize,
+    /// The persistent sessions, each with its home shard under the current shard count.
+    pub sessions: Vec<(usize, RecoveredSession)>,
+    /// Sessions dropped because their expiry passed while the broker was down.
+    pub sessions_expired: usize,
     /// Logs read, and their bytes.
     pub files: usize,
     pub bytes: u64,
@@ -85,13 +99,13 @@ pub struct Recovered {
 }
 
 /// Recovers `dir` for `shards` shards at wall-clock time `now`; `owner` says which shard
-/// logs a topic. Creates `dir` if missing. Returns the lock, to be held while the broker
+/// logs a topic (its bytes) or a session (its client id's bytes). Creates `dir` if missing. Returns the lock, to be held while the broker
 /// runs, and what was recovered.
 pub fn recover(
     dir: &Path,
     shards: usize,
     now: WallTime,
-    owner: impl Fn(&TopicName) -> usize,
+    owner: impl Fn(&[u8]) -> usize,
 ) -> Result<(DirLock, Recovered), PersistError> {
     fs::create_dir_all(dir).map_err(PersistError::io(dir))?;
     let lock = DirLock::take(dir)?;
@@ -116,6 +130,8 @@ pub fn recover(
     let mut recovered = Recovered::default();
     // Topic -> (the log it was in, its message).
     let mut live: HashMap<TopicName, (usize, RetainedMessage)> = HashMap::new();
+    let mut sessions = SessionReplay::default();
+    let mut outdated = false;
     for &index in &found {
         let path = log_path(dir, index);
         let bytes = fs::read(&path).map_err(PersistError::io(&path))?;
@@ -125,6 +141,9 @@ pub fn recover(
             path: path.clone(),
             version,
         })?;
+        // A log of an older version is rewritten (below), so that its header promises no
+        // less than the records appended to it from now on.
+        outdated |= replay.version() != 0 && replay.version() < FORMAT_VERSION;
         let mut torn = None;
         for item in replay.by_ref() {
             match item {
@@ -134,6 +153,7 @@ pub fn recover(
                 Ok((Record::RetainedClear(topic), _)) => {
                     live.remove(&topic);
                 }
+                Ok((record, _)) => sessions.apply(index, record),
                 Err(t) => torn = Some(t),
             }
         }
@@ -151,13 +171,28 @@ pub fn recover(
     let before = live.len();
     live.retain(|_, (_, m)| m.expires_at.is_none_or(|at| at > now));
     recovered.expired = before - live.len();
+    let before = sessions.live.len();
+    // Expired while the broker was down: ended, unless a will is owed (its shard ends it).
+    sessions
+        .live
+        .retain(|_, (_, s)| s.state.will.is_some() || s.state.expires_at.is_none_or(|at| at > now));
+    recovered.sessions_expired = before - sessions.live.len();
     let misplaced = found.iter().any(|&i| i >= shards)
-        || live.values().any(|(index, m)| owner(&m.topic) != *index);
-    if misplaced {
-        rehome(dir, shards, &found, &live, &owner)?;
-        recovered.rehomed = true;
+        || live
+            .values()
+            .any(|(index, m)| owner(m.topic.as_bytes()) != *index)
+        || sessions
+            .live
+            .iter()
+            .any(|(id, (index, _))| owner(id.as_bytes()) != *index);
+    if misplaced || outdated || recovered.expired + recovered.sessions_expired > 0 {
+        rehome(dir, shards, &found, (&live, &sessions), &owner)?;
+        recovered.rehomed = misplaced;
     }
     recovered.retained = live.into_values().map(|(_, m)| m).collect();
+    recovered.sessions = (sessions.live.into_iter())
+        .map(|(id, (_, s))| (owner(id.as_bytes()), s))
+        .collect();
     Ok((lock, recovered))
 }
 
@@ -172,23 +207,32 @@ fn truncate(path: &Path, len: u64) -> Result<(), PersistError> {
 }
 
 /// Writes every shard's log anew with the records it owns, then removes the logs of shards
-/// that no longer exist. Each new log is written beside the old one, synced, and renamed
+/// that no longer exist. Also run for logs of an older format version, and to drop what
+/// expired while the broker was down. Each new log is written beside the old one, synced, and renamed
 /// over it; until every rename is done the old and new logs hold the same state, so a
 /// crash in between recovers the same messages.
 fn rehome(
     dir: &Path,
     shards: usize,
     found: &[usize],
-    live: &HashMap<TopicName, (usize, RetainedMessage)>,
-    owner: &impl Fn(&TopicName) -> usize,
+    (live, sessions): (
+        &HashMap<TopicName, (usize, RetainedMessage)>,
+        &SessionReplay,
+    ),
+    owner: &impl Fn(&[u8]) -> usize,
 ) -> Result<(), PersistError> {
     let mut logs: Vec<Vec<u8>> = (0..shards).map(|_| HEADER.to_vec()).collect();
     for (_, m) in live.values() {
-        let Some(log) = logs.get_mut(owner(&m.topic)) else {
+        let Some(log) = logs.get_mut(owner(m.topic.as_bytes())) else {
             continue;
         };
         // A message that was encoded once encodes again; one that cannot is left out.
         let _ = encode_record(&Record::RetainedSet(m.clone()), log);
+    }
+    for (id, (_, session)) in &sessions.live {
+        if let Some(log) = logs.get_mut(owner(id.as_bytes())) {
+            let _ = encode_session(session, log);
+        }
     }
     for (shard, bytes) in logs.iter().enumerate() {
         let path = log_path(dir, shard);
@@ -201,8 +245,9 @@ fn rehome(
     }
     sync_dir(dir)?;
     log::info!(
-        shards, messages = live.len();
-        "persistence: {} retained messages rehomed onto {shards} shards", live.len()
+        shards, messages = live.len(), sessions = sessions.live.len();
+        "persistence: {} retained messages and {} sessions rewritten onto {shards} shards",
+        live.len(), sessions.live.len()
     );
     Ok(())
 }

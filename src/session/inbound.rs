@@ -160,6 +160,7 @@ impl Session {
                 );
             }
             self.inbound_qos2.insert(id.get());
+            self.log_in_qos2(id, true);
             out.push(Action::Send(Packet::PubRec(PubResp::new(id))));
             if authorized {
                 out.push(Action::Route(Message::from_publish(publish)));
@@ -172,6 +173,9 @@ impl Session {
     pub(super) fn on_pubrel(&mut self, resp: PubResp, out: &mut Vec<Action>) {
         let id = resp.packet_id;
         let known = self.inbound_qos2.remove(&id.get());
+        if known {
+            self.log_in_qos2(id, false);
+        }
         let mut pubcomp = PubResp::new(id);
         if !known && self.version == ProtocolVersion::V5 {
             pubcomp.reason = ReasonCode::PacketIdentifierNotFound;

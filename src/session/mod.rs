@@ -11,12 +11,15 @@
 //!   queue behind it, resends on reconnect, discards).
 //! - `shared`: the session's side of shared subscriptions.
 //! - `keepalive`: how long a silent connection lives [MQTT-3.1.2-24].
+//! - `persisted`: what a persistent session writes to its shard's log as it changes, and
+//!   the session recovered from the log at start.
 //! - `message`: the routed message.
 
 mod inbound;
 mod keepalive;
 mod message;
 mod outbound;
+mod persisted;
 mod shared;
 mod store;
 mod subscriptions;
@@ -24,9 +27,11 @@ mod subscriptions;
 pub use inbound::payload_matches_format;
 pub use keepalive::keepalive_timeout;
 pub use message::Message;
+pub use persisted::{OwedMessage, from_stored, to_stored};
 pub use shared::Readiness;
 
 use crate::auth::acl::{AclFile, ClientAcl};
+use crate::persist::SharedSink;
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, QoS, Reason, ReasonCode,
     SubscriptionOptions, TopicFilter, TopicName,
@@ -159,6 +164,8 @@ pub enum Discard {
 struct InFlight {
     /// Allocation order, used to detect packet id wrap-around cheaply.
     seq: u64,
+    /// The message's number in the session, in the order it took them (the log's key).
+    n: u64,
     packet_id: PacketId,
     stage: Stage,
     /// The shared subscription group the message came through, if any (`shared`).
@@ -168,6 +175,8 @@ struct InFlight {
 /// A message waiting for a window slot or for the client to come back.
 #[derive(Debug, Clone)]
 struct Queued {
+    /// The message's number in the session (the log's key).
+    n: u64,
     msg: Message,
     /// The shared subscription group it came through, if any: when the session ends the
     /// group gets it back for another member (section 4.8.2).
@@ -197,11 +206,14 @@ pub struct Session {
     writable: bool,
     keep_alive: u16,
     will: Option<LastWill>,
-    subscriptions: HashMap<TopicFilter, SubscriptionOptions>,
+    /// Each filter's options and 5.0 Subscription Identifier (0: none).
+    subscriptions: HashMap<TopicFilter, (SubscriptionOptions, u32)>,
     inflight: VecDeque<InFlight>,
     /// min(config max_inflight, client Receive Maximum).
     window: usize,
     next_seq: u64,
+    /// The number the next QoS 1/2 message taken gets.
+    next_n: u64,
     queue: VecDeque<Queued>,
     queued_bytes: usize,
     /// The payloads of queued messages (`store.rs`).
@@ -219,6 +231,9 @@ pub struct Session {
     /// The user name of the connection last attached (`None`: anonymous), kept to compile
     /// the ACL again when the acl_file is reloaded while the session lives.
     username: Option<Box<str>>,
+    /// The shard's persistence sink while this session is persistent and persistence is on:
+    /// the session writes its own changes there (`persisted`). `None` costs nothing.
+    log: Option<SharedSink>,
 }
 
 impl Session {
@@ -237,6 +252,7 @@ impl Session {
             inflight: VecDeque::new(),
             window: 1,
             next_seq: 0,
+            next_n: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
             store: store::PayloadStore::default(),
@@ -247,6 +263,7 @@ impl Session {
             stats: Stats::default(),
             acl: None,
             username: None,
+            log: None,
         };
         session.attach(connect);
         session
@@ -307,13 +324,18 @@ impl Session {
         let before = self.queue.len();
         if let Some(acl) = &acl {
             let queued_bytes = &mut self.queued_bytes;
+            let mut dropped = Vec::new();
             self.queue.retain(|q| {
                 let readable = acl.can_read(&q.msg.topic);
                 if !readable {
                     *queued_bytes -= q.msg.queued_size();
+                    dropped.push(q.n);
                 }
                 readable
             });
+            for n in dropped {
+                self.log_done(n);
+            }
         }
         self.acl = acl;
         let dropped = before - self.queue.len();
@@ -356,7 +378,14 @@ impl Session {
     }
 
     pub fn subscriptions(&self) -> impl Iterator<Item = (&TopicFilter, &SubscriptionOptions)> {
-        self.subscriptions.iter()
+        self.subscriptions.iter().map(|(f, (o, _))| (f, o))
+    }
+
+    /// Each subscription with its 5.0 Subscription Identifier (0: none).
+    pub fn subscriptions_with_ids(
+        &self,
+    ) -> impl Iterator<Item = (&TopicFilter, SubscriptionOptions, u32)> {
+        self.subscriptions.iter().map(|(f, &(o, id))| (f, o, id))
     }
 
     /// Inbound QoS 2 messages not yet released by PUBREL.

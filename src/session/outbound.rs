@@ -86,7 +86,7 @@ impl Session {
         let found =
             packet_id.and_then(|id| self.position(id, |s| matches!(s, Stage::Published(_))));
         if let Some(i) = found {
-            self.inflight.remove(i);
+            self.retire(i);
             self.release_queue(out);
         }
     }
@@ -123,14 +123,38 @@ impl Session {
         }
         self.queued_bytes += size;
         let msg = msg.into_stored(&mut self.store);
-        self.queue.push_back(Queued { msg, group });
+        let n = self.take_n();
+        self.log_queued(n, None, &msg);
+        self.queue.push_back(Queued { n, msg, group });
         Delivery::Queued
     }
 
+    /// A new message straight into the window: logged once, with its packet id.
     fn push_inflight(&mut self, msg: Message, group: Option<TopicFilter>) -> PacketId {
+        let n = self.take_n();
         let (seq, packet_id) = self.allocate_packet_id();
+        self.log_queued(n, Some(packet_id), &msg);
+        self.push_allocated(seq, n, packet_id, msg, group)
+    }
+
+    /// Message `n`, logged when it was queued, from the queue into the window.
+    fn push_inflight_n(&mut self, n: u64, msg: Message, group: Option<TopicFilter>) -> PacketId {
+        let (seq, packet_id) = self.allocate_packet_id();
+        self.log_sent(n, packet_id);
+        self.push_allocated(seq, n, packet_id, msg, group)
+    }
+
+    fn push_allocated(
+        &mut self,
+        seq: u64,
+        n: u64,
+        packet_id: PacketId,
+        msg: Message,
+        group: Option<TopicFilter>,
+    ) -> PacketId {
         self.inflight.push_back(InFlight {
             seq,
+            n,
             packet_id,
             stage: Stage::Published(msg),
             group,
@@ -176,11 +200,11 @@ impl Session {
 
     pub(super) fn release_queue(&mut self, out: &mut Vec<Action>) {
         while self.connected && self.writable && self.inflight.len() < self.window {
-            let Some(Queued { msg, group }) = self.queue.pop_front() else {
+            let Some(Queued { n, msg, group }) = self.queue.pop_front() else {
                 break;
             };
             self.queued_bytes -= msg.queued_size();
-            let packet_id = self.push_inflight(msg.clone(), group);
+            let packet_id = self.push_inflight_n(n, msg.clone(), group);
             out.push(Action::Deliver(Outgoing {
                 msg,
                 packet_id: Some(packet_id),
@@ -215,7 +239,7 @@ impl Session {
             id,
             |s| matches!(s, Stage::Published(m) if m.qos == QoS::AtLeastOnce),
         ) {
-            self.inflight.remove(i);
+            self.retire(i);
             self.release_queue(out);
         }
     }
@@ -229,12 +253,14 @@ impl Session {
         match found {
             // A 5.0 PUBREC with an error reason ends the exchange (section 4.3.3): no PUBREL.
             Some(i) if resp.reason.is_error() => {
-                self.inflight.remove(i);
+                self.retire(i);
                 self.release_queue(out);
             }
             Some(i) => {
                 if let Some(entry) = self.inflight.get_mut(i) {
                     entry.stage = Stage::Released;
+                    let n = entry.n;
+                    self.log_released(n);
                 }
                 out.push(Action::Send(Packet::PubRel(PubResp::new(id))));
             }
@@ -251,8 +277,15 @@ impl Session {
 
     pub(super) fn on_pubcomp(&mut self, resp: PubResp, out: &mut Vec<Action>) {
         if let Some(i) = self.position(resp.packet_id, |s| matches!(s, Stage::Released)) {
-            self.inflight.remove(i);
+            self.retire(i);
             self.release_queue(out);
+        }
+    }
+
+    /// Ends the exchange of in-flight entry `i`.
+    fn retire(&mut self, i: usize) {
+        if let Some(entry) = self.inflight.remove(i) {
+            self.log_done(entry.n);
         }
     }
 

@@ -61,13 +61,13 @@ impl Session {
             false
         });
         let queued = std::mem::take(&mut self.queue);
-        for Queued { msg, group } in queued {
+        for Queued { n, msg, group } in queued {
             match group {
                 Some(group) => {
                     self.queued_bytes -= msg.queued_size();
                     out.push((group, msg.without_subscription_ids()));
                 }
-                None => self.queue.push_back(Queued { msg, group }),
+                None => self.queue.push_back(Queued { n, msg, group }),
             }
         }
         lost

@@ -18,7 +18,7 @@ const _: () = assert!(
 impl Session {
     /// The subscription options granted for `filter`, if subscribed.
     pub fn subscription(&self, filter: &TopicFilter) -> Option<SubscriptionOptions> {
-        self.subscriptions.get(filter).copied()
+        self.subscriptions.get(filter).map(|&(options, _)| options)
     }
 
     pub(super) fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
@@ -49,7 +49,7 @@ impl Session {
             if !reason.is_error() {
                 let is_new = self
                     .subscriptions
-                    .insert(sub.filter.clone(), sub.options)
+                    .insert(sub.filter.clone(), (sub.options, id))
                     .is_none();
                 granted.push(Action::Subscribe {
                     filter: sub.filter,

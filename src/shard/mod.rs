@@ -73,6 +73,14 @@ pub enum MeshMsg {
     BarrierAck {
         token: u64,
     },
+    /// `fsync = "always"`: answer with `DurableAck` once everything sent before it is
+    /// durable in the receiver's log; the sender holds acknowledgements until then.
+    DurableBarrier {
+        token: u64,
+    },
+    DurableAck {
+        token: u64,
+    },
     /// The sender now has (or no longer has) a congested session: QoS 1/2 publishers whose
     /// messages go there are held back meanwhile (`state::flow`).
     Congestion {

@@ -7,7 +7,9 @@ use super::conn::Shared;
 use super::home_shard;
 use super::state::ShardState;
 use crate::config::{Config, Fsync, PersistenceConfig};
-use crate::persist::{self, DirLock, LogFile, PersistError, RetainedMessage, WallTime};
+use crate::persist::{
+    self, DirLock, LogFile, PersistError, RecoveredSession, RetainedMessage, WallTime,
+};
 use crate::session::Message;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +28,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Persistence {
     config: PersistenceConfig,
     retained: RwLock<Vec<RetainedMessage>>,
-    /// Shards that have not taken their copy of `retained` yet.
+    /// The persistent sessions, each with its home shard: each shard restores its own and
+    /// takes the others' subscriptions as peer interest.
+    sessions: RwLock<Vec<(usize, RecoveredSession)>>,
+    /// Shards that have not taken their copy of `retained` and `sessions` yet.
     unrestored: AtomicUsize,
     /// The wall-clock time of recovery, and the `Instant` it was read at.
     recovered_at: Option<(Instant, WallTime)>,
@@ -49,20 +54,27 @@ impl Persistence {
         let started = Instant::now();
         let wall = WallTime::from_system(SystemTime::now());
         let shards = config.shards.get();
-        let owner = |topic: &crate::protocol::TopicName| home_shard(topic.as_bytes(), shards);
+        let owner = |key: &[u8]| home_shard(key, shards);
         let (lock, recovered) = persist::recover(dir, shards, wall, owner)?;
+        let owed: usize = (recovered.sessions.iter())
+            .map(|(_, s)| s.messages.len())
+            .sum();
         log::info!(
             dir:% = dir.display(), messages = recovered.retained.len(),
-            expired = recovered.expired, files = recovered.files, bytes = recovered.bytes,
-            truncated = recovered.truncated;
-            "persistence: recovered {} retained messages from {} logs ({} bytes) in {} ms \
-             ({} expired, {} tails truncated)",
-            recovered.retained.len(), recovered.files, recovered.bytes,
-            started.elapsed().as_millis(), recovered.expired, recovered.truncated
+            sessions = recovered.sessions.len(), queued = owed,
+            expired = recovered.expired, sessions_expired = recovered.sessions_expired,
+            files = recovered.files, bytes = recovered.bytes, truncated = recovered.truncated;
+            "persistence: recovered {} retained messages and {} sessions ({} messages owed) \
+             from {} logs ({} bytes) in {} ms ({} messages and {} sessions expired, {} tails \
+             truncated)",
+            recovered.retained.len(), recovered.sessions.len(), owed, recovered.files,
+            recovered.bytes, started.elapsed().as_millis(), recovered.expired,
+            recovered.sessions_expired, recovered.truncated
         );
         Ok(Arc::new(Self {
             config: config.persistence.clone(),
             retained: RwLock::new(recovered.retained),
+            sessions: RwLock::new(recovered.sessions),
             unrestored: AtomicUsize::new(shards),
             recovered_at: Some((started, wall)),
             _lock: Some(lock),
@@ -73,8 +85,8 @@ impl Persistence {
         self.config.dir.is_some()
     }
 
-    /// Gives `shard` the recovered retained messages (each shard holds them all) and turns
-    /// its journal on.
+    /// Gives `shard` the recovered retained messages (each shard holds them all), turns its
+    /// journal on, and puts back its recovered sessions.
     pub(super) fn restore(&self, shard: &mut ShardState) {
         let Some((then, wall_then)) = self.recovered_at else {
             return;
@@ -102,12 +114,22 @@ impl Persistence {
             })
         }));
         drop(retained);
-        if self.unrestored.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Ok(mut retained) = self.retained.write()
+        shard.enable_journal(now, wall, self.config.fsync == Fsync::Always);
         {
-            *retained = Vec::new();
+            let sessions = match self.sessions.read() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            shard.restore_sessions(&sessions, now, wall);
         }
-        shard.enable_journal(now, wall);
+        if self.unrestored.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Ok(mut retained) = self.retained.write() {
+                *retained = Vec::new();
+            }
+            if let Ok(mut sessions) = self.sessions.write() {
+                *sessions = Vec::new();
+            }
+        }
     }
 
     /// Opens shard `id`'s log; `None` with persistence off.
@@ -133,8 +155,13 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
     // After a failed write the log's end is unknown: the next turn replaces it by a snapshot.
     let mut broken = false;
     loop {
-        let deadline = (config.fsync == Fsync::Interval && unsynced)
-            .then(|| last_sync + config.fsync_interval);
+        let deadline = match broken {
+            // A failed write is retried now (after `RETRY_AFTER`), not at the next record:
+            // without traffic there might be none.
+            true => Some(Instant::now()),
+            false => (config.fsync == Fsync::Interval && unsynced)
+                .then(|| last_sync + config.fsync_interval),
+        };
         let got = next_batch(&state, &mut batch, deadline).await;
         let closing = state.borrow().journal_closing();
         {
@@ -155,32 +182,43 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
                         "persistence: {} compacted from {before} to {} bytes",
                         log.path().display(), log.len()
                     );
+                    state.borrow_mut().set_log_failing(false, log.path());
                     broken = false;
                     unsynced = false;
                     last_sync = Instant::now();
                     compact_at = compaction_bound(&config, log.len());
                 }
                 Err(e) => {
-                    log::error!(
-                        file:% = log.path().display(), error:% = e;
-                        "persistence: compacting {} failed: {e}; retrying in {} s",
-                        log.path().display(), RETRY_AFTER.as_secs()
-                    );
+                    // Logged once per episode (`set_log_failing`), not every retry.
+                    if !state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::debug!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: compacting {} failed again: {e}", log.path().display()
+                        );
+                    } else {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: compacting {} failed: {e}; retrying every {} s",
+                            log.path().display(), RETRY_AFTER.as_secs()
+                        );
+                    }
                     broken = true;
                 }
             }
             spare.clear();
-        } else if got {
+        } else if got && !batch.is_empty() {
             let (result, written) = log.append(std::mem::take(&mut batch)).await;
             batch = written;
             match result {
                 Ok(()) => unsynced = true,
                 Err(e) => {
-                    log::error!(
-                        file:% = log.path().display(), error:% = e;
-                        "persistence: writing {} failed: {e}; the log will be rewritten",
-                        log.path().display()
-                    );
+                    if state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: writing {} failed: {e}; the log will be rewritten",
+                            log.path().display()
+                        );
+                    }
                     broken = true;
                 }
             }
@@ -193,12 +231,25 @@ pub(super) async fn journal_task(state: Shared, mut log: LogFile, config: Persis
         if unsynced && (due || closing) {
             match log.sync().await {
                 Ok(()) => unsynced = false,
-                Err(e) => log::error!(
-                    file:% = log.path().display(), error:% = e;
-                    "persistence: syncing {} failed: {e}", log.path().display()
-                ),
+                Err(e) => {
+                    // What the kernel held may be lost: the log is rewritten, as after a
+                    // failed write.
+                    if state.borrow_mut().set_log_failing(true, log.path()) {
+                        log::error!(
+                            file:% = log.path().display(), error:% = e;
+                            "persistence: syncing {} failed: {e}", log.path().display()
+                        );
+                    }
+                    broken = true;
+                }
             }
             last_sync = Instant::now();
+        }
+        let durable = !broken && (!unsynced || config.fsync != Fsync::Always);
+        if durable {
+            // What was taken is written (and, with `always`, synced): the acknowledgements
+            // held for it may go.
+            state.borrow_mut().journal_durable(Instant::now());
         }
         if broken {
             if closing {

@@ -20,8 +20,8 @@ fn message(name: &str, payload: &str, expires_at: Option<WallTime>) -> RetainedM
 }
 
 /// Owner by the topic's first byte, so tests choose where a topic lives.
-fn by_first_byte(shards: usize) -> impl Fn(&TopicName) -> usize {
-    move |t| usize::from(t.as_bytes()[0] - b'0') % shards
+fn by_first_byte(shards: usize) -> impl Fn(&[u8]) -> usize {
+    move |t| usize::from(t[0].wrapping_sub(b'0')) % shards
 }
 
 fn write_log(dir: &Path, shard: usize, records: &[Record]) -> Vec<usize> {
@@ -186,4 +186,129 @@ fn the_directory_is_locked_while_its_recovery_lives() {
     assert!(started.elapsed() >= LOCK_WAIT);
     drop(held);
     assert!(DirLock::take(dir.path()).is_ok());
+}
+
+fn session(client_id: &str, expires_at: Option<WallTime>, will: bool) -> Record {
+    use crate::persist::record::{SessionRecord, StoredMessage, WillRecord};
+    Record::SessionState(SessionRecord {
+        client_id: client_id.into(),
+        version: crate::protocol::ProtocolVersion::V4,
+        expiry_interval: 60,
+        expires_at,
+        will: will.then(|| WillRecord {
+            message: StoredMessage {
+                retain: false,
+                message: message("0/will", "gone", None),
+            },
+            delay: 0,
+            due: Some(WallTime(500)),
+        }),
+        subscriptions: vec![],
+    })
+}
+
+fn queued(client_id: &str, n: u64, packet_id: Option<u16>) -> Record {
+    use crate::persist::record::{OutMessage, StoredMessage};
+    Record::OutQueued(OutMessage {
+        client_id: client_id.into(),
+        n,
+        packet_id: packet_id.and_then(crate::protocol::PacketId::new),
+        message: StoredMessage {
+            retain: false,
+            message: message("0/q", &n.to_string(), None),
+        },
+    })
+}
+
+fn pid(id: u16) -> crate::protocol::PacketId {
+    crate::protocol::PacketId::new(id).unwrap_or_else(|| panic!("{id} is a packet id"))
+}
+
+#[test]
+fn sessions_replay_to_what_they_still_owe_and_expired_ones_end_unless_a_will_is_owed() {
+    let dir = tempdir();
+    let records = [
+        session("0a", None, false),
+        queued("0a", 0, Some(1)),
+        queued("0a", 1, Some(2)),
+        queued("0a", 2, None),
+        queued("0a", 3, None),
+        Record::OutDone {
+            client_id: "0a".into(),
+            n: 0,
+        },
+        Record::OutReleased {
+            client_id: "0a".into(),
+            n: 1,
+        },
+        Record::OutSent {
+            client_id: "0a".into(),
+            n: 2,
+            packet_id: pid(3),
+        },
+        Record::InQos2 {
+            client_id: "0a".into(),
+            packet_id: pid(9),
+        },
+        Record::InQos2 {
+            client_id: "0a".into(),
+            packet_id: pid(10),
+        },
+        Record::InQos2Done {
+            client_id: "0a".into(),
+            packet_id: pid(9),
+        },
+        // Ended: it and its messages are gone.
+        session("0b", None, false),
+        queued("0b", 0, None),
+        Record::SessionEnd("0b".into()),
+        // Expired while down (now = 2000): ended, unless it owes a will.
+        session("0c", Some(WallTime(1_000)), false),
+        session("0d", Some(WallTime(1_000)), true),
+        session("0e", Some(WallTime(9_000)), false),
+        // A message of a session never logged is ignored.
+        queued("0z", 0, None),
+    ];
+    write_log(dir.path(), 0, &records);
+    let r = recovered(dir.path(), 1, 2_000);
+    let mut ids: Vec<&str> = r
+        .sessions
+        .iter()
+        .map(|(_, s)| s.state.client_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["0a", "0d", "0e"]);
+    assert_eq!(r.sessions_expired, 1);
+    let Some((home, a)) = r.sessions.iter().find(|(_, s)| s.state.client_id == "0a") else {
+        panic!("0a recovered")
+    };
+    assert_eq!(*home, 0);
+    let owed: Vec<(u64, Option<u16>, bool)> = a
+        .messages
+        .iter()
+        .map(|(&n, m)| (n, m.packet_id.map(|p| p.get()), m.message.is_some()))
+        .collect();
+    assert_eq!(
+        owed,
+        [(1, Some(2), false), (2, Some(3), true), (3, None, true)],
+        "in order; 1 awaits PUBCOMP, 2 was sent, 3 is queued"
+    );
+    assert_eq!(a.inbound_qos2.iter().copied().collect::<Vec<_>>(), [10]);
+
+    // The expired session was dropped from the log too, and a restart with two shards
+    // finds every session at its home, with the same state.
+    let again = recovered(dir.path(), 2, 2_000);
+    assert_eq!(again.sessions_expired, 0);
+    assert_eq!(again.sessions.len(), 3);
+    for (home, s) in &again.sessions {
+        assert_eq!(
+            *home,
+            usize::from(s.state.client_id.as_bytes()[0] - b'0') % 2
+        );
+        let before = r
+            .sessions
+            .iter()
+            .find(|(_, b)| b.state.client_id == s.state.client_id);
+        assert_eq!(before.map(|(_, b)| b), Some(s), "{}", s.state.client_id);
+    }
 }

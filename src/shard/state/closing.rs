@@ -89,6 +89,7 @@ impl ShardState {
         };
         let epoch = self.sessions.new_epoch(session_key)?;
         self.arm_offline_timers(session_key, (epoch, will_delay), now);
+        self.log_session(session_key, now);
         // Its shared subscriptions count it offline: others online get the messages.
         self.announce_presence(session_key);
         will
@@ -99,6 +100,7 @@ impl ShardState {
             return;
         };
         self.timers.cancel_session(&mut entry.timers);
+        self.log_session_end(&entry);
         // What shared subscription groups gave it and its client does not have goes back
         // to the groups, once it is no longer a member (section 4.8.2).
         let mut undelivered = Vec::new();

@@ -224,6 +224,7 @@ impl ShardState {
             // Online again: its expiry and will delay no longer run [MQTT-3.1.3-9].
             self.timers.cancel_session(&mut entry.timers);
         }
+        self.log_session(session_key, now);
         if session_present {
             // Its shared subscriptions count it online again.
             self.announce_presence(session_key);

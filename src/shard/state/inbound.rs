@@ -44,6 +44,10 @@ impl ShardState {
             self.finish(now);
             return false;
         }
+        if self.journal.is_some() && self.refused_for_log(conn, session_key, &packet, now) {
+            self.finish(now);
+            return self.is_live(conn);
+        }
         let mut actions = self.work.take();
         let ack = matches!(
             packet,

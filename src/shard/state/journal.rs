@@ -8,56 +8,42 @@
 //! in exactly one log and is recovered once. `$SYS` topics are not logged: the broker
 //! publishes them afresh.
 //!
-//! Fed from one place: `store_retained`, the only way a retained message is stored or
-//! deleted (a local PUBLISH, a will, a peer's `Retain`).
+//! Fed from `store_retained`, the only way a retained message is stored or deleted (a local
+//! PUBLISH, a will, a peer's `Retain`), from `session_log` (a persistent session's state),
+//! and from the persistent sessions themselves (their messages), which share its `Sink`.
 
 use super::ShardState;
 use super::retained::Change;
-use crate::persist::{HEADER, Record, RetainedMessage, WallTime, encode_record};
+use crate::persist::{
+    HEADER, Record, RetainedMessage, SharedSink, Sink, WallClock, WallTime, encode_record,
+};
 use crate::session::Message;
 use crate::shard::home_shard;
 use std::task::Waker;
 use std::time::Instant;
 
-/// A wall-clock reading and the `Instant` it was taken at, to turn deadlines (`Instant`)
-/// into wall-clock times for the log. Given by the writer task, which reads both clocks.
-#[derive(Debug, Clone, Copy)]
-struct WallClock {
-    instant: Instant,
-    wall: WallTime,
-}
-
-impl WallClock {
-    fn wall_at(&self, at: Instant) -> WallTime {
-        match at.checked_duration_since(self.instant) {
-            Some(after) => self.wall.plus(after),
-            None => WallTime(self.wall.0.saturating_sub(
-                u64::try_from((self.instant - at).as_millis()).unwrap_or(u64::MAX),
-            )),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(super) struct Journal {
-    /// Encoded records not yet taken by the writer.
-    pending: Vec<u8>,
-    writer: Option<Waker>,
-    clock: WallClock,
+    /// The records not yet taken by the writer, shared with the persistent sessions, which
+    /// write their own changes into it.
+    pub sink: SharedSink,
     /// Shutdown: the writer writes what is left, syncs and ends.
     closing: bool,
+    /// Acknowledgements held until their records are durable (`durable`).
+    pub durable: super::durable::Durability,
+    /// The writer's last write failed (`disk`): new QoS 1/2 work is refused.
+    pub failing: bool,
 }
 
 impl Journal {
-    fn push(&mut self, record: &Record) {
-        if let Err(e) = encode_record(record, &mut self.pending) {
-            // Topics and payloads fit their length fields by the MQTT limits; never expected.
-            log::error!("persistence: a record could not be encoded ({e}); not logged");
-            return;
+    pub fn push(&self, record: &Record) {
+        if let Ok(mut sink) = self.sink.try_borrow_mut() {
+            sink.push(record);
         }
-        if let Some(w) = self.writer.take() {
-            w.wake();
-        }
+    }
+
+    pub fn clock(&self) -> Option<WallClock> {
+        self.sink.try_borrow().ok().map(|s| s.clock())
     }
 }
 
@@ -73,14 +59,15 @@ fn record_of(msg: &Message, clock: &WallClock) -> RetainedMessage {
 }
 
 impl ShardState {
-    /// Turns the journal on: from now on the retained messages this shard owns are logged.
-    /// `wall` is the wall-clock time at `now`.
-    pub fn enable_journal(&mut self, now: Instant, wall: WallTime) {
+    /// Turns the journal on: from now on the retained messages this shard owns and its
+    /// persistent sessions are logged. `wall` is the wall-clock time at `now`;
+    /// `hold_acks` (`fsync = "always"`) holds acknowledgements until durable.
+    pub fn enable_journal(&mut self, now: Instant, wall: WallTime, hold_acks: bool) {
         self.journal = Some(Journal {
-            pending: Vec::with_capacity(64 * 1024),
-            writer: None,
-            clock: WallClock { instant: now, wall },
+            sink: Sink::new(WallClock { instant: now, wall }),
             closing: false,
+            durable: super::durable::Durability::new(hold_acks),
+            failing: false,
         });
     }
 
@@ -95,11 +82,12 @@ impl ShardState {
         if change == Change::None || self.journal.is_none() || !self.owns(msg) {
             return;
         }
-        let Some(journal) = &mut self.journal else {
+        let Some(journal) = &self.journal else {
             return;
         };
-        let record = match change {
-            Change::Stored => Record::RetainedSet(record_of(msg, &journal.clock)),
+        let record = match (change, journal.clock()) {
+            (Change::Stored, Some(clock)) => Record::RetainedSet(record_of(msg, &clock)),
+            (Change::Stored, None) => return,
             _ => Record::RetainedClear(msg.topic.clone()),
         };
         journal.push(&record);
@@ -115,24 +103,22 @@ impl ShardState {
 
     /// The writer's side: a new wall-clock reading, for the deadlines logged next.
     pub fn set_wall_clock(&mut self, now: Instant, wall: WallTime) {
-        if let Some(journal) = &mut self.journal {
-            journal.clock = WallClock { instant: now, wall };
+        if let Some(Ok(mut sink)) = self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
+            sink.set_clock(WallClock { instant: now, wall });
         }
     }
 
     /// The writer's side: swaps the pending records into `batch` (empty, with its capacity
-    /// kept); true if there were any. With none, `waker` is woken by the next record.
+    /// kept) and seals the turn's held acknowledgements; true if there were records or
+    /// acknowledgements (then the writer writes, syncs and calls `journal_durable`). With
+    /// neither, `waker` is woken by the next.
     pub fn take_journal(&mut self, batch: &mut Vec<u8>, waker: &Waker) -> bool {
-        let Some(journal) = &mut self.journal else {
-            return false;
+        let got = match self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
+            Some(Ok(mut sink)) => sink.take(batch, waker),
+            _ => return false,
         };
-        batch.clear();
-        if journal.pending.is_empty() {
-            journal.writer = Some(waker.clone());
-            return false;
-        }
-        std::mem::swap(batch, &mut journal.pending);
-        true
+        let sealed = self.seal_ticket();
+        got || sealed
     }
 
     /// Whether the writer should write what is left and end.
@@ -144,19 +130,20 @@ impl ShardState {
     pub fn close_journal(&mut self) {
         if let Some(journal) = &mut self.journal {
             journal.closing = true;
-            if let Some(w) = journal.writer.take() {
-                w.wake();
+            if let Ok(mut sink) = journal.sink.try_borrow_mut() {
+                sink.wake();
             }
         }
     }
 
     /// A whole log (header first) holding the retained messages this shard owns, unexpired
-    /// at `now`, written into `out`: what compaction replaces the log by. The pending
-    /// records are dropped, as the snapshot holds their effect.
+    /// at `now`, and its persistent sessions with what they owe, written into `out`: what
+    /// compaction replaces the log by. The pending records are dropped, as the snapshot
+    /// holds their effect.
     pub fn journal_snapshot(&mut self, now: Instant, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&HEADER);
-        let Some(clock) = self.journal.as_ref().map(|j| j.clock) else {
+        let Some(clock) = self.journal.as_ref().and_then(|j| j.clock()) else {
             return;
         };
         for msg in self.retained.iter() {
@@ -168,31 +155,9 @@ impl ShardState {
                 log::error!("persistence: a record could not be encoded ({e}); not logged");
             }
         }
-        if let Some(journal) = &mut self.journal {
-            journal.pending.clear();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn deadlines_become_wall_clock_times_around_the_reading() {
-        let instant = Instant::now();
-        let clock = WallClock {
-            instant,
-            wall: WallTime(10_000),
-        };
-        assert_eq!(clock.wall_at(instant), WallTime(10_000));
-        assert_eq!(
-            clock.wall_at(instant + Duration::from_millis(2_500)),
-            WallTime(12_500)
-        );
-        if let Some(before) = instant.checked_sub(Duration::from_secs(1)) {
-            assert_eq!(clock.wall_at(before), WallTime(9_000));
+        self.snapshot_sessions(now, &clock, out);
+        if let Some(Ok(mut sink)) = self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
+            sink.clear();
         }
     }
 }

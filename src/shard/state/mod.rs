@@ -10,12 +10,15 @@
 //! - `subscriptions`: the local trie and the peers' interest; `shared`: shared groups.
 //! - `retained`: this shard's copy of the retained store.
 //! - `journal`: the records owed to the persistence log (when persistence is on), fed by
-//!   `store_retained` and taken by the log writer once per loop turn.
+//!   `store_retained`, `session_log` (persistent sessions' state) and the persistent
+//!   sessions themselves, taken by the log writer once per loop turn.
 //! - `mesh_out`: the mesh ends with their bounded overflow and reader back-pressure.
 //! - `timers`: the timer wheel and what its timers guard.
 //! - `reading`: the budget of bytes large packets being read may hold, and the packet clock
 //!   that closes a connection whose packet is too slow to arrive.
-//! - `flow` (held acknowledgements), `barrier` (held SUBACKs), `admission` (who gets in),
+//! - `flow` (held acknowledgements), `durable` (acknowledgements held until the log is
+//!   durable, `fsync = "always"`), `disk` (QoS 1/2 refused while the log cannot be
+//!   written), `barrier` (held SUBACKs), `admission` (who gets in),
 //!   `login` (password checks at CONNECT, run off the shard), `auth_files` (the password
 //!   and ACL files the shard uses, replaced on SIGHUP).
 //! - `events`: the log lines of connects, disconnects (with `Ending`, why) and refusals.
@@ -40,6 +43,8 @@ mod barrier;
 mod closing;
 mod connect;
 mod connections;
+mod disk;
+mod durable;
 mod events;
 mod flow;
 mod inbound;
@@ -52,6 +57,7 @@ mod peers;
 mod reading;
 mod retained;
 mod routing;
+mod session_log;
 mod sessions;
 mod shared;
 mod stats;
@@ -221,6 +227,8 @@ pub struct Counters {
     /// messages in flight to a member whose session ended [MQTT-4.8.2-5].
     pub dropped_shared: u64,
     pub stalled_disconnects: u64,
+    /// QoS 1/2 PUBLISHes refused because the persistence log could not be written.
+    pub refused_log_failing: u64,
 }
 
 impl ShardState {
@@ -281,6 +289,8 @@ impl ShardState {
         // Set once this SUBSCRIBE's SUBACK waits behind a barrier (the session pushes the
         // SUBACK before the subscriptions it grants).
         let mut barrier = None;
+        // A persistent session's subscriptions are in its logged state.
+        let mut subscriptions_changed = false;
         // In place: an `Action` is larger than what a move copies with a few registers, and
         // a PUBLISH or PUBACK makes one or two of them.
         for action in actions.iter_mut() {
@@ -311,8 +321,12 @@ impl ShardState {
                         id: *id,
                     };
                     self.subscribe(filter.clone(), sub, *is_new, barrier, now);
+                    subscriptions_changed = true;
                 }
-                Action::Unsubscribe(filter) => self.unsubscribe(session_key, filter),
+                Action::Unsubscribe(filter) => {
+                    self.unsubscribe(session_key, filter);
+                    subscriptions_changed = true;
+                }
                 Action::Close {
                     reason,
                     publish_will,
@@ -325,6 +339,9 @@ impl ShardState {
         actions.clear();
         if let Some(token) = barrier {
             self.send_barrier(token);
+        }
+        if subscriptions_changed && self.journal.is_some() {
+            self.log_session(session_key, now);
         }
     }
 
@@ -350,6 +367,14 @@ impl ShardState {
         if self.hold_ack(conn, packet) {
             return;
         }
+        if self.journal.is_some() && self.hold_until_durable(conn, packet) {
+            return;
+        }
+        self.send_packet(conn, packet, now);
+    }
+
+    /// `write_packet` past its holds.
+    fn send_packet(&mut self, conn: ConnId, packet: &Packet, now: Instant) {
         match self.conns.write_packet(conn, packet) {
             Ok(()) => self.stats.packets_sent += 1,
             Err(unsendable) => self.refuse_to_send(conn, packet, unsendable, now),

@@ -87,6 +87,8 @@ impl ShardState {
                 let _ = self.mesh.send(from, MeshMsg::BarrierAck { token });
             }
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
+            MeshMsg::DurableBarrier { token } => self.on_durable_barrier(from, token),
+            MeshMsg::DurableAck { token } => self.on_durable_ack(token, now),
             MeshMsg::Congestion { congested } => self.on_peer_congestion(from, congested, now),
             MeshMsg::SysReport(snapshot) => self.on_sys_report(from, *snapshot),
             // `drain_mesh` hands these to its caller.

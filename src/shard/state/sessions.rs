@@ -25,6 +25,11 @@ pub(super) struct SessionEntry {
     pub ignore_congestion: bool,
     /// Its last acknowledgement, or when it became congested (`flow`).
     pub progress_at: Instant,
+    /// The persistence log holds this session (`session_log`): its end must be logged.
+    pub logged: bool,
+    /// While offline: when it expires and when its pending will is due (for the log).
+    pub expiry_due: Option<Instant>,
+    pub will_due: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +77,9 @@ impl Sessions {
             congested: false,
             ignore_congestion: false,
             progress_at: now,
+            logged: false,
+            expiry_due: None,
+            will_due: None,
         });
         self.by_client_id.insert(client_id, key);
         key

@@ -975,4 +975,6 @@ fn a_suback_over_the_clients_maximum_packet_size_closes_before_subscribing_mqtt_
     assert!(!subscribed, "nothing of the SUBSCRIBE was applied");
 }
 mod auth_files;
+mod disk;
+mod durable;
 mod flow;

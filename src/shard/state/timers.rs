@@ -203,15 +203,18 @@ impl ShardState {
             .session
             .expiry_interval()
             .min(self.limits.max_session_expiry);
+        entry.expiry_due = None;
         if interval != u32::MAX {
             let key = TimerKey::SessionExpiry { session, epoch };
             let at = now + secs(interval);
+            entry.expiry_due = Some(at);
             self.timers.rearm(&mut entry.timers.expiry, at, key);
         }
         if entry.pending_will.is_some() {
             let delay = will_delay.min(interval);
             let key = TimerKey::WillDelay { session, epoch };
             let at = now + secs(delay);
+            entry.will_due = Some(at);
             self.timers.rearm(&mut entry.timers.will, at, key);
         }
     }

@@ -1,0 +1,238 @@
+//! What a persistent session writes to its shard's persistence log as it changes (its
+//! outbound QoS 1/2 messages through their stages, its inbound QoS 2 ids), the records a
+//! snapshot holds for it, and the session recovered from them at start. The session writes
+//! into the shard's `Sink` only while it has one (persistent, persistence on): otherwise
+//! each of these is one branch on a `None`.
+
+use super::{InFlight, Message, Queued, Session, Stage, outbound::PACKET_ID_SPACE};
+use crate::persist::{
+    OutMessage, Record, RecoveredSession, RetainedMessage, SharedSink, StoredMessage,
+    SubscriptionRecord, WallClock,
+};
+use crate::protocol::{Connect, PacketId};
+use hashbrown::HashMap;
+use std::time::Instant;
+
+/// A message a session still owes its client, as a snapshot writes it.
+#[derive(Debug)]
+pub enum OwedMessage<'a> {
+    /// Queued (`packet_id` none) or sent and not yet acknowledged.
+    Publish {
+        n: u64,
+        packet_id: Option<PacketId>,
+        msg: &'a Message,
+    },
+    /// QoS 2, PUBREC received: PUBREL is owed.
+    PubRel { n: u64, packet_id: PacketId },
+    /// An inbound QoS 2 id awaiting PUBREL.
+    InboundQos2(PacketId),
+}
+
+impl Session {
+    /// Gives the session the shard's sink (persistent, persistence on) or takes it away.
+    pub fn set_log(&mut self, sink: Option<SharedSink>) {
+        self.log = sink;
+    }
+
+    pub fn is_logged(&self) -> bool {
+        self.log.is_some()
+    }
+
+    pub(super) fn take_n(&mut self) -> u64 {
+        let n = self.next_n;
+        self.next_n += 1;
+        n
+    }
+
+    fn note(&self, record: impl FnOnce(String) -> Record) {
+        let Some(sink) = &self.log else {
+            return;
+        };
+        // The shard never holds its sink borrowed while a session runs; if it did, the
+        // record is lost rather than the shard.
+        if let Ok(mut sink) = sink.try_borrow_mut() {
+            sink.push(&record(self.client_id.clone()));
+        }
+    }
+
+    pub(super) fn log_queued(&self, n: u64, packet_id: Option<PacketId>, msg: &Message) {
+        let Some(sink) = &self.log else {
+            return;
+        };
+        let clock = match sink.try_borrow() {
+            Ok(sink) => sink.clock(),
+            Err(_) => return,
+        };
+        self.note(|client_id| {
+            Record::OutQueued(OutMessage {
+                client_id,
+                n,
+                packet_id,
+                message: to_stored(msg, &clock),
+            })
+        });
+    }
+
+    pub(super) fn log_sent(&self, n: u64, packet_id: PacketId) {
+        self.note(|client_id| Record::OutSent {
+            client_id,
+            n,
+            packet_id,
+        });
+    }
+
+    pub(super) fn log_released(&self, n: u64) {
+        self.note(|client_id| Record::OutReleased { client_id, n });
+    }
+
+    pub(super) fn log_done(&self, n: u64) {
+        self.note(|client_id| Record::OutDone { client_id, n });
+    }
+
+    pub(super) fn log_in_qos2(&self, packet_id: PacketId, awaiting: bool) {
+        self.note(|client_id| match awaiting {
+            true => Record::InQos2 {
+                client_id,
+                packet_id,
+            },
+            false => Record::InQos2Done {
+                client_id,
+                packet_id,
+            },
+        });
+    }
+
+    /// The subscriptions as the log keeps them.
+    pub fn subscription_records(&self) -> Vec<SubscriptionRecord> {
+        self.subscriptions_with_ids()
+            .map(|(filter, options, id)| SubscriptionRecord {
+                filter: filter.clone(),
+                options,
+                id,
+            })
+            .collect()
+    }
+
+    /// The will of the connected client, as the message it becomes, with its delay.
+    pub fn will_message(&self) -> Option<(Message, u32)> {
+        let delay = self.will_delay();
+        self.will.clone().map(|w| (Message::from_will(w), delay))
+    }
+
+    /// Every message the session still owes its client, oldest first (in flight, then
+    /// queued), and the inbound QoS 2 ids awaiting PUBREL: what a snapshot writes.
+    pub fn owed(&self, mut each: impl FnMut(OwedMessage<'_>)) {
+        for entry in &self.inflight {
+            each(match &entry.stage {
+                Stage::Published(msg) => OwedMessage::Publish {
+                    n: entry.n,
+                    packet_id: Some(entry.packet_id),
+                    msg,
+                },
+                Stage::Released => OwedMessage::PubRel {
+                    n: entry.n,
+                    packet_id: entry.packet_id,
+                },
+            });
+        }
+        for q in &self.queue {
+            each(OwedMessage::Publish {
+                n: q.n,
+                packet_id: None,
+                msg: &q.msg,
+            });
+        }
+        for &id in &self.inbound_qos2 {
+            if let Some(id) = PacketId::new(id) {
+                each(OwedMessage::InboundQos2(id));
+            }
+        }
+    }
+
+    /// A persistent session recovered from the log at start, offline: its subscriptions,
+    /// the messages it owes (those that had a packet id back in the window with it, to be
+    /// resent with DUP on reconnect [MQTT-4.4.0-1], the others queued), its inbound QoS 2
+    /// ids. `clock` reads both clocks at `now`, to turn wall-clock expiries into deadlines.
+    pub fn restored(recovered: &RecoveredSession, limits: super::Limits, clock: WallClock) -> Self {
+        let state = &recovered.state;
+        let connect = Connect {
+            version: state.version,
+            clean_start: false,
+            keep_alive: 0,
+            client_id: Default::default(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Default::default(),
+        };
+        let mut session = Self::new(state.client_id.clone(), &connect, limits);
+        session.connected = false;
+        session.writable = false;
+        session.persistent = true;
+        session.expiry_interval = state.expiry_interval;
+        let mut subscriptions = HashMap::with_capacity(state.subscriptions.len());
+        for sub in &state.subscriptions {
+            subscriptions.insert(sub.filter.clone(), (sub.options, sub.id));
+        }
+        session.subscriptions = subscriptions;
+        for (&n, out) in &recovered.messages {
+            let msg = out.message.as_ref().map(|m| from_stored(m, &clock));
+            match (out.packet_id, msg) {
+                (Some(packet_id), msg) => session.inflight.push_back(InFlight {
+                    // Recovered ids are any: seq 0 with `next_seq` a whole id space on makes
+                    // every allocation check for a collision while they are in flight.
+                    seq: 0,
+                    n,
+                    packet_id,
+                    stage: msg.map_or(Stage::Released, Stage::Published),
+                    group: None,
+                }),
+                (None, Some(msg)) => {
+                    session.queued_bytes += msg.queued_size();
+                    session.queue.push_back(Queued {
+                        n,
+                        msg,
+                        group: None,
+                    });
+                }
+                (None, None) => {}
+            }
+            session.next_n = n + 1;
+        }
+        session.next_seq = PACKET_ID_SPACE;
+        session.inbound_qos2 = recovered.inbound_qos2.iter().copied().collect();
+        session
+    }
+}
+
+/// A message as the log keeps it; `clock` turns its expiry into wall-clock time.
+pub fn to_stored(msg: &Message, clock: &WallClock) -> StoredMessage {
+    StoredMessage {
+        retain: msg.retain,
+        message: RetainedMessage {
+            topic: msg.topic.clone(),
+            payload: msg.payload.clone(),
+            qos: msg.qos,
+            properties: msg.properties.clone(),
+            expires_at: msg.expires_at.map(|at| clock.wall_at(at)),
+        },
+    }
+}
+
+/// The message of a log record; `clock` turns its wall-clock expiry into a deadline (one
+/// already passed is a deadline at the reading, so it expires at once).
+pub fn from_stored(m: &StoredMessage, clock: &WallClock) -> Message {
+    let expires_at = m.message.expires_at.map(|at| {
+        let left = clock.wall.until(at);
+        clock.instant + left
+    });
+    Message {
+        topic: m.message.topic.clone(),
+        payload: m.message.payload.clone(),
+        qos: m.message.qos,
+        retain: m.retain,
+        properties: m.message.properties.clone(),
+        expires_at,
+        received_at: None::<Instant>,
+    }
+}
