@@ -132,7 +132,7 @@ fn a_qos1_subscriber_that_never_reads_does_not_stall_the_publisher_or_other_subs
 
 #[test]
 fn the_home_shard_of_a_client_id_matches_the_broker() {
-    // The suite's FNV-1a home shard (which every cross-shard test relies on) must agree with
+    // The suite's home shard (which every cross-shard test relies on) must agree with
     // the broker's own.
     for id in ["", "a", "client-1", "bystander-a-0", "many-199"] {
         for shards in [1usize, 2, 3, 8] {

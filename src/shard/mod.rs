@@ -109,8 +109,8 @@ pub struct Handoff {
     pub accepted_at: std::time::Instant,
 }
 
-/// The home shard of a client id: FNV-1a of its bytes modulo the shard count. Fixed (not
-/// randomly seeded) so every shard, and the tests, compute the same home.
+/// The home shard of a client id: FNV-1a of its bytes, then mixed, modulo the shard count.
+/// Fixed (not randomly seeded) so every shard, and the tests, compute the same home.
 pub fn home_shard(client_id: &[u8], shards: usize) -> usize {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -118,7 +118,19 @@ pub fn home_shard(client_id: &[u8], shards: usize) -> usize {
         .iter()
         .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME));
     // The modulo of a u64 by a usize shard count fits in usize.
-    (hash % shards.max(1) as u64) as usize
+    (spread(hash) % shards.max(1) as u64) as usize
+}
+
+/// FNV-1a's low bits depend on few bits of the input (its low bit is the parity of the
+/// bytes' low bits, so with 2 shards ids of one shape all landed on one shard): xor-shifts
+/// and odd multipliers (MurmurHash3's finaliser) make every output bit depend on every
+/// input bit before the modulo takes the low ones.
+fn spread(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[cfg(test)]
@@ -126,16 +138,35 @@ mod tests {
     use super::home_shard;
 
     #[test]
-    fn home_shard_is_fnv1a_and_stable() {
-        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c.
-        assert_eq!(
-            home_shard(b"a", 1 << 20),
-            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 20)) as usize
-        );
+    fn home_shard_is_stable_and_spreads_ids_of_one_shape_over_every_shard() {
+        // Fixed values: a change of the rule moves every persisted session to another shard
+        // at the next start (recovery rehomes them, but it should be on purpose).
+        assert_eq!(home_shard(b"a", 1 << 20), 970_331);
         assert_eq!(home_shard(b"client", 1), 0);
-        let homes: std::collections::HashSet<usize> = (0..64)
-            .map(|i| home_shard(format!("c{i}").as_bytes(), 4))
-            .collect();
-        assert_eq!(homes.len(), 4, "ids spread over every shard");
+        for shards in [2usize, 3, 4, 8] {
+            let mut counts = vec![0usize; shards];
+            for i in 0..4_000 {
+                counts[home_shard(format!("sensor-{i}").as_bytes(), shards)] += 1;
+            }
+            let fair = 4_000 / shards;
+            assert!(
+                counts
+                    .iter()
+                    .all(|&c| c > fair * 9 / 10 && c < fair * 11 / 10),
+                "{shards} shards: {counts:?}"
+            );
+        }
+        // Ids whose bytes all have an even low bit: plain FNV-1a put every one of them on
+        // the same one of 2 shards.
+        let even = [b'b', b'd', b'f', b'h'];
+        let mut homes = [0usize; 2];
+        for a in even {
+            for b in even {
+                for c in even {
+                    homes[home_shard(&[a, b, c], 2)] += 1;
+                }
+            }
+        }
+        assert!(homes[0] > 16 && homes[1] > 16, "{homes:?}");
     }
 }

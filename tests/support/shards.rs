@@ -3,7 +3,8 @@
 
 use super::SHARDS;
 
-/// The home shard of a client id: FNV-1a 64-bit of its bytes modulo the shard count.
+/// The home shard of a client id: FNV-1a 64-bit of its bytes, mixed by MurmurHash3's
+/// 64-bit finaliser, modulo the shard count.
 ///
 /// An independent copy of the broker's rule, so a change to it fails one test
 /// (`conformance_scale::the_home_shard_of_a_client_id_matches_the_broker`) instead of
@@ -14,6 +15,11 @@ pub fn home_shard(client_id: &str, shards: usize) -> usize {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
     (hash % shards as u64) as usize
 }
 
