@@ -20,9 +20,13 @@ const BRIDGE_UP: Duration = Duration::from_secs(10);
 /// reconnect.
 fn bridge_toml(name: &str, remote: SocketAddr, topics: &[&str], extra: &str) -> String {
     let topics: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
+    let fast = match extra.contains("reconnect_min_ms") {
+        true => "",
+        false => "reconnect_min_ms = 50\nreconnect_max_ms = 200\n",
+    };
     format!(
         "[[bridges]]\nname = \"{name}\"\naddress = \"{remote}\"\ntopics = [{}]\n\
-         reconnect_min_ms = 50\nreconnect_max_ms = 200\nkeepalive = 5\n{extra}\n",
+         keepalive = 5\n{fast}{extra}\n",
         topics.join(", ")
     )
 }
@@ -30,23 +34,29 @@ fn bridge_toml(name: &str, remote: SocketAddr, topics: &[&str], extra: &str) -> 
 /// Waits until bridge `name` of `broker` says it is up (`$SYS/broker/connection/<name>/state`
 /// = "1", as Mosquitto publishes it).
 fn wait_up(broker: &Broker, name: &str) {
+    wait_state(broker, name, b"1");
+}
+
+/// Waits until bridge `name`'s state topic (retained) says `wanted`.
+fn wait_state(broker: &Broker, name: &str, wanted: &[u8]) {
     let state = format!("$SYS/broker/connection/{name}/state");
     let mut sub = RawClient::connect(
         broker.addr,
         V4,
         &format!("state-{name}-{}", unique_suffix()),
     );
-    sub.subscribe_ok(1, &[(state.as_str(), 0)]);
+    // The state may change before the SUBACK is read: no SUBACK-first expectation here.
+    sub.send(&SubscribeBuilder::with(1, &[(state.as_str(), 0)]).packet());
     let deadline = Instant::now() + BRIDGE_UP;
     while Instant::now() < deadline {
         if let Recv::Packet(Packet::Publish(p)) = sub.recv(Duration::from_millis(200))
-            && &p.payload[..] == b"1"
+            && &p.payload[..] == wanted
         {
             return;
         }
     }
     panic!(
-        "bridge {name} not up within {BRIDGE_UP:?}: {:?}",
+        "bridge {name} not {wanted:?} within {BRIDGE_UP:?}: {:?}",
         broker.log_lines()
     );
 }
@@ -118,4 +128,129 @@ fn an_in_rule_carries_remote_messages_here_with_the_prefixes_swapped() {
     let mut local_pub = RawClient::connect(local.addr, V4, "local-pub");
     local_pub.publish("site1/cmd/x", b"stay", 1, false);
     remote_sub.expect_nothing(QUIET);
+}
+
+/// Every PUBLISH `client` receives until it is quiet for `quiet`, acknowledged.
+fn drain(client: &mut RawClient, quiet: Duration) -> Vec<Publish> {
+    collect_publishes(client, quiet)
+}
+
+#[test]
+fn a_both_rule_carries_each_way_and_nothing_comes_back_over_mqtt5_no_local() {
+    // [MQTT-3.8.3-3] (5.0): with No Local, the server must not send a message back to the
+    // connection that published it; the bridge subscribes with it at the remote, and its
+    // local session subscribes with it here, so one message crosses once and stops.
+    let remote = Broker::start();
+    let local = Broker::start_with_config(&bridge_toml(
+        "peer",
+        remote.addr,
+        &["chat/# both 1 a/ b/"],
+        "protocol = \"mqtt5\"",
+    ));
+    wait_up(&local, "peer");
+    let mut here = RawClient::connect(local.addr, V5, "here-sub");
+    here.subscribe_ok(1, &[("a/chat/#", 1)]);
+    let mut there = RawClient::connect(remote.addr, V5, "there-sub");
+    there.subscribe_ok(1, &[("b/chat/#", 1)]);
+    let mut here_pub = RawClient::connect(local.addr, V5, "here-pub");
+    let first = publish_until_received(&mut here_pub, "a/chat/hello", b"out", &mut there);
+    assert_eq!(first.topic.as_str(), "b/chat/hello");
+    // What the retries sent before the bridge's subscriptions were in place is settled now.
+    drain(&mut there, QUIET);
+    drain(&mut here, QUIET);
+    here_pub.publish("a/chat/once", b"one", 1, false);
+    let there_got = drain(&mut there, QUIET);
+    let here_got = drain(&mut here, QUIET);
+    assert_eq!(there_got.len(), 1, "crossed once: {there_got:?}");
+    assert_eq!(here_got.len(), 1, "no copy came back: {here_got:?}");
+    let mut there_pub = RawClient::connect(remote.addr, V5, "there-pub");
+    there_pub.publish("b/chat/back", b"in", 1, false);
+    let here_got = drain(&mut here, QUIET);
+    let there_got = drain(&mut there, QUIET);
+    assert_eq!(payloads(&here_got), ["in"], "came in once as a/chat/back");
+    assert_eq!(here_got[0].topic.as_str(), "a/chat/back");
+    assert_eq!(payloads(&there_got), ["in"], "and was not sent back out");
+}
+
+#[test]
+fn a_3_1_1_bridge_is_recognised_by_a_ringmq_remote_so_nothing_loops_either() {
+    // 3.1.1 has no No Local: the bridge connects with protocol level 0x84 (Mosquitto's
+    // try_private) and ringmq gives its subscriptions No Local and Retain As Published.
+    let remote = Broker::start();
+    let local = Broker::start_with_config(&bridge_toml(
+        "old",
+        remote.addr,
+        &["chat/# both 1"],
+        "protocol = \"mqtt311\"",
+    ));
+    wait_up(&local, "old");
+    let mut here = RawClient::connect(local.addr, V4, "here-sub");
+    here.subscribe_ok(1, &[("chat/#", 1)]);
+    let mut there = RawClient::connect(remote.addr, V4, "there-sub");
+    there.subscribe_ok(1, &[("chat/#", 1)]);
+    let mut here_pub = RawClient::connect(local.addr, V4, "here-pub");
+    publish_until_received(&mut here_pub, "chat/warmup", b"w", &mut there);
+    drain(&mut there, QUIET);
+    drain(&mut here, QUIET);
+    here_pub.publish("chat/x", b"once", 1, true);
+    assert_eq!(payloads(&drain(&mut there, QUIET)), ["once"]);
+    let here_got = drain(&mut here, QUIET);
+    assert_eq!(payloads(&here_got), ["once"], "no echo from the remote");
+    // Retain As Published at the remote: a retained message stays retained across.
+    let mut late = RawClient::connect(remote.addr, V4, "late-sub");
+    late.subscribe_ok(1, &[("chat/x", 1)]);
+    let kept = late.expect_publish_acked();
+    assert!(kept.retain && &kept.payload[..] == b"once", "{kept:?}");
+    assert!(
+        local
+            .log_lines()
+            .iter()
+            .all(|l| !l.contains("refused the bridge protocol level")),
+        "the remote took the bridge level 0x84"
+    );
+}
+
+#[test]
+fn qos_1_messages_published_while_the_remote_is_down_arrive_when_it_is_back() {
+    let mut remote = Broker::start();
+    let addr = remote.addr;
+    let local = Broker::start_with_config(&bridge_toml(
+        "cloud",
+        addr,
+        &["sensors/# out 1 \"\" cloud/"],
+        "clean_start = false\nreconnect_min_ms = 1000\nreconnect_max_ms = 2000",
+    ));
+    wait_up(&local, "cloud");
+    remote.kill_and_reap();
+    wait_state(&local, "cloud", b"0");
+    let mut publisher = RawClient::connect(local.addr, V4, "pub");
+    for i in 0..10 {
+        // PUBACKed by this broker: the bridge's local session queues it for the remote.
+        publisher.publish(
+            &format!("sensors/{i}"),
+            format!("m{i}").as_bytes(),
+            1,
+            false,
+        );
+    }
+    // A QoS 0 message has nowhere to wait: dropped (and counted).
+    publisher.publish("sensors/q0", b"gone", 0, false);
+    let remote = Broker::start_on(addr).unwrap_or_else(|e| panic!("remote again: {e}"));
+    let mut sub = RawClient::connect(remote.addr, V4, "remote-sub");
+    sub.subscribe_ok(1, &[("cloud/#", 1)]);
+    let deadline = Instant::now() + BRIDGE_UP;
+    let mut got = Vec::new();
+    while got.len() < 10 && Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = sub.recv(Duration::from_millis(200)) {
+            sub.ack(&p);
+            got.push(payload_str(&p));
+        }
+    }
+    let wanted: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, wanted, "all ten, in order");
+    sub.expect_nothing(QUIET);
+}
+
+fn payloads(got: &[Publish]) -> Vec<String> {
+    got.iter().map(payload_str).collect()
 }

@@ -176,6 +176,7 @@ impl BridgeSession {
         properties.session_expiry_interval = Some(u32::MAX);
         properties.receive_maximum = Some(self.local_window().max(1));
         Some(Connect {
+            bridge: false,
             version: ProtocolVersion::V5,
             clean_start: false,
             keep_alive: 0,

@@ -3,7 +3,6 @@
 //! One task does it all, so a read and a write never overlap; the caller bounds it in time.
 
 use super::core::SharedCore;
-use crate::bridge::mark_private;
 use crate::config::{BridgeConfig, BridgeProtocol};
 use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
 use crate::tls::TlsClient;
@@ -60,7 +59,7 @@ pub(super) fn version(config: &BridgeConfig) -> ProtocolVersion {
 
 /// The bridge's CONNECT to the remote. A kept session (clean_start = false) must outlive the
 /// connection: 5.0 asks for a Session Expiry Interval that never ends.
-fn remote_connect(config: &BridgeConfig) -> Option<Connect> {
+fn remote_connect(config: &BridgeConfig, private: bool) -> Option<Connect> {
     let version = version(config);
     let mut properties = Properties::default();
     if version == ProtocolVersion::V5 {
@@ -72,6 +71,8 @@ fn remote_connect(config: &BridgeConfig) -> Option<Connect> {
     let mqtt = |s: &String| s.as_str().try_into().ok();
     Some(Connect {
         version,
+        // Mosquitto's try_private: 3.1.1 level 0x84 (the codec ignores it for 5.0).
+        bridge: private,
         clean_start: config.clean_start,
         keep_alive: config.keepalive,
         client_id: config.client_id.as_str().try_into().ok()?,
@@ -115,13 +116,10 @@ pub(super) async fn establish(
         }
     }
     let version = version(config);
-    let connect = remote_connect(config).ok_or(Failure::Closed)?;
+    let connect = remote_connect(config, private).ok_or(Failure::Closed)?;
     let mut bytes = BytesMut::new();
     protocol::encode(&Packet::Connect(Box::new(connect)), version, &mut bytes)
         .map_err(|e| Failure::Tls(format!("CONNECT does not encode: {e:?}")))?;
-    if private {
-        mark_private(&mut bytes);
-    }
     let bytes = match &mut tls_client {
         None => bytes,
         Some(client) => {
