@@ -7,7 +7,10 @@
 pub mod support;
 
 use ringmq::protocol::{Packet, ProtocolVersion, Publish};
-use std::net::SocketAddr;
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -253,4 +256,187 @@ fn qos_1_messages_published_while_the_remote_is_down_arrive_when_it_is_back() {
 
 fn payloads(got: &[Publish]) -> Vec<String> {
     got.iter().map(payload_str).collect()
+}
+
+/// A TCP forwarder between the bridge and its remote that the test opens, closes and cuts:
+/// the test decides when a restarted remote is reachable.
+struct Gate {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    /// The forwarded connections (both ends), to cut them.
+    links: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gate {
+    fn new(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("gate: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("gate: {e}"));
+        let _ = listener.set_nonblocking(true);
+        let open = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (o, s, l) = (open.clone(), stop.clone(), links.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                if !o.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                forward(&client, &server, &l);
+            }
+        });
+        Self {
+            addr,
+            open,
+            stop,
+            links,
+            thread: Some(thread),
+        }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Closes every forwarded connection.
+    fn cut(&self) {
+        let links = std::mem::take(&mut *self.links.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in links {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies both ways between `a` and `b` until either side ends, then closes both.
+fn forward(a: &TcpStream, b: &TcpStream, links: &Mutex<Vec<TcpStream>>) {
+    let pairs = [
+        (a.try_clone(), b.try_clone()),
+        (b.try_clone(), a.try_clone()),
+    ];
+    if let Ok(mut l) = links.lock() {
+        l.extend(a.try_clone());
+        l.extend(b.try_clone());
+    }
+    for pair in pairs {
+        let (Ok(mut from), Ok(mut to)) = pair else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        });
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_remote_killed_and_restarted_20_times_loses_no_qos_1_message() {
+    let mut remote = Broker::start();
+    let addr = remote.addr;
+    let gate = Gate::new(addr);
+    let local = Broker::start_with_config(&bridge_toml("cloud", gate.addr, &["load/# out 1"], ""));
+    wait_up(&local, "cloud");
+    let mut sink = RawClient::connect(addr, V4, "sink");
+    sink.subscribe_ok(1, &[("load/#", 1)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let (stop, at) = (stop.clone(), local.addr);
+        std::thread::spawn(move || {
+            let mut publisher = RawClient::connect(at, V4, "publisher");
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // PUBACKed by the local broker once its bridge session has it.
+                publisher.publish("load/n", sent.to_string().as_bytes(), 1, false);
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            sent
+        })
+    };
+    let mut got = HashSet::new();
+    // For `window` (the publisher never pauses, so nothing waits for quiet).
+    let take = |sink: &mut RawClient, window: Duration, got: &mut HashSet<String>| {
+        let until = Instant::now() + window;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if let Recv::Packet(Packet::Publish(p)) = sink.recv(left.max(Duration::from_millis(1)))
+            {
+                sink.ack(&p);
+                got.insert(payload_str(&p));
+            }
+        }
+    };
+    let started = Instant::now();
+    let rss_before = rss_kb(local.pid());
+    for _ in 0..20 {
+        take(&mut sink, Duration::from_millis(150), &mut got);
+        // The link is cut first and the sink drains what the remote already acknowledged:
+        // a remote killed with a message it acknowledged but had not delivered loses it,
+        // whatever sent it. What the bridge had not had acknowledged, it sends again.
+        gate.set_open(false);
+        gate.cut();
+        take(&mut sink, Duration::from_millis(100), &mut got);
+        remote.kill_and_reap();
+        remote = Broker::start_on(addr).unwrap_or_else(|e| panic!("remote again: {e}"));
+        sink = RawClient::connect(addr, V4, "sink");
+        sink.subscribe_ok(1, &[("load/#", 1)]);
+        gate.set_open(true);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = publishing
+        .join()
+        .unwrap_or_else(|_| panic!("publisher failed"));
+    let deadline = Instant::now() + BRIDGE_UP;
+    let all =
+        |got: &std::collections::HashSet<String>| (0..sent).all(|i| got.contains(&i.to_string()));
+    while Instant::now() < deadline && !all(&got) {
+        take(&mut sink, Duration::from_millis(200), &mut got);
+    }
+    let missing: Vec<u32> = (0..sent)
+        .filter(|i| !got.contains(&i.to_string()))
+        .collect();
+    assert!(sent > 100, "the publisher ran ({sent} messages)");
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} lost: {missing:?}",
+        missing.len()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "bounded in time"
+    );
+    let rss_after = rss_kb(local.pid());
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory bounded: {rss_before} kB -> {rss_after} kB"
+    );
 }

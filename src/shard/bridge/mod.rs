@@ -91,6 +91,7 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
     state
         .borrow_mut()
         .bridge_state(name, (None, false), notify, Instant::now());
+    prime_local_session(&state, &core, &bridge);
     let max_packet = state.borrow().limits().max_packet_size;
     while !shutdown.is_triggered() {
         let addr = config.addresses[next % config.addresses.len()];
@@ -156,6 +157,30 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
             break;
         }
     }
+}
+
+/// Creates the bridge's local session with its subscriptions before the remote was ever
+/// reached, and leaves it offline: from the start, what the bridge carries out queues there
+/// (QoS 1/2, within the session bounds) until the remote is up.
+fn prime_local_session(state: &Shared, core: &SharedCore, bridge: &Bridge) {
+    let now = Instant::now();
+    let (connect, subscribe) = {
+        let c = core.borrow();
+        (
+            c.session.local_connect(&bridge.local_id),
+            c.session.local_subscribe(),
+        )
+    };
+    let Some(connect) = connect else {
+        return;
+    };
+    let mut s = state.borrow_mut();
+    let conn = s.open(&connect, bridge.local_id.clone(), false, now);
+    if let Some(subscribe) = subscribe {
+        s.on_packet(conn, subscribe, now);
+    }
+    s.close(conn, None, false, now);
+    s.remove_conn(conn, now);
 }
 
 /// `work`'s output, or `None` if shutdown comes first (`work` is dropped: it holds no read
