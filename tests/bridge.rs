@@ -23,13 +23,17 @@ const BRIDGE_UP: Duration = Duration::from_secs(10);
 /// reconnect.
 fn bridge_toml(name: &str, remote: SocketAddr, topics: &[&str], extra: &str) -> String {
     let topics: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
+    let keepalive = match extra.contains("keepalive") {
+        true => "",
+        false => "keepalive = 5\n",
+    };
     let fast = match extra.contains("reconnect_min_ms") {
         true => "",
         false => "reconnect_min_ms = 50\nreconnect_max_ms = 200\n",
     };
     format!(
         "[[bridges]]\nname = \"{name}\"\naddress = \"{remote}\"\ntopics = [{}]\n\
-         keepalive = 5\n{fast}{extra}\n",
+         {keepalive}{fast}{extra}\n",
         topics.join(", ")
     )
 }
@@ -439,4 +443,222 @@ fn the_remote_killed_and_restarted_20_times_loses_no_qos_1_message() {
         rss_after < rss_before + 64 * 1024,
         "memory bounded: {rss_before} kB -> {rss_after} kB"
     );
+}
+
+/// A Mosquitto remote for `test`, or `None` (the test passes, having said why).
+fn mosquitto(test: &str, extra: &str) -> Option<Mosquitto> {
+    Mosquitto::start(test, extra)
+}
+
+#[test]
+fn ringmq_bridges_to_mosquitto_out_in_and_both_with_prefixes_over_3_1_1_and_5_0() {
+    let Some(remote) = mosquitto("bridge_to_mosquitto", "") else {
+        return;
+    };
+    for protocol in ["mqtt311", "mqtt5"] {
+        let name = format!("m-{protocol}");
+        let local = Broker::start_with_config(&bridge_toml(
+            &name,
+            remote.addr,
+            &[
+                "sensors/# out 1 site/ cloud/site/",
+                "cmd/# in 1 site/ cloud/site/",
+                "chat/# both 1 \"\" shared/",
+            ],
+            &format!("protocol = \"{protocol}\""),
+        ));
+        wait_up(&local, &name);
+        let mut there = RawClient::connect(remote.addr, V4, &format!("there-{protocol}"));
+        there.subscribe_ok(1, &[("cloud/site/#", 1), ("shared/#", 1)]);
+        let mut here = RawClient::connect(local.addr, V4, &format!("here-{protocol}"));
+        here.subscribe_ok(1, &[("site/#", 1), ("chat/#", 1)]);
+        let mut here_pub = RawClient::connect(local.addr, V4, &format!("here-pub-{protocol}"));
+        let got = publish_until_received(&mut here_pub, "site/sensors/a", b"1", &mut there);
+        assert_eq!(got.topic.as_str(), "cloud/site/sensors/a", "{protocol}");
+        drain(&mut here, QUIET);
+        let mut there_pub = RawClient::connect(remote.addr, V4, &format!("there-pub-{protocol}"));
+        let got = publish_until_received(&mut there_pub, "cloud/site/cmd/go", b"2", &mut here);
+        assert_eq!(got.topic.as_str(), "site/cmd/go", "{protocol}");
+        drain(&mut here, QUIET);
+        drain(&mut there, QUIET);
+        // both: each way once, and Mosquitto does not send the bridge's own messages back
+        // (5.0 No Local [MQTT-3.8.3-3]; 3.1.1: it recognises the bridge level 0x84).
+        here_pub.publish("chat/x", b"out", 1, false);
+        assert_eq!(payloads(&drain(&mut there, QUIET)), ["out"], "{protocol}");
+        assert_eq!(
+            payloads(&drain(&mut here, QUIET)),
+            ["out"],
+            "{protocol}: no echo"
+        );
+        there_pub.publish("shared/chat/y", b"in", 1, false);
+        let here_got = drain(&mut here, QUIET);
+        assert_eq!(payloads(&here_got), ["in"], "{protocol}");
+        assert_eq!(here_got[0].topic.as_str(), "chat/y");
+        assert_eq!(
+            payloads(&drain(&mut there, QUIET)),
+            ["in"],
+            "{protocol}: not sent back"
+        );
+    }
+}
+
+#[test]
+fn qos_1_messages_queued_while_mosquitto_is_down_arrive_after_it_restarts() {
+    let Some(mut remote) = mosquitto("queue_across_mosquitto_restart", "") else {
+        return;
+    };
+    let local = Broker::start_with_config(&bridge_toml(
+        "m",
+        remote.addr,
+        &["q/# out 1"],
+        "clean_start = false\nreconnect_min_ms = 1000\nreconnect_max_ms = 2000",
+    ));
+    wait_up(&local, "m");
+    remote.kill();
+    wait_state(&local, "m", b"0");
+    let mut publisher = RawClient::connect(local.addr, V4, "pub");
+    for i in 0..5 {
+        publisher.publish("q/t", format!("m{i}").as_bytes(), 1, false);
+    }
+    remote.restart();
+    let mut sub = RawClient::connect(remote.addr, V4, "sub");
+    sub.subscribe_ok(1, &[("q/#", 1)]);
+    let deadline = Instant::now() + BRIDGE_UP;
+    let mut got = Vec::new();
+    while got.len() < 5 && Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = sub.recv(Duration::from_millis(200)) {
+            sub.ack(&p);
+            got.push(payload_str(&p));
+        }
+    }
+    assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
+}
+
+/// `tls = { ... }` for a bridge trusting `pki`'s CA, with a client certificate if given.
+fn tls_table(pki: &Pki, client: Option<&str>) -> String {
+    let ca = path_str(&pki.path("ca.pem"));
+    match client {
+        None => format!("tls = {{ ca = {ca:?} }}"),
+        Some(cn) => {
+            let issued = pki.client(cn);
+            let cert = path_str(&pki.write("client.pem", &issued.cert_pem));
+            let key = path_str(&pki.write("client.key", &issued.key_pem));
+            format!("tls = {{ ca = {ca:?}, cert = {cert:?}, key = {key:?} }}")
+        }
+    }
+}
+
+#[test]
+fn a_bridge_over_tls_with_a_client_certificate_to_ringmq() {
+    let pki = Pki::new();
+    let extra = format!("{}\nrequire_client_cert = true", pki.client_ca_line());
+    let remote = Broker::start_with_config(&pki.listener_toml("mqtt", &extra));
+    let tls_addr = remote.listener("listeners[0]");
+    let local = Broker::start_with_config(&bridge_toml(
+        "secure",
+        tls_addr,
+        &["s/# out 1"],
+        &tls_table(&pki, Some("bridge-client")),
+    ));
+    wait_up(&local, "secure");
+    let mut sub = RawClient::connect(remote.addr, V4, "plain-sub");
+    sub.subscribe_ok(1, &[("s/#", 1)]);
+    let mut publisher = RawClient::connect(local.addr, V4, "pub");
+    let got = publish_until_received(&mut publisher, "s/t", b"encrypted", &mut sub);
+    assert_eq!(&got.payload[..], b"encrypted");
+}
+
+#[test]
+fn a_bridge_over_tls_to_mosquitto_with_a_certificate_made_in_the_test() {
+    let pki = Pki::new();
+    let conf = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\n",
+        path_str(&pki.path("ca.pem")),
+        path_str(&pki.path("server.pem")),
+        path_str(&pki.path("server.key")),
+    );
+    let Some(remote) = mosquitto("bridge_over_tls_to_mosquitto", &conf) else {
+        return;
+    };
+    let local = Broker::start_with_config(&bridge_toml(
+        "secure",
+        remote.addr,
+        &["s/# both 1"],
+        &tls_table(&pki, None),
+    ));
+    wait_up(&local, "secure");
+    let tls = client_config(&pki.ca_pem(), None);
+    let wire = tls_connect(remote.addr, tls).unwrap_or_else(|e| panic!("tls: {e}"));
+    let sub = RawClient::from_wire(Box::new(wire), V4, "tls-sub");
+    let (mut sub, _) = sub.handshake(ConnectBuilder::new(V4, "tls-sub"));
+    sub.subscribe_ok(1, &[("s/#", 1)]);
+    let mut publisher = RawClient::connect(local.addr, V4, "pub");
+    let got = publish_until_received(&mut publisher, "s/t", b"over tls", &mut sub);
+    assert_eq!(&got.payload[..], b"over tls");
+}
+
+/// A fake remote that answers every connection the way `mode` says; counts connections.
+fn fake_remote(mode: &'static str) -> (SocketAddr, Arc<std::sync::atomic::AtomicU32>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, Ordering::Relaxed);
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 1024];
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = stream.read(&mut buf);
+                let reply: &[u8] = match mode {
+                    // 3.1.1 CONNACK 0x05 Not authorized.
+                    "refuse" => &[0x20, 0x02, 0x00, 0x05],
+                    "garbage" => &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+                    // CONNACK accepted, then nothing, not even PINGRESP.
+                    "silent" => &[0x20, 0x02, 0x00, 0x00],
+                    // "stall": not a byte.
+                    _ => &[],
+                };
+                let _ = stream.write_all(reply);
+                std::thread::sleep(Duration::from_secs(6));
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn a_remote_that_refuses_sends_garbage_or_stalls_is_retried_and_never_blocks_local_clients() {
+    for mode in ["silent", "refuse", "garbage", "stall"] {
+        let (addr, connections) = fake_remote(mode);
+        let local = Broker::start_with_config(&bridge_toml(
+            "bad",
+            addr,
+            &["# both 1"],
+            "protocol = \"mqtt311\"\ntry_private = false\nkeepalive = 1\nconnect_timeout_ms = 300",
+        ));
+        // Local clients are served all along, on every shard.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let mut round = 0;
+        while Instant::now() < deadline {
+            let [a, b] = ids_on_distinct_shards(&format!("{mode}-{round}"));
+            let mut sub = RawClient::connect(local.addr, V4, &a);
+            sub.subscribe_ok(1, &[("local/t", 1)]);
+            let mut publisher = RawClient::connect(local.addr, V4, &b);
+            publisher.publish("local/t", b"fine", 1, false);
+            assert_eq!(&sub.expect_publish_acked().payload[..], b"fine", "{mode}");
+            round += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let tries = connections.load(Ordering::Relaxed);
+        assert!(
+            tries >= 2,
+            "{mode}: retried ({tries} connections): {:?}",
+            local.log_lines()
+        );
+        let logged = local.log_lines().iter().any(|l| l.contains("bridge bad"));
+        assert!(logged, "{mode}: logged: {:?}", local.log_lines());
+    }
 }

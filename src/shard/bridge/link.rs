@@ -115,36 +115,41 @@ pub(super) async fn write_remote(
     let mut spare = BytesMut::new();
     let mut out = BytesMut::new();
     let mut last_ping = Instant::now();
+    // A deadline, not an idle timeout: a steady flow of messages must not starve it.
+    let mut next_tick = Instant::now() + TICK;
     loop {
         let work = {
             let waiting = poll_fn(|cx| poll_work(&state, &core, &mut spare, shutdown.as_mut(), cx));
-            match monoio::time::timeout(TICK, waiting).await {
+            let left = next_tick.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(left, waiting).await {
                 Ok(work) => work,
                 Err(_) => Work::Tick,
             }
         };
         let now = Instant::now();
-        match work {
-            Work::End => break,
-            Work::Tick => {
-                let mut c = core.borrow_mut();
-                if now.duration_since(c.last_read) > keepalive + keepalive / 2 {
-                    c.finish(LinkEnd::Stalled);
-                    continue;
-                }
-                if now.duration_since(last_ping) >= keepalive {
-                    last_ping = now;
-                    c.send_remote(&Packet::PingReq);
-                }
-                let conn = c.local;
-                drop(c);
-                if let Some(conn) = conn {
-                    // The local connection has no reader: its activity is the bridge's.
-                    state.borrow_mut().end_of_batch(conn, now, &[]);
-                }
+        if matches!(work, Work::End) {
+            break;
+        }
+        if now >= next_tick {
+            next_tick = now + TICK;
+            let mut c = core.borrow_mut();
+            if now.duration_since(c.last_read) > keepalive + keepalive / 2 {
+                c.finish(LinkEnd::Stalled);
                 continue;
             }
-            Work::Write => {}
+            if now.duration_since(last_ping) >= keepalive {
+                last_ping = now;
+                c.send_remote(&Packet::PingReq);
+            }
+            let conn = c.local;
+            drop(c);
+            if let Some(conn) = conn {
+                // The local connection has no reader: its activity is the bridge's.
+                state.borrow_mut().end_of_batch(conn, now, &[]);
+            }
+        }
+        if !core.borrow().has_output() {
+            continue;
         }
         let taken = core.borrow_mut().take_output(&mut out);
         if let Err(e) = taken {
