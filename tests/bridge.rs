@@ -662,3 +662,44 @@ fn a_remote_that_refuses_sends_garbage_or_stalls_is_retried_and_never_blocks_loc
         assert!(logged, "{mode}: logged: {:?}", local.log_lines());
     }
 }
+
+#[test]
+fn the_bridge_state_is_in_the_metrics() {
+    let remote = Broker::start();
+    let local = Broker::start_with_config(&format!(
+        "{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        bridge_toml("cloud", remote.addr, &["x/# out 1"], "")
+    ));
+    wait_up(&local, "cloud");
+    let text = eventually("bridge metrics", || {
+        let text = scrape(local.metrics_addr());
+        let up: u64 = metric_sum(&text, "ringmq_bridges_up");
+        match up {
+            1 => Ok(text),
+            n => Err(format!("ringmq_bridges_up = {n}")),
+        }
+    });
+    assert_eq!(metric_sum(&text, "ringmq_bridges_down"), 0, "{text}");
+    assert!(
+        metric_sum(&text, "ringmq_bridge_connects_total") >= 1,
+        "{text}"
+    );
+}
+
+/// `GET /metrics`.
+fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("metrics: {e}"));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
+}
+
+/// The sum of a metric's samples over its labels.
+fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
