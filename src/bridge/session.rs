@@ -499,3 +499,6 @@ fn local_publish(
         payload: p.payload.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;
