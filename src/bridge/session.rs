@@ -15,8 +15,8 @@ use hashbrown::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroU16;
 
-/// Most messages the remote may have in flight towards us (our 5.0 Receive Maximum; a 3.1.1
-/// remote that sends more is cut off).
+/// Most messages the remote may have in flight towards us, at most (our 5.0 Receive Maximum
+/// is this or the local Receive Maximum if lower; a remote that sends more is cut off).
 pub const MAX_INBOUND: u16 = 256;
 
 /// What to send each side after a packet.
@@ -33,7 +33,7 @@ pub enum BridgeError {
     Refused(ReasonCode),
     /// A packet the remote must not send to a client.
     Unexpected(PacketType),
-    /// More QoS 1/2 messages in flight towards us than `MAX_INBOUND`.
+    /// More QoS 1/2 messages in flight towards us than the Receive Maximum we announced.
     TooManyInFlight,
     /// Every remote packet id is in use (the remote acknowledges nothing).
     NoPacketId,
@@ -46,9 +46,8 @@ impl fmt::Display for BridgeError {
         match self {
             Self::Refused(code) => write!(f, "the remote refused the CONNECT: {code:?}"),
             Self::Unexpected(t) => write!(f, "the remote sent a {t:?}, which a server must not"),
-            Self::TooManyInFlight => write!(
-                f,
-                "the remote has more than {MAX_INBOUND} QoS 1/2 messages unacknowledged"
+            Self::TooManyInFlight => f.write_str(
+                "the remote has more QoS 1/2 messages unacknowledged than our Receive Maximum",
             ),
             Self::NoPacketId => f.write_str("every packet id towards the remote is in use"),
             Self::Disconnected(code) => write!(f, "the remote sent DISCONNECT {code:?}"),
@@ -94,6 +93,9 @@ pub struct BridgeSession {
     remote_max_qos: QoS,
     remote_receive_maximum: u16,
     remote_max_packet: usize,
+    /// Messages carried in at most in flight: no more than the local session takes from one
+    /// client before it counts a Receive Maximum violation.
+    max_inbound: u16,
     /// Messages not carried out because they are over the remote's Maximum Packet Size.
     pub dropped_too_large: u64,
 }
@@ -149,12 +151,24 @@ impl BridgeSession {
             remote_max_qos: QoS::ExactlyOnce,
             remote_receive_maximum: u16::MAX,
             remote_max_packet: usize::MAX,
+            max_inbound: MAX_INBOUND,
             dropped_too_large: 0,
         }
     }
 
     pub fn version(&self) -> ProtocolVersion {
         self.version
+    }
+
+    /// Limits what the remote may have in flight towards us to what the local session takes
+    /// (its Receive Maximum, `mqtt.receive_maximum`), and `MAX_INBOUND`.
+    pub fn limit_inbound(&mut self, local_receive_maximum: u16) {
+        self.max_inbound = local_receive_maximum.clamp(1, MAX_INBOUND);
+    }
+
+    /// Our 5.0 Receive Maximum towards the remote.
+    pub fn max_inbound(&self) -> u16 {
+        self.max_inbound
     }
 
     /// How many messages the local session may have in flight to the bridge: the remote's
@@ -356,7 +370,7 @@ impl BridgeSession {
             sends.remote.extend(ack_for(p.qos, r));
             return Ok(());
         };
-        if self.inbound.len() >= usize::from(MAX_INBOUND) {
+        if self.inbound.len() >= usize::from(self.max_inbound) {
             return Err(BridgeError::TooManyInFlight);
         }
         let inbound = &self.inbound;

@@ -59,14 +59,14 @@ pub(super) fn version(config: &BridgeConfig) -> ProtocolVersion {
 
 /// The bridge's CONNECT to the remote. A kept session (clean_start = false) must outlive the
 /// connection: 5.0 asks for a Session Expiry Interval that never ends.
-fn remote_connect(config: &BridgeConfig, private: bool) -> Option<Connect> {
+fn remote_connect(config: &BridgeConfig, private: bool, receive_maximum: u16) -> Option<Connect> {
     let version = version(config);
     let mut properties = Properties::default();
     if version == ProtocolVersion::V5 {
         if !config.clean_start {
             properties.session_expiry_interval = Some(u32::MAX);
         }
-        properties.receive_maximum = Some(crate::bridge::MAX_INBOUND);
+        properties.receive_maximum = Some(receive_maximum);
     }
     let mqtt = |s: &String| s.as_str().try_into().ok();
     Some(Connect {
@@ -116,7 +116,8 @@ pub(super) async fn establish(
         }
     }
     let version = version(config);
-    let connect = remote_connect(config, private).ok_or(Failure::Closed)?;
+    let receive_maximum = core.borrow().session.max_inbound();
+    let connect = remote_connect(config, private, receive_maximum).ok_or(Failure::Closed)?;
     let mut bytes = BytesMut::new();
     protocol::encode(&Packet::Connect(Box::new(connect)), version, &mut bytes)
         .map_err(|e| Failure::Tls(format!("CONNECT does not encode: {e:?}")))?;

@@ -28,6 +28,8 @@ const OUT_HIGH_WATER: usize = 256 * 1024;
 /// How often the writer wakes at the least: keep alive, stall check.
 const TICK: Duration = Duration::from_millis(500);
 const READ_BUF: usize = 64 * 1024;
+/// A read asks for at least this much room.
+const MIN_READ: usize = 4096;
 
 /// Reads the remote until the link ends; `buf` holds what was read after CONNACK.
 pub(super) async fn read_remote(
@@ -38,6 +40,7 @@ pub(super) async fn read_remote(
     cancel: CancelHandle,
     (version, max_packet): (ProtocolVersion, usize),
 ) {
+    let mut wire = BytesMut::new();
     loop {
         let now = Instant::now();
         loop {
@@ -60,11 +63,17 @@ pub(super) async fn read_remote(
         if core.borrow().end.is_some() {
             return;
         }
-        let mut wire = BytesMut::with_capacity(READ_BUF);
+        // Plain: straight into the decode buffer. TLS: into the records buffer, kept.
+        let tls = core.borrow().tls.is_some();
+        let mut into = std::mem::take(if tls { &mut wire } else { &mut buf });
+        if into.capacity() - into.len() < MIN_READ {
+            into.reserve(READ_BUF);
+        }
+        let len = into.len();
         let (res, slice) = reader
-            .cancelable_read(wire.slice_mut(0..), cancel.clone())
+            .cancelable_read(into.slice_mut(len..), cancel.clone())
             .await;
-        wire = slice.into_inner();
+        into = slice.into_inner();
         match res {
             Ok(0) => {
                 return core
@@ -74,23 +83,24 @@ pub(super) async fn read_remote(
             Ok(_) => {}
             Err(e) => return core.borrow_mut().finish(LinkEnd::Lost(e.to_string())),
         }
+        if tls {
+            wire = into;
+        } else {
+            buf = into;
+        }
         let mut c = core.borrow_mut();
         c.last_read = Instant::now();
         let c = &mut *c;
-        match &mut c.tls {
-            None if buf.is_empty() => buf = wire,
-            None => buf.extend_from_slice(&wire),
-            Some(tls) => {
-                let before = c.wire_out.len();
-                let read = tls.read(&mut wire, &mut buf, &mut c.wire_out);
-                if c.wire_out.len() > before {
-                    c.wake();
-                }
-                match read {
-                    Ok(false) => {}
-                    Ok(true) => return c.finish(LinkEnd::Lost("TLS close_notify".into())),
-                    Err(e) => return c.finish(LinkEnd::Tls(e.to_string())),
-                }
+        if let Some(tls) = &mut c.tls {
+            let before = c.wire_out.len();
+            let read = tls.read(&mut wire, &mut buf, &mut c.wire_out);
+            if c.wire_out.len() > before {
+                c.wake();
+            }
+            match read {
+                Ok(false) => {}
+                Ok(true) => return c.finish(LinkEnd::Lost("TLS close_notify".into())),
+                Err(e) => return c.finish(LinkEnd::Tls(e.to_string())),
             }
         }
     }

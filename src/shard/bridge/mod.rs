@@ -82,7 +82,8 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
     let config = &bridge.config;
     let name = config.name.as_str();
     let version = version(config);
-    let session = BridgeSession::new(config.topics.clone(), version);
+    let mut session = BridgeSession::new(config.topics.clone(), version);
+    session.limit_inbound(state.borrow().limits().session.max_inbound_qos2);
     let core: SharedCore = Rc::new(RefCell::new(Core::new(session, Instant::now())));
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut private = config.try_private && version == ProtocolVersion::V4;
@@ -94,7 +95,10 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
     prime_local_session(&state, &core, &bridge);
     let max_packet = state.borrow().limits().max_packet_size;
     while !shutdown.is_triggered() {
-        let addr = config.addresses[next % config.addresses.len()];
+        let Some(&addr) = config.addresses.get(next % config.addresses.len().max(1)) else {
+            log::error!(bridge = name; "bridge {name}: no address; not started");
+            return;
+        };
         let attempt = establish(
             config,
             bridge.tls.as_ref(),
