@@ -664,24 +664,55 @@ fn a_remote_that_refuses_sends_garbage_or_stalls_is_retried_and_never_blocks_loc
 }
 
 #[test]
-fn the_bridge_state_is_in_the_metrics() {
-    let remote = Broker::start();
+fn the_bridge_state_and_what_it_drops_while_the_remote_is_down_are_in_the_metrics() {
+    let mut remote = Broker::start();
     let local = Broker::start_with_config(&format!(
-        "{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        "{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[queues]\nmax_queued_messages = 3\n",
         bridge_toml("cloud", remote.addr, &["x/# out 1"], "")
     ));
     wait_up(&local, "cloud");
-    let text = eventually("bridge metrics", || {
-        let text = scrape(local.metrics_addr());
-        let up: u64 = metric_sum(&text, "ringmq_bridges_up");
-        match up {
-            1 => Ok(text),
-            n => Err(format!("ringmq_bridges_up = {n}")),
+    let metrics = local.metrics_addr();
+    let gauge = |name: &'static str, wanted: u64| {
+        eventually(name, || {
+            let text = scrape(metrics);
+            match metric_sum(&text, name, "") {
+                n if n == wanted => Ok(text),
+                n => Err(format!("{name} = {n}")),
+            }
+        })
+    };
+    let text = gauge("ringmq_bridges_up", 1);
+    assert_eq!(metric_sum(&text, "ringmq_bridges_down", ""), 0, "{text}");
+    assert!(
+        metric_sum(&text, "ringmq_bridge_connects_total", "") >= 1,
+        "{text}"
+    );
+    remote.kill_and_reap();
+    wait_state(&local, "cloud", b"0");
+    gauge("ringmq_bridges_down", 1);
+    let mut publisher = RawClient::connect(local.addr, V4, "pub");
+    // QoS 0 has nowhere to wait; QoS 1 waits in the bridge's session up to its bound.
+    publisher.publish("x/zero", b"0", 0, false);
+    for i in 0..8 {
+        publisher.publish("x/one", format!("{i}").as_bytes(), 1, false);
+    }
+    let dropped = |cause: &str| {
+        let text = scrape(metrics);
+        metric_sum(
+            &text,
+            "ringmq_messages_dropped_total",
+            &format!("cause=\"{cause}\""),
+        )
+    };
+    eventually("drops counted", || {
+        match (dropped("qos0"), dropped("queue_full")) {
+            (q0, full) if q0 >= 1 && full >= 1 => Ok(()),
+            counts => Err(format!("(qos0, queue_full) = {counts:?}")),
         }
     });
-    assert_eq!(metric_sum(&text, "ringmq_bridges_down"), 0, "{text}");
+    let text = scrape(metrics);
     assert!(
-        metric_sum(&text, "ringmq_bridge_connects_total") >= 1,
+        metric_sum(&text, "ringmq_bridge_failures_total", "") >= 1,
         "{text}"
     );
 }
@@ -696,10 +727,11 @@ fn scrape(addr: SocketAddr) -> String {
     text
 }
 
-/// The sum of a metric's samples over its labels.
-fn metric_sum(text: &str, name: &str) -> u64 {
+/// The sum of a metric's samples (those whose labels contain `label`) over its labels.
+fn metric_sum(text: &str, name: &str, label: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
