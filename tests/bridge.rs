@@ -611,8 +611,15 @@ fn fake_remote(mode: &'static str) -> (SocketAddr, Arc<std::sync::atomic::Atomic
                 use std::io::{Read, Write};
                 let mut buf = [0u8; 1024];
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = stream.read(&mut buf);
+                let n = stream.read(&mut buf).unwrap_or(0);
+                // The protocol level of a short CONNECT: after 0x10, one length byte,
+                // 00 04 "MQTT".
+                let level = buf.get(8).copied().filter(|_| n > 8);
                 let reply: &[u8] = match mode {
+                    // A broker that knows no bridge level: 0x01 unacceptable protocol
+                    // version for 0x84, accepted with 4.
+                    "plain-only" if level == Some(0x84) => &[0x20, 0x02, 0x00, 0x01],
+                    "plain-only" => &[0x20, 0x02, 0x00, 0x00],
                     // 3.1.1 CONNACK 0x05 Not authorized.
                     "refuse" => &[0x20, 0x02, 0x00, 0x05],
                     "garbage" => &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
@@ -734,4 +741,26 @@ fn metric_sum(text: &str, name: &str, label: &str) -> u64 {
         .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+#[test]
+fn a_remote_that_refuses_the_bridge_level_is_connected_with_the_plain_3_1_1_level() {
+    // Mosquitto's try_private: level 0x84 first, 4 when the remote answers 0x01.
+    let (addr, connections) = fake_remote("plain-only");
+    let local = Broker::start_with_config(&bridge_toml(
+        "private",
+        addr,
+        &["# out 0"],
+        "protocol = \"mqtt311\"\nkeepalive = 30",
+    ));
+    wait_up(&local, "private");
+    assert_eq!(connections.load(Ordering::Relaxed), 2, "0x84, then 4");
+    assert!(
+        local
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("refused the bridge protocol level")),
+        "{:?}",
+        local.log_lines()
+    );
 }
