@@ -764,3 +764,20 @@ fn a_remote_that_refuses_the_bridge_level_is_connected_with_the_plain_3_1_1_leve
         local.log_lines()
     );
 }
+
+#[test]
+fn a_broker_with_a_bridge_stops_promptly_and_disconnects_from_the_remote_normally() {
+    let remote = Broker::start();
+    let mut local =
+        Broker::start_with_config(&bridge_toml("cloud", remote.addr, &["# both 1"], ""));
+    wait_up(&local, "cloud");
+    local.sigterm();
+    let status = local.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // A normal DISCONNECT: the remote keeps the bridge's session and publishes no will.
+    let said = remote.wait_for_log(PROMPT, |l| {
+        l.contains("client disconnected") && l.contains("client_id=cloud")
+    });
+    let said = said.unwrap_or_else(|| panic!("{:?}", remote.log_lines()));
+    assert!(said.contains("cause=\"client disconnect\""), "{said}");
+}
