@@ -24,6 +24,9 @@ pub const MAX_INBOUND: u16 = 256;
 pub struct Sends {
     pub remote: Vec<Packet>,
     pub local: Vec<Packet>,
+    /// Remote filters the remote refused in its SUBACK (for the log; the link goes on, as
+    /// Mosquitto's does).
+    pub refused: Vec<(TopicFilter, ReasonCode)>,
 }
 
 /// Why the remote connection must end.
@@ -339,7 +342,13 @@ impl BridgeSession {
                 Ok(())
             }
             Packet::SubAck(s) => {
-                self.out.remove(&s.packet_id.get());
+                if matches!(self.out.remove(&s.packet_id.get()), Some(Out::Subscribe)) {
+                    let filters = self.rules.iter().filter(|r| r.direction.carries_in());
+                    let refused = filters.zip(&s.reasons).filter(|(_, code)| code.is_error());
+                    sends
+                        .refused
+                        .extend(refused.map(|(rule, code)| (rule.remote_filter().clone(), *code)));
+                }
                 Ok(())
             }
             Packet::UnsubAck(_) | Packet::PingResp => Ok(()),

@@ -149,6 +149,12 @@ pub(super) fn handle(
         for p in sends.remote.drain(..) {
             c.send_remote(&p);
         }
+        for (filter, code) in sends.refused.drain(..) {
+            log::warn!(
+                filter = filter.as_str();
+                "bridge: the remote refused the subscription to {:?}: {code:?}", filter.as_str()
+            );
+        }
         let local = std::mem::take(&mut sends.local);
         c.sends = sends;
         result?;
