@@ -10,11 +10,14 @@
 #
 #   loadtest/bridge-bench.sh [--duration S] [--warmup S] [--publishers N] [--size B]
 #                            [--shards N] [--pairs LIST] [--out DIR] [--no-build]
+#                            [--bin-dir DIR]
 #
 #   --pairs LIST   any of ringmq-ringmq,ringmq-mosquitto,mosquitto-mosquitto (default all; the
 #                  Mosquitto pairs are skipped with a message when it is not installed)
 #   --shards N     shards of each ringmq (default: nproc / 2, at least 1: two brokers share
 #                  the machine with the load generator)
+#   --bin-dir DIR  where ringmq and ringmq-load are (default target/release; a debug build
+#                  only checks that the script works, its numbers mean nothing)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +30,7 @@ SHARDS=$(( $(nproc) / 2 ))
 PAIRS=ringmq-ringmq,ringmq-mosquitto,mosquitto-mosquitto
 OUT=$ROOT/target/bridge-bench
 BUILD=1
+BIN_DIR=""
 
 die() { echo "bridge-bench: $*" >&2; exit 1; }
 say() { echo "bridge-bench: $*" >&2; }
@@ -41,7 +45,8 @@ while [ $# -gt 0 ]; do
         --pairs) PAIRS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --bin-dir) BIN_DIR=$2; BUILD=0; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -55,8 +60,9 @@ done
 if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release -p ringmq -p ringmq-load) || die "build failed"
 fi
-RINGMQ=$ROOT/target/release/ringmq
-LOAD=$ROOT/target/release/ringmq-load
+BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+RINGMQ=$BIN_DIR/ringmq
+LOAD=$BIN_DIR/ringmq-load
 [ -x "$RINGMQ" ] && [ -x "$LOAD" ] || die "no release binaries (drop --no-build)"
 mkdir -p "$OUT"
 # Mosquitto, run as root, reads its files as the user `mosquitto`.
@@ -93,7 +99,8 @@ wait_for_port() {
     die "$3 is not listening on 127.0.0.1:$1 after 10 s (see $4)"
 }
 
-# start_ringmq NAME PORT [BRIDGE_TO_PORT QOS]: a ringmq on PORT, bridging `bench/#` out to
+# start_ringmq NAME PORT [BRIDGE_TO_PORT QOS]: a ringmq on PORT, bridging `load/#` (the
+# topics of ringmq-load) out to
 # 127.0.0.1:BRIDGE_TO_PORT at QOS when given.
 start_ringmq() {
     local name=$1 port=$2 conf=$OUT/$1.toml log=$OUT/$1.log
@@ -104,7 +111,7 @@ start_ringmq() {
 name = "bench"
 address = "127.0.0.1:$3"
 protocol = "mqtt311"
-topics = ["bench/# out $4"]
+topics = ["load/# out $4"]
 TOML
     fi
     "$RINGMQ" --config "$conf" --shards "$SHARDS" 2>"$log" &
@@ -117,7 +124,7 @@ start_mosquitto() {
     local name=$1 port=$2 conf=$OUT/$1.conf log=$OUT/$1.log
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 64\n' "$port" >"$conf"
     if [ $# -ge 4 ]; then
-        printf 'connection bench\naddress 127.0.0.1:%s\nbridge_protocol_version mqttv311\ntopic bench/# out %s\ncleansession true\n' "$3" "$4" >>"$conf"
+        printf 'connection bench\naddress 127.0.0.1:%s\nbridge_protocol_version mqttv311\ntopic load/# out %s\ncleansession true\n' "$3" "$4" >>"$conf"
     fi
     chmod 644 "$conf"
     "$MOSQUITTO" -c "$conf" 2>"$log" &
@@ -152,7 +159,7 @@ run() {
         --publishers "$PUBLISHERS" --topics "$PUBLISHERS" --qos "$qos" --size "$SIZE" \
         --duration "$DURATION" --warmup "$WARMUP" --client-prefix "bench-$pair" \
         --json "$base.json" --hgrm "$base.hgrm" --quiet >"$base.txt" || say "$pair QoS $qos: ringmq-load failed (see $base.txt)"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "${pair/-/ -> }" "$qos" \
+    printf '| %s | %s | %.0f | %s | %s | %s |\n' "${pair/-/ -> }" "$qos" \
         "$(json_num "$base.json" delivered_per_sec)" "$(json_num "$base.json" latency_p50_us)" \
         "$(json_num "$base.json" latency_p99_us)" "$(json_num "$base.json" lost)" >>"$TABLE"
     cleanup
