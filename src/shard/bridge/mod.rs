@@ -114,13 +114,18 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
         match attempt {
             Ok(Ok(connected)) => {
                 log::info!(bridge = name, remote:% = addr; "bridge {name}: connected to {addr}");
-                backoff.reset();
                 let now = Instant::now();
+                let connected_at = now;
                 state
                     .borrow_mut()
                     .bridge_state(name, (Some(false), true), notify, now);
                 let end = run_link(&state, &core, &bridge, connected, &shutdown).await;
                 let now = Instant::now();
+                // Only a link that held counts as a success: a remote that accepts and
+                // drops at once is retried with growing delays, not at the minimum forever.
+                if now.duration_since(connected_at) >= config.reconnect_max {
+                    backoff.reset();
+                }
                 state
                     .borrow_mut()
                     .bridge_state(name, (Some(true), false), notify, now);
