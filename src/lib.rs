@@ -22,6 +22,9 @@
 //!   replay, the sink a shard and its persistent sessions write records into, start-up
 //!   recovery (torn tails cut, sessions rebuilt, logs rehomed to a new shard count), a
 //!   shard's log file on monoio file IO.
+//! - [`bridge`]: bridges to other brokers, sans-IO: Mosquitto's topic rules and their topic
+//!   rewriting, the remote MQTT session of a bridge (packet + state -> packets for each
+//!   side), the reconnect backoff.
 //! - [`config`]: typed, validated configuration with built-in defaults.
 //! - [`tls`]: TLS on the listeners (rustls) as a sans-IO byte transformer, the certificates
 //!   loaded at start and on SIGHUP.
@@ -34,6 +37,7 @@
 //! `docs/architecture.md` draws the ownership and the path of a publish.
 
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod mesh;
 pub mod obs;

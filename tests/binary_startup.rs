@@ -262,3 +262,25 @@ fn unusable_listener_settings_and_files_are_refused_at_start_naming_key_and_file
         );
     }
 }
+
+#[test]
+fn bad_bridge_settings_and_files_are_refused_at_start_naming_the_key() {
+    let bridge = |extra: &str| {
+        format!(
+            "[[bridges]]\nname = \"b\"\naddress = \"127.0.0.1:1\"\ntopics = [\"a/# out 1\", \
+             \"b/# in 3\"]\n{extra}"
+        )
+    };
+    let stderr = refused_at_start(&bridge(""));
+    assert!(
+        stderr.contains("bridges[0].topics[1]") && stderr.contains("QoS"),
+        "{stderr}"
+    );
+    let ok_topics = |t: String| t.replace("\"b/# in 3\"", "\"b/# in 1\"");
+    let missing = ok_topics(bridge("tls = { ca = \"/nonexistent/ca.pem\" }"));
+    let stderr = refused_at_start(&missing);
+    assert!(
+        stderr.contains("bridges[0].tls.ca") && stderr.contains("/nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 fn connect(version: ProtocolVersion, id: &str) -> Connect {
     Connect {
+        bridge: false,
         version,
         clean_start: true,
         keep_alive: 60,

@@ -110,6 +110,7 @@ impl World {
             properties.maximum_packet_size = flags.is_multiple_of(5).then_some(64);
         }
         let connect = Connect {
+            bridge: false,
             version: client.version,
             clean_start: flags & 0x10 != 0,
             keep_alive: u16::from(flags % 3),

@@ -139,6 +139,14 @@ pub struct Common {
     pub host: String,
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
+    /// Subscribers connect to this broker instead (an IP address; default --host): with a
+    /// bridge between them, publishers on one broker and subscribers on the other measure
+    /// the bridge (loadtest/bridge-bench.sh).
+    #[arg(long)]
+    pub sub_host: Option<String>,
+    /// The subscribers' broker port (default --port).
+    #[arg(long)]
+    pub sub_port: Option<u16>,
     /// TLS to the broker (mqtts://, or wss:// with --ws); needs --cafile.
     #[arg(long)]
     pub tls: bool,

@@ -100,6 +100,7 @@ fn connect_packet(settings: &Settings, client_id: &str) -> Result<Packet, LoadEr
     }
     Ok(Packet::Connect(Box::new(Connect {
         version: settings.version,
+        bridge: false,
         clean_start: settings.clean,
         keep_alive: settings.keepalive,
         client_id: mqtt_string(client_id)?,

@@ -114,19 +114,30 @@ fn run_config(common: &Common, plan: &Plan) -> Result<RunConfig, LoadError> {
         .max(1);
     let addr = resolve(&common.host, common.port)?;
     let wire = wire(common)?;
+    let settings = Settings {
+        addr,
+        wire,
+        host: common.host.clone(),
+        version,
+        clean: !common.persistent,
+        keepalive: common.keepalive.unwrap_or(if plan.kind == Kind::Idle {
+            IDLE_DEFAULT_KEEPALIVE
+        } else {
+            0
+        }),
+    };
+    let sub_host = common
+        .sub_host
+        .clone()
+        .unwrap_or_else(|| common.host.clone());
+    let sub_settings = Settings {
+        addr: resolve(&sub_host, common.sub_port.unwrap_or(common.port))?,
+        host: sub_host,
+        ..settings.clone()
+    };
     Ok(RunConfig {
-        settings: Settings {
-            addr,
-            wire,
-            host: common.host.clone(),
-            version,
-            clean: !common.persistent,
-            keepalive: common.keepalive.unwrap_or(if plan.kind == Kind::Idle {
-                IDLE_DEFAULT_KEEPALIVE
-            } else {
-                0
-            }),
-        },
+        settings,
+        sub_settings,
         qos: common.qos,
         size: common.size,
         rate: plan.rate,

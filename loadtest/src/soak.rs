@@ -69,6 +69,7 @@ impl Client {
             next_id: 0,
         };
         let connect = Connect {
+            bridge: false,
             version: ProtocolVersion::V4,
             clean_start: clean,
             keep_alive: 60,

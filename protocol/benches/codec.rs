@@ -38,6 +38,7 @@ fn ours_publish(payload: &Bytes) -> Packet {
 
 fn ours_connect(version: ProtocolVersion) -> Packet {
     Packet::Connect(Box::new(Connect {
+        bridge: false,
         version,
         clean_start: true,
         keep_alive: 30,

@@ -24,15 +24,22 @@ fn protocol_name(version: ProtocolVersion) -> &'static [u8] {
     }
 }
 
+/// Set in the protocol level by a bridge (Mosquitto's `try_private`): 0x83 / 0x84 for 3.1 /
+/// 3.1.1. Not defined for 5.0, whose subscription options say the same (No Local, Retain As
+/// Published).
+pub const BRIDGE_LEVEL_BIT: u8 = 0x80;
+
 /// The protocol name and level fix the version of everything after them [MQTT-3.1.2-1]
 /// [MQTT-3.1.2-2].
-fn decode_version(r: &mut Reader) -> Result<ProtocolVersion, DecodeError> {
+/// Also returns whether the level carries `BRIDGE_LEVEL_BIT` (3.1 and 3.1.1 only).
+fn decode_version(r: &mut Reader) -> Result<(ProtocolVersion, bool), DecodeError> {
     let name = r.binary()?;
     let level = r.u8()?;
-    match (&name[..], level) {
-        (b"MQIsdp", 3) => Ok(ProtocolVersion::V3),
-        (b"MQTT", 4) => Ok(ProtocolVersion::V4),
-        (b"MQTT", 5) => Ok(ProtocolVersion::V5),
+    let bridge = level & BRIDGE_LEVEL_BIT != 0;
+    match (&name[..], level & !BRIDGE_LEVEL_BIT) {
+        (b"MQIsdp", 3) => Ok((ProtocolVersion::V3, bridge)),
+        (b"MQTT", 4) => Ok((ProtocolVersion::V4, bridge)),
+        (b"MQTT", 5) if !bridge => Ok((ProtocolVersion::V5, false)),
         (b"MQIsdp" | b"MQTT", _) => Err(DecodeError::UnsupportedProtocolVersion(level)),
         _ => Err(DecodeError::InvalidProtocolName),
     }
@@ -59,7 +66,7 @@ fn check_flags(flags: u8, version: ProtocolVersion) -> Result<(), DecodeError> {
 }
 
 pub(crate) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
-    let version = decode_version(r)?;
+    let (version, bridge) = decode_version(r)?;
     let flags = r.u8()?;
     check_flags(flags, version)?;
     let keep_alive = r.u16()?;
@@ -83,6 +90,7 @@ pub(crate) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     r.finish()?;
     Ok(Connect {
         version,
+        bridge,
         clean_start: flags & CLEAN_START != 0,
         keep_alive,
         client_id,
@@ -157,7 +165,12 @@ impl Connect {
     pub(crate) fn encode_body(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         let v5 = self.version.has_properties();
         put_binary(out, protocol_name(self.version))?;
-        out.put_u8(self.version as u8);
+        let bridge = match self.version {
+            ProtocolVersion::V5 => 0,
+            _ if self.bridge => BRIDGE_LEVEL_BIT,
+            _ => 0,
+        };
+        out.put_u8(self.version as u8 | bridge);
         out.put_u8(self.flags());
         out.put_u16(self.keep_alive);
         if v5 {
@@ -246,6 +259,7 @@ mod tests {
 
     fn connect(version: super::ProtocolVersion) -> Connect {
         Connect {
+            bridge: false,
             version,
             clean_start: true,
             keep_alive: 60,
@@ -272,6 +286,7 @@ mod tests {
             0x00, 0x01, b'p', // password
         ];
         let expected = Connect {
+            bridge: false,
             client_id: s("c1"),
             will: Some(LastWill {
                 topic: topic("w"),
@@ -293,6 +308,7 @@ mod tests {
         let long = "w/".repeat(super::super::topic::INLINE_TOPIC_LEN);
         for (text, version) in [("will/t", V4), (long.as_str(), V4), (long.as_str(), V5)] {
             let packet = Packet::Connect(Box::new(Connect {
+                bridge: false,
                 will: Some(LastWill {
                     topic: topic(text),
                     payload: b(b"bye"),
@@ -336,6 +352,7 @@ mod tests {
             0x00, 0x00, // empty will payload
         ];
         let expected = Connect {
+            bridge: false,
             keep_alive: 10,
             client_id: s("a"),
             will: Some(LastWill {
@@ -418,6 +435,22 @@ mod tests {
         assert_refused(&bytes, V4, DecodeError::UnsupportedProtocolVersion(6));
         bytes[8] = 3;
         assert_refused(&bytes, V4, DecodeError::UnsupportedProtocolVersion(3));
+        bytes[8] = 0x85;
+        assert_refused(&bytes, V4, DecodeError::UnsupportedProtocolVersion(0x85));
+    }
+
+    #[test]
+    fn a_bridge_level_0x84_is_3_1_1_from_a_bridge_and_encodes_back() {
+        let mut bytes = v4_connect_with_flags(0x02);
+        bytes[8] = 0x84;
+        let mut buf = bytes::BytesMut::from(&bytes[..]);
+        let Ok(Some(Packet::Connect(c))) = crate::decode(&mut buf, V4, 1 << 20) else {
+            panic!("0x84 refused")
+        };
+        assert!(c.bridge && c.version == crate::ProtocolVersion::V4);
+        let mut out = bytes::BytesMut::new();
+        assert!(crate::encode(&Packet::Connect(c), V4, &mut out).is_ok());
+        assert_eq!(&out[..], &bytes[..]);
     }
 
     #[test]

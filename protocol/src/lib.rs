@@ -34,6 +34,7 @@ pub mod topic;
 pub mod types;
 mod wire;
 
+pub use connect::BRIDGE_LEVEL_BIT;
 pub use error::{DecodeError, EncodeError};
 pub use fit::{PeerLimits, TooLarge, fit};
 pub use packet::*;

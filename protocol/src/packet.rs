@@ -92,6 +92,10 @@ pub enum PacketType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect {
     pub version: ProtocolVersion,
+    /// A bridge (another broker) connects: Mosquitto's private protocol level, the 3.1/3.1.1
+    /// level with `BRIDGE_LEVEL_BIT` set. The server then treats its subscriptions as No
+    /// Local and Retain As Published, which 3.1.1 cannot say on the wire.
+    pub bridge: bool,
     /// Clean Session (3.1.1) / Clean Start (5.0).
     pub clean_start: bool,
     /// Seconds; 0 turns keepalive off.

@@ -64,6 +64,7 @@ fn connect_in_every_version_mqtt_3_1_2_1_and_3_1_2_2() {
     ];
     for (version, bytes) in cases {
         let expected = Packet::Connect(Box::new(Connect {
+            bridge: false,
             version,
             clean_start: true,
             keep_alive: 60,

@@ -47,6 +47,11 @@ pub enum ConfigError {
         username: String,
         reason: &'static str,
     },
+    /// A `[[bridges]]` setting is unusable; `key` is its full name (`bridges[0].topics[1]`).
+    Bridge {
+        key: String,
+        reason: String,
+    },
     /// A file named by `key` cannot be read or is not in its format (`reason` names the file
     /// and the line).
     File {
@@ -87,6 +92,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "auth.scram user {username:?}: {reason}")
             }
             Self::File { key, reason } => write!(f, "{key}: {reason}"),
+            Self::Bridge { key, reason } => write!(f, "{key}: {reason}"),
         }
     }
 }

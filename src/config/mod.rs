@@ -10,9 +10,13 @@
 //! - `observability`: the log keys and `[metrics]`, read, validated and printed.
 //! - `persistence`: `[persistence]` (the shards' logs: directory, fsync policy, compaction
 //!   bound), read, validated and printed.
+//! - `bridges`: `[[bridges]]` (connections to other brokers: address, protocol, session,
+//!   credentials, TLS, Mosquitto-style topic rules, reconnect backoff), read, validated and
+//!   printed.
 //! - `print`: a `Config` as the commented TOML file `--print-default-config` shows.
 //! - `error`: why a configuration was refused.
 
+mod bridges;
 mod error;
 mod listeners;
 mod observability;
@@ -22,6 +26,7 @@ mod schema;
 mod scram_user;
 mod validate;
 
+pub use bridges::{BridgeConfig, BridgeProtocol, BridgeTls, RawAddresses, RawBridge, RawBridgeTls};
 pub use error::ConfigError;
 pub use listeners::{DEFAULT_LISTEN, ListenerConfig, Protocol, TlsConfig};
 pub use observability::{LogConfig, MetricsConfig, RawMetrics};
@@ -70,6 +75,8 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub persistence: PersistenceConfig,
+    /// Connections to other brokers, in file order (`[[bridges]]`); names are unique.
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// Server redirection: clients are sent elsewhere instead of being served.

@@ -129,7 +129,8 @@ exchange_timeout_ms = {exchange_timeout_ms}
 #   password = "..."        # keys derived at startup (random salt), password not kept
 #   iterations = 4096       # optional, at least 4096
 # or the stored form printed below (base64 salt, StoredKey and ServerKey).
-{users}{listeners}"#,
+{users}{listeners}
+{bridges}"#,
             shards = self.shards,
             max_connections = self.max_connections,
             max_connection_rate = self.max_connection_rate.map_or(0, NonZeroU32::get),
@@ -163,6 +164,7 @@ exchange_timeout_ms = {exchange_timeout_ms}
             log = super::observability::log_toml(&self.log),
             metrics = super::observability::metrics_toml(&self.metrics),
             persistence = super::persistence::persistence_toml(&self.persistence),
+            bridges = super::bridges::bridges_toml(&self.bridges),
         )
     }
 }

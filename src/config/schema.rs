@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub log_format: String,
     pub metrics: super::RawMetrics,
     pub persistence: super::RawPersistence,
+    pub bridges: Vec<super::RawBridge>,
 }
 
 /// One `[[listeners]]` entry.
@@ -161,6 +162,7 @@ impl Default for RawConfig {
             log_format: "text".into(),
             metrics: super::RawMetrics::default(),
             persistence: super::RawPersistence::default(),
+            bridges: Vec::new(),
         }
     }
 }

@@ -65,6 +65,7 @@ impl RawConfig {
             log: super::observability::validate_log(&self.log_level, &self.log_format)?,
             metrics: self.metrics.validate()?,
             persistence: self.persistence.validate()?,
+            bridges: super::bridges::validate_bridges(self.bridges)?,
         })
     }
 }

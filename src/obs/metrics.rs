@@ -36,10 +36,18 @@ pub enum Scalar {
     SessionsExpired,
     /// Connections cut because they read nothing while over the outbound limit.
     StalledCut,
+    /// Bridges of the shard connected to their remote broker now.
+    BridgesUp,
+    /// Bridges of the shard not connected now (backing off or connecting).
+    BridgesDown,
+    /// Bridge connections that got their CONNACK.
+    BridgeConnects,
+    /// Bridge attempts that failed and links that ended.
+    BridgeFailures,
 }
 
 impl Scalar {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 21;
 }
 
 /// Why a message was not delivered.
@@ -365,7 +373,7 @@ mod tests {
 
     #[test]
     fn the_enums_fill_their_arrays() {
-        assert_eq!(Scalar::StalledCut as usize + 1, Scalar::COUNT);
+        assert_eq!(Scalar::BridgeFailures as usize + 1, Scalar::COUNT);
         for (i, d) in Dropped::ALL.iter().enumerate() {
             assert_eq!(*d as usize, i);
         }

@@ -245,6 +245,31 @@ pub fn render(shards: &[Snapshot], process: Process, text: &mut String) {
         "Messages that had to wait in an overflow because a peer ring was full.",
         Scalar::MeshOverflows,
     );
+    out.per_shard(
+        "bridges_up",
+        Gauge,
+        "Bridges (on this shard) connected to their remote broker.",
+        Scalar::BridgesUp,
+    );
+    out.per_shard(
+        "bridges_down",
+        Gauge,
+        "Bridges (on this shard) not connected: connecting or backing off.",
+        Scalar::BridgesDown,
+    );
+    out.per_shard(
+        "bridge_connects_total",
+        Counter,
+        "Bridge connections to a remote broker that got their CONNACK.",
+        Scalar::BridgeConnects,
+    );
+    out.per_shard(
+        "bridge_failures_total",
+        Counter,
+        "Bridge connection attempts that failed (refused, unreachable, timed out) and links \
+         that ended.",
+        Scalar::BridgeFailures,
+    );
     let text = out.text;
     let _ = writeln!(
         text,

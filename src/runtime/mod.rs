@@ -50,6 +50,12 @@ where
     // Every certificate and key is read and checked before anything listens.
     let (certificates, acceptors) =
         Certificates::load(&config.listeners, shards).map_err(RuntimeError::Tls)?;
+    // So are the bridges' (each bridge's shard reads them again when it starts it).
+    for (i, bridge) in config.bridges.iter().enumerate() {
+        if let Some(tls) = &bridge.tls {
+            crate::tls::client_config(&format!("bridges[{i}]"), tls).map_err(RuntimeError::Tls)?;
+        }
+    }
     // The password and ACL files were read when the config was; each shard gets its own copy.
     let (auth, auth_updates) =
         AuthReload::new(config.auth.file_paths.clone(), &config.auth.files, shards);

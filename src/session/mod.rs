@@ -197,6 +197,9 @@ enum Stage {
 pub struct Session {
     client_id: String,
     version: ProtocolVersion,
+    /// The client is a bridge (Mosquitto's private protocol level): its subscriptions are
+    /// No Local and Retain As Published, so what it brings is not sent back to it.
+    bridge: bool,
     /// Whether the session outlives the network connection.
     persistent: bool,
     /// Seconds the session outlives it (5.0 Session Expiry Interval; 3.1.1: `u32::MAX`).
@@ -242,6 +245,7 @@ impl Session {
         let mut session = Self {
             client_id,
             version: connect.version,
+            bridge: false,
             persistent: false,
             expiry_interval: 0,
             connected: false,
@@ -279,6 +283,7 @@ impl Session {
 
     fn attach(&mut self, connect: &Connect) {
         self.version = connect.version;
+        self.bridge = connect.bridge;
         self.persistent = Self::wants_persistence(connect);
         self.expiry_interval = match connect.version {
             ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),

@@ -164,6 +164,9 @@ impl Session {
             username: None,
             password: None,
             properties: Default::default(),
+            // Its subscriptions were stored with the options a bridge gets; the CONNECT that
+            // resumes the session says again whether the client is one.
+            bridge: false,
         };
         let mut session = Self::new(state.client_id.clone(), &connect, limits);
         session.connected = false;

@@ -83,6 +83,7 @@ mod tests {
 
     fn session(receive_maximum: u16) -> Session {
         let connect = Connect {
+            bridge: false,
             version: ProtocolVersion::V5,
             clean_start: true,
             keep_alive: 0,

@@ -43,7 +43,12 @@ impl Session {
             .unwrap_or(0);
         let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
         let mut granted = Vec::with_capacity(subscribe.subscriptions.len());
-        for sub in subscribe.subscriptions {
+        for mut sub in subscribe.subscriptions {
+            if self.bridge && sub.filter.share_group().is_none() {
+                // A 3.1.1 bridge cannot ask for these; Mosquitto gives them to bridges too.
+                sub.options.no_local = true;
+                sub.options.retain_as_published = true;
+            }
             let reason = self.grant(&sub.filter, sub.options.qos);
             reasons.push(reason);
             if !reason.is_error() {

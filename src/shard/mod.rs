@@ -13,11 +13,14 @@
 //! - `persist`: recovery at start, each shard's share of it, and the log writer task (group
 //!   commit, fsync policy, compaction); the only persistence code that does IO or reads
 //!   clocks.
+//! - `bridge`: the bridges homed on this shard: each a task that is a client of its remote
+//!   broker and drives its local session's connection in place of a socket.
 //! - `run`: the shard's tasks (accept loop, mesh drain, timer tick, overflow flush).
 //! - `setup`: what a shard starts with (`ShardSetup`, built by the runtime) and its view of
 //!   broker shutdown (`Shutdown`).
 
 mod alias;
+mod bridge;
 mod conn;
 mod encode;
 mod persist;
@@ -30,7 +33,7 @@ pub use persist::Persistence;
 pub use run::{Observe, run, run_observed, serve};
 pub(crate) use setup::ShutdownShared;
 pub use setup::{Endpoint, ShardListener, ShardSetup, Shutdown, ShutdownWait};
-pub use state::{ConnId, Counters, Limits, Login, ShardState, Verification};
+pub use state::{BridgeCounts, ConnId, Counters, Limits, Login, ShardState, Verification};
 
 use crate::protocol::{Connect, TopicFilter};
 use crate::session::Message;

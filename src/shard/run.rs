@@ -8,7 +8,7 @@ use super::state::{Admission, Counters, Limits, ShardState};
 use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::auth::files::AuthUpdates;
-use crate::config::{Config, PersistenceConfig, Protocol};
+use crate::config::{BridgeConfig, Config, PersistenceConfig, Protocol};
 use crate::mesh::MeshEnds;
 use crate::obs::Registry;
 use crate::persist::LogFile;
@@ -81,16 +81,19 @@ pub async fn run_observed(
     let feeds = Feeds {
         auth: setup.auth,
         journal,
+        bridges: setup.config.bridges.clone(),
     };
     serve(setup.listeners, shard, &setup.shutdown, observe, feeds).await;
 }
 
 /// What a shard takes from outside besides its listeners: reloaded password and ACL files,
-/// and its persistence log if persistence is on.
+/// its persistence log if persistence is on, and the bridges to run.
 #[derive(Debug)]
 pub struct Feeds {
     pub auth: AuthUpdates,
     pub journal: Option<(LogFile, PersistenceConfig)>,
+    /// Every configured bridge; the shard runs those homed on it.
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// The shard's state with everything the config asks of it.
@@ -114,7 +117,11 @@ pub async fn serve(
     observe: Observe,
     feeds: Feeds,
 ) {
-    let Feeds { auth, journal } = feeds;
+    let Feeds {
+        auth,
+        journal,
+        bridges,
+    } = feeds;
     let limits = *shard.limits();
     let state: Shared = Rc::new(RefCell::new(shard));
     let writer =
@@ -122,6 +129,7 @@ pub async fn serve(
     monoio::spawn(mesh_task(state.clone()));
     monoio::spawn(tick_task(state.clone(), limits.timer_tick, observe, auth));
     monoio::spawn(overflow_task(state.clone()));
+    super::bridge::start(&state, &bridges, shutdown);
     // The accept loops run in this task, so that every listener is closed before the
     // connections are told to shut down.
     let mut loops: Vec<Pin<Box<dyn Future<Output = ()>>>> = listeners

@@ -106,7 +106,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Every CERTIFICATE block of a PEM file, in order; at least one.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(super) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = read(path)?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -118,7 +118,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The first private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+pub(super) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let pem = read(path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => "holds no PEM private key".into(),

@@ -6,14 +6,18 @@
 //! - `acceptor`: `Certificates` loads them at start and on SIGHUP and gives each shard its
 //!   own copy; a shard's `Acceptor` starts new connections with the newest.
 //! - `session`: `TlsSession`, one connection's TLS over `BytesMut`s.
+//! - `client`: the client side, for bridges: a bridge's `tls` table into a `ClientConfig`,
+//!   and `TlsClient`, one outgoing connection's TLS over `BytesMut`s.
 //! - `identity`: the subject CN of a client certificate (`identity_as_username`).
 
 mod acceptor;
+mod client;
 mod identity;
 mod load;
 mod session;
 
 pub use acceptor::{Acceptor, Certificates, ShardAcceptors};
+pub use client::{TlsClient, client_config, server_name};
 pub use identity::common_name;
 pub use load::{TlsError, server_config};
 pub use session::TlsSession;

@@ -10,6 +10,7 @@
 //! | `rumqtt.rs` | rumqttc 3.1.1 and 5.0 clients, each driven by its own thread |
 //! | `tls.rs` | [`Pki`] (a CA and certificates made with rcgen), [`RawClient::tls`], rumqttc over TLS |
 //! | `ws.rs` | [`WsStream`] (raw RFC 6455 client frames, malformed on purpose too), [`RawClient::websocket`], rumqttc over ws:// and wss:// |
+//! | `mosquitto.rs` | [`Mosquitto`]: a real Mosquitto on a loopback port (bridge tests; skipped where it is not installed) |
 //! | `wait.rs` | [`PROMPT`], [`QUIET`] and [`eventually`]: waiting on conditions |
 //!
 //! # Where a test goes
@@ -32,6 +33,7 @@
 //! certificates, `identity_as_username`, malformed records, SIGHUP reloads).
 //! `websockets.rs`: WebSocket listeners, plain and over TLS (framing, the upgrade, malformed
 //! frames, closing).
+//! `bridge.rs`: `[[bridges]]` (ringmq to ringmq, and to a real Mosquitto when installed).
 //! `persistence.rs`: `[persistence]` with restarts (`kill -9`, torn logs, other `--shards`).
 //! `reliability_probes.rs`: memory probes (ignored: run by hand in release mode; their
 //! numbers are in `docs/reliability.md`).
@@ -76,6 +78,7 @@
 //! - A builder for a packet another suite needs too belongs in `packets.rs`, not in the suite.
 
 pub mod broker;
+pub mod mosquitto;
 pub mod packets;
 pub mod raw;
 pub mod rumqtt;
@@ -85,6 +88,7 @@ pub mod wait;
 pub mod ws;
 
 pub use broker::*;
+pub use mosquitto::*;
 pub use packets::*;
 pub use raw::*;
 pub use rumqtt::*;

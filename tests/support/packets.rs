@@ -47,6 +47,7 @@ pub struct ConnectBuilder(pub Connect);
 impl ConnectBuilder {
     pub fn new(version: ProtocolVersion, client_id: &str) -> Self {
         Self(Connect {
+            bridge: false,
             version,
             clean_start: true,
             keep_alive: 0,

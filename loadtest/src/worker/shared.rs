@@ -17,6 +17,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub settings: Settings,
+    /// How subscribers connect: `settings`, or another broker's (`--sub-host`, `--sub-port`).
+    pub sub_settings: Settings,
     pub qos: QoS,
     pub size: usize,
     pub rate: f64,

@@ -82,9 +82,17 @@ async fn run_subscriber(
     let cfg = &shared.cfg;
     let version = cfg.settings.version;
     let client = shared.client_id('s', spec.id);
-    let (mut session, connect_ns) = open_gated(&cfg.settings, &client, SUBSCRIBER_READ_BUF).await?;
+    let (mut session, connect_ns) =
+        open_gated(&cfg.sub_settings, &client, SUBSCRIBER_READ_BUF).await?;
     record_ns(&mut stats.borrow_mut().connect_latency, connect_ns);
-    mqtt::subscribe(&mut session, &cfg.settings, &spec.filter, cfg.qos, &client).await?;
+    mqtt::subscribe(
+        &mut session,
+        &cfg.sub_settings,
+        &spec.filter,
+        cfg.qos,
+        &client,
+    )
+    .await?;
     let expected: Vec<bool> = (0..shared.plan.publishers.len() as u32)
         .map(|p| shared.plan.expects(spec.group, p))
         .collect();

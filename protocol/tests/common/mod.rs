@@ -258,6 +258,7 @@ pub fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     password
                 };
                 Packet::Connect(Box::new(Connect {
+                    bridge: false,
                     version,
                     clean_start,
                     keep_alive,

@@ -19,6 +19,7 @@ fn connect(version: ProtocolVersion, clean_start: bool) -> Connect {
         properties.session_expiry_interval = Some(3600);
     }
     Connect {
+        bridge: false,
         version,
         clean_start,
         keep_alive: 30,

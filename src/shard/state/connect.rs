@@ -54,6 +54,17 @@ impl ShardState {
                 text,
             )));
         }
+        if connect
+            .client_id
+            .as_str()
+            .starts_with(crate::bridge::LOCAL_ID_PREFIX)
+        {
+            // Reserved for the bridges' local sessions: no client takes one over.
+            return Err(refuse(Reason::explained(
+                ReasonCode::ClientIdentifierNotValid,
+                "client identifiers starting with $bridge/ are the bridges' own",
+            )));
+        }
         if connect.version == ProtocolVersion::V3 && connect.client_id.as_str().chars().count() > 23
         {
             // MQTT 3.1: a Client Identifier has 1 to 23 characters.

@@ -25,6 +25,8 @@
 //! - `stats`: what the metrics count that no other part does, and the `Snapshot` published.
 //! - `sys`: the `$SYS` topics: reports to shard 0, which sums and publishes them.
 //! - `latency`: deliveries noted for the broker's latency histogram.
+//! - `bridges`: the bridges' state notices (`$SYS/broker/connection/<name>/state`) and counts;
+//!   a bridge's local session is an ordinary session and connection otherwise.
 //!
 //! The work on them, as `ShardState` methods: `connect` (CONNECT to CONNACK, takeover),
 //! `inbound` (packets from a connection), `routing` (where a PUBLISH goes and how it reaches
@@ -40,6 +42,7 @@
 mod admission;
 mod auth_files;
 mod barrier;
+mod bridges;
 mod closing;
 mod connect;
 mod connections;
@@ -66,6 +69,7 @@ mod sys;
 mod timers;
 
 pub use admission::Admission;
+pub use bridges::BridgeCounts;
 pub use connections::ConnId;
 pub use events::Ending;
 pub use limits::Limits;
@@ -120,6 +124,7 @@ pub struct ShardState {
     latency: Latency,
     /// `None` with persistence off: the hot path then pays one branch, on retained messages.
     journal: Option<journal::Journal>,
+    bridge_counts: BridgeCounts,
     work: Work,
 }
 
@@ -257,6 +262,7 @@ impl ShardState {
             sys: Sys::new(shards, now),
             latency: Latency::default(),
             journal: None,
+            bridge_counts: BridgeCounts::default(),
             work: Work::default(),
         }
     }

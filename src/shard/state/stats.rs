@@ -121,6 +121,11 @@ impl ShardState {
         s.set(Scalar::MeshOverflows, counters.mesh_overflowed);
         s.set(Scalar::SessionsExpired, stats.sessions_expired);
         s.set(Scalar::StalledCut, counters.stalled_disconnects);
+        let bridges = self.bridge_counts;
+        s.set(Scalar::BridgesUp, bridges.up);
+        s.set(Scalar::BridgesDown, bridges.down);
+        s.set(Scalar::BridgeConnects, bridges.connects);
+        s.set(Scalar::BridgeFailures, bridges.failures);
         s.received = stats.received;
         s.sent = stats.sent;
         s.disconnects = stats.disconnects;

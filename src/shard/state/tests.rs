@@ -11,6 +11,7 @@ use std::task::Waker;
 
 fn connect(version: ProtocolVersion, id: &str) -> Connect {
     Connect {
+        bridge: false,
         version,
         clean_start: true,
         keep_alive: 0,
