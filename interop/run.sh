@@ -3,12 +3,15 @@
 # mosquitto-clients, PyPI's paho-mqtt, npm's mqtt), makes a CA, a server and a client
 # certificate with openssl, starts the broker built by `cargo build` on ports it picks itself
 # (two shards, so clients land on both): plain MQTT, mqtts://, mqtts:// requiring a client
-# certificate, ws:// and wss://; runs the Python and Node suites against it, and prints one
+# certificate, ws:// and wss://; runs the Python and Node suites against it, then the bridge
+# tests that need a real Mosquitto (`cargo test --test bridge mosquitto`), and prints one
 # closing line: "interop: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 root=$(cd .. && pwd)
+# shellcheck source=loadtest/lib.sh
+. "$root/loadtest/lib.sh"
 
 install() {
   if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_passwd >/dev/null \
@@ -28,20 +31,7 @@ install() {
 # interop-client), and the broker's config with its TLS and WebSocket listeners.
 make_pki() {
   pki=$(mktemp -d)
-  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-  openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=ringmq interop CA" \
-    -keyout "$pki/ca.key" -out "$pki/ca.pem" 2>/dev/null
-  openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$pki/server.key" \
-    -out "$pki/server.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
-    -CAcreateserial -days 2 -out "$pki/server.pem" \
-    -extfile <(printf "subjectAltName=DNS:localhost,IP:127.0.0.1") 2>/dev/null
-  openssl req "${ec[@]}" -subj "/CN=interop-client" -keyout "$pki/client.key" \
-    -out "$pki/client.csr" 2>/dev/null
-  # An X.509 v3 certificate (with an extension): rustls' verifier refuses v1 ones.
-  openssl x509 -req -in "$pki/client.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
-    -CAcreateserial -days 2 -out "$pki/client.pem" \
-    -extfile <(printf "extendedKeyUsage=clientAuth") 2>/dev/null
+  make_loopback_pki "$pki" "ringmq interop" interop-client
   local tls
   tls=$(printf '[listeners.tls]\ncert = "%s"\nkey = "%s"' "$pki/server.pem" "$pki/server.key")
   {
@@ -104,6 +94,12 @@ count "$(echo "$metrics" | awk '/passed, .* failed/{print $1, $3}' | tail -1)"
 js=$(node "$here/mqttjs/test.mjs" 2>&1) || true
 echo "$js"
 count "$(echo "$js" | awk '/^node: /{print $2, $4}' | tail -1)"
+
+# The bridge tests against a real Mosquitto: `cargo test` skips them where Mosquitto is not
+# installed (a machine with only Rust); it is now, so here they must run.
+bridges=$(cd "$root" && RINGMQ_TEST_REQUIRE_MOSQUITTO=1 cargo test -q --test bridge mosquitto 2>&1) || true
+echo "$bridges" | grep -E '^test result|panicked|FAILED' || true
+count "$(echo "$bridges" | awk '/^test result/{print $4, $6}' | tr -d ';' | tail -1)"
 
 kill $broker 2>/dev/null || true
 wait $broker 2>/dev/null || true

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=loadtest/lib.sh
+. "$ROOT/loadtest/lib.sh"
 DURATION=10
 WARMUP=2
 PUBLISHERS=4
@@ -122,7 +124,7 @@ TOML
 # start_mosquitto NAME PORT [BRIDGE_TO_PORT QOS]: the same with Mosquitto's own bridge.
 start_mosquitto() {
     local name=$1 port=$2 conf=$OUT/$1.conf log=$OUT/$1.log
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 64\n' "$port" >"$conf"
+    mosquitto_baseline "$port" >"$conf"
     if [ $# -ge 4 ]; then
         printf 'connection bench\naddress 127.0.0.1:%s\nbridge_protocol_version mqttv311\ntopic load/# out %s\ncleansession true\n' "$3" "$4" >>"$conf"
     fi

@@ -35,6 +35,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=loadtest/lib.sh
+. "$ROOT/loadtest/lib.sh"
 DURATION=10
 WARMUP=2
 RUNS=1
@@ -228,18 +230,7 @@ trap 'exit 130' INT TERM
 PKI=$WORK/pki
 make_pki() {
     command -v openssl >/dev/null || die "--tls needs openssl"
-    mkdir -p "$PKI"
-    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=compare-brokers CA" \
-        -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
-    openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$PKI/server.key" \
-        -out "$PKI/server.csr" 2>/dev/null
-    # X.509 v3 with the names the generator checks (127.0.0.1, its default --host).
-    openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-        -CAcreateserial -days 2 -out "$PKI/server.pem" \
-        -extfile <(printf "subjectAltName=DNS:localhost,IP:127.0.0.1") 2>/dev/null
-    # Mosquitto runs as the user it was started by only if it can read the key.
-    chmod 644 "$PKI"/*
+    make_loopback_pki "$PKI" compare-brokers
 }
 [ "$TLS" = 1 ] && make_pki
 
@@ -302,21 +293,7 @@ write_ringmq_config() {
 # measures the broker and not truncation, Nagle off), on this script's ports.
 write_mosquitto_config() {
     {
-        cat <<CONF
-per_listener_settings false
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-max_queued_messages 1000000
-max_queued_bytes 0
-max_inflight_messages 100
-max_connections -1
-sys_interval 0
-set_tcp_nodelay true
-listener ${PORT[tcp]} 127.0.0.1
-CONF
+        mosquitto_baseline "${PORT[tcp]}"
         local t
         for t in tls ws wss; do
             [ -n "${PORT[$t]:-}" ] || continue

@@ -30,6 +30,8 @@ die() { echo "persistence-bench: $*" >&2; exit 1; }
 say() { echo "persistence-bench: $*" >&2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=loadtest/lib.sh
+. "$ROOT/loadtest/lib.sh"
 DURATION=10 RUNS=1 PAIRS=50 SHARDS=$(nproc) MODES=pinned,unpinned ONLY=both
 RETAINED=1000000 SESSIONS=100000 MOSQUITTO=1 OUT=$ROOT/target/persistence-bench
 while [ $# -gt 0 ]; do
@@ -136,22 +138,7 @@ ringmq_config() {
 }
 
 mosquitto_config() {
-    cat >"$1" <<CONF
-per_listener_settings false
-allow_anonymous true
-persistence true
-persistence_location $3/
-log_dest stderr
-log_type error
-log_type warning
-max_queued_messages 1000000
-max_queued_bytes 0
-max_inflight_messages 100
-max_connections -1
-sys_interval 0
-set_tcp_nodelay true
-listener $2 127.0.0.1
-CONF
+    mosquitto_baseline "$2" "$3" >"$1"
 }
 
 # throughput MODE BROKER CONFIG
