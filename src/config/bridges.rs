@@ -205,15 +205,18 @@ impl RawBridge {
             return Err(refused(key, "address", "no address".into()));
         }
         let mut addresses = Vec::with_capacity(written.len());
+        // The first host name given, the name a TLS remote's certificate must then carry.
+        let mut host = None;
         for (j, a) in written.iter().enumerate() {
-            let parsed = a.parse::<SocketAddr>().map_err(|_| {
-                refused(
-                    key,
-                    &format!("address[{j}]"),
-                    format!("{a:?} is not an IP:port address"),
-                )
-            })?;
-            addresses.push(parsed);
+            if let Ok(ip) = a.parse::<SocketAddr>() {
+                addresses.push(ip);
+                continue;
+            }
+            addresses
+                .extend(resolve(a).map_err(|why| refused(key, &format!("address[{j}]"), why))?);
+            if host.is_none() {
+                host = a.rsplit_once(':').map(|(h, _)| h.to_owned());
+            }
         }
         let protocol = match self.protocol.as_str() {
             "mqtt5" => BridgeProtocol::Mqtt5,
@@ -251,7 +254,12 @@ impl RawBridge {
                 "needs a username with mqtt311".into(),
             ));
         }
-        let tls = self.tls.map(|t| t.validate(key)).transpose()?;
+        let mut tls = self.tls.map(|t| t.validate(key)).transpose()?;
+        if let Some(t) = &mut tls
+            && t.server_name.is_none()
+        {
+            t.server_name = host;
+        }
         if self.topics.is_empty() {
             return Err(refused(
                 key,
@@ -329,6 +337,20 @@ impl RawBridgeTls {
             server_name: non_empty(self.server_name),
         })
     }
+}
+
+/// The addresses of `host:port`, resolved once, at start: a shard never waits for DNS, so a
+/// remote that moves to another address is found again at the next start.
+fn resolve(written: &str) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let found: Vec<SocketAddr> = written
+        .to_socket_addrs()
+        .map_err(|e| format!("{written:?} is neither IP:port nor a host:port that resolves: {e}"))?
+        .collect();
+    if found.is_empty() {
+        return Err(format!("{written:?} resolves to no address"));
+    }
+    Ok(found)
 }
 
 /// The `[[bridges]]` entries as TOML (a commented example when there are none).
@@ -432,6 +454,27 @@ topics = ["sensors/# out 1 site1/ cloud/site1/", "cmd/# in 1 site1/ cloud/site1/
     }
 
     #[test]
+    fn a_host_name_is_resolved_at_start_and_names_the_tls_remote() {
+        let text = "[[bridges]]\nname = \"b\"\naddress = [\"localhost:1884\", \"127.0.0.2:1\"]\n\
+                    topics = [\"#\"]\ntls = { ca = \"/ca.pem\" }\n";
+        let config = Config::from_toml_str(text).expect("valid");
+        let b = &config.bridges[0];
+        assert!(
+            b.addresses[..b.addresses.len() - 1]
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 1884),
+            "{:?}",
+            b.addresses
+        );
+        assert_eq!(
+            b.addresses.last(),
+            Some(&"127.0.0.2:1".parse().expect("addr"))
+        );
+        let tls = b.tls.as_ref().expect("tls");
+        assert_eq!(tls.server_name.as_deref(), Some("localhost"));
+    }
+
+    #[test]
     fn bridges_print_and_read_back() {
         let text = r##"
 [[bridges]]
@@ -471,7 +514,7 @@ reconnect_max_ms = 20
                 "bridges[0].topics",
             ),
             (
-                entry("").replace("127.0.0.1:1", "localhost:1"),
+                entry("").replace("127.0.0.1:1", "localhost"),
                 "bridges[0].address[0]",
             ),
             (entry("protocol = \"mqtt3\""), "bridges[0].protocol"),
