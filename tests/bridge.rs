@@ -115,6 +115,30 @@ fn an_out_rule_carries_local_messages_to_the_remote_with_the_prefixes_swapped() 
 }
 
 #[test]
+fn the_remote_keeps_the_bridge_state_1_while_up_and_0_after_a_crash_or_a_stop() {
+    // Mosquitto's bridge notifications: the remote's retained
+    // `$SYS/broker/connection/<name>/state` says "1" while the bridge is connected, and "0"
+    // once it is gone, through the bridge's will when it dies without a DISCONNECT.
+    let remote = Broker::start();
+    let toml = bridge_toml("cloud", remote.addr, &["sensors/# out 1"], "");
+    let mut local = Broker::start_with_config(&toml);
+    wait_up(&remote, "cloud");
+    local.kill_and_reap();
+    wait_state(&remote, "cloud", b"0");
+
+    let mut local = Broker::start_with_config(&toml);
+    wait_up(&remote, "cloud");
+    local.sigterm();
+    assert!(local.wait_exit(Duration::from_secs(10)).is_some(), "stopped");
+    wait_state(&remote, "cloud", b"0");
+
+    let quiet = bridge_toml("cloud", remote.addr, &["sensors/# out 1"], "notifications = false");
+    let _local = Broker::start_with_config(&quiet);
+    std::thread::sleep(Duration::from_millis(500));
+    wait_state(&remote, "cloud", b"0");
+}
+
+#[test]
 fn an_in_rule_carries_remote_messages_here_with_the_prefixes_swapped() {
     let remote = Broker::start();
     let local = Broker::start_with_config(&bridge_toml(

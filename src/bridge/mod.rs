@@ -5,7 +5,7 @@
 //! - `session`: the bridge's MQTT state between the two brokers: packet ids each way, what
 //!   is acknowledged when, what survives an outage (packet in -> packets for each side).
 //! - `backoff`: the reconnect delay (exponential, bounded, jittered).
-//! - `wire`: the client id of a bridge's local session.
+//! - `wire`: the client id of a bridge's local session, the topic of its state.
 
 mod backoff;
 mod rule;
@@ -15,4 +15,4 @@ mod wire;
 pub use backoff::Backoff;
 pub use rule::{Direction, RuleError, TopicRule};
 pub use session::{BridgeError, BridgeSession, MAX_INBOUND, Sends};
-pub use wire::{LOCAL_ID_PREFIX, local_client_id};
+pub use wire::{LOCAL_ID_PREFIX, local_client_id, state_topic};

@@ -4,9 +4,12 @@
 
 use super::core::SharedCore;
 use crate::config::{BridgeConfig, BridgeProtocol};
-use crate::protocol::{self, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
+use crate::protocol::{
+    self, ConnAck, Connect, DecodeError, LastWill, Packet, Properties, ProtocolVersion, Publish,
+    QoS,
+};
 use crate::tls::TlsClient;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -76,7 +79,12 @@ fn remote_connect(config: &BridgeConfig, private: bool, receive_maximum: u16) ->
         clean_start: config.clean_start,
         keep_alive: config.keepalive,
         client_id: config.client_id.as_str().try_into().ok()?,
-        will: None,
+        // Mosquitto's notifications: the remote keeps the bridge's state too, and says "0"
+        // itself when the link dies without a DISCONNECT.
+        will: config
+            .notifications
+            .then(|| state_will(&config.name))
+            .flatten(),
         username: config.username.as_ref().and_then(mqtt),
         password: config
             .password
@@ -84,6 +92,30 @@ fn remote_connect(config: &BridgeConfig, private: bool, receive_maximum: u16) ->
             .map(|p| p.clone().into_bytes().into()),
         properties,
     })
+}
+
+fn state_will(name: &str) -> Option<LastWill> {
+    Some(LastWill {
+        topic: crate::bridge::state_topic(name)?,
+        payload: Bytes::from_static(b"0"),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: Properties::default(),
+    })
+}
+
+/// The retained state the remote keeps: "1" while the link is up, "0" once it ends (its
+/// will says "0" for a link that dies without a DISCONNECT).
+pub(super) fn state_publish(name: &str, up: bool) -> Option<Packet> {
+    Some(Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: crate::bridge::state_topic(name)?,
+        packet_id: None,
+        properties: Properties::default(),
+        payload: Bytes::from_static(if up { b"1" } else { b"0" }),
+    }))
 }
 
 /// Connects to `addr` and logs in; `private`: with the 0x80 bit in the protocol level. The

@@ -60,6 +60,9 @@ pub(super) struct Core {
     pub writer: Option<Waker>,
     pub end: Option<LinkEnd>,
     pub last_read: Instant,
+    /// With notifications: the retained "0" the remote gets before a normal DISCONNECT (its
+    /// will, which says the same, goes out only when the link dies without one).
+    pub state_down: Option<Packet>,
     /// Scratch for a session's answers, kept for its capacity.
     sends: Sends,
 }
@@ -75,6 +78,7 @@ impl Core {
             writer: None,
             end: None,
             last_read: now,
+            state_down: None,
             sends: Sends::default(),
         }
     }

@@ -183,6 +183,9 @@ pub(super) async fn write_remote(
         let goodbye = {
             let mut c = core.borrow_mut();
             c.out.clear();
+            if let Some(down) = c.state_down.clone() {
+                c.send_remote(&down);
+            }
             let success = protocol::ReasonCode::Success.into();
             c.send_remote(&Packet::Disconnect(Disconnect::from_reason(success)));
             let mut bytes = BytesMut::new();

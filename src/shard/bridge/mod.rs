@@ -119,6 +119,13 @@ async fn supervise(state: Shared, bridge: Bridge, shutdown: Shutdown) {
                 state
                     .borrow_mut()
                     .bridge_state(name, (Some(false), true), notify, now);
+                if notify {
+                    let mut c = core.borrow_mut();
+                    if let Some(up) = connect::state_publish(name, true) {
+                        c.send_remote(&up);
+                    }
+                    c.state_down = connect::state_publish(name, false);
+                }
                 let end = run_link(&state, &core, &bridge, connected, &shutdown).await;
                 let now = Instant::now();
                 // Only a link that held counts as a success: a remote that accepts and

@@ -4,7 +4,7 @@
 //! publishes it) and the counts the metrics show.
 
 use super::ShardState;
-use crate::protocol::{QoS, TopicName};
+use crate::protocol::QoS;
 use crate::session::Message;
 use bytes::Bytes;
 use std::time::Instant;
@@ -47,8 +47,7 @@ impl ShardState {
         if !notify {
             return;
         }
-        let topic = format!("$SYS/broker/connection/{name}/state");
-        let Ok(topic) = TopicName::try_from(topic.as_str()) else {
+        let Some(topic) = crate::bridge::state_topic(name) else {
             return;
         };
         let msg = Message {
