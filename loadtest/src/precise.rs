@@ -259,7 +259,9 @@ mod tests {
         // the timer thread's batching gap says anything about the order.
         let latest = order.iter().map(|&(_, late)| late).max().unwrap_or(0);
         if latest > MIN_GAP_NS + 50_000 {
-            eprintln!("a sleeper woke {latest} ns late (the thread was starved): order not checked");
+            eprintln!(
+                "a sleeper woke {latest} ns late (the thread was starved): order not checked"
+            );
             return;
         }
         let ks: Vec<u64> = order.iter().map(|&(k, _)| k).collect();

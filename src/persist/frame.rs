@@ -20,9 +20,17 @@ const FRAME_LEN: usize = 8;
 
 /// Appends `record`, framed, to `out`. On error `out` is left as it was.
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    encode_frame(out, |out| record.encode_body(out))
+}
+
+/// Appends the body `body` appends, framed, to `out`. On error `out` is left as it was.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
-    if let Err(e) = record.encode_body(out) {
+    if let Err(e) = body(out) {
         out.truncate(start);
         return Err(e);
     }

@@ -31,7 +31,7 @@ pub use persisted::{OwedMessage, from_stored, to_stored};
 pub use shared::Readiness;
 
 use crate::auth::acl::{AclFile, ClientAcl};
-use crate::persist::SharedSink;
+use crate::persist::{Pending, SharedSink};
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, QoS, Reason, ReasonCode,
     SubscriptionOptions, TopicFilter, TopicName,
@@ -234,6 +234,10 @@ pub struct Session {
     /// The shard's persistence sink while this session is persistent and persistence is on:
     /// the session writes its own changes there (`persisted`). `None` costs nothing.
     log: Option<SharedSink>,
+    /// The messages whose "taken" record is still in the sink's pending batch, oldest
+    /// first: retired before the writer takes it, such a message is voided instead of
+    /// logged as retired (`persisted`). Empty without a sink.
+    pending_takes: VecDeque<(u64, Pending)>,
 }
 
 impl Session {
@@ -264,6 +268,7 @@ impl Session {
             acl: None,
             username: None,
             log: None,
+            pending_takes: VecDeque::new(),
         };
         session.attach(connect);
         session

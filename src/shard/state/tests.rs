@@ -978,3 +978,4 @@ mod auth_files;
 mod disk;
 mod durable;
 mod flow;
+mod journal;
