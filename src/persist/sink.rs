@@ -7,10 +7,11 @@
 //! A record pushed with `push_body` can be taken back (`void`) while it is still
 //! pending: a QoS 1/2 message a session took and retired before the writer took the batch
 //! needs neither record, since nothing of it reached the file. Voided records are cut out
-//! of the batch when the writer takes it, so the file only ever holds whole, valid records.
+//! of the batch when the writer takes it, so the file only ever holds whole, valid records;
+//! only then are the records left checksummed (`frame::seal`), none for nothing.
 
 use super::error::RecordError;
-use super::frame::encode_frame;
+use super::frame::{encode_frame_unsealed, seal};
 use super::record::{Record, WallTime};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -117,7 +118,7 @@ impl Sink {
         body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
     ) -> Option<Pending> {
         let start = self.pending.len();
-        if let Err(e) = encode_frame(&mut self.pending, body) {
+        if let Err(e) = encode_frame_unsealed(&mut self.pending, body) {
             // Topics, payloads and ids fit their length fields by the MQTT limits.
             log::error!("persistence: a record could not be encoded ({e}); not logged");
             return None;
@@ -204,6 +205,7 @@ impl Sink {
             self.writer = Some(waker.clone());
             return false;
         }
+        seal(&mut self.pending);
         std::mem::swap(batch, &mut self.pending);
         self.epoch += 1;
         true
