@@ -235,7 +235,8 @@ pub struct Session {
     /// the session writes its own changes there (`persisted`). `None` costs nothing.
     log: Option<SharedSink>,
     /// The messages whose "taken" record is still in the sink's pending batch, oldest
-    /// first: retired before the writer takes it, such a message is voided instead of
+    /// first (and some of batches already taken, dropped at the next record): retired
+    /// before the writer takes it, such a message is voided instead of
     /// logged as retired (`persisted`). Empty without a sink.
     pending_takes: VecDeque<(u64, Pending)>,
 }

@@ -109,7 +109,13 @@ impl Session {
         let Ok(mut sink) = sink.try_borrow_mut() else {
             return;
         };
-        // Acknowledgements come in order almost always: the entry is at the front.
+        // Entries of batches the writer took cannot be voided: dropped, so that the scan
+        // covers the current batch only. Acknowledgements come in order almost always: the
+        // entry is at the front.
+        let epoch = sink.epoch();
+        while (self.pending_takes.front()).is_some_and(|(_, p)| p.epoch() != epoch) {
+            self.pending_takes.pop_front();
+        }
         if let Some(i) = self.pending_takes.iter().position(|&(m, _)| m == n)
             && let Some((_, at)) = self.pending_takes.remove(i)
             && sink.void(at)
