@@ -634,7 +634,10 @@ fn a_full_disk_refuses_qos_1_with_0x97_serves_qos_0_logs_once_and_recovers() {
     std::fs::write(&ballast, vec![0u8; 1_600 * 1024]).expect("ballast");
     let data = disk.path.join("data");
     let toml = format!(
-        "[persistence]\ndir = {}\nfsync = \"interval\"\n",
+        // The writer writes every `fsync_interval_ms`: the refusals start at the first write
+        // that fails, so what is accepted meanwhile (and then is in the snapshot that must
+        // fit the disk again) is about one interval's messages.
+        "[persistence]\ndir = {}\nfsync = \"interval\"\nfsync_interval_ms = 1\n",
         toml_string(&data)
     );
     let mut broker = Broker::start_binary(&broker_binary(), 1, &toml).expect("ringmq starts");

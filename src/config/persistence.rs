@@ -133,9 +133,11 @@ pub(super) fn persistence_toml(p: &PersistenceConfig) -> String {
 dir = {dir}
 # When a log is synced to disk: "always" (after each write; one write per shard loop turn;
 # PUBACK, PUBREC and a persistent session's SUBACK wait for it), "interval" (at least every
-# fsync_interval_ms) or "never" (the kernel decides). A broker killed with kill -9 loses
-# nothing written with any of them; a machine crash or power loss loses what was not synced
-# yet.
+# fsync_interval_ms) or "never" (the kernel decides). With "interval" and "never" the
+# records are also written only every fsync_interval_ms (or per 8 MiB), so that a message
+# delivered and acknowledged meanwhile is never written: a broker killed with kill -9 loses
+# what was not written yet (up to fsync_interval_ms of changes; with "always" nothing
+# acknowledged), a machine crash or power loss what was not synced yet.
 fsync = "{fsync}"
 fsync_interval_ms = {interval}
 # A log past this many bytes is compacted: rewritten as a snapshot of its live messages.

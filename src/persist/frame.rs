@@ -20,9 +20,17 @@ const FRAME_LEN: usize = 8;
 
 /// Appends `record`, framed, to `out`. On error `out` is left as it was.
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    encode_frame(out, |out| record.encode_body(out))
+}
+
+/// Appends the body `body` appends, framed, to `out`. On error `out` is left as it was.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
-    if let Err(e) = record.encode_body(out) {
+    if let Err(e) = body(out) {
         out.truncate(start);
         return Err(e);
     }
@@ -35,6 +43,43 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), RecordErr
     out[start..start + 4].copy_from_slice(&len);
     out[start + 4..start + FRAME_LEN].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// `encode_frame` without the CRC (left 0): for a record that may still be cut from its
+/// batch before it is written (`Sink::void`), so that only the records written are
+/// checksummed, by `seal`, when the batch is taken.
+pub(super) fn encode_frame_unsealed(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_LEN]);
+    if let Err(e) = body(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let Ok(len) = u32::try_from(out.len() - start - FRAME_LEN) else {
+        out.truncate(start);
+        return Err(RecordError::TooLong("record"));
+    };
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Fills in the CRC of each frame of `frames`, whole frames written by
+/// `encode_frame_unsealed`, in order.
+pub(super) fn seal(frames: &mut [u8]) {
+    let mut at = 0;
+    while let Some(len) = frames.get(at..at + 4) {
+        let len: [u8; 4] = [len[0], len[1], len[2], len[3]];
+        let end = at + FRAME_LEN + u32::from_le_bytes(len) as usize;
+        let Some(body) = frames.get(at + FRAME_LEN..end) else {
+            return;
+        };
+        let crc = crc(&len, body);
+        frames[at + 4..at + FRAME_LEN].copy_from_slice(&crc.to_le_bytes());
+        at = end;
+    }
 }
 
 fn crc(len: &[u8; 4], body: &[u8]) -> u32 {
@@ -186,6 +231,28 @@ mod tests {
             ends.push(bytes.len());
         }
         (bytes, ends)
+    }
+
+    #[test]
+    fn frames_sealed_later_are_the_frames_encoded_at_once() {
+        let (bytes, _) = log();
+        let mut unsealed = HEADER.to_vec();
+        for record in [
+            set("a", b"1"),
+            Record::RetainedClear(topic("a")),
+            set("b", b"22"),
+        ] {
+            let body = |out: &mut Vec<u8>| record.encode_body(out);
+            assert_eq!(encode_frame_unsealed(&mut unsealed, body), Ok(()));
+        }
+        assert_ne!(unsealed, bytes, "no CRC yet");
+        seal(&mut unsealed[HEADER_LEN..]);
+        assert_eq!(unsealed, bytes);
+        // A cut frame at the end is left as it is, not read past.
+        let mut cut = unsealed[HEADER_LEN..unsealed.len() - 1].to_vec();
+        let before = cut.clone();
+        seal(&mut cut);
+        assert_eq!(cut, before);
     }
 
     /// The records up to the tail, the good end, and the tail's error if any.

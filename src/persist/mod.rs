@@ -26,13 +26,13 @@ mod recovery;
 mod sink;
 
 pub use error::{PersistError, RecordError, TailError};
-pub use frame::{FORMAT_VERSION, HEADER, HEADER_LEN, Replay, Torn, encode_record};
+pub use frame::{FORMAT_VERSION, HEADER, HEADER_LEN, Replay, Torn, encode_frame, encode_record};
 pub use log_file::LogFile;
 pub use record::{
-    OutMessage, Record, RetainedMessage, SessionRecord, StoredMessage, SubscriptionRecord,
-    WallTime, WillRecord,
+    MessageFields, OutMessage, Record, RetainedMessage, SessionRecord, StoredMessage,
+    SubscriptionRecord, WallTime, WillRecord, encode_out_done, encode_out_queued,
 };
 pub use recovery::{
     DirLock, Recovered, RecoveredOut, RecoveredSession, encode_session, log_path, recover,
 };
-pub use sink::{SharedSink, Sink, WallClock};
+pub use sink::{Pending, SharedSink, Sink, SinkStats, WallClock};

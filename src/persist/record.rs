@@ -13,7 +13,10 @@
 
 mod session;
 
-pub use session::{OutMessage, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord};
+pub use session::{
+    OutMessage, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord, encode_out_done,
+    encode_out_queued,
+};
 
 use super::error::RecordError;
 use crate::protocol::{MqttString, PacketId, Properties, PropertyValues, QoS, TopicName};
@@ -150,8 +153,16 @@ impl Record {
                 put16(out, client_id.as_bytes())
             }
             Self::OutQueued(m) => {
-                out.push(OUT_QUEUED);
-                session::encode_out(m, out)
+                let message = &m.message.message;
+                let fields = MessageFields {
+                    topic: &message.topic,
+                    payload: &message.payload,
+                    qos: message.qos,
+                    properties: message.properties.as_deref(),
+                    expires_at: message.expires_at,
+                };
+                let stored = (m.message.retain, fields);
+                encode_out_queued(&m.client_id, m.n, m.packet_id, stored, out)
             }
             Self::OutSent {
                 client_id,
@@ -173,16 +184,13 @@ impl Record {
                 out.extend_from_slice(&packet_id.get().to_le_bytes());
                 Ok(())
             }
-            Self::OutReleased { client_id, n } | Self::OutDone { client_id, n } => {
-                let kind = match self {
-                    Self::OutReleased { .. } => OUT_RELEASED,
-                    _ => OUT_DONE,
-                };
-                out.push(kind);
+            Self::OutReleased { client_id, n } => {
+                out.push(OUT_RELEASED);
                 put16(out, client_id.as_bytes())?;
                 out.extend_from_slice(&n.to_le_bytes());
                 Ok(())
             }
+            Self::OutDone { client_id, n } => encode_out_done(client_id, *n, out),
             Self::InQos2 {
                 client_id,
                 packet_id,
@@ -263,13 +271,37 @@ impl Record {
     }
 }
 
+/// A message's fields as a record lays them out, borrowed: what the hot path encodes from
+/// a session's message without building a `Record` (no clone of its parts).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageFields<'a> {
+    pub topic: &'a TopicName,
+    pub payload: &'a [u8],
+    pub qos: QoS,
+    pub properties: Option<&'a Properties>,
+    pub expires_at: Option<WallTime>,
+}
+
+fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    encode_fields(
+        MessageFields {
+            topic: &m.topic,
+            payload: &m.payload,
+            qos: m.qos,
+            properties: m.properties.as_deref(),
+            expires_at: m.expires_at,
+        },
+        out,
+    )
+}
+
 /// `qos u8, present u8, topic str16, [expiry u64 ms], [payload format u8],
 /// [content type str16], [response topic str16], [correlation data bin16],
 /// [user properties: u16 count, count x (str16, str16)], [subscription identifiers: u16
 /// count, count x u32], payload bin32`.
-fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
+fn encode_fields(m: MessageFields<'_>, out: &mut Vec<u8>) -> Result<(), RecordError> {
     let none = Properties::default();
-    let p: &PropertyValues = m.properties.as_deref().unwrap_or(&none);
+    let p: &PropertyValues = m.properties.unwrap_or(&none);
     let mut present = 0;
     for (set, bit) in [
         (m.expires_at.is_some(), HAS_EXPIRY),
@@ -321,7 +353,7 @@ fn encode_retained(m: &RetainedMessage, out: &mut Vec<u8>) -> Result<(), RecordE
     }
     let len = u32::try_from(m.payload.len()).map_err(|_| RecordError::TooLong("payload"))?;
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&m.payload);
+    out.extend_from_slice(m.payload);
     Ok(())
 }
 

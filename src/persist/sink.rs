@@ -3,8 +3,15 @@
 //! Shared within one shard (`Rc<RefCell<Sink>>`) by the shard's journal and its persistent
 //! sessions, which write their own changes; never across threads. Sans-IO: bytes, the
 //! writer's waker, and a wall-clock reading given by the writer.
+//!
+//! A record pushed with `push_body` can be taken back (`void`) while it is still
+//! pending: a QoS 1/2 message a session took and retired before the writer took the batch
+//! needs neither record, since nothing of it reached the file. Voided records are cut out
+//! of the batch when the writer takes it, so the file only ever holds whole, valid records;
+//! only then are the records left checksummed (`frame::seal`), none for nothing.
 
-use super::frame::encode_record;
+use super::error::RecordError;
+use super::frame::{encode_frame_unsealed, seal};
 use super::record::{Record, WallTime};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,9 +40,41 @@ impl WallClock {
     }
 }
 
+/// What the sink saw since the start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkStats {
+    pub records: u64,
+    pub voided: u64,
+}
+
+/// Where a voidable record is in the pending batch of `epoch`: what `Sink::void` needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    epoch: u64,
+    start: u32,
+    end: u32,
+}
+
+impl Pending {
+    /// The batch it was pushed into (`Sink::epoch`).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
 pub struct Sink {
     /// Encoded records not yet taken by the writer.
     pending: Vec<u8>,
+    /// Counts the batches taken (and cleared): a `Pending` of another epoch is no longer
+    /// in `pending` (written, or replaced by a snapshot) and cannot be voided.
+    epoch: u64,
+    /// Byte ranges of `pending` voided, cut out when the writer takes the batch.
+    voided: Vec<(u32, u32)>,
+    /// The writer is woken once `pending` holds at least this many bytes (1: at the first
+    /// record); a writer that lets records collect raises it while it waits.
+    wake_at: usize,
+    /// Records pushed and records voided, for the writer's closing log line.
+    pub stats: SinkStats,
     writer: Option<Waker>,
     clock: WallClock,
 }
@@ -45,6 +84,8 @@ impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
             .field("pending_bytes", &self.pending.len())
+            .field("epoch", &self.epoch)
+            .field("voided", &self.voided.len())
             .field("writer_waiting", &self.writer.is_some())
             .field("clock", &self.clock)
             .finish()
@@ -55,6 +96,10 @@ impl Sink {
     pub fn new(clock: WallClock) -> SharedSink {
         Rc::new(RefCell::new(Self {
             pending: Vec::with_capacity(64 * 1024),
+            epoch: 0,
+            voided: Vec::new(),
+            wake_at: 1,
+            stats: SinkStats::default(),
             writer: None,
             clock,
         }))
@@ -62,12 +107,73 @@ impl Sink {
 
     /// Appends `record`, framed, and wakes the writer.
     pub fn push(&mut self, record: &Record) {
-        if let Err(e) = encode_record(record, &mut self.pending) {
+        let _ = self.push_body(|out| record.encode_body(out));
+    }
+
+    /// Appends the record whose body `body` encodes, framed, wakes the writer, and says
+    /// where it is, so that it can be voided while pending (`void`). `None` if it could not
+    /// be encoded (not logged).
+    pub fn push_body(
+        &mut self,
+        body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
+    ) -> Option<Pending> {
+        let start = self.pending.len();
+        if let Err(e) = encode_frame_unsealed(&mut self.pending, body) {
             // Topics, payloads and ids fit their length fields by the MQTT limits.
             log::error!("persistence: a record could not be encoded ({e}); not logged");
-            return;
+            return None;
         }
-        self.wake();
+        let end = self.pending.len();
+        self.stats.records += 1;
+        if end >= self.wake_at {
+            self.wake();
+        }
+        // A batch past 4 GiB is not voidable (the writer takes batches long before).
+        Some(Pending {
+            epoch: self.epoch,
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    /// Takes back a record pushed by `push_body`, if the writer has not taken it yet
+    /// (true): it is never written. Each `Pending` may be voided once only (its bytes may
+    /// belong to a later record once it is cut). False if it was taken (or dropped for a snapshot): then
+    /// it is (or its effect is) in the file, and the caller writes what undoes it instead.
+    pub fn void(&mut self, at: Pending) -> bool {
+        if at.epoch != self.epoch {
+            return false;
+        }
+        self.stats.voided += 1;
+        if at.end as usize == self.pending.len() {
+            // The last record: cut now, and any voided ones just before it.
+            self.pending.truncate(at.start as usize);
+            while let Some(&(start, end)) = self.voided.last() {
+                if end as usize != self.pending.len() {
+                    break;
+                }
+                self.pending.truncate(start as usize);
+                self.voided.pop();
+            }
+        } else {
+            self.voided.push((at.start, at.end));
+        }
+        true
+    }
+
+    /// The current batch's number: a `Pending` of an older one cannot be voided.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Bytes pending.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The writer's side: it is woken once `bytes` are pending (at least 1), or by `wake`.
+    pub fn set_wake_at(&mut self, bytes: usize) {
+        self.wake_at = bytes.max(1);
     }
 
     /// Wakes the writer (records, or something else for it to do).
@@ -93,24 +199,160 @@ impl Sink {
     /// there were any. With none, `waker` is woken by the next record.
     pub fn take(&mut self, batch: &mut Vec<u8>, waker: &Waker) -> bool {
         batch.clear();
+        self.wake_at = 1;
+        self.cut_voided();
         if self.pending.is_empty() {
             self.writer = Some(waker.clone());
             return false;
         }
+        seal(&mut self.pending);
         std::mem::swap(batch, &mut self.pending);
+        self.epoch += 1;
         true
+    }
+
+    /// Like `take`, but only once at least `min_bytes` are pending: with fewer, nothing is
+    /// taken and `waker` is woken when there are that many (or by `wake`).
+    pub fn take_at_least(&mut self, batch: &mut Vec<u8>, waker: &Waker, min_bytes: usize) -> bool {
+        if self.pending.len() < min_bytes.max(1) {
+            batch.clear();
+            self.wake_at = min_bytes;
+            self.writer = Some(waker.clone());
+            return false;
+        }
+        self.take(batch, waker)
+    }
+
+    /// Removes the voided ranges from `pending`, moving what follows each down: the records
+    /// left are whole frames, in their order.
+    fn cut_voided(&mut self) {
+        if self.voided.is_empty() {
+            return;
+        }
+        self.voided.sort_unstable();
+        let mut to = 0;
+        let mut from = 0;
+        for &(start, end) in &self.voided {
+            let (start, end) = (start as usize, end as usize);
+            if start > from {
+                self.pending.copy_within(from..start, to);
+                to += start - from;
+            }
+            from = end;
+        }
+        let len = self.pending.len();
+        self.pending.copy_within(from..len, to);
+        to += len - from;
+        self.pending.truncate(to);
+        self.voided.clear();
     }
 
     /// Drops the pending records (a snapshot that holds their effect replaces them).
     pub fn clear(&mut self) {
         self.pending.clear();
+        self.voided.clear();
+        self.epoch += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::persist::frame::{HEADER, Replay};
     use std::time::Duration;
+
+    fn sink() -> Sink {
+        let clock = WallClock {
+            instant: Instant::now(),
+            wall: WallTime(0),
+        };
+        Rc::try_unwrap(Sink::new(clock)).map_or_else(|_| panic!("one owner"), RefCell::into_inner)
+    }
+
+    fn done(n: u64) -> Record {
+        Record::OutDone {
+            client_id: "c".into(),
+            n,
+        }
+    }
+
+    fn push(sink: &mut Sink, n: u64) -> Pending {
+        let record = done(n);
+        sink.push_body(|out| record.encode_body(out))
+            .unwrap_or_else(|| panic!("record {n} encodes"))
+    }
+
+    /// The records of a taken batch, decoded as recovery would read them from the file.
+    fn take(sink: &mut Sink) -> Vec<Record> {
+        let mut batch = Vec::new();
+        sink.take(&mut batch, Waker::noop());
+        let mut log = HEADER.to_vec();
+        log.extend_from_slice(&batch);
+        let replay = Replay::new(&log).unwrap_or_else(|v| panic!("version {v}"));
+        replay
+            .map(|r| {
+                r.map(|(record, _)| record)
+                    .unwrap_or_else(|t| panic!("{t:?}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn voided_records_are_cut_out_of_the_batch_and_the_rest_stays_whole() {
+        let mut sink = sink();
+        let at: Vec<Pending> = (0..6).map(|n| push(&mut sink, n)).collect();
+        // Out of order, the first, one in the middle, and two adjacent ones.
+        for i in [3, 0, 2] {
+            assert!(sink.void(at[i]));
+        }
+        assert_eq!(take(&mut sink), vec![done(1), done(4), done(5)]);
+    }
+
+    #[test]
+    fn voiding_the_last_records_shortens_the_batch_at_once() {
+        let mut sink = sink();
+        let a = push(&mut sink, 0);
+        let len = sink.len();
+        let b = push(&mut sink, 1);
+        let c = push(&mut sink, 2);
+        assert!(sink.void(b));
+        assert!(sink.void(c));
+        // `c` was the tail, and `b` before it: both gone from the buffer.
+        assert_eq!(sink.len(), len);
+        let d = push(&mut sink, 3);
+        assert!(sink.void(a));
+        assert_eq!(take(&mut sink), vec![done(3)]);
+        assert!(!sink.void(d), "taken by the writer: it is in the file");
+    }
+
+    #[test]
+    fn a_record_taken_or_replaced_by_a_snapshot_cannot_be_voided() {
+        let mut sink = sink();
+        let a = push(&mut sink, 0);
+        assert_eq!(take(&mut sink), vec![done(0)]);
+        assert!(!sink.void(a));
+        let b = push(&mut sink, 1);
+        sink.clear();
+        assert!(!sink.void(b));
+        let c = push(&mut sink, 2);
+        assert_eq!(c.epoch(), sink.epoch());
+        assert_eq!(take(&mut sink), vec![done(2)]);
+        assert_eq!((sink.stats.records, sink.stats.voided), (3, 0));
+    }
+
+    #[test]
+    fn the_writer_can_wait_for_a_number_of_bytes() {
+        let mut sink = sink();
+        let mut batch = Vec::new();
+        let _ = push(&mut sink, 0);
+        let one = sink.len();
+        assert!(!sink.take_at_least(&mut batch, Waker::noop(), 2 * one));
+        assert!(batch.is_empty());
+        let _ = push(&mut sink, 1);
+        assert!(sink.take_at_least(&mut batch, Waker::noop(), 2 * one));
+        assert_eq!(batch.len(), 2 * one);
+        assert!(sink.is_empty());
+    }
 
     #[test]
     fn deadlines_become_wall_clock_times_around_the_reading() {

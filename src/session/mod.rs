@@ -31,7 +31,7 @@ pub use persisted::{OwedMessage, from_stored, to_stored};
 pub use shared::Readiness;
 
 use crate::auth::acl::{AclFile, ClientAcl};
-use crate::persist::SharedSink;
+use crate::persist::{Pending, SharedSink};
 use crate::protocol::{
     Connect, Disconnect, LastWill, Packet, PacketId, ProtocolVersion, QoS, Reason, ReasonCode,
     SubscriptionOptions, TopicFilter, TopicName,
@@ -237,6 +237,11 @@ pub struct Session {
     /// The shard's persistence sink while this session is persistent and persistence is on:
     /// the session writes its own changes there (`persisted`). `None` costs nothing.
     log: Option<SharedSink>,
+    /// The messages whose "taken" record is still in the sink's pending batch, oldest
+    /// first (and some of batches already taken, dropped at the next record): retired
+    /// before the writer takes it, such a message is voided instead of
+    /// logged as retired (`persisted`). Empty without a sink.
+    pending_takes: VecDeque<(u64, Pending)>,
 }
 
 impl Session {
@@ -268,6 +273,7 @@ impl Session {
             acl: None,
             username: None,
             log: None,
+            pending_takes: VecDeque::new(),
         };
         session.attach(connect);
         session

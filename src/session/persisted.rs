@@ -6,8 +6,8 @@
 
 use super::{InFlight, Message, Queued, Session, Stage, outbound::PACKET_ID_SPACE};
 use crate::persist::{
-    OutMessage, Record, RecoveredSession, RetainedMessage, SharedSink, StoredMessage,
-    SubscriptionRecord, WallClock,
+    MessageFields, Record, RecoveredSession, RetainedMessage, SharedSink, StoredMessage,
+    SubscriptionRecord, WallClock, encode_out_done, encode_out_queued,
 };
 use crate::protocol::{Connect, PacketId};
 use hashbrown::HashMap;
@@ -32,6 +32,7 @@ impl Session {
     /// Gives the session the shard's sink (persistent, persistence on) or takes it away.
     pub fn set_log(&mut self, sink: Option<SharedSink>) {
         self.log = sink;
+        self.pending_takes.clear();
     }
 
     pub fn is_logged(&self) -> bool {
@@ -55,22 +56,34 @@ impl Session {
         }
     }
 
-    pub(super) fn log_queued(&self, n: u64, packet_id: Option<PacketId>, msg: &Message) {
+    pub(super) fn log_queued(&mut self, n: u64, packet_id: Option<PacketId>, msg: &Message) {
         let Some(sink) = &self.log else {
             return;
         };
-        let clock = match sink.try_borrow() {
-            Ok(sink) => sink.clock(),
-            Err(_) => return,
+        let Ok(mut sink) = sink.try_borrow_mut() else {
+            return;
         };
-        self.note(|client_id| {
-            Record::OutQueued(OutMessage {
-                client_id,
-                n,
-                packet_id,
-                message: to_stored(msg, &clock),
-            })
-        });
+        let clock = sink.clock();
+        // Entries of batches the writer took are of no more use.
+        let epoch = sink.epoch();
+        while (self.pending_takes.front()).is_some_and(|(_, p)| p.epoch() != epoch) {
+            self.pending_takes.pop_front();
+        }
+        // Encoded from the message in place: what `Record::OutQueued` of `to_stored` would be.
+        let fields = MessageFields {
+            topic: &msg.topic,
+            payload: &msg.payload,
+            qos: msg.qos,
+            properties: msg.properties.as_deref(),
+            expires_at: msg.expires_at.map(|at| clock.wall_at(at)),
+        };
+        let client_id = &self.client_id;
+        let body = |out: &mut Vec<u8>| {
+            encode_out_queued(client_id, n, packet_id, (msg.retain, fields), out)
+        };
+        if let Some(at) = sink.push_body(body) {
+            self.pending_takes.push_back((n, at));
+        }
     }
 
     pub(super) fn log_sent(&self, n: u64, packet_id: PacketId) {
@@ -85,8 +98,31 @@ impl Session {
         self.note(|client_id| Record::OutReleased { client_id, n });
     }
 
-    pub(super) fn log_done(&self, n: u64) {
-        self.note(|client_id| Record::OutDone { client_id, n });
+    /// Message `n` is retired. If its "taken" record is still pending, that record is voided
+    /// and nothing is written: neither reached the file, so a crash from now on finds no
+    /// trace of it, which is what a retired message leaves. A "sent" or "PUBREC" record of
+    /// it that stays pending names a message the log does not hold, which recovery ignores.
+    pub(super) fn log_done(&mut self, n: u64) {
+        let Some(sink) = &self.log else {
+            return;
+        };
+        let Ok(mut sink) = sink.try_borrow_mut() else {
+            return;
+        };
+        // Entries of batches the writer took cannot be voided: dropped, so that the scan
+        // covers the current batch only. Acknowledgements come in order almost always: the
+        // entry is at the front.
+        let epoch = sink.epoch();
+        while (self.pending_takes.front()).is_some_and(|(_, p)| p.epoch() != epoch) {
+            self.pending_takes.pop_front();
+        }
+        if let Some(i) = self.pending_takes.iter().position(|&(m, _)| m == n)
+            && let Some((_, at)) = self.pending_takes.remove(i)
+            && sink.void(at)
+        {
+            return;
+        }
+        let _ = sink.push_body(|out| encode_out_done(&self.client_id, n, out));
     }
 
     pub(super) fn log_in_qos2(&self, packet_id: PacketId, awaiting: bool) {

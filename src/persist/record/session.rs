@@ -3,7 +3,10 @@
 //! Subscription Identifiers), its end, its outbound QoS 1/2 messages through their stages,
 //! and its inbound QoS 2 packet ids awaiting PUBREL. Pure functions over bytes.
 
-use super::{Reader, RetainedMessage, WallTime, decode_retained, encode_retained, put16};
+use super::{
+    MessageFields, OUT_DONE, OUT_QUEUED, Reader, RetainedMessage, WallTime, decode_retained,
+    encode_fields, encode_retained, put16,
+};
 use crate::persist::error::RecordError;
 use crate::protocol::{
     PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions, TopicFilter,
@@ -202,18 +205,24 @@ pub(super) fn decode_stored(r: &mut Reader<'_>) -> Result<StoredMessage, RecordE
     })
 }
 
-/// `client id str16, n u64, flags u8, [packet id u16], message`.
-pub(super) fn encode_out(m: &OutMessage, out: &mut Vec<u8>) -> Result<(), RecordError> {
-    put16(out, m.client_id.as_bytes())?;
-    out.extend_from_slice(&m.n.to_le_bytes());
-    match m.packet_id {
+/// `client id str16, n u64, flags u8, [packet id u16]`: an outbound message's body up to
+/// its `message`.
+pub(super) fn encode_out_head(
+    client_id: &str,
+    n: u64,
+    packet_id: Option<PacketId>,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    put16(out, client_id.as_bytes())?;
+    out.extend_from_slice(&n.to_le_bytes());
+    match packet_id {
         Some(id) => {
             out.push(HAS_PACKET_ID);
             out.extend_from_slice(&id.get().to_le_bytes());
         }
         None => out.push(0),
     }
-    encode_stored(&m.message, out)
+    Ok(())
 }
 
 pub(super) fn decode_out(r: &mut Reader<'_>) -> Result<OutMessage, RecordError> {
@@ -230,6 +239,29 @@ pub(super) fn decode_out(r: &mut Reader<'_>) -> Result<OutMessage, RecordError> 
         packet_id,
         message: decode_stored(r)?,
     })
+}
+
+/// An `OutQueued` body (`Record::OutQueued`) from borrowed parts; `message` is its RETAIN
+/// flag and fields.
+pub fn encode_out_queued(
+    client_id: &str,
+    n: u64,
+    packet_id: Option<PacketId>,
+    message: (bool, MessageFields<'_>),
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    out.push(OUT_QUEUED);
+    encode_out_head(client_id, n, packet_id, out)?;
+    out.push(u8::from(message.0));
+    encode_fields(message.1, out)
+}
+
+/// An `OutDone` body (`Record::OutDone`) from borrowed parts.
+pub fn encode_out_done(client_id: &str, n: u64, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    out.push(OUT_DONE);
+    put16(out, client_id.as_bytes())?;
+    out.extend_from_slice(&n.to_le_bytes());
+    Ok(())
 }
 
 impl Reader<'_> {

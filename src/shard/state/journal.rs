@@ -15,7 +15,8 @@
 use super::ShardState;
 use super::retained::Change;
 use crate::persist::{
-    HEADER, Record, RetainedMessage, SharedSink, Sink, WallClock, WallTime, encode_record,
+    HEADER, Record, RetainedMessage, SharedSink, Sink, SinkStats, WallClock, WallTime,
+    encode_record,
 };
 use crate::session::Message;
 use crate::shard::home_shard;
@@ -113,12 +114,31 @@ impl ShardState {
     /// acknowledgements (then the writer writes, syncs and calls `journal_durable`). With
     /// neither, `waker` is woken by the next.
     pub fn take_journal(&mut self, batch: &mut Vec<u8>, waker: &Waker) -> bool {
+        self.take_journal_at_least(batch, waker, 1)
+    }
+
+    /// `take_journal`, but the records are taken only once at least `min_bytes` are pending
+    /// (the writer lets them collect: `shard::persist`); `waker` is woken when they are.
+    pub fn take_journal_at_least(
+        &mut self,
+        batch: &mut Vec<u8>,
+        waker: &Waker,
+        min_bytes: usize,
+    ) -> bool {
         let got = match self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
-            Some(Ok(mut sink)) => sink.take(batch, waker),
+            Some(Ok(mut sink)) => sink.take_at_least(batch, waker, min_bytes),
             _ => return false,
         };
         let sealed = self.seal_ticket();
         got || sealed
+    }
+
+    /// What the sink saw since the start (the writer's closing log line).
+    pub fn journal_stats(&self) -> SinkStats {
+        match self.journal.as_ref().map(|j| j.sink.try_borrow()) {
+            Some(Ok(sink)) => sink.stats,
+            _ => SinkStats::default(),
+        }
     }
 
     /// Whether the writer should write what is left and end.

@@ -979,3 +979,4 @@ mod auth_files;
 mod disk;
 mod durable;
 mod flow;
+mod journal;
