@@ -129,10 +129,18 @@ fn the_remote_keeps_the_bridge_state_1_while_up_and_0_after_a_crash_or_a_stop() 
     let mut local = Broker::start_with_config(&toml);
     wait_up(&remote, "cloud");
     local.sigterm();
-    assert!(local.wait_exit(Duration::from_secs(10)).is_some(), "stopped");
+    assert!(
+        local.wait_exit(Duration::from_secs(10)).is_some(),
+        "stopped"
+    );
     wait_state(&remote, "cloud", b"0");
 
-    let quiet = bridge_toml("cloud", remote.addr, &["sensors/# out 1"], "notifications = false");
+    let quiet = bridge_toml(
+        "cloud",
+        remote.addr,
+        &["sensors/# out 1"],
+        "notifications = false",
+    );
     let _local = Broker::start_with_config(&quiet);
     std::thread::sleep(Duration::from_millis(500));
     wait_state(&remote, "cloud", b"0");
