@@ -84,18 +84,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-NEXT_PORT=22000
-# free_port VAR (not `$(free_port)`: a subshell's NEXT_PORT would never advance).
-free_port() {
-    local _
-    for _ in $(seq 500); do
-        NEXT_PORT=$((NEXT_PORT + 1))
-        [ "$NEXT_PORT" -gt 22999 ] && NEXT_PORT=22001
-        if ! port_in_use "$NEXT_PORT"; then printf -v "$1" '%s' "$NEXT_PORT"; return; fi
-    done
-    die "no free port in 22001-22999"
-}
+# Ports 22001-22999 (`free_port`, loadtest/lib.sh).
+PORT_BASE=22000
 wait_for_port() {
     local _
     for _ in $(seq 100); do

@@ -236,20 +236,8 @@ make_pki() {
 
 # --- starting and stopping brokers -------------------------------------------------------------
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-NEXT_PORT=21000
-# free_port VAR: sets VAR to the next free port. Not `$(free_port)`: a command substitution
-# runs in a subshell, whose NEXT_PORT would never advance (every caller got the same port).
-free_port() {
-    local _
-    for _ in $(seq 500); do
-        NEXT_PORT=$((NEXT_PORT + 1))
-        [ "$NEXT_PORT" -gt 21999 ] && NEXT_PORT=21001
-        if ! port_in_use "$NEXT_PORT"; then printf -v "$1" '%s' "$NEXT_PORT"; return; fi
-    done
-    die "no free port in 21001-21999"
-}
+# Ports 21001-21999 (`free_port`, loadtest/lib.sh).
+PORT_BASE=21000
 
 # wait_for_port PORT PID NAME LOG: up to 10 s for the broker to accept connections.
 wait_for_port() {

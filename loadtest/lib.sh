@@ -1,6 +1,6 @@
 # loadtest/lib.sh: what the benchmark scripts and the interop suite share, sourced by them:
-# Mosquitto's comparison baseline config and a throwaway CA with certificates for loopback.
-# Functions only; nothing runs when it is sourced.
+# free loopback ports, Mosquitto's comparison baseline config and a throwaway CA with
+# certificates for loopback. Functions only; nothing runs when it is sourced.
 
 # mosquitto_baseline PORT [PERSISTENCE_DIR]: Mosquitto 2.0's comparison baseline on stdout
 # (the settings of ../shared/peers/mosquitto.conf: Nagle off, queue limits large enough that
@@ -51,4 +51,21 @@ make_loopback_pki() {
             -extfile <(printf "extendedKeyUsage=clientAuth") 2>/dev/null
     fi
     chmod 644 "$dir"/*
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port VAR: sets VAR to the next free port in PORT_BASE+1 .. PORT_BASE+999 (PORT_BASE set
+# by the script, so that two scripts never hand out the same ports). Not `$(free_port)`: a
+# command substitution runs in a subshell, whose NEXT_PORT would never advance.
+free_port() {
+    local _ base=${PORT_BASE:-21000}
+    NEXT_PORT=${NEXT_PORT:-$base}
+    for _ in $(seq 999); do
+        NEXT_PORT=$((NEXT_PORT + 1))
+        [ "$NEXT_PORT" -gt $((base + 999)) ] && NEXT_PORT=$((base + 1))
+        if ! port_in_use "$NEXT_PORT"; then printf -v "$1" '%s' "$NEXT_PORT"; return; fi
+    done
+    echo "no free port in $((base + 1))-$((base + 999))" >&2
+    exit 1
 }

@@ -89,16 +89,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-NEXT_PORT=22000
-free_port() {
-    local _
-    for _ in $(seq 500); do
-        NEXT_PORT=$((NEXT_PORT + 1))
-        if ! port_in_use "$NEXT_PORT"; then printf -v "$1" '%s' "$NEXT_PORT"; return; fi
-    done
-    die "no free port in 22001-22500"
-}
+# Ports 23001-23999 (`free_port`, loadtest/lib.sh).
+PORT_BASE=23000
 # wait_for_port PORT: up to 60 s (a recovery of millions of records takes a while).
 wait_for_port() {
     local _
