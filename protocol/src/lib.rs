@@ -18,6 +18,7 @@
 //! the frame off the read buffer and parses it from a `Bytes`, so PUBLISH payloads share the
 //! read buffer instead of being copied (short topics are copied inline, see `TopicName`).
 
+mod connack;
 mod connect;
 mod control;
 pub mod error;
@@ -162,7 +163,7 @@ fn decode_frame(
     let r = &mut reader;
     Ok(match header.packet_type {
         1 => Packet::Connect(Box::new(connect::decode_connect(r)?)),
-        2 => Packet::ConnAck(connect::decode_connack(r, version)?),
+        2 => Packet::ConnAck(connack::decode_connack(r, version)?),
         4 => Packet::PubAck(publish::decode_pub_resp(r, 4, version)?),
         5 => Packet::PubRec(publish::decode_pub_resp(r, 5, version)?),
         6 => Packet::PubRel(publish::decode_pub_resp(r, 6, version)?),
