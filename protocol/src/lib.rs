@@ -10,7 +10,8 @@
 //!   outgoing packet.
 //! - `wire`: integers, variable byte integers, strings and binary data on the wire.
 //! - `reasons`: which reason codes each packet may carry, and the 3.1.1 return code mapping.
-//! - `connect`, `publish`, `subscribe`, `control`: decode and encode, one file per family.
+//! - `connect`, `connack`, `publish`, `subscribe`, `control`: decode and encode, one file per
+//!   family.
 //!   `encode_publish` also says where a PUBLISH's packet id and Topic Alias sit
 //!   ([`PublishLayout`]), so that encode-once fan-out can patch them per subscriber.
 //!
