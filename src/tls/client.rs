@@ -4,11 +4,11 @@
 //! `TlsSession`. No socket, no clock.
 
 use super::load::{TlsError, certificates, private_key};
+use super::records;
 use crate::config::BridgeTls;
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Error, RootCertStore};
-use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,7 +72,7 @@ impl TlsClient {
         let mut this = Self {
             conn: ClientConnection::new(config, name)?,
         };
-        this.flush(out);
+        records::flush(&mut this.conn, out);
         Ok(this)
     }
 
@@ -84,78 +84,20 @@ impl TlsClient {
         plain: &mut BytesMut,
         out: &mut BytesMut,
     ) -> Result<bool, Error> {
-        let result = self.read_records(wire, plain);
-        self.flush(out);
-        result
-    }
-
-    fn read_records(&mut self, wire: &mut BytesMut, plain: &mut BytesMut) -> Result<bool, Error> {
-        while !wire.is_empty() {
-            let mut unread: &[u8] = wire;
-            let n = self.conn.read_tls(&mut unread).map_err(io_error)?;
-            wire.advance(n);
-            let state = self.conn.process_new_packets()?;
-            let mut reader = self.conn.reader();
-            loop {
-                match reader.fill_buf() {
-                    Ok([]) => break,
-                    Ok(chunk) => {
-                        plain.extend_from_slice(chunk);
-                        let len = chunk.len();
-                        reader.consume(len);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(io_error(e)),
-                }
-            }
-            if state.peer_has_closed() {
-                wire.clear();
-                return Ok(true);
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        Ok(false)
+        records::read(&mut self.conn, wire, plain, out)
     }
 
     /// Encrypts `plain` into records appended to `out`.
-    pub fn write(&mut self, mut plain: &[u8], out: &mut BytesMut) -> Result<(), Error> {
-        while !plain.is_empty() {
-            let n = self.conn.writer().write(plain).map_err(io_error)?;
-            self.flush(out);
-            if n == 0 {
-                return Err(Error::General(
-                    "the TLS connection takes no more data".into(),
-                ));
-            }
-            plain = plain.get(n..).unwrap_or_default();
-        }
-        Ok(())
+    pub fn write(&mut self, plain: &[u8], out: &mut BytesMut) -> Result<(), Error> {
+        records::write(&mut self.conn, plain, out)
     }
 
     /// Queues close_notify into `out`.
     pub fn close(&mut self, out: &mut BytesMut) {
-        self.conn.send_close_notify();
-        self.flush(out);
+        records::close(&mut self.conn, out);
     }
 
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
-
-    fn flush(&mut self, out: &mut BytesMut) {
-        let mut writer = out.writer();
-        while self.conn.wants_write() {
-            // Writing into a `BytesMut` cannot fail; it only grows.
-            match self.conn.write_tls(&mut writer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
-fn io_error(e: io::Error) -> Error {
-    Error::General(e.to_string())
 }

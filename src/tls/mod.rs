@@ -8,12 +8,15 @@
 //! - `session`: `TlsSession`, one connection's TLS over `BytesMut`s.
 //! - `client`: the client side, for bridges: a bridge's `tls` table into a `ClientConfig`,
 //!   and `TlsClient`, one outgoing connection's TLS over `BytesMut`s.
+//! - `records`: driving either side's rustls connection over `BytesMut`s (read, write,
+//!   close), which both `TlsSession` and `TlsClient` use.
 //! - `identity`: the subject CN of a client certificate (`identity_as_username`).
 
 mod acceptor;
 mod client;
 mod identity;
 mod load;
+mod records;
 mod session;
 
 pub use acceptor::{Acceptor, Certificates, ShardAcceptors};
