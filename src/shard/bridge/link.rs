@@ -7,13 +7,12 @@
 use super::core::{LinkEnd, SharedCore, Side, handle, handle_local_bytes};
 use crate::protocol::{self, Disconnect, Packet, ProtocolVersion};
 use crate::shard::ShutdownWait;
-use crate::shard::conn::Shared;
+use crate::shard::conn::{Shared, write_all};
 use crate::shard::state::WriterStep;
 use bytes::BytesMut;
-use monoio::buf::{IoBuf, IoBufMut};
+use monoio::buf::IoBufMut;
 use monoio::io::{
-    AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, CancelableAsyncWriteRent, OwnedReadHalf,
-    OwnedWriteHalf,
+    AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf,
 };
 use monoio::net::TcpStream;
 use std::future::{Future, poll_fn};
@@ -246,25 +245,4 @@ fn poll_work(
     }
     c.writer = Some(cx.waker().clone());
     Poll::Pending
-}
-
-async fn write_all(
-    writer: &mut OwnedWriteHalf<TcpStream>,
-    mut buf: BytesMut,
-    cancel: &CancelHandle,
-) -> (std::io::Result<()>, BytesMut) {
-    let total = buf.bytes_init();
-    let mut written = 0;
-    while written < total {
-        let (res, slice) = writer
-            .cancelable_write(buf.slice(written..total), cancel.clone())
-            .await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => return (Err(std::io::ErrorKind::WriteZero.into()), buf),
-            Ok(n) => written += n,
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
 }

@@ -36,6 +36,7 @@ use std::cell::RefCell;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::Instant;
+pub(in crate::shard) use write::write_all;
 use write::write_loop;
 
 pub use connect::serve_refused;

@@ -93,7 +93,9 @@ pub(super) async fn write_loop(
     state.borrow_mut().remove_conn(conn, Instant::now());
 }
 
-async fn write_all(
+/// Writes all of `buf` (cancelled by `cancel`), handing the buffer back for reuse. Also the
+/// bridge's writer towards its remote (`shard::bridge::link`).
+pub(in crate::shard) async fn write_all(
     writer: &mut OwnedWriteHalf<TcpStream>,
     mut buf: BytesMut,
     cancel: &CancelHandle,
