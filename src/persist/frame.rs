@@ -29,19 +29,8 @@ pub fn encode_frame(
     body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
 ) -> Result<(), RecordError> {
     let start = out.len();
-    out.extend_from_slice(&[0; FRAME_LEN]);
-    if let Err(e) = body(out) {
-        out.truncate(start);
-        return Err(e);
-    }
-    let Ok(len) = u32::try_from(out.len() - start - FRAME_LEN) else {
-        out.truncate(start);
-        return Err(RecordError::TooLong("record"));
-    };
-    let len = len.to_le_bytes();
-    let crc = crc(&len, &out[start + FRAME_LEN..]);
-    out[start..start + 4].copy_from_slice(&len);
-    out[start + 4..start + FRAME_LEN].copy_from_slice(&crc.to_le_bytes());
+    encode_frame_unsealed(out, body)?;
+    seal(&mut out[start..]);
     Ok(())
 }
 
