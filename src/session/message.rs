@@ -68,6 +68,20 @@ impl Message {
         }
     }
 
+    /// A message the broker itself publishes (`$SYS` topics, a bridge's state): retained,
+    /// QoS 0, no properties.
+    pub fn broker_retained(topic: TopicName, payload: Bytes) -> Self {
+        Self {
+            topic,
+            payload,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: None,
+            expires_at: None,
+            received_at: None,
+        }
+    }
+
     /// Starts the Message Expiry Interval clock, if the message has one.
     pub fn stamp_expiry(&mut self, now: Instant) {
         let interval = self

@@ -4,7 +4,6 @@
 //! publishes it) and the counts the metrics show.
 
 use super::ShardState;
-use crate::protocol::QoS;
 use crate::session::Message;
 use bytes::Bytes;
 use std::time::Instant;
@@ -50,15 +49,7 @@ impl ShardState {
         let Some(topic) = crate::bridge::state_topic(name) else {
             return;
         };
-        let msg = Message {
-            topic,
-            payload: Bytes::from_static(if up { b"1" } else { b"0" }),
-            qos: QoS::AtMostOnce,
-            retain: true,
-            properties: None,
-            expires_at: None,
-            received_at: None,
-        };
+        let msg = Message::broker_retained(topic, Bytes::from_static(if up { b"1" } else { b"0" }));
         let _: super::routing::Held = self.route(&msg, None, now);
         self.finish(now);
     }

@@ -6,7 +6,7 @@
 
 use super::ShardState;
 use crate::obs::{Snapshot, SysTopics};
-use crate::protocol::{QoS, TopicName};
+use crate::protocol::TopicName;
 use crate::session::Message;
 use crate::shard::MeshMsg;
 use bytes::Bytes;
@@ -60,15 +60,7 @@ impl ShardState {
             let Ok(topic) = TopicName::try_from(topic.as_str()) else {
                 continue;
             };
-            let msg = Message {
-                topic,
-                payload: Bytes::from(payload),
-                qos: QoS::AtMostOnce,
-                retain: true,
-                properties: None,
-                expires_at: None,
-                received_at: None,
-            };
+            let msg = Message::broker_retained(topic, Bytes::from(payload));
             let _: super::routing::Held = self.route(&msg, None, now);
         }
         self.finish(now);
