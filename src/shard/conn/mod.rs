@@ -277,6 +277,9 @@ async fn run_at_home(
         handle.clone(),
         transport.clone(),
     );
+    // Its own task: the future that got here (CONNECT, authentication, takeover) is four
+    // times the size of the reader's and would otherwise live as long as the connection.
+    let reading = read_loop(state, conn, reader, leftover, handle, version, transport);
     monoio::spawn(writing);
-    read_loop(state, conn, reader, leftover, handle, version, transport).await;
+    monoio::spawn(reading);
 }

@@ -77,20 +77,32 @@ pub(super) async fn write_loop(
         }
     }
     if !state.borrow().is_aborted(conn) {
-        if let Some(t) = &transport {
-            let goodbye = {
-                let mut t = t.borrow_mut();
-                t.close();
-                t.swap_output(&mut wire);
-                std::mem::take(&mut wire)
-            };
-            if !goodbye.is_empty() {
-                let _ = write_all(&mut writer, goodbye, &cancel).await;
-            }
-        }
-        let _ = writer.shutdown().await;
+        // Boxed: inline, the goodbye's futures would be in every writer's future.
+        Box::pin(say_goodbye(&mut writer, transport.as_ref(), wire, &cancel)).await;
     }
     state.borrow_mut().remove_conn(conn, Instant::now());
+}
+
+/// Ends the transport cleanly (a TLS close_notify, a WebSocket Close) and shuts the socket's
+/// write side down.
+async fn say_goodbye(
+    writer: &mut OwnedWriteHalf<TcpStream>,
+    transport: Option<&Rc<RefCell<Transport>>>,
+    mut wire: BytesMut,
+    cancel: &CancelHandle,
+) {
+    if let Some(t) = transport {
+        let goodbye = {
+            let mut t = t.borrow_mut();
+            t.close();
+            t.swap_output(&mut wire);
+            std::mem::take(&mut wire)
+        };
+        if !goodbye.is_empty() {
+            let _ = write_all(writer, goodbye, cancel).await;
+        }
+    }
+    let _ = writer.shutdown().await;
 }
 
 /// Writes all of `buf` (cancelled by `cancel`), handing the buffer back for reuse. Also the

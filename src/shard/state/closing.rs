@@ -192,6 +192,18 @@ impl ShardState {
         self.conns.get(conn).is_none_or(|c| c.abort)
     }
 
+    /// Registers the reader of `conn` as waiting for its socket to become readable; true
+    /// when the connection's IO is stopped (aborted or removed) and it should end instead.
+    pub fn park_idle_reader(&mut self, conn: ConnId, waker: &Waker) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(c) if !c.abort => {
+                c.reader = Some(waker.clone());
+                false
+            }
+            _ => true,
+        }
+    }
+
     pub fn set_canceller(&mut self, conn: ConnId, canceller: Canceller) {
         if let Some(c) = self.conns.get_mut(conn) {
             c.cancel = IoCancel::arm(canceller);
@@ -202,7 +214,7 @@ impl ShardState {
     pub fn remove_conn(&mut self, conn: ConnId, now: Instant) {
         self.close(conn, None, true, now);
         if let Some(mut c) = self.conns.remove(conn) {
-            c.cancel.fire();
+            c.stop_io();
             self.timers.cancel_conn(&mut c.timers);
         }
         // A reader waiting for room may be this connection's: it looks again and ends.

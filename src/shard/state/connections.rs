@@ -36,6 +36,9 @@ pub(super) struct Conn {
     /// Bytes waiting for the writer task.
     pub outbound: BytesMut,
     pub writer: Option<Waker>,
+    /// The reader, while it waits for the socket to become readable holding no buffer
+    /// (`conn::read`): woken when the connection's IO is stopped.
+    pub reader: Option<Waker>,
     pub closing: bool,
     /// Abort pending IO instead of flushing (a stalled client).
     pub abort: bool,
@@ -80,6 +83,7 @@ impl Conn {
             peer,
             outbound: BytesMut::new(),
             writer: None,
+            reader: None,
             closing: false,
             abort: false,
             last_activity: now,
@@ -100,8 +104,15 @@ impl Conn {
     /// Stops IO without flushing what is left (the writer then frees the slot).
     pub fn abort(&mut self) {
         self.abort = true;
-        self.cancel.fire();
+        self.stop_io();
         wake(&mut self.writer);
+    }
+
+    /// Cancels the reader's and writer's pending IO, and wakes a reader waiting for
+    /// readiness (which has no IO to cancel).
+    pub fn stop_io(&mut self) {
+        self.cancel.fire();
+        wake(&mut self.reader);
     }
 }
 
