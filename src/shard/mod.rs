@@ -28,6 +28,7 @@ mod reading;
 mod run;
 mod setup;
 mod state;
+mod writer;
 
 pub use persist::Persistence;
 pub use run::{Observe, run, run_observed, serve};

@@ -3,7 +3,7 @@
 //! The write error is injected through the writer's own entry point, `set_log_failing`.
 
 use super::*;
-use crate::persist::WallTime;
+use crate::persist::{Record, Replay, WallTime};
 use std::path::Path;
 
 #[test]
@@ -56,4 +56,54 @@ fn while_the_log_fails_qos_1_and_2_are_refused_qos_0_is_served_and_then_it_recov
         [Packet::PubAck(a)] => assert_eq!((a.packet_id, a.reason), (pid(4), ReasonCode::Success)),
         other => panic!("accepted again, got {other:?}"),
     }
+}
+
+/// A retained QoS 0 PUBLISH of `topic`.
+fn retained(topic: &str) -> Packet {
+    match publish(topic, QoS::AtMostOnce, None) {
+        Packet::Publish(mut p) => {
+            p.retain = true;
+            Packet::Publish(p)
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn while_the_log_fails_pending_records_stop_at_the_cap_and_a_snapshot_holds_their_effect() {
+    let (mut state, _peer) = two_shards(Limits::default(), 1024);
+    state.enable_journal(clock(), WallTime(1_000), false);
+    state.set_journal_cap(4096);
+    assert!(state.set_log_failing(true, Path::new("shard-0.log")));
+    let publisher = open(&mut state, ProtocolVersion::V4, "pub");
+    // QoS 0 is still served while the log fails, and retained messages keep changing.
+    for i in 0..400 {
+        state.on_packet(publisher, retained(&format!("r/{i}")), clock());
+    }
+    assert!(
+        state.journal_overflowed(),
+        "400 retained records are over 4 KiB"
+    );
+    assert!(
+        (state.journal.as_ref())
+            .and_then(|j| j.sink.try_borrow().ok())
+            .is_some_and(|s| s.is_empty()),
+        "past the cap nothing is collected"
+    );
+    // The snapshot holds every retained message this shard owns, the dropped ones too.
+    let mut snapshot = Vec::new();
+    state.journal_snapshot(clock(), &mut snapshot);
+    state.journal_snapshot_taken();
+    assert!(!state.journal_overflowed(), "collecting again");
+    let topics: Vec<String> = Replay::new(&snapshot)
+        .unwrap_or_else(|v| panic!("version {v}"))
+        .filter_map(|r| match r {
+            Ok((Record::RetainedSet(m), _)) => Some(m.topic.to_string()),
+            _ => None,
+        })
+        .collect();
+    let owned = (0..400)
+        .filter(|i| crate::shard::home_shard(format!("r/{i}").as_bytes(), 2) == 0)
+        .count();
+    assert_eq!(topics.len(), owned);
 }
