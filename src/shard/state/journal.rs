@@ -34,6 +34,10 @@ pub(super) struct Journal {
     pub durable: super::durable::Durability,
     /// The writer's last write failed (`disk`): new QoS 1/2 work is refused.
     pub failing: bool,
+    /// Which peers' logs fail (`MeshMsg::DiskState`), and how many: new QoS 1/2 work is
+    /// refused here too.
+    pub peers_failing: Vec<bool>,
+    pub peers_failing_count: usize,
 }
 
 impl Journal {
@@ -69,6 +73,8 @@ impl ShardState {
             closing: false,
             durable: super::durable::Durability::new(hold_acks),
             failing: false,
+            peers_failing: vec![false; self.shards()],
+            peers_failing_count: 0,
         });
     }
 

@@ -107,3 +107,42 @@ fn while_the_log_fails_pending_records_stop_at_the_cap_and_a_snapshot_holds_thei
         .count();
     assert_eq!(topics.len(), owned);
 }
+
+#[test]
+fn while_a_peers_log_fails_qos_1_is_refused_here_too_and_a_change_here_is_told_to_the_peers() {
+    let (mut state, mut peer) = two_shards(Limits::default(), 64);
+    state.enable_journal(clock(), WallTime(1_000), false);
+    let v5 = open(&mut state, ProtocolVersion::V5, "pub5");
+    let tell = |peer: &mut MeshEnds<MeshMsg>, state: &mut ShardState, failing: bool| {
+        assert!(peer.try_send(0, MeshMsg::DiskState { failing }).is_ok());
+        peer.flush_wakes();
+        state.drain_mesh(usize::MAX, clock(), &mut Vec::new());
+    };
+    tell(&mut peer, &mut state, true);
+    // Said twice: still one failing peer.
+    tell(&mut peer, &mut state, true);
+    state.on_packet(v5, publish("d/1", QoS::AtLeastOnce, Some(1)), clock());
+    match drain_packets(&mut state, v5, ProtocolVersion::V5).as_slice() {
+        [Packet::PubAck(a)] => assert_eq!(a.reason, ReasonCode::QuotaExceeded),
+        other => panic!("PUBACK 0x97, got {other:?}"),
+    }
+    tell(&mut peer, &mut state, false);
+    state.on_packet(v5, publish("d/2", QoS::AtLeastOnce, Some(2)), clock());
+    match drain_packets(&mut state, v5, ProtocolVersion::V5).as_slice() {
+        [Packet::PubAck(a)] => assert_eq!(a.reason, ReasonCode::Success),
+        other => panic!("accepted again, got {other:?}"),
+    }
+
+    // This shard's own changes reach the peer.
+    let _ = peer_messages(&mut peer);
+    assert!(state.set_log_failing(true, Path::new("shard-0.log")));
+    assert!(!state.set_log_failing(false, Path::new("shard-0.log")));
+    let told: Vec<bool> = peer_messages(&mut peer)
+        .into_iter()
+        .filter_map(|m| match m {
+            MeshMsg::DiskState { failing } => Some(failing),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [true, false]);
+}
