@@ -39,12 +39,25 @@ pub struct PersistenceConfig {
     /// A shard's log is compacted once it passes this many bytes (or twice its size after
     /// the last compaction, if that is more).
     pub max_log_bytes: u64,
+    /// The most bytes of records a shard holds for its writer; past it they are dropped
+    /// and the log is replaced by a snapshot (a full disk, a writer that cannot keep up).
+    pub max_pending_bytes: usize,
+    /// The most bytes the logs may take in the directory, all shards together (each shard
+    /// `1/shards` of it, compaction's new file included); past it the disk counts as full.
+    /// `None`: no bound but the disk's.
+    pub max_disk_bytes: Option<u64>,
 }
 
 const DEFAULT_FSYNC_INTERVAL_MS: u64 = 100;
 const DEFAULT_MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// The smallest `max_log_bytes`: a log below it would be compacted over and over.
 const MIN_MAX_LOG_BYTES: u64 = 4096;
+const DEFAULT_MAX_PENDING_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest `max_pending_bytes`: one large record (a retained message of a few KB with
+/// its properties) must fit, and the writer lets up to half of it collect.
+const MIN_MAX_PENDING_BYTES: u64 = 64 * 1024;
+/// The smallest `max_disk_bytes` (but 0, no bound): a log and its compaction must fit.
+const MIN_MAX_DISK_BYTES: u64 = 1024 * 1024;
 
 impl Default for PersistenceConfig {
     fn default() -> Self {
@@ -53,6 +66,8 @@ impl Default for PersistenceConfig {
             fsync: Fsync::default(),
             fsync_interval: Duration::from_millis(DEFAULT_FSYNC_INTERVAL_MS),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES as usize,
+            max_disk_bytes: None,
         }
     }
 }
@@ -66,6 +81,9 @@ pub struct RawPersistence {
     pub fsync: String,
     pub fsync_interval_ms: u64,
     pub max_log_bytes: u64,
+    pub max_pending_bytes: u64,
+    /// 0: no bound.
+    pub max_disk_bytes: u64,
 }
 
 impl Default for RawPersistence {
@@ -75,6 +93,8 @@ impl Default for RawPersistence {
             fsync: Fsync::default().name().into(),
             fsync_interval_ms: DEFAULT_FSYNC_INTERVAL_MS,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            max_disk_bytes: 0,
         }
     }
 }
@@ -109,11 +129,31 @@ impl RawPersistence {
                 max: u64::MAX,
             });
         }
+        let max_pending_bytes = usize::try_from(self.max_pending_bytes)
+            .ok()
+            .filter(|&b| b as u64 >= MIN_MAX_PENDING_BYTES)
+            .ok_or(ConfigError::OutOfRange {
+                field: "persistence.max_pending_bytes",
+                value: self.max_pending_bytes,
+                min: MIN_MAX_PENDING_BYTES,
+                max: usize::MAX as u64,
+            })?;
+        let max_disk_bytes = self.max_disk_bytes;
+        if max_disk_bytes != 0 && max_disk_bytes < MIN_MAX_DISK_BYTES {
+            return Err(ConfigError::OutOfRange {
+                field: "persistence.max_disk_bytes",
+                value: max_disk_bytes,
+                min: MIN_MAX_DISK_BYTES,
+                max: u64::MAX,
+            });
+        }
         Ok(PersistenceConfig {
             dir: (!self.dir.is_empty()).then(|| PathBuf::from(self.dir)),
             fsync,
             fsync_interval: Duration::from_millis(interval_ms),
             max_log_bytes: self.max_log_bytes,
+            max_pending_bytes,
+            max_disk_bytes: (max_disk_bytes != 0).then_some(max_disk_bytes),
         })
     }
 }
@@ -141,12 +181,25 @@ dir = {dir}
 fsync = "{fsync}"
 fsync_interval_ms = {interval}
 # A log past this many bytes is compacted: rewritten as a snapshot of its live messages.
+# Recovery at start reads every log: at most max_log_bytes (or twice the live state, if
+# that is more) per shard.
 max_log_bytes = {max_log_bytes}
+# The most bytes of records a shard holds while its log cannot be written (a full disk) or
+# its writer falls behind; past it they are dropped and the log is replaced by a snapshot
+# of the state once it can be written.
+max_pending_bytes = {max_pending_bytes}
+# The most bytes the logs may take in dir, all shards together (each shard a 1/shards
+# share, compaction's new file included); past it the disk counts as full: QoS 1 and 2 are
+# refused (5.0: 0x97), QoS 0 is served, until compaction frees room. 0 = no bound but the
+# disk's. Also bounds what recovery reads at start.
+max_disk_bytes = {max_disk_bytes}
 "#,
         dir = toml::Value::String(dir),
         fsync = p.fsync.name(),
         interval = p.fsync_interval.as_millis(),
         max_log_bytes = p.max_log_bytes,
+        max_pending_bytes = p.max_pending_bytes,
+        max_disk_bytes = p.max_disk_bytes.unwrap_or(0),
     )
 }
 
@@ -163,6 +216,8 @@ mod tests {
         assert_eq!(p.fsync, Fsync::Interval);
         assert_eq!(p.fsync_interval, Duration::from_millis(100));
         assert_eq!(p.max_log_bytes, 64 * 1024 * 1024);
+        assert_eq!(p.max_pending_bytes, 64 * 1024 * 1024);
+        assert_eq!(p.max_disk_bytes, None);
     }
 
     #[test]
@@ -174,6 +229,8 @@ mod tests {
                     fsync,
                     fsync_interval: Duration::from_millis(250),
                     max_log_bytes: 1 << 20,
+                    max_pending_bytes: 1 << 17,
+                    max_disk_bytes: Some(1 << 30),
                 },
                 ..Config::default()
             };
@@ -196,6 +253,14 @@ mod tests {
             (
                 "[persistence]\nmax_log_bytes = 100",
                 "persistence.max_log_bytes",
+            ),
+            (
+                "[persistence]\nmax_pending_bytes = 1000",
+                "persistence.max_pending_bytes",
+            ),
+            (
+                "[persistence]\nmax_disk_bytes = 1000",
+                "persistence.max_disk_bytes",
             ),
             ("[persistence]\ndirectory = \"/tmp\"", "directory"),
             ("[persistence]\nfsync = 1", "fsync"),

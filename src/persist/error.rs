@@ -132,3 +132,35 @@ impl fmt::Display for PersistError {
 }
 
 impl std::error::Error for PersistError {}
+
+/// Why a shard's writer could not write its log while serving (the shard then refuses new
+/// QoS 1/2 work until it can: `docs/persistence.md`, "A full disk").
+#[derive(Debug)]
+pub enum LogWriteError {
+    /// A write, sync, rename or the directory's sync failed (ENOSPC, EIO, ...).
+    Io(io::Error),
+    /// The write would take the shard's log past its bound: half the shard's share of
+    /// `persistence.max_disk_bytes` (the other half is room for compaction's new file).
+    OverBound { need: u64, bound: u64 },
+}
+
+impl fmt::Display for LogWriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => e.fmt(f),
+            Self::OverBound { need, bound } => write!(
+                f,
+                "a log of {need} bytes, over this shard's bound of {bound} bytes (half its \
+                 share of persistence.max_disk_bytes)"
+            ),
+        }
+    }
+}
+
+impl From<io::Error> for LogWriteError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl std::error::Error for LogWriteError {}

@@ -25,7 +25,7 @@ mod record;
 mod recovery;
 mod sink;
 
-pub use error::{PersistError, RecordError, TailError};
+pub use error::{LogWriteError, PersistError, RecordError, TailError};
 pub use frame::{FORMAT_VERSION, HEADER, HEADER_LEN, Replay, Torn, encode_frame, encode_record};
 pub use log_file::LogFile;
 pub use record::{

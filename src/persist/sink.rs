@@ -9,6 +9,13 @@
 //! needs neither record, since nothing of it reached the file. Voided records are cut out
 //! of the batch when the writer takes it, so the file only ever holds whole, valid records;
 //! only then are the records left checksummed (`frame::seal`), none for nothing.
+//!
+//! The pending bytes are bounded (`set_cap`, `persistence.max_pending_bytes`): a writer that
+//! cannot write (a full disk) or keep up would otherwise let them grow with every retained
+//! QoS 0 message and every acknowledgement. Past the cap the sink drops what it holds and
+//! collects nothing more until the writer has replaced the log by a snapshot of the
+//! shard's state (`overflowed`, reset by `clear`): the state in memory is the truth, and a
+//! snapshot of it holds the effect of every record dropped.
 
 use super::error::RecordError;
 use super::frame::{encode_frame_unsealed, seal};
@@ -45,6 +52,10 @@ impl WallClock {
 pub struct SinkStats {
     pub records: u64,
     pub voided: u64,
+    /// Records dropped past the cap (a snapshot holds their effect).
+    pub dropped: u64,
+    /// Times the pending records passed the cap.
+    pub overflows: u64,
 }
 
 /// Where a voidable record is in the pending batch of `epoch`: what `Sink::void` needs.
@@ -73,8 +84,13 @@ pub struct Sink {
     /// The writer is woken once `pending` holds at least this many bytes (1: at the first
     /// record); a writer that lets records collect raises it while it waits.
     wake_at: usize,
-    /// Records pushed and records voided, for the writer's closing log line.
+    /// Records pushed, voided and dropped, for the writer's closing log line.
     pub stats: SinkStats,
+    /// The most bytes `pending` may hold (`persistence.max_pending_bytes`).
+    cap: usize,
+    /// `pending` passed `cap`: records are dropped until a snapshot replaces the log
+    /// (`clear`).
+    overflowed: bool,
     writer: Option<Waker>,
     clock: WallClock,
 }
@@ -86,6 +102,7 @@ impl std::fmt::Debug for Sink {
             .field("pending_bytes", &self.pending.len())
             .field("epoch", &self.epoch)
             .field("voided", &self.voided.len())
+            .field("overflowed", &self.overflowed)
             .field("writer_waiting", &self.writer.is_some())
             .field("clock", &self.clock)
             .finish()
@@ -100,9 +117,22 @@ impl Sink {
             voided: Vec::new(),
             wake_at: 1,
             stats: SinkStats::default(),
+            cap: usize::MAX,
+            overflowed: false,
             writer: None,
             clock,
         }))
+    }
+
+    /// Bounds the pending bytes (see the module's documentation).
+    pub fn set_cap(&mut self, bytes: usize) {
+        self.cap = bytes;
+    }
+
+    /// Whether records were dropped past the cap since the last `clear`: the log must be
+    /// replaced by a snapshot before anything is appended to it again.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// Appends `record`, framed, and wakes the writer.
@@ -112,11 +142,15 @@ impl Sink {
 
     /// Appends the record whose body `body` encodes, framed, wakes the writer, and says
     /// where it is, so that it can be voided while pending (`void`). `None` if it could not
-    /// be encoded (not logged).
+    /// be encoded (not logged), or dropped past the cap.
     pub fn push_body(
         &mut self,
         body: impl FnOnce(&mut Vec<u8>) -> Result<(), RecordError>,
     ) -> Option<Pending> {
+        if self.overflowed {
+            self.stats.dropped += 1;
+            return None;
+        }
         let start = self.pending.len();
         if let Err(e) = encode_frame_unsealed(&mut self.pending, body) {
             // Topics, payloads and ids fit their length fields by the MQTT limits.
@@ -125,6 +159,10 @@ impl Sink {
         }
         let end = self.pending.len();
         self.stats.records += 1;
+        if end > self.cap {
+            self.overflow();
+            return None;
+        }
         if end >= self.wake_at {
             self.wake();
         }
@@ -247,11 +285,46 @@ impl Sink {
         self.voided.clear();
     }
 
-    /// Drops the pending records (a snapshot that holds their effect replaces them).
+    /// Drops the pending records (a snapshot that holds their effect replaces them), and
+    /// collects again after an overflow.
     pub fn clear(&mut self) {
         self.pending.clear();
         self.voided.clear();
         self.epoch += 1;
+        self.overflowed = false;
+    }
+
+    /// The pending records passed the cap: they are dropped (and cannot be voided: their
+    /// epoch ends), nothing more is collected, and the writer is woken to write a snapshot.
+    fn overflow(&mut self) {
+        self.stats.dropped += self.frames_pending();
+        self.stats.overflows += 1;
+        log::warn!(
+            pending = self.pending.len(), cap = self.cap;
+            "persistence: {} bytes of records pending, over persistence.max_pending_bytes \
+             ({}): dropped; the log will be replaced by a snapshot of the state",
+            self.pending.len(), self.cap
+        );
+        self.pending.clear();
+        self.voided.clear();
+        self.epoch += 1;
+        self.overflowed = true;
+        self.wake();
+    }
+
+    /// How many frames `pending` holds, the one that passed the cap included (walked by
+    /// their length; voided ones too).
+    fn frames_pending(&self) -> u64 {
+        let mut count = 0;
+        let mut at = 0usize;
+        while let Some(len) = self.pending.get(at..at + 4) {
+            let Ok(len) = <[u8; 4]>::try_from(len) else {
+                break;
+            };
+            at += 8 + u32::from_le_bytes(len) as usize;
+            count += 1;
+        }
+        count
     }
 }
 
@@ -352,6 +425,30 @@ mod tests {
         assert!(sink.take_at_least(&mut batch, Waker::noop(), 2 * one));
         assert_eq!(batch.len(), 2 * one);
         assert!(sink.is_empty());
+    }
+
+    #[test]
+    fn past_the_cap_the_pending_records_are_dropped_until_a_snapshot_clears_the_sink() {
+        let mut sink = sink();
+        let _ = push(&mut sink, 0);
+        let one = sink.len();
+        sink.set_cap(3 * one);
+        let kept = [push(&mut sink, 1), push(&mut sink, 2)];
+        assert!(!sink.overflowed());
+        // The fourth record passes the cap: everything pending goes.
+        assert!(sink.push_body(|out| done(3).encode_body(out)).is_none());
+        assert!(sink.overflowed() && sink.is_empty());
+        assert!(!sink.void(kept[0]), "dropped records are not voided");
+        // Nothing more is collected until the snapshot's `clear`.
+        assert!(sink.push_body(|out| done(4).encode_body(out)).is_none());
+        assert!(sink.is_empty());
+        assert_eq!((sink.stats.dropped, sink.stats.overflows), (5, 1));
+        let mut batch = Vec::new();
+        assert!(!sink.take(&mut batch, Waker::noop()));
+        sink.clear();
+        assert!(!sink.overflowed());
+        let _ = push(&mut sink, 5);
+        assert_eq!(take(&mut sink), vec![done(5)]);
     }
 
     #[test]

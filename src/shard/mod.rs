@@ -28,6 +28,7 @@ mod reading;
 mod run;
 mod setup;
 mod state;
+mod writer;
 
 pub use persist::Persistence;
 pub use run::{Observe, run, run_observed, serve};
@@ -83,6 +84,12 @@ pub enum MeshMsg {
     },
     DurableAck {
         token: u64,
+    },
+    /// The sender's persistence log can no longer (or can again) be written: while any
+    /// shard's cannot, every shard refuses new QoS 1/2 work (`state::disk`), since what it
+    /// accepts may be forwarded to that shard and not kept there.
+    DiskState {
+        failing: bool,
     },
     /// The sender now has (or no longer has) a congested session: QoS 1/2 publishers whose
     /// messages go there are held back meanwhile (`state::flow`).

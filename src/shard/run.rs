@@ -3,8 +3,9 @@
 //! overflow flush, and shutdown.
 
 use super::conn::{self, HandshakeSlot, Link, Policy, Shared, Transport};
-use super::persist::{Persistence, journal_task};
+use super::persist::Persistence;
 use super::state::{Admission, Counters, Limits, ShardState};
+use super::writer::journal_task;
 use super::{Endpoint, MeshMsg, ShardListener, ShardSetup, Shutdown};
 use crate::auth::Methods;
 use crate::auth::files::AuthUpdates;

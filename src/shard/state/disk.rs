@@ -11,11 +11,20 @@
 //!   telling it why, and with `interval` / `never` acknowledgements are not held at all.
 //!
 //! A QoS 2 PUBLISH whose id already awaits PUBREL is not new work and goes through.
+//!
+//! Every shard tells its peers when its log starts and stops failing (`MeshMsg::DiskState`),
+//! and a shard refuses while any peer's fails too: a message it accepts may be forwarded to
+//! that peer (a subscriber's session, the owner of a retained topic) and not kept there,
+//! and with `fsync = "interval"` or `"never"` the acknowledgement does not wait for the
+//! peer. Refusing on any failing peer, not only those the message would reach, keeps the
+//! check one branch before routing; the shards share one directory, so a full disk is
+//! rarely one shard's alone.
 
 use super::ShardState;
 use super::connections::ConnId;
 use crate::protocol::{MqttString, Packet, Properties, ProtocolVersion, PubResp, QoS};
 use crate::protocol::{Reason, ReasonCode};
+use crate::shard::MeshMsg;
 use std::path::Path;
 use std::time::Instant;
 
@@ -34,6 +43,8 @@ impl ShardState {
             return false;
         }
         journal.failing = failing;
+        let _ = self.broadcast(|| MeshMsg::DiskState { failing });
+        self.mesh.flush_wakes();
         if failing {
             log::error!(
                 file:% = path.display(), shard = self.id();
@@ -50,8 +61,33 @@ impl ShardState {
         failing
     }
 
-    /// Whether `packet` is new QoS 1/2 work refused because the log cannot be written; if
-    /// so it was answered (5.0) or the connection closed (3.1.1).
+    /// A peer's log started or stopped failing.
+    pub(super) fn on_peer_disk_state(&mut self, from: usize, failing: bool) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        let Some(peer) = journal.peers_failing.get_mut(from) else {
+            return;
+        };
+        if *peer == failing {
+            return;
+        }
+        *peer = failing;
+        match failing {
+            true => journal.peers_failing_count += 1,
+            false => journal.peers_failing_count -= 1,
+        }
+        log::debug!(
+            shard = self.id(), peer = from, failing;
+            "persistence: shard {from}'s log {}", match failing {
+                true => "cannot be written: refusing QoS 1 and 2 here too",
+                false => "is written again",
+            }
+        );
+    }
+
+    /// Whether `packet` is new QoS 1/2 work refused because this shard's log, or a peer's,
+    /// cannot be written; if so it was answered (5.0) or the connection closed (3.1.1).
     pub(super) fn refused_for_log(
         &mut self,
         conn: ConnId,
@@ -59,7 +95,8 @@ impl ShardState {
         packet: &Packet,
         now: Instant,
     ) -> bool {
-        if !self.journal.as_ref().is_some_and(|j| j.failing) {
+        let refusing = |j: &super::journal::Journal| j.failing || j.peers_failing_count > 0;
+        if !self.journal.as_ref().is_some_and(refusing) {
             return false;
         }
         let Packet::Publish(publish) = packet else {

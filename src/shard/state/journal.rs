@@ -34,6 +34,10 @@ pub(super) struct Journal {
     pub durable: super::durable::Durability,
     /// The writer's last write failed (`disk`): new QoS 1/2 work is refused.
     pub failing: bool,
+    /// Which peers' logs fail (`MeshMsg::DiskState`), and how many: new QoS 1/2 work is
+    /// refused here too.
+    pub peers_failing: Vec<bool>,
+    pub peers_failing_count: usize,
 }
 
 impl Journal {
@@ -69,6 +73,8 @@ impl ShardState {
             closing: false,
             durable: super::durable::Durability::new(hold_acks),
             failing: false,
+            peers_failing: vec![false; self.shards()],
+            peers_failing_count: 0,
         });
     }
 
@@ -99,6 +105,23 @@ impl ShardState {
     pub fn restore_retained(&mut self, messages: impl IntoIterator<Item = Message>) {
         for msg in messages {
             let _ = self.retained.store(&msg);
+        }
+    }
+
+    /// Bounds the records pending for the writer (`persistence.max_pending_bytes`): past it
+    /// they are dropped and the writer replaces the log by a snapshot (`Sink::set_cap`).
+    pub fn set_journal_cap(&mut self, bytes: usize) {
+        if let Some(Ok(mut sink)) = self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
+            sink.set_cap(bytes);
+        }
+    }
+
+    /// Whether records were dropped past the cap: the writer must write a snapshot (which
+    /// holds their effect) before it appends anything again.
+    pub fn journal_overflowed(&self) -> bool {
+        match self.journal.as_ref().map(|j| j.sink.try_borrow()) {
+            Some(Ok(sink)) => sink.overflowed(),
+            _ => false,
         }
     }
 
@@ -158,8 +181,8 @@ impl ShardState {
 
     /// A whole log (header first) holding the retained messages this shard owns, unexpired
     /// at `now`, and its persistent sessions with what they owe, written into `out`: what
-    /// compaction replaces the log by. The pending records are dropped, as the snapshot
-    /// holds their effect.
+    /// compaction replaces the log by. Call `journal_snapshot_taken` before anything else
+    /// changes the state if the snapshot is written.
     pub fn journal_snapshot(&mut self, now: Instant, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&HEADER);
@@ -176,6 +199,12 @@ impl ShardState {
             }
         }
         self.snapshot_sessions(now, &clock, out);
+    }
+
+    /// The snapshot just encoded replaces the log: the pending records are dropped, as it
+    /// holds their effect (and none of them can be voided any more: the snapshot may hold
+    /// the message a "taken" record names).
+    pub fn journal_snapshot_taken(&mut self) {
         if let Some(Ok(mut sink)) = self.journal.as_ref().map(|j| j.sink.try_borrow_mut()) {
             sink.clear();
         }

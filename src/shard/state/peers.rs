@@ -89,6 +89,7 @@ impl ShardState {
             MeshMsg::BarrierAck { token } => self.on_barrier_ack(token, now),
             MeshMsg::DurableBarrier { token } => self.on_durable_barrier(from, token),
             MeshMsg::DurableAck { token } => self.on_durable_ack(token, now),
+            MeshMsg::DiskState { failing } => self.on_peer_disk_state(from, failing),
             MeshMsg::Congestion { congested } => self.on_peer_congestion(from, congested, now),
             MeshMsg::SysReport(snapshot) => self.on_sys_report(from, *snapshot),
             // `drain_mesh` hands these to its caller.
