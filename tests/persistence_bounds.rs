@@ -163,6 +163,15 @@ fn records_pending_while_the_log_fails_stop_at_max_pending_bytes_and_the_snapsho
         got += 1;
     }
     assert_eq!(got, 200, "every retained message is back after kill -9");
+    let recovered = broker
+        .wait_for_log(PROMPT, |l| l.contains("bytes replayed in"))
+        .unwrap_or_default();
+    // Each log is kept under half its shard's share of max_disk_bytes: recovery reads at
+    // most max_disk_bytes / 2.
+    let replayed: u64 = (recovered.split(" bytes=").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(replayed <= DISK / 2, "{recovered}");
 }
 
 /// A client id whose home is `shard` of `shards`.

@@ -11,7 +11,7 @@ use crate::persist::{
 use crate::session::Message;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What every shard starts its persistence with: the config, the retained messages
 /// recovered, and the directory's lock (held while the broker runs). Shared by the shard
@@ -49,21 +49,7 @@ impl Persistence {
         let shards = config.shards.get();
         let owner = |key: &[u8]| home_shard(key, shards);
         let (lock, recovered) = persist::recover(dir, shards, wall, owner)?;
-        let owed: usize = (recovered.sessions.iter())
-            .map(|(_, s)| s.messages.len())
-            .sum();
-        log::info!(
-            dir:% = dir.display(), messages = recovered.retained.len(),
-            sessions = recovered.sessions.len(), queued = owed,
-            expired = recovered.expired, sessions_expired = recovered.sessions_expired,
-            files = recovered.files, bytes = recovered.bytes, truncated = recovered.truncated;
-            "persistence: recovered {} retained messages and {} sessions ({} messages owed) \
-             from {} logs ({} bytes) in {} ms ({} messages and {} sessions expired, {} tails \
-             truncated)",
-            recovered.retained.len(), recovered.sessions.len(), owed, recovered.files,
-            recovered.bytes, started.elapsed().as_millis(), recovered.expired,
-            recovered.sessions_expired, recovered.truncated
-        );
+        log_recovered(dir, &recovered, started.elapsed());
         Ok(Arc::new(Self {
             config: config.persistence.clone(),
             retained: RwLock::new(recovered.retained),
@@ -134,4 +120,26 @@ impl Persistence {
     pub(super) fn config(&self) -> &PersistenceConfig {
         &self.config
     }
+}
+
+/// The start-up line: what was recovered, the bytes replayed and how fast (the replay is
+/// bounded by the logs' size: `docs/persistence.md`, "Bounds").
+fn log_recovered(dir: &std::path::Path, recovered: &persist::Recovered, took: Duration) {
+    let owed: usize = (recovered.sessions.iter())
+        .map(|(_, s)| s.messages.len())
+        .sum();
+    let ms = took.as_millis();
+    // MiB/s, from bytes and microseconds (at least 1, for an instant replay).
+    let rate = recovered.bytes as f64 / took.as_micros().max(1) as f64 * 1e6 / 1048576.0;
+    log::info!(
+        dir:% = dir.display(), messages = recovered.retained.len(),
+        sessions = recovered.sessions.len(), queued = owed,
+        expired = recovered.expired, sessions_expired = recovered.sessions_expired,
+        files = recovered.files, bytes = recovered.bytes, ms, truncated = recovered.truncated;
+        "persistence: recovered {} retained messages and {} sessions ({} messages owed) \
+         from {} logs ({} bytes replayed in {ms} ms, {rate:.0} MiB/s; {} messages and {} \
+         sessions expired, {} tails truncated)",
+        recovered.retained.len(), recovered.sessions.len(), owed, recovered.files,
+        recovered.bytes, recovered.expired, recovered.sessions_expired, recovered.truncated
+    );
 }
