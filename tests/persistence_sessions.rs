@@ -2,7 +2,8 @@
 //! killed with SIGKILL and restarted: persistent sessions with their subscriptions (3.1.1
 //! Clean Session 0 and 5.0 Session Expiry Interval), the QoS 1/2 messages queued for them and
 //! in flight to them, inbound QoS 2 state, session expiry counting the time the broker was
-//! down, and a restart with another shard count.
+//! down, a restart with another shard count, and recovered wills with their Message Expiry
+//! Interval.
 
 pub mod support;
 
@@ -408,4 +409,68 @@ fn compaction_keeps_the_log_bounded_through_a_persistent_session_and_keeps_what_
     publish_acked(&mut publisher, "compact/after", 1, &["after"]);
     let after = sub.expect_publish_acked();
     assert_eq!(after.properties.subscription_identifiers, [3]);
+}
+
+/// A 5.0 persistent session of `id` with a QoS 1 will on `will_topic`: its Will Delay
+/// Interval `delay` and Message Expiry Interval `expiry` (seconds).
+fn with_will(id: &str, will_topic: &str, delay: u32, expiry: u32) -> ConnectBuilder {
+    ConnectBuilder::new(V5, id)
+        .persistent()
+        .will(will_topic, id.as_bytes(), 1, false)
+        .will_properties(|p| {
+            p.will_delay_interval = Some(delay);
+            p.message_expiry_interval = Some(expiry);
+        })
+}
+
+#[test]
+fn a_recovered_will_keeps_its_message_expiry_interval_less_the_time_the_broker_was_down() {
+    let dir = tempdir();
+    let mut broker = start(dir.path(), 2, "always");
+    let (mut sub, _) = persistent(broker.addr, V5, "wexp-sub");
+    sub.subscribe_ok(1, &[("wexp/#", 1)]);
+    sub.disconnect();
+    // Gone before the crash, its will due 2 s later, while the broker is down.
+    let (gone, _) =
+        RawClient::connect_with(broker.addr, with_will("wexp-gone", "wexp/gone", 2, 30));
+    // Gone too; its will is due after 1 s and lives 1 s: expired before the restart.
+    let (brief, _) =
+        RawClient::connect_with(broker.addr, with_will("wexp-brief", "wexp/brief", 1, 1));
+    // Connected when the broker dies: its will's delay (0) runs from the restart.
+    let (_online, _) = RawClient::connect_with(broker.addr, with_will("wexp-on", "wexp/on", 0, 30));
+    let dropped_at = std::time::Instant::now();
+    gone.drop_connection();
+    brief.drop_connection();
+    wait_records(
+        dir.path(),
+        "both wills pending in the log",
+        2,
+        |r| matches!(r, Record::SessionState(s) if s.will.as_ref().is_some_and(|w| w.due.is_some())),
+    );
+    broker.kill_and_reap();
+    // Down until 2.5 s after the first will was due.
+    std::thread::sleep(std::time::Duration::from_millis(4500).saturating_sub(dropped_at.elapsed()));
+
+    let broker = start(dir.path(), 2, "always");
+    let (mut sub, present) = persistent(broker.addr, V5, "wexp-sub");
+    assert!(present);
+    let mut got: Vec<(String, Option<u32>)> = receive_all(&mut sub)
+        .iter()
+        .map(|p| (p.topic.to_string(), p.properties.message_expiry_interval))
+        .collect();
+    got.sort();
+    let [(gone_topic, gone_left), (on_topic, on_left)] = &got[..] else {
+        panic!("two wills, the expired one not among them [MQTT-3.3.2-5]: {got:?}");
+    };
+    assert_eq!(
+        (gone_topic.as_str(), on_topic.as_str()),
+        ("wexp/gone", "wexp/on")
+    );
+    // [MQTT-3.3.2-6]: the interval sent is what is left of it. The will was due 2 s after
+    // its client went, about 2.5 s before the restart: the downtime past that counts.
+    let gone_left = gone_left.unwrap_or_else(|| panic!("the will's Message Expiry Interval"));
+    assert!((20..=28).contains(&gone_left), "{gone_left} s left of 30");
+    // Published at the restart: all of it (rounded up).
+    let on_left = on_left.unwrap_or_else(|| panic!("the will's Message Expiry Interval"));
+    assert!((28..=30).contains(&on_left), "{on_left} s left of 30");
 }

@@ -12,9 +12,10 @@ use super::record::Record;
 /// `RMQLOG` and the format version (u16 LE).
 pub const HEADER: [u8; HEADER_LEN] = [b'R', b'M', b'Q', b'L', b'O', b'G', FORMAT_VERSION as u8, 0];
 pub const HEADER_LEN: usize = 8;
-/// The version this broker writes; it reads this one and older ones (version 1 had the
-/// retained kinds only, a subset of 2). A log of a newer one is refused, not truncated.
-pub const FORMAT_VERSION: u16 = 2;
+/// The version this broker writes; it reads this one and older ones, each a subset of the
+/// next (version 1 had the retained kinds only; version 2 had no will Message Expiry
+/// Interval and no connection wills). A log of a newer one is refused, not truncated.
+pub const FORMAT_VERSION: u16 = 3;
 /// Length and CRC fields in front of each body.
 const FRAME_LEN: usize = 8;
 
@@ -279,7 +280,7 @@ mod tests {
         expected.extend_from_slice(&expected_crc.to_le_bytes()); // crc of len + body
         expected.extend_from_slice(&body);
         assert_eq!(bytes, expected);
-        assert_eq!(HEADER, *b"RMQLOG\x02\x00");
+        assert_eq!(HEADER, *b"RMQLOG\x03\x00");
     }
 
     #[test]
@@ -384,12 +385,15 @@ mod tests {
         foreign[0] = b'X';
         assert_eq!(replay_all(&foreign).1, 0);
         let mut newer = bytes.clone();
-        newer[6] = 3;
-        assert_eq!(Replay::new(&newer).map(|_| ()), Err(3));
-        // Version 1 (retained records only) is read, and says so.
-        let mut older = bytes;
-        older[6] = 1;
-        let replay = Replay::new(&older).unwrap_or_else(|v| panic!("version {v}"));
-        assert_eq!((replay.version(), replay.count()), (1, 3));
+        newer[6] = 4;
+        assert_eq!(Replay::new(&newer).map(|_| ()), Err(4));
+        // Versions 1 (retained records only) and 2 are read, and say so.
+        for version in [1, 2] {
+            let mut older = bytes.clone();
+            older[6] = version;
+            let replay = Replay::new(&older).unwrap_or_else(|v| panic!("version {v}"));
+            assert_eq!(replay.version(), u16::from(version));
+            assert_eq!(replay.count(), 3);
+        }
     }
 }

@@ -27,7 +27,7 @@ mod subscriptions;
 pub use inbound::payload_matches_format;
 pub use keepalive::keepalive_timeout;
 pub use message::Message;
-pub use persisted::{OwedMessage, from_stored, to_stored};
+pub use persisted::{OwedMessage, from_stored, to_stored, to_will_record, will_from_record};
 pub use shared::Readiness;
 
 use crate::auth::acl::{AclFile, ClientAcl};

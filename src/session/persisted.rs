@@ -7,11 +7,12 @@
 use super::{InFlight, Message, Queued, Session, Stage, outbound::PACKET_ID_SPACE};
 use crate::persist::{
     MessageFields, Record, RecoveredSession, RetainedMessage, SharedSink, StoredMessage,
-    SubscriptionRecord, WallClock, encode_out_done, encode_out_queued,
+    SubscriptionRecord, WallClock, WallTime, WillRecord, encode_out_done, encode_out_queued,
 };
 use crate::protocol::{Connect, PacketId};
 use hashbrown::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A message a session still owes its client, as a snapshot writes it.
 #[derive(Debug)]
@@ -274,4 +275,50 @@ pub fn from_stored(m: &StoredMessage, clock: &WallClock) -> Message {
         expires_at,
         received_at: None::<Instant>,
     }
+}
+
+/// A will as the log keeps it: the message, its delay, when it is due (an offline session's
+/// pending will) and its Message Expiry Interval, which runs from when it is published.
+pub fn to_will_record(
+    msg: &Message,
+    delay: u32,
+    due: Option<WallTime>,
+    clock: &WallClock,
+) -> WillRecord {
+    let mut message = to_stored(msg, clock);
+    // The expiry is `due` plus the interval: one time, not two to keep in step.
+    message.message.expires_at = None;
+    WillRecord {
+        message,
+        delay,
+        due,
+        expiry_interval: msg
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval),
+    }
+}
+
+/// The will of a log record as the message to publish, its Message Expiry Interval back in
+/// its properties. An offline session's will (one with a due time) expires that interval
+/// after it was due, so the time the broker was down past it counts [MQTT-3.3.2-6], as for
+/// a queued message; `None` if it has expired already (nobody may get it
+/// [MQTT-3.3.2-5]). Without a due time its interval starts when it is published.
+pub fn will_from_record(will: &WillRecord, clock: &WallClock) -> Option<Message> {
+    let mut msg = from_stored(&will.message, clock);
+    msg.expires_at = None;
+    let Some(interval) = will.expiry_interval else {
+        return Some(msg);
+    };
+    let mut properties = msg.properties.as_deref().cloned().unwrap_or_default();
+    properties.message_expiry_interval = Some(interval);
+    msg.properties = Some(Arc::new(properties));
+    if let Some(due) = will.due {
+        let expires = due.plus(Duration::from_secs(u64::from(interval)));
+        if expires <= clock.wall {
+            return None;
+        }
+        msg.expires_at = Some(clock.instant + clock.wall.until(expires));
+    }
+    Some(msg)
 }

@@ -17,7 +17,9 @@ use bytes::Bytes;
 const HAS_EXPIRES_AT: u8 = 0x01;
 const HAS_WILL: u8 = 0x02;
 const HAS_WILL_DUE: u8 = 0x04;
-const KNOWN_FLAGS: u8 = 0x07;
+/// The will has a 5.0 Message Expiry Interval (format version 3).
+const HAS_WILL_EXPIRY: u8 = 0x08;
+const KNOWN_FLAGS: u8 = 0x0F;
 
 /// A persistent session as the log keeps it: written whole when it is created or resumed,
 /// when its subscriptions change and when its client goes away (each replaces the last).
@@ -34,13 +36,18 @@ pub struct SessionRecord {
     pub subscriptions: Vec<SubscriptionRecord>,
 }
 
-/// A session's will: the message, its 5.0 Will Delay Interval, and when an offline
-/// session's delayed will is due (`None` while connected).
+/// A session's will: the message, its 5.0 Will Delay Interval, when an offline session's
+/// delayed will is due (`None` while connected), and its Message Expiry Interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WillRecord {
     pub message: StoredMessage,
     pub delay: u32,
     pub due: Option<WallTime>,
+    /// Seconds the will lives once published (its 5.0 Message Expiry Interval). Kept as the
+    /// interval, not a time: it starts when the will is published, which for a connected
+    /// client is not known yet; for an offline session it runs from `due`, so the time the
+    /// broker was down past `due` counts against it.
+    pub expiry_interval: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +90,9 @@ pub(super) fn encode_session(s: &SessionRecord, out: &mut Vec<u8>) -> Result<(),
         if will.due.is_some() {
             flags |= HAS_WILL_DUE;
         }
+        if will.expiry_interval.is_some() {
+            flags |= HAS_WILL_EXPIRY;
+        }
     }
     out.push(flags);
     out.extend_from_slice(&s.expiry_interval.to_le_bytes());
@@ -93,6 +103,9 @@ pub(super) fn encode_session(s: &SessionRecord, out: &mut Vec<u8>) -> Result<(),
         out.extend_from_slice(&will.delay.to_le_bytes());
         if let Some(due) = will.due {
             out.extend_from_slice(&due.0.to_le_bytes());
+        }
+        if let Some(interval) = will.expiry_interval {
+            out.extend_from_slice(&interval.to_le_bytes());
         }
         encode_stored(&will.message, out)?;
     }
@@ -122,19 +135,7 @@ pub(super) fn decode_session(r: &mut Reader<'_>) -> Result<SessionRecord, Record
     };
     let will = match flags & HAS_WILL {
         0 => None,
-        _ => {
-            let delay = r.u32()?;
-            let due = match flags & HAS_WILL_DUE {
-                0 => None,
-                _ => Some(WallTime(r.u64()?)),
-            };
-            let message = decode_stored(r)?;
-            Some(WillRecord {
-                message,
-                delay,
-                due,
-            })
-        }
+        _ => Some(decode_will(flags, r)?),
     };
     let count = r.u32()?;
     // Each entry takes at least 7 bytes: a corrupt count cannot reserve much.
@@ -157,6 +158,26 @@ pub(super) fn decode_session(r: &mut Reader<'_>) -> Result<SessionRecord, Record
         expires_at,
         will,
         subscriptions,
+    })
+}
+
+/// A session state's will, after its `flags`: `delay u32`, `[due u64]`, `[expiry interval
+/// u32]`, `message`.
+fn decode_will(flags: u8, r: &mut Reader<'_>) -> Result<WillRecord, RecordError> {
+    let delay = r.u32()?;
+    let due = match flags & HAS_WILL_DUE {
+        0 => None,
+        _ => Some(WallTime(r.u64()?)),
+    };
+    let expiry_interval = match flags & HAS_WILL_EXPIRY {
+        0 => None,
+        _ => Some(r.u32()?),
+    };
+    Ok(WillRecord {
+        message: decode_stored(r)?,
+        delay,
+        due,
+        expiry_interval,
     })
 }
 
@@ -344,6 +365,48 @@ mod tests {
     }
 
     #[test]
+    fn a_will_is_laid_out_with_its_delay_due_time_and_message_expiry_interval() {
+        let state = SessionRecord {
+            client_id: "c".into(),
+            version: ProtocolVersion::V5,
+            expiry_interval: 60,
+            expires_at: None,
+            will: Some(WillRecord {
+                message: StoredMessage {
+                    retain: false,
+                    message: RetainedMessage {
+                        qos: QoS::AtMostOnce,
+                        ..message("w", b"!").message
+                    },
+                },
+                delay: 5,
+                due: Some(WallTime(9)),
+                expiry_interval: Some(30),
+            }),
+            subscriptions: vec![],
+        };
+        let bytes = body(&Record::SessionState(state.clone()));
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x10,                   // kind: session state
+            0x01, 0x00, b'c',       // client id str16
+            0x05,                   // protocol level 5
+            0x0E,                   // flags: will, will due, will expiry
+            60, 0, 0, 0,            // expiry interval u32
+            5, 0, 0, 0,             // Will Delay Interval u32
+            9, 0, 0, 0, 0, 0, 0, 0, // will due (wall ms) u64
+            30, 0, 0, 0,            // will Message Expiry Interval u32
+            0x00,                   // retain 0
+            0x00, 0x00,             // QoS 0, no optional field
+            0x01, 0x00, b'w',       // topic str16
+            1, 0, 0, 0, b'!',       // payload bin32
+            0, 0, 0, 0,             // no subscription
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(Record::decode_body(&bytes), Ok(Record::SessionState(state)));
+    }
+
+    #[test]
     fn every_session_and_message_record_round_trips() {
         let Some(packet_id) = PacketId::new(7) else {
             panic!("7 is a packet id")
@@ -358,6 +421,7 @@ mod tests {
                     message: message("will/dev-1", b"gone"),
                     delay: 30,
                     due: Some(WallTime(1_000)),
+                    expiry_interval: Some(120),
                 }),
                 subscriptions: vec![],
             }),

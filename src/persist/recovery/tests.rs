@@ -129,6 +129,24 @@ fn a_log_of_a_newer_format_is_refused_untouched() {
 }
 
 #[test]
+fn a_log_of_an_older_format_is_read_and_rewritten_with_this_version() {
+    // Version 2 had neither the will's Message Expiry Interval nor connection wills; its
+    // records are a subset of version 3's.
+    let dir = tempdir();
+    write_log(dir.path(), 0, &[session("0a", None, true)]);
+    let path = log_path(dir.path(), 0);
+    let mut bytes = fs::read(&path).unwrap_or_default();
+    bytes[6] = 2;
+    fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let r = recovered(dir.path(), 1, 0);
+    assert_eq!(r.sessions.len(), 1);
+    let will = r.sessions[0].1.state.will.as_ref();
+    assert_eq!(will.map(|w| w.expiry_interval), Some(None));
+    let rewritten = fs::read(&path).unwrap_or_default();
+    assert_eq!(rewritten.get(..HEADER.len()), Some(&HEADER[..]));
+}
+
+#[test]
 fn another_shard_count_rehomes_every_message_to_its_owner() {
     let dir = tempdir();
     // Two shards: topics starting with an even digit on 0, odd on 1.
@@ -202,6 +220,7 @@ fn session(client_id: &str, expires_at: Option<WallTime>, will: bool) -> Record 
             },
             delay: 0,
             due: Some(WallTime(500)),
+            expiry_interval: None,
         }),
         subscriptions: vec![],
     })

@@ -411,7 +411,9 @@ impl ShardState {
 
     /// Publishes a will as if its client had: from now on its Message Expiry Interval runs.
     fn route_will(&mut self, mut will: Message, now: Instant) {
-        if will.properties.is_some() {
+        // A will recovered from the log may carry its expiry already (it ran from when the
+        // will was due, `session::will_from_record`); a live one's starts now.
+        if will.properties.is_some() && will.expires_at.is_none() {
             will.stamp_expiry(now);
         }
         let _: routing::Held = self.route(&will, None, now);

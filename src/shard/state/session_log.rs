@@ -10,8 +10,7 @@ use super::sessions::SessionEntry;
 use super::subscriptions::LocalSub;
 use super::timers::TimerKey;
 use crate::persist::{
-    OutMessage, Record, RecoveredSession, SessionRecord, WallClock, WallTime, WillRecord,
-    encode_record,
+    OutMessage, Record, RecoveredSession, SessionRecord, WallClock, WallTime, encode_record,
 };
 use crate::protocol::TopicFilter;
 use crate::session::{self, OwedMessage, Session};
@@ -157,11 +156,14 @@ impl ShardState {
                 };
                 self.timers.rearm(&mut entry.timers.expiry, at, timer);
             }
-            if let Some(will) = &r.state.will {
+            // A will whose Message Expiry Interval ran out while the broker was down is gone.
+            let will = (r.state.will.as_ref())
+                .and_then(|w| Some((w, session::will_from_record(w, &clock)?)));
+            if let Some((will, message)) = will {
                 // A client connected when the broker stopped lost its connection then: its
                 // will's delay runs from now.
                 let at = due(will.due, will.delay.min(interval));
-                entry.pending_will = Some(session::from_stored(&will.message, &clock));
+                entry.pending_will = Some(message);
                 entry.will_due = Some(at);
                 let timer = TimerKey::WillDelay {
                     session: key,
@@ -183,15 +185,12 @@ fn session_record(entry: &SessionEntry, clock: &WallClock, now: Instant) -> Sess
         _ => None,
     };
     let will = match offline {
-        false => s.will_message().map(|(msg, delay)| WillRecord {
-            message: session::to_stored(&msg, clock),
-            delay,
-            due: None,
-        }),
-        true => entry.pending_will.as_ref().map(|msg| WillRecord {
-            message: session::to_stored(msg, clock),
-            delay: 0,
-            due: Some(clock.wall_at(entry.will_due.unwrap_or(now))),
+        false => {
+            (s.will_message()).map(|(msg, delay)| session::to_will_record(&msg, delay, None, clock))
+        }
+        true => entry.pending_will.as_ref().map(|msg| {
+            let due = clock.wall_at(entry.will_due.unwrap_or(now));
+            session::to_will_record(msg, 0, Some(due), clock)
         }),
     };
     SessionRecord {
