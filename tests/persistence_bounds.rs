@@ -75,7 +75,7 @@ fn drain(broker: &Broker, id: &str) -> usize {
 fn fill_until_refused(broker: &Broker, id: &str) -> usize {
     offline_subscriber(broker, id, "full/#");
     let mut publisher = RawClient::connect(broker.addr, ProtocolVersion::V5, "filler");
-    let codes = publish_until_refused(&mut publisher, "full/a", 8 * 1024, 400);
+    let codes = publish_until_refused(&mut publisher, "full/a", 8 * 1024, 4000);
     assert_eq!(
         codes.last(),
         Some(&0x97),
