@@ -607,22 +607,6 @@ impl Drop for SmallDisk {
     }
 }
 
-/// 5.0 PUBACK reason codes of QoS 1 PUBLISHes of `size` bytes on `topic`, one at a time,
-/// until the first that is not Success or `limit` were sent.
-fn publish_until_refused(client: &mut RawClient, topic: &str, size: usize, limit: u16) -> Vec<u8> {
-    let payload = vec![b'x'; size];
-    let mut codes = Vec::new();
-    for id in 1..=limit {
-        client.send(&PublishBuilder::new(topic, &payload).qos(1, id).packet());
-        let code = client.expect_puback(id).reason as u8;
-        codes.push(code);
-        if code != 0 {
-            break;
-        }
-    }
-    codes
-}
-
 #[test]
 fn a_full_disk_refuses_qos_1_with_0x97_serves_qos_0_logs_once_and_recovers() {
     let Some(disk) = SmallDisk::mount("2m") else {
@@ -650,7 +634,7 @@ fn a_full_disk_refuses_qos_1_with_0x97_serves_qos_0_logs_once_and_recovers() {
     let mut publisher = RawClient::connect(broker.addr, ProtocolVersion::V5, "full-pub");
 
     // Each message is queued for the offline session and logged: the disk fills.
-    let codes = publish_until_refused(&mut publisher, "full/a", 8 * 1024, 400);
+    let codes = publisher.publish_until_refused("full/a", 8 * 1024, 400);
     assert_eq!(
         codes.last(),
         Some(&0x97),
@@ -659,7 +643,7 @@ fn a_full_disk_refuses_qos_1_with_0x97_serves_qos_0_logs_once_and_recovers() {
     // QoS 0 is still served.
     publisher.publish("zero/x", b"still", 0, false);
     assert_eq!(payload_str(&zero.expect_publish()), "still");
-    let refused = publish_until_refused(&mut publisher, "full/b", 10, 3);
+    let refused = publisher.publish_until_refused("full/b", 10, 3);
     assert_eq!(refused, [0x97], "still refused while the disk is full");
     let failures = broker
         .log_lines()
@@ -675,6 +659,6 @@ fn a_full_disk_refuses_qos_1_with_0x97_serves_qos_0_logs_once_and_recovers() {
             .is_some(),
         "the writer recovers once the disk has room"
     );
-    assert_eq!(publish_until_refused(&mut publisher, "full/c", 10, 1), [0]);
+    assert_eq!(publisher.publish_until_refused("full/c", 10, 1), [0]);
     broker.kill_and_reap();
 }

@@ -33,20 +33,15 @@ fn disk_use(dir: &Path) -> u64 {
         .sum()
 }
 
-/// 5.0 PUBACK reason codes of QoS 1 PUBLISHes of `size` bytes on `topic`, one at a time,
-/// until the first that is not Success or `limit` were sent.
-fn publish_until_refused(client: &mut RawClient, topic: &str, size: usize, limit: u16) -> Vec<u8> {
-    let payload = vec![b'x'; size];
-    let mut codes = Vec::new();
-    for id in 1..=limit {
-        client.send(&PublishBuilder::new(topic, &payload).qos(1, id).packet());
-        let code = client.expect_puback(id).reason as u8;
-        codes.push(code);
-        if code != 0 {
-            break;
+/// Publishes one small QoS 1 message on `topic` at a time until one is answered with PUBACK
+/// `code` (`what` names the wait when it times out).
+fn eventually_answered(publisher: &mut RawClient, topic: &str, code: u8, what: &str) {
+    eventually(what, || {
+        match publisher.publish_until_refused(topic, 10, 1).as_slice() {
+            [got] if *got == code => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-    }
-    codes
+    });
 }
 
 /// A persistent 5.0 session `id` subscribed to `filter` at QoS 1, left offline.
@@ -75,7 +70,7 @@ fn drain(broker: &Broker, id: &str) -> usize {
 fn fill_until_refused(broker: &Broker, id: &str) -> usize {
     offline_subscriber(broker, id, "full/#");
     let mut publisher = RawClient::connect(broker.addr, ProtocolVersion::V5, "filler");
-    let codes = publish_until_refused(&mut publisher, "full/a", 8 * 1024, 4000);
+    let codes = publisher.publish_until_refused("full/a", 8 * 1024, 4000);
     assert_eq!(
         codes.last(),
         Some(&0x97),
@@ -99,10 +94,7 @@ fn past_max_disk_bytes_qos_1_is_refused_with_0x97_qos_0_served_until_compaction_
         "still",
         "QoS 0 is served"
     );
-    assert_eq!(
-        publish_until_refused(&mut publisher, "full/b", 10, 3),
-        [0x97]
-    );
+    assert_eq!(publisher.publish_until_refused("full/b", 10, 3), [0x97]);
     // Logging is asynchronous (a thread drains the shards' queue).
     let _ = broker.wait_for_log(PROMPT, |l| l.contains("cannot be written: refusing"));
     let lines = broker.log_lines();
@@ -120,7 +112,7 @@ fn past_max_disk_bytes_qos_1_is_refused_with_0x97_qos_0_served_until_compaction_
             .is_some(),
         "compaction frees room"
     );
-    assert_eq!(publish_until_refused(&mut publisher, "full/c", 10, 1), [0]);
+    assert_eq!(publisher.publish_until_refused("full/c", 10, 1), [0]);
     assert!(disk_use(dir.path()) <= DISK, "{}", disk_use(dir.path()));
     broker.kill_and_reap();
 }
@@ -194,7 +186,7 @@ fn while_a_peer_shards_log_fails_the_publishers_shard_refuses_qos_1_too() {
     // 800 KB for shard 1's log, bounded at 256 KiB. Shard 0 acknowledges until it hears of
     // shard 1's failure (interval: the refusals start at shard 1's first write that fails,
     // a while on a busy machine), so some may be accepted after it.
-    let _ = publish_until_refused(&mut publisher, "full/a", 8 * 1024, 100);
+    let _ = publisher.publish_until_refused("full/a", 8 * 1024, 100);
     assert!(
         broker
             .wait_for_log(PROMPT, |l| l.contains("shard-1.log cannot be written"))
@@ -202,12 +194,11 @@ fn while_a_peer_shards_log_fails_the_publishers_shard_refuses_qos_1_too() {
         "shard 1's log passes its bound"
     );
     // Nobody subscribes to this topic: shard 0 refuses it because a peer's log fails.
-    eventually(
+    eventually_answered(
+        &mut publisher,
+        "other/x",
+        0x97,
         "shard 0 to refuse QoS 1 while shard 1's log fails",
-        || match publish_until_refused(&mut publisher, "other/x", 10, 1).as_slice() {
-            [0x97] => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
     );
     // The subscriber takes what shard 1 queued: its state shrinks, the snapshot fits.
     assert!(drain(&broker, &sub) > 0);
@@ -217,12 +208,11 @@ fn while_a_peer_shards_log_fails_the_publishers_shard_refuses_qos_1_too() {
             .is_some(),
         "compaction frees room on shard 1"
     );
-    eventually(
+    eventually_answered(
+        &mut publisher,
+        "other/y",
+        0,
         "shard 0 to accept QoS 1 again",
-        || match publish_until_refused(&mut publisher, "other/y", 10, 1).as_slice() {
-            [0] => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
     );
     broker.kill_and_reap();
 }

@@ -5,8 +5,8 @@
 
 use super::PROMPT;
 use super::packets::{
-    ConnectBuilder, SubscribeBuilder, disconnect_packet, encode_bytes, pid, publish_packet,
-    unsubscribe_packet,
+    ConnectBuilder, PublishBuilder, SubscribeBuilder, disconnect_packet, encode_bytes, pid,
+    publish_packet, unsubscribe_packet,
 };
 use bytes::BytesMut;
 use ringmq::protocol::packet::{ConnAck, PubResp, Publish, UnsubAck};
@@ -283,6 +283,22 @@ impl RawClient {
     /// The next packet must be PUBACK `id`; returns it (for its reason code).
     pub fn expect_puback(&mut self, id: u16) -> PubResp {
         self.expect_pub_resp(Pub::Ack, id)
+    }
+
+    /// 5.0 PUBACK reason codes of QoS 1 PUBLISHes of `size` bytes on `topic`, one at a
+    /// time, until the first that is not Success or `limit` were sent.
+    pub fn publish_until_refused(&mut self, topic: &str, size: usize, limit: u16) -> Vec<u8> {
+        let payload = vec![b'x'; size];
+        let mut codes = Vec::new();
+        for id in 1..=limit {
+            self.send(&PublishBuilder::new(topic, &payload).qos(1, id).packet());
+            let code = self.expect_puback(id).reason as u8;
+            codes.push(code);
+            if code != 0 {
+                break;
+            }
+        }
+        codes
     }
 
     /// The next packet must be PUBREC `id`.
