@@ -369,7 +369,9 @@ start_broker() {
             cmd=("${BIN[$name]}" --config "$conf" --shards "$THREADS") ;;
         mosquitto) write_mosquitto_config "$conf"; cmd=("${BIN[mosquitto]}" -c "$conf") ;;
         flashmq) write_flashmq_config "$conf"; cmd=("${BIN[flashmq]}" --config-file "$conf") ;;
-        rumqttd) write_rumqttd_config "$conf"; cmd=("${BIN[rumqttd]}" -q -c "$conf") ;;
+        # rumqttd picks its config's format by the file's extension.
+        rumqttd) conf=$WORK/$name.toml
+            write_rumqttd_config "$conf"; cmd=("${BIN[rumqttd]}" -q -c "$conf") ;;
     esac
     cp "$conf" "$log.conf"
     "${BROKER_PIN[@]}" "${cmd[@]}" >"$log" 2>&1 &
@@ -445,6 +447,9 @@ run_one() {
     }
     local flags
     flags=$(transport_flags "$transport")
+    # rumqttd 0.20 refuses a CONNECT with keepalive 0 (the generator's default for load
+    # clients, which never idle); 60 s never fires within a run.
+    [ "$broker" = rumqttd ] && flags="$flags --keepalive 60"
     # shellcheck disable=SC2086 # ARGS and flags are word lists
     if ! timeout "$BOUND" "${LOAD_PIN[@]}" "$LOAD" $ARGS $flags --size 64 \
         --host "$HOST" --port "${PORT[$transport]}" \
